@@ -1,0 +1,477 @@
+//! The pipeline configuration: cameras with their counting lines, the detector,
+//! the tracker and the output. Parsed from TOML with unknown fields rejected,
+//! then [`PipelineConfig::validate`]d; every error names the field and the value.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::lines::CountingLine;
+
+/// The whole configuration of a `streetscope run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The cameras to process; at least one.
+    pub cameras: Vec<CameraConfig>,
+    #[serde(default)]
+    pub detector: DetectorConfig,
+    #[serde(default)]
+    pub tracker: TrackerConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// One camera at one intersection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Unique id of the camera, e.g. `"cam-5th-main-ne"`.
+    pub id: String,
+    /// Id of the intersection the camera watches.
+    pub intersection: String,
+    /// A file path (relative paths are taken from the config file's folder) or a
+    /// URL: `file://`, `rtsp://`, `rtsps://`, `http://`, `https://`.
+    pub source: String,
+    /// Frames per second to sample from the source, by timestamp.
+    #[serde(default = "default_sample_fps")]
+    pub sample_fps: f64,
+    /// Counting lines in normalised image coordinates.
+    #[serde(default)]
+    pub lines: Vec<CountingLine>,
+}
+
+/// The object detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Path of the ONNX model. When absent, the model that the set-up script
+    /// fetches (`~/.cache/streetscope/models/yolo11n_seg_fp16.onnx`) or the
+    /// `STREETSCOPE_MODEL` variable.
+    #[serde(default)]
+    pub model: Option<PathBuf>,
+    /// Minimum class score of a detection.
+    #[serde(default = "default_confidence")]
+    pub confidence: f32,
+    /// IoU above which non-maximum suppression removes the weaker box.
+    #[serde(default = "default_iou")]
+    pub iou: f32,
+    /// Suppress overlapping boxes across classes. On by default: a vehicle whose
+    /// class flickers (bus/tuktuk) would otherwise leave two boxes and split its track.
+    #[serde(default = "default_true")]
+    pub class_agnostic_nms: bool,
+    /// Class names, replacing those of the model's metadata (in class-id order).
+    #[serde(default)]
+    pub class_names: Option<Vec<String>>,
+    /// Threads ONNX Runtime uses inside an operator; 0 lets it choose.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+/// The tracker that links detections of consecutive frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// Minimum IoU between a track's last box and a detection to match them.
+    #[serde(default = "default_match_iou")]
+    pub match_iou: f32,
+    /// Frames a track survives without a matching detection.
+    #[serde(default = "default_max_missed")]
+    pub max_missed: u32,
+    /// Matched frames before a track is confirmed and may count.
+    #[serde(default = "default_min_hits")]
+    pub min_hits: u32,
+}
+
+/// Where results go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// JSON Lines file for the result records (relative paths: from the working directory).
+    #[serde(default = "default_output")]
+    pub path: PathBuf,
+}
+
+fn default_sample_fps() -> f64 {
+    10.0
+}
+fn default_confidence() -> f32 {
+    0.25
+}
+fn default_iou() -> f32 {
+    0.7
+}
+fn default_true() -> bool {
+    true
+}
+fn default_match_iou() -> f32 {
+    0.3
+}
+fn default_max_missed() -> u32 {
+    5
+}
+fn default_min_hits() -> u32 {
+    3
+}
+fn default_output() -> PathBuf {
+    PathBuf::from("streetscope-results.jsonl")
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            model: None,
+            confidence: default_confidence(),
+            iou: default_iou(),
+            class_agnostic_nms: true,
+            class_names: None,
+            threads: 0,
+        }
+    }
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            match_iou: default_match_iou(),
+            max_missed: default_max_missed(),
+            min_hits: default_min_hits(),
+        }
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            path: default_output(),
+        }
+    }
+}
+
+/// A configuration field with a bad value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field, e.g. `cameras[0].lines[1].start`.
+    pub field: String,
+    /// The offending value as written.
+    pub value: String,
+    /// What is wrong and what is expected.
+    pub reason: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {}: {}", self.field, self.value, self.reason)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("{origin}: invalid configuration:\n{}", .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        origin: String,
+        errors: Vec<FieldError>,
+    },
+}
+
+/// URL schemes a camera source may use.
+pub const SOURCE_SCHEMES: &[&str] = &["file", "rtsp", "rtsps", "http", "https"];
+
+impl PipelineConfig {
+    /// Parses TOML text; `origin` names it in errors (usually the file path).
+    /// Relative `source` paths are resolved against `base_dir`.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let mut cfg: PipelineConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        if let Some(base) = base_dir {
+            for cam in &mut cfg.cameras {
+                if !cam.source.contains("://") && Path::new(&cam.source).is_relative() {
+                    cam.source = base.join(&cam.source).to_string_lossy().into_owned();
+                }
+            }
+        }
+        cfg.validate().map_err(|errors| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            errors,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks every field; returns all the problems found, each naming its field and value.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let mut bad = |field: String, value: String, reason: &str| {
+            errs.push(FieldError {
+                field,
+                value,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.cameras.is_empty() {
+            bad(
+                "cameras".into(),
+                "[]".into(),
+                "at least one camera is required",
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, cam) in self.cameras.iter().enumerate() {
+            let at = |f: &str| format!("cameras[{i}].{f}");
+            if !valid_id(&cam.id) {
+                bad(
+                    at("id"),
+                    format!("{:?}", cam.id),
+                    "use 1-64 characters of letters, digits, '-', '_' or '.'",
+                );
+            } else if !seen.insert(cam.id.as_str()) {
+                bad(
+                    at("id"),
+                    format!("{:?}", cam.id),
+                    "camera ids must be unique",
+                );
+            }
+            if !valid_id(&cam.intersection) {
+                bad(
+                    at("intersection"),
+                    format!("{:?}", cam.intersection),
+                    "use 1-64 characters of letters, digits, '-', '_' or '.'",
+                );
+            }
+            if let Err(reason) = check_source(&cam.source) {
+                bad(
+                    at("source"),
+                    format!("{:?}", redact_url(&cam.source)),
+                    &reason,
+                );
+            }
+            if !(cam.sample_fps.is_finite() && cam.sample_fps > 0.0 && cam.sample_fps <= 120.0) {
+                bad(
+                    at("sample_fps"),
+                    cam.sample_fps.to_string(),
+                    "must be in (0, 120]",
+                );
+            }
+            let mut names = std::collections::HashSet::new();
+            for (j, line) in cam.lines.iter().enumerate() {
+                let at = |f: &str| format!("cameras[{i}].lines[{j}].{f}");
+                if line.name.trim().is_empty() {
+                    bad(at("name"), format!("{:?}", line.name), "must not be empty");
+                } else if !names.insert(line.name.as_str()) {
+                    bad(
+                        at("name"),
+                        format!("{:?}", line.name),
+                        "line names must be unique per camera",
+                    );
+                }
+                for (f, p) in [("start", line.start), ("end", line.end)] {
+                    if !p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)) {
+                        bad(
+                            at(f),
+                            format!("{p:?}"),
+                            "coordinates are normalised: each in [0, 1]",
+                        );
+                    }
+                }
+                if (line.start[0] - line.end[0]).hypot(line.start[1] - line.end[1]) < 1e-3 {
+                    bad(
+                        at("end"),
+                        format!("{:?}", line.end),
+                        "the line's start and end must differ",
+                    );
+                }
+                if line.forward == line.backward {
+                    bad(
+                        at("backward"),
+                        format!("{:?}", line.backward),
+                        "must differ from `forward`",
+                    );
+                }
+            }
+        }
+        let d = &self.detector;
+        if !(d.confidence > 0.0 && d.confidence < 1.0) {
+            bad(
+                "detector.confidence".into(),
+                d.confidence.to_string(),
+                "must be in (0, 1)",
+            );
+        }
+        if !(d.iou > 0.0 && d.iou <= 1.0) {
+            bad(
+                "detector.iou".into(),
+                d.iou.to_string(),
+                "must be in (0, 1]",
+            );
+        }
+        if let Some(names) = &d.class_names {
+            if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) {
+                bad(
+                    "detector.class_names".into(),
+                    format!("{names:?}"),
+                    "names must be non-empty",
+                );
+            }
+        }
+        let t = &self.tracker;
+        if !(t.match_iou > 0.0 && t.match_iou < 1.0) {
+            bad(
+                "tracker.match_iou".into(),
+                t.match_iou.to_string(),
+                "must be in (0, 1)",
+            );
+        }
+        if t.min_hits == 0 {
+            bad("tracker.min_hits".into(), "0".into(), "must be at least 1");
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn check_source(source: &str) -> Result<(), String> {
+    if source.trim().is_empty() {
+        return Err("must name a file or a URL".into());
+    }
+    if let Some((scheme, rest)) = source.split_once("://") {
+        if !SOURCE_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "unsupported scheme {scheme:?}; use one of {}",
+                SOURCE_SCHEMES.join(", ")
+            ));
+        }
+        if rest.is_empty() {
+            return Err("the URL has nothing after the scheme".into());
+        }
+    }
+    Ok(())
+}
+
+/// The URL with any password replaced by `***`, for logs, errors and status output.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{}{tail}", &authority[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [[cameras]]
+        id = "cam-1"
+        intersection = "main-and-5th"
+        source = "clip.mp4"
+        sample_fps = 10
+        [[cameras.lines]]
+        name = "west"
+        start = [0.3, 1.0]
+        end = [0.3, 0.1]
+        forward = "eastbound"
+        backward = "westbound"
+    "#;
+
+    #[test]
+    fn parses_and_resolves_relative_sources() {
+        let cfg =
+            PipelineConfig::from_toml_str(GOOD, "demo.toml", Some(Path::new("/etc/ss"))).unwrap();
+        assert_eq!(cfg.cameras[0].source, "/etc/ss/clip.mp4");
+        assert_eq!(cfg.detector, DetectorConfig::default());
+        assert_eq!(cfg.cameras[0].lines[0].forward, "eastbound");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let text = GOOD.replace("sample_fps = 10", "sample_fsp = 10");
+        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sample_fsp"), "{err}");
+        assert!(err.starts_with("demo.toml"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field_and_the_value() {
+        let text = GOOD
+            .replace("start = [0.3, 1.0]", "start = [1.3, 1.0]")
+            .replace("sample_fps = 10", "sample_fps = 0")
+            .replace("clip.mp4", "ftp://host/clip");
+        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cameras[0].lines[0].start = [1.3, 1.0]"),
+            "{err}"
+        );
+        assert!(err.contains("cameras[0].sample_fps = 0"), "{err}");
+        assert!(
+            err.contains("cameras[0].source = \"ftp://host/clip\": unsupported scheme"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_camera_ids_are_refused() {
+        let mut cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        cfg.cameras.push(cfg.cameras[0].clone());
+        let errs = cfg.validate().unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "cameras[1].id");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"),
+            "rtsp://admin:***@10.0.0.5:554/stream1"
+        );
+        assert_eq!(redact_url("rtsp://admin@cam/x"), "rtsp://admin@cam/x");
+        assert_eq!(redact_url("rtsp://cam/x?a=b@c"), "rtsp://cam/x?a=b@c");
+        assert_eq!(redact_url("/tmp/a.mp4"), "/tmp/a.mp4");
+    }
+
+    #[test]
+    fn bad_source_is_redacted_in_errors() {
+        let text = GOOD.replace("clip.mp4", "gopher://u:pw@host/x");
+        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pw@"), "{err}");
+    }
+}

@@ -1,0 +1,25 @@
+//! Streetscope's domain types and the contracts between stages.
+//!
+//! Every other crate speaks in these types; this crate does no IO (reading a
+//! config file is the caller's job — [`config::PipelineConfig::from_toml_str`]
+//! takes the text).
+//!
+//! - [`geometry`]: boxes, normalised points and letterbox geometry.
+//! - [`lines`]: counting lines and the side/crossing tests.
+//! - [`frame`]: the frame envelope that ingest emits and detect consumes.
+//! - [`detection`]: what detect emits and aggregate consumes.
+//! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
+//! - [`config`]: the pipeline configuration with validation.
+
+pub mod config;
+pub mod detection;
+pub mod frame;
+pub mod geometry;
+pub mod lines;
+pub mod records;
+
+pub use config::{ConfigError, PipelineConfig};
+pub use detection::{Detection, FrameDetections};
+pub use frame::{CaptureClock, Frame, FrameEncoding};
+pub use geometry::{BBox, Letterbox, NormPoint};
+pub use lines::{CountingLine, Direction};
