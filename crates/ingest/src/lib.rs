@@ -1,1 +1,36 @@
-//! x
+//! Ingest: camera sources decoded by GStreamer, sampled to a target frame rate
+//! by timestamp, letterboxed to the model's input size, and emitted as
+//! [`Frame`](streetscope_contracts::Frame)s.
+//!
+//! - [`source`]: one camera's pipeline, from source to frames.
+//! - [`template`]: the GStreamer pipeline templates kept as text in `pipelines/`.
+//! - [`sampler`]: timestamp-based sampling (pure).
+//! - [`clipwriter`]: writes RGB frames to an H.264 MP4 (test clips).
+//!
+//! Invariant: this is the only crate that links GStreamer.
+
+pub mod clipwriter;
+pub mod sampler;
+pub mod source;
+pub mod template;
+
+pub use source::{run_camera, CameraReport, CameraSource, FrameSink, StopHandle};
+
+/// Why ingest failed for one camera. Messages name the camera and never contain
+/// credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("GStreamer could not be initialised: {0}")]
+    Init(String),
+    #[error("camera {camera}: source {source_url}: {reason}")]
+    Source { camera: String, source_url: String, reason: String },
+    #[error("camera {camera}: could not build the pipeline: {reason}")]
+    Pipeline { camera: String, reason: String },
+    #[error("writing {path}: {reason}")]
+    Write { path: String, reason: String },
+}
+
+/// Initialises GStreamer once per process.
+pub fn init() -> Result<(), IngestError> {
+    gstreamer::init().map_err(|e| IngestError::Init(e.to_string()))
+}

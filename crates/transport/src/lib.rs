@@ -1,1 +1,56 @@
-//! x
+//! How stages are connected.
+//!
+//! A stage reads its input from something that implements [`Subscribe`] and
+//! writes its output to something that implements [`Publish`]; it does not know
+//! what is on the other side. This crate holds the in-process implementation —
+//! bounded channels, used by `streetscope run` — and is the one place where a
+//! Kafka transport will live.
+//!
+//! Invariant: every queue is bounded and names what it does when full
+//! ([`FullPolicy`]).
+
+mod inproc;
+
+pub use inproc::{channel, InProcPublisher, InProcSubscriber};
+
+use std::future::Future;
+
+/// What a publisher does when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Wait until the consumer makes room: back-pressure up the pipeline.
+    /// For files, where nothing is lost by waiting.
+    Block,
+    /// Drop the oldest queued item to make room, and count the drop. For live
+    /// cameras, where a late frame is worth less than the next one.
+    DropOldest,
+}
+
+/// Why an item could not be published.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TransportError {
+    /// Every subscriber is gone; the stage downstream has stopped.
+    #[error("the {0} queue is closed: the stage downstream has stopped")]
+    Closed(String),
+}
+
+/// What happened to a published item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Queued; nothing was lost.
+    Queued,
+    /// Queued after dropping the oldest item (policy [`FullPolicy::DropOldest`]).
+    DroppedOldest,
+}
+
+/// The sending side of a connection between stages.
+pub trait Publish<T>: Send + Sync {
+    /// Publishes one item, waiting for room when the policy says so.
+    fn publish(&self, item: T) -> impl Future<Output = Result<Published, TransportError>> + Send;
+}
+
+/// The receiving side of a connection between stages.
+pub trait Subscribe<T>: Send {
+    /// The next item, or `None` once every publisher has finished and the queue is drained.
+    fn next(&mut self) -> impl Future<Output = Option<T>> + Send;
+}

@@ -1,0 +1,226 @@
+//! A first multi-object tracker of the SORT family: boxes are predicted one frame
+//! ahead with a constant-velocity model, matched to detections greedily by IoU
+//! (highest first, ties broken by track age then detection order, so results are
+//! deterministic), and each track votes its class over its detections.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use streetscope_contracts::config::TrackerConfig;
+use streetscope_contracts::{BBox, Detection, NormPoint};
+
+/// A track's state after a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackUpdate {
+    pub track_id: u64,
+    /// Reference point (bottom-centre of the box), normalised.
+    pub anchor: NormPoint,
+    /// Whether the track has been seen often enough to count.
+    pub confirmed: bool,
+    /// The class with the highest summed score over the track's detections.
+    pub class_name: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    id: u64,
+    bbox: BBox,
+    velocity: [f32; 4],
+    hits: u32,
+    missed: u32,
+    votes: HashMap<Arc<str>, f32>,
+}
+
+impl Track {
+    fn predicted(&self) -> BBox {
+        let v = self.velocity;
+        BBox::new(self.bbox.x1 + v[0], self.bbox.y1 + v[1], self.bbox.x2 + v[2], self.bbox.y2 + v[3])
+    }
+
+    fn class(&self) -> Arc<str> {
+        // Highest vote; ties go to the alphabetically first name, for determinism.
+        self.votes
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(c, _)| c.clone())
+            .unwrap_or_else(|| Arc::from("unknown"))
+    }
+}
+
+/// The tracker of one camera.
+#[derive(Debug)]
+pub struct Tracker {
+    cfg: TrackerConfig,
+    tracks: Vec<Track>,
+    next_id: u64,
+    retired: Vec<u64>,
+}
+
+impl Tracker {
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Self { cfg, tracks: Vec::new(), next_id: 1, retired: Vec::new() }
+    }
+
+    /// Ids of the tracks that ended at the last update.
+    pub fn retired(&self) -> &[u64] {
+        &self.retired
+    }
+
+    /// Takes the detections of the next frame (`w` x `h` pixels) and returns the
+    /// state of every track that was matched in it.
+    pub fn update(&mut self, dets: &[Detection], w: u32, h: u32) -> Vec<TrackUpdate> {
+        self.retired.clear();
+        let predicted: Vec<BBox> = self.tracks.iter().map(Track::predicted).collect();
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, p) in predicted.iter().enumerate() {
+            for (di, d) in dets.iter().enumerate() {
+                let iou = p.iou(&d.bbox);
+                if iou >= self.cfg.match_iou {
+                    pairs.push((iou, ti, di));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut track_det: Vec<Option<usize>> = vec![None; self.tracks.len()];
+        let mut det_taken = vec![false; dets.len()];
+        for (_, ti, di) in pairs {
+            if track_det[ti].is_none() && !det_taken[di] {
+                track_det[ti] = Some(di);
+                det_taken[di] = true;
+            }
+        }
+
+        let mut updates = Vec::new();
+        for (track, matched) in self.tracks.iter_mut().zip(&track_det) {
+            match matched {
+                Some(di) => {
+                    let d = &dets[*di];
+                    let old = track.bbox;
+                    let new = [d.bbox.x1 - old.x1, d.bbox.y1 - old.y1, d.bbox.x2 - old.x2, d.bbox.y2 - old.y2];
+                    // Velocity in pixels per frame, smoothed; a gap of missed frames spreads the jump.
+                    let frames = (track.missed + 1) as f32;
+                    for (v, n) in track.velocity.iter_mut().zip(new) {
+                        *v = if track.hits == 1 { n / frames } else { 0.5 * *v + 0.5 * n / frames };
+                    }
+                    track.bbox = d.bbox;
+                    track.hits += 1;
+                    track.missed = 0;
+                    *track.votes.entry(d.class_name.clone()).or_insert(0.0) += d.score;
+                    updates.push(TrackUpdate {
+                        track_id: track.id,
+                        anchor: track.bbox.bottom_center_norm(w, h),
+                        confirmed: track.hits >= self.cfg.min_hits,
+                        class_name: track.class(),
+                    });
+                }
+                None => {
+                    track.missed += 1;
+                    track.bbox = track.predicted();
+                }
+            }
+        }
+        let max_missed = self.cfg.max_missed;
+        let retired = &mut self.retired;
+        self.tracks.retain(|t| {
+            let keep = t.missed <= max_missed;
+            if !keep {
+                retired.push(t.id);
+            }
+            keep
+        });
+        for (di, d) in dets.iter().enumerate() {
+            if det_taken[di] {
+                continue;
+            }
+            let track = Track {
+                id: self.next_id,
+                bbox: d.bbox,
+                velocity: [0.0; 4],
+                hits: 1,
+                missed: 0,
+                votes: HashMap::from([(d.class_name.clone(), d.score)]),
+            };
+            self.next_id += 1;
+            updates.push(TrackUpdate {
+                track_id: track.id,
+                anchor: track.bbox.bottom_center_norm(w, h),
+                confirmed: track.hits >= self.cfg.min_hits,
+                class_name: track.class(),
+            });
+            self.tracks.push(track);
+        }
+        updates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, class: &str, score: f32) -> Detection {
+        Detection { class_id: 0, class_name: Arc::from(class), score, bbox: BBox::new(x, 100.0, x + 100.0, 200.0) }
+    }
+
+    fn cfg() -> TrackerConfig {
+        TrackerConfig { match_iou: 0.3, max_missed: 2, min_hits: 3 }
+    }
+
+    #[test]
+    fn a_moving_box_keeps_its_id_and_is_confirmed_on_the_third_hit() {
+        let mut t = Tracker::new(cfg());
+        let ids: Vec<(u64, bool)> = (0..5)
+            .map(|i| {
+                let u = t.update(&[det(i as f32 * 20.0, "car", 0.9)], 1000, 500);
+                (u[0].track_id, u[0].confirmed)
+            })
+            .collect();
+        assert_eq!(ids, vec![(1, false), (1, false), (1, true), (1, true), (1, true)]);
+    }
+
+    #[test]
+    fn prediction_bridges_a_missed_frame_of_a_fast_mover() {
+        let mut t = Tracker::new(cfg());
+        // 40 px per frame: after a missed frame the box is 80 px from the last one
+        // seen (IoU 0.11, below the threshold), but the prediction follows it.
+        for i in 0..3 {
+            t.update(&[det(i as f32 * 40.0, "car", 0.9)], 1000, 500);
+        }
+        assert!(t.update(&[], 1000, 500).is_empty());
+        let u = t.update(&[det(160.0, "car", 0.9)], 1000, 500);
+        assert_eq!(u[0].track_id, 1);
+    }
+
+    #[test]
+    fn tracks_retire_after_max_missed_frames() {
+        let mut t = Tracker::new(cfg());
+        t.update(&[det(0.0, "car", 0.9)], 1000, 500);
+        for _ in 0..2 {
+            t.update(&[], 1000, 500);
+            assert!(t.retired().is_empty());
+        }
+        t.update(&[], 1000, 500);
+        assert_eq!(t.retired(), &[1]);
+        let u = t.update(&[det(0.0, "car", 0.9)], 1000, 500);
+        assert_eq!(u[0].track_id, 2);
+    }
+
+    #[test]
+    fn class_is_voted_by_summed_score() {
+        let mut t = Tracker::new(cfg());
+        t.update(&[det(0.0, "bus", 0.5)], 1000, 500);
+        t.update(&[det(5.0, "tuktuk", 0.6)], 1000, 500);
+        let u = t.update(&[det(10.0, "bus", 0.4)], 1000, 500);
+        assert_eq!(&*u[0].class_name, "bus");
+    }
+
+    #[test]
+    fn two_objects_get_two_tracks() {
+        let mut t = Tracker::new(cfg());
+        let u = t.update(&[det(0.0, "car", 0.9), det(500.0, "bus", 0.8)], 1000, 500);
+        assert_eq!(u.iter().map(|u| u.track_id).collect::<Vec<_>>(), vec![1, 2]);
+        let u = t.update(&[det(510.0, "bus", 0.8), det(10.0, "car", 0.9)], 1000, 500);
+        let mut ids: Vec<u64> = u.iter().map(|u| u.track_id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2]);
+    }
+}

@@ -1,0 +1,164 @@
+//! A loaded model: its head, class names and input size, read from the model's
+//! outputs and Ultralytics' metadata.
+
+use std::path::Path;
+
+use ort::session::Session;
+use ort::value::{TensorElementType, ValueType};
+
+use crate::metadata::{parse_imgsz, parse_names};
+use crate::DetectError;
+
+/// Which kind of YOLO head the model ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadKind {
+    /// YOLOv8/YOLO11 detect: `[B, 4 + nc, N]`, boxes as centre/size, NMS needed.
+    Detect,
+    /// YOLOv8/YOLO11 segment: `[B, 4 + nc + nm, N]` plus prototypes `[B, nm, h, w]`.
+    /// Boxes are decoded as for detect; masks are not used yet.
+    Segment { masks: usize },
+    /// YOLOv10/YOLO26 end-to-end: `[B, K, 6]` of `x1, y1, x2, y2, score, class`, no NMS.
+    EndToEnd,
+}
+
+/// Element type of the model's input and outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+/// What the rest of the detector needs to know about a model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub path: String,
+    pub head: HeadKind,
+    pub input_name: String,
+    pub input_precision: Precision,
+    /// Input height and width.
+    pub input_hw: (u32, u32),
+    /// Class names in id order (from metadata, or overridden in config).
+    pub names: Vec<String>,
+    /// Task as written in the metadata (`detect`, `segment`), if any.
+    pub task: Option<String>,
+}
+
+/// A model ready to run.
+#[derive(Debug)]
+pub struct Model {
+    pub session: Session,
+    pub info: ModelInfo,
+}
+
+fn shape_of(t: &ValueType) -> Vec<i64> {
+    t.tensor_shape().map(|s| s.to_vec()).unwrap_or_default()
+}
+
+fn precision(t: &ValueType) -> Option<Precision> {
+    match t.tensor_type()? {
+        TensorElementType::Float32 => Some(Precision::F32),
+        TensorElementType::Float16 => Some(Precision::F16),
+        _ => None,
+    }
+}
+
+impl Model {
+    /// Loads `path` on the CPU with `threads` intra-op threads (0: ONNX Runtime chooses).
+    /// `names` replaces the metadata's class names.
+    pub fn load(path: &Path, threads: usize, names: Option<Vec<String>>) -> Result<Model, DetectError> {
+        let env = crate::runtime::environment()?;
+        let p = path.display().to_string();
+        let merr = |reason: String| DetectError::Model { path: p.clone(), reason };
+        if !path.is_file() {
+            return Err(merr("no such file (scripts/setup.sh fetches the default model)".into()));
+        }
+        let mut builder = Session::builder(env).map_err(|e| merr(e.to_string()))?;
+        if threads > 0 {
+            builder = builder.with_intra_threads(threads).map_err(|e| merr(e.to_string()))?;
+        }
+        let session = builder.commit_from_file(path).map_err(|e| merr(e.to_string()))?;
+        let info = inspect(&session, &p, names)?;
+        Ok(Model { session, info })
+    }
+}
+
+/// Recognises the head from the output shapes and reads the metadata.
+fn inspect(session: &Session, path: &str, names_override: Option<Vec<String>>) -> Result<ModelInfo, DetectError> {
+    let shapes: Vec<Vec<i64>> = session.outputs().iter().map(|o| shape_of(o.dtype())).collect();
+    let shapes_text = session
+        .outputs()
+        .iter()
+        .zip(&shapes)
+        .map(|(o, s)| format!("{}{s:?}", o.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unsupported = |reason: &str| DetectError::UnsupportedModel {
+        path: path.to_owned(),
+        shapes: shapes_text.clone(),
+        reason: reason.to_owned(),
+    };
+
+    let [input] = session.inputs() else {
+        return Err(unsupported("the model must have exactly one input (an image batch)"));
+    };
+    let in_shape = shape_of(input.dtype());
+    let input_precision = precision(input.dtype()).ok_or_else(|| unsupported("the input must be float32 or float16"))?;
+    if in_shape.len() != 4 || in_shape[1] != 3 {
+        return Err(unsupported(&format!("the input must be [batch, 3, height, width], not {in_shape:?}")));
+    }
+
+    let meta = session.metadata().ok();
+    let custom = |k: &str| meta.as_ref().and_then(|m| m.custom(k));
+    let input_hw = match (in_shape[2], in_shape[3]) {
+        (h, w) if h > 0 && w > 0 => (h as u32, w as u32),
+        _ => custom("imgsz")
+            .and_then(|s| parse_imgsz(&s))
+            .ok_or_else(|| unsupported("dynamic input size and no `imgsz` in the metadata"))?,
+    };
+    let meta_names = custom("names").and_then(|s| parse_names(&s));
+    let end2end_meta = custom("end2end").is_some_and(|s| s.eq_ignore_ascii_case("true"));
+    let task = custom("task");
+
+    let first = shapes.first().ok_or_else(|| unsupported("the model has no outputs"))?;
+    if first.len() != 3 {
+        return Err(unsupported("the first output must have three dimensions"));
+    }
+    let head = if first[2] == 6 && (end2end_meta || shapes.len() == 1 && first[1] > 6) {
+        HeadKind::EndToEnd
+    } else if shapes.len() >= 2 && shapes[1].len() == 4 {
+        let masks = usize::try_from(shapes[1][1]).map_err(|_| unsupported("dynamic mask-prototype count"))?;
+        HeadKind::Segment { masks }
+    } else {
+        HeadKind::Detect
+    };
+    let channels = first[1];
+    let nc_from_shape = match head {
+        HeadKind::Detect => channels - 4,
+        HeadKind::Segment { masks } => channels - 4 - masks as i64,
+        HeadKind::EndToEnd => -1,
+    };
+    if head != HeadKind::EndToEnd && nc_from_shape < 1 {
+        return Err(unsupported("too few channels for 4 box coordinates and at least one class"));
+    }
+    let names = match (names_override, meta_names) {
+        (Some(n), _) => n,
+        (None, Some(n)) => n,
+        (None, None) if nc_from_shape > 0 => (0..nc_from_shape).map(|i| format!("class{i}")).collect(),
+        (None, None) => return Err(unsupported("an end-to-end model needs class names in metadata or config")),
+    };
+    if nc_from_shape > 0 && names.len() as i64 != nc_from_shape {
+        return Err(unsupported(&format!(
+            "the outputs have {nc_from_shape} classes but {} class names are given",
+            names.len()
+        )));
+    }
+    Ok(ModelInfo {
+        path: path.to_owned(),
+        head,
+        input_name: input.name().to_owned(),
+        input_precision,
+        input_hw,
+        names,
+        task,
+    })
+}

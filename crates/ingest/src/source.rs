@@ -1,0 +1,274 @@
+//! One camera's pipeline: source → decode → timestamp sampling → letterbox → frames.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+use streetscope_contracts::config::redact_url;
+use streetscope_contracts::{CaptureClock, Frame, FrameEncoding, Letterbox};
+
+use crate::sampler::Sampler;
+use crate::{template, IngestError};
+
+/// What ingest needs to know about one camera.
+#[derive(Debug, Clone)]
+pub struct CameraSource {
+    pub camera_id: String,
+    pub intersection_id: String,
+    /// A file path or a URL (`file://`, `rtsp://`, `http(s)://`).
+    pub source: String,
+    pub sample_fps: f64,
+    /// Model input width and height: the size frames are letterboxed to.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Where a camera's frames go. Called on GStreamer's streaming thread; it may
+/// block (back-pressure) or drop. Returns `false` when downstream is gone and the
+/// camera should stop.
+pub trait FrameSink: Send + Sync + 'static {
+    fn push(&self, frame: Frame) -> bool;
+}
+
+impl<F: Fn(Frame) -> bool + Send + Sync + 'static> FrameSink for F {
+    fn push(&self, frame: Frame) -> bool {
+        self(frame)
+    }
+}
+
+/// Asks running cameras to stop (Ctrl-C, or the pipeline shutting down).
+#[derive(Debug, Clone, Default)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How a camera's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraReport {
+    pub camera_id: String,
+    /// Decoded frames that reached the sampler.
+    pub decoded: u64,
+    /// Sampled frames handed to the sink.
+    pub frames: u64,
+    /// Whether the run ended because a stop was asked (rather than end of stream).
+    pub stopped: bool,
+}
+
+/// The GStreamer URI of a source: paths become `file://` URIs, checked to exist.
+pub fn source_uri(camera: &str, source: &str) -> Result<String, IngestError> {
+    if source.contains("://") {
+        if source.contains('"') {
+            return Err(IngestError::Source {
+                camera: camera.into(),
+                source_url: redact_url(source),
+                reason: "the URL contains a double quote".into(),
+            });
+        }
+        return Ok(source.to_owned());
+    }
+    let path = Path::new(source);
+    let abs = path.canonicalize().map_err(|e| IngestError::Source {
+        camera: camera.into(),
+        source_url: source.into(),
+        reason: format!("cannot open the file: {e}"),
+    })?;
+    if !abs.is_file() {
+        return Err(IngestError::Source {
+            camera: camera.into(),
+            source_url: source.into(),
+            reason: "not a regular file".into(),
+        });
+    }
+    gst::glib::filename_to_uri(&abs, None).map(|u| u.to_string()).map_err(|e| IngestError::Source {
+        camera: camera.into(),
+        source_url: source.into(),
+        reason: format!("cannot make a URI of the path: {e}"),
+    })
+}
+
+/// Runs one camera until its stream ends, it fails, or `stop` is asked. Blocks
+/// the calling thread; frames are pushed to `sink` from GStreamer's thread.
+pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -> Result<CameraReport, IngestError> {
+    crate::init()?;
+    let uri = source_uri(&cam.camera_id, &cam.source)?;
+    let is_file = uri.starts_with("file://");
+    let redacted = redact_url(&cam.source);
+    let src_err = |reason: String| IngestError::Source {
+        camera: cam.camera_id.clone(),
+        source_url: redacted.clone(),
+        reason,
+    };
+
+    let desc = template::render(
+        template::URI,
+        &[("uri", uri.clone()), ("width", cam.width.to_string()), ("height", cam.height.to_string())],
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(|e| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: e.to_string() })?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: "not a pipeline".into() })?;
+    let letterbox = pipeline.by_name("letterbox").ok_or_else(|| IngestError::Pipeline {
+        camera: cam.camera_id.clone(),
+        reason: "the template has no element named `letterbox`".into(),
+    })?;
+    let appsink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| IngestError::Pipeline {
+            camera: cam.camera_id.clone(),
+            reason: "the template has no appsink named `sink`".into(),
+        })?;
+
+    // Sampling: drop frames that are not due before they are scaled.
+    let decoded = Arc::new(AtomicU64::new(0));
+    let source_size: Arc<Mutex<Option<(u32, u32)>>> = Arc::default();
+    {
+        let sinkpad = letterbox.static_pad("sink").expect("videoconvertscale has a sink pad");
+        let sampler = Mutex::new(Sampler::new(cam.sample_fps));
+        let decoded = decoded.clone();
+        let source_size = source_size.clone();
+        sinkpad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            decoded.fetch_add(1, Ordering::Relaxed);
+            let pts = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
+            if !sampler.lock().expect("poisoned").keep(pts) {
+                return gst::PadProbeReturn::Drop;
+            }
+            if let Some(info) = pad.current_caps().and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()) {
+                *source_size.lock().expect("poisoned") = Some((info.width(), info.height()));
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    // Frames out of the appsink.
+    let frames = Arc::new(AtomicU64::new(0));
+    let sink_gone = Arc::new(AtomicBool::new(false));
+    let started_ms = unix_ms(SystemTime::now());
+    {
+        let camera_id: Arc<str> = Arc::from(cam.camera_id.as_str());
+        let intersection_id: Arc<str> = Arc::from(cam.intersection_id.as_str());
+        let (w, h) = (cam.width, cam.height);
+        let frames = frames.clone();
+        let sink_gone = sink_gone.clone();
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |appsink| {
+                    let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+                        return Err(gst::FlowError::Error);
+                    };
+                    let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
+                    let payload = packed_rgb(buffer, &info).ok_or(gst::FlowError::Error)?;
+                    let (sw, sh) = source_size.lock().expect("poisoned").unwrap_or((w, h));
+                    let pts_ns = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
+                    let (capture_time_ms, clock) = if is_file {
+                        (started_ms + (pts_ns / 1_000_000) as i64, CaptureClock::FileStart)
+                    } else {
+                        (unix_ms(SystemTime::now()), CaptureClock::Arrival)
+                    };
+                    let frame = Frame {
+                        camera_id: camera_id.clone(),
+                        intersection_id: intersection_id.clone(),
+                        seq: frames.fetch_add(1, Ordering::Relaxed),
+                        pts_ns,
+                        capture_time_ms,
+                        clock,
+                        letterbox: Letterbox::fit(sw, sh, w, h),
+                        encoding: FrameEncoding::Rgb8,
+                        payload,
+                    };
+                    if sink.push(frame) {
+                        Ok(gst::FlowSuccess::Ok)
+                    } else {
+                        sink_gone.store(true, Ordering::SeqCst);
+                        Err(gst::FlowError::Flushing)
+                    }
+                })
+                .build(),
+        );
+    }
+
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| src_err("the pipeline refused to start (see the log for GStreamer's reason)".into()))?;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let mut stopped = false;
+    let result = loop {
+        if (stop.is_stopped() || sink_gone.load(Ordering::SeqCst)) && !stopped {
+            stopped = true;
+            pipeline.send_event(gst::event::Eos::new());
+        }
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(100),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        ) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(..) => break Ok(()),
+            gst::MessageView::Error(err) => {
+                if stopped {
+                    break Ok(());
+                }
+                let from = err.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into());
+                break Err(src_err(format!("{} (from element {from})", redact_in_text(&err.error().to_string(), &uri))));
+            }
+            _ => {}
+        }
+    };
+    // Tearing down can take a moment for network sources; never hang here.
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let report = CameraReport {
+        camera_id: cam.camera_id.clone(),
+        decoded: decoded.load(Ordering::Relaxed),
+        frames: frames.load(Ordering::Relaxed),
+        stopped,
+    };
+    if report.frames == 0 && !stopped {
+        return Err(src_err("the stream ended without a single decodable video frame".into()));
+    }
+    Ok(report)
+}
+
+/// Copies a video buffer into packed RGB (rows without padding).
+fn packed_rgb(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Option<Arc<[u8]>> {
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let stride = frame.plane_stride()[0] as usize;
+    let data = frame.plane_data(0).ok()?;
+    let row = w * 3;
+    if stride == row {
+        return Some(Arc::from(&data[..row * h]));
+    }
+    let mut out = Vec::with_capacity(row * h);
+    for y in 0..h {
+        out.extend_from_slice(&data[y * stride..y * stride + row]);
+    }
+    Some(Arc::from(out))
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
+}
+
+/// GStreamer error texts can quote the URI; never let a password through.
+fn redact_in_text(text: &str, uri: &str) -> String {
+    text.replace(uri, &redact_url(uri))
+}

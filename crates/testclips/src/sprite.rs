@@ -1,0 +1,150 @@
+//! The vehicle image that moves through a clip: an opaque RGB rectangle cropped
+//! from a real photo, with scaled and mirrored variants.
+//!
+//! Variants are made once per clip (see [`crate::ClipRenderer::new`]), never per
+//! frame: scaling with a Lanczos filter is far slower than copying pixels.
+
+use std::path::Path;
+
+use image::{imageops, RgbImage};
+
+use crate::ClipError;
+
+/// A rectangle of a source photo, in pixels: top-left corner and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropRect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An RGB image of a vehicle, drawn opaque (the whole rectangle is pasted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sprite {
+    image: RgbImage,
+}
+
+impl Sprite {
+    /// The bus in Ultralytics' `bus.jpg` (810x1080): it fills this rectangle,
+    /// with people standing in front of it, which is fine for a detector.
+    pub const BUS_CROP: CropRect = CropRect {
+        x: 10,
+        y: 228,
+        width: 795,
+        height: 512,
+    };
+
+    /// Width over height of [`Sprite::BUS_CROP`]; built-in clips size their
+    /// vehicles with it, so their ground truth does not depend on the photo.
+    pub const BUS_ASPECT: f64 = 795.0 / 512.0;
+
+    /// A sprite from an image already in memory (tests use synthetic ones).
+    pub fn from_image(image: RgbImage) -> Self {
+        Self { image }
+    }
+
+    /// Loads `bus.jpg` (see [`crate::default_bus_image_path`]) and crops the bus,
+    /// [`Sprite::BUS_CROP`], from it. The bus faces left in the photo.
+    pub fn load_bus(path: &Path) -> Result<Sprite, ClipError> {
+        Self::load_cropped(path, Self::BUS_CROP)
+    }
+
+    /// Loads an image (JPEG or PNG) and crops `crop` from it.
+    pub fn load_cropped(path: &Path, crop: CropRect) -> Result<Sprite, ClipError> {
+        let img = image::open(path)
+            .map_err(|source| ClipError::Image {
+                path: path.to_owned(),
+                source,
+            })?
+            .to_rgb8();
+        let fits = crop.x.checked_add(crop.width).is_some_and(|r| r <= img.width())
+            && crop.y.checked_add(crop.height).is_some_and(|b| b <= img.height())
+            && crop.width > 0
+            && crop.height > 0;
+        if !fits {
+            return Err(ClipError::ImageTooSmall {
+                path: path.to_owned(),
+                width: img.width(),
+                height: img.height(),
+                crop_x: crop.x,
+                crop_y: crop.y,
+                crop_w: crop.width,
+                crop_h: crop.height,
+            });
+        }
+        let cropped = imageops::crop_imm(&img, crop.x, crop.y, crop.width, crop.height).to_image();
+        Ok(Self { image: cropped })
+    }
+
+    /// The pixels.
+    pub fn image(&self) -> &RgbImage {
+        &self.image
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.image.width()
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.image.height()
+    }
+
+    /// Width over height.
+    pub fn aspect(&self) -> f64 {
+        f64::from(self.width()) / f64::from(self.height().max(1))
+    }
+
+    /// This sprite resized to exactly `width` x `height` (Lanczos3 when
+    /// shrinking or enlarging; a copy when the size is unchanged).
+    pub fn scaled(&self, width: u32, height: u32) -> Sprite {
+        let (width, height) = (width.max(1), height.max(1));
+        if (width, height) == self.image.dimensions() {
+            return self.clone();
+        }
+        Self {
+            image: imageops::resize(&self.image, width, height, imageops::FilterType::Lanczos3),
+        }
+    }
+
+    /// This sprite mirrored left to right (a vehicle driving the other way).
+    pub fn mirrored(&self) -> Sprite {
+        Self {
+            image: imageops::flip_horizontal(&self.image),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> Sprite {
+        Sprite::from_image(RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([x as u8, y as u8, 200])
+        }))
+    }
+
+    #[test]
+    fn mirrored_swaps_columns() {
+        let s = gradient(10, 4);
+        let m = s.mirrored();
+        assert_eq!(m.image().get_pixel(0, 2), s.image().get_pixel(9, 2));
+        assert_eq!(m.mirrored(), s);
+    }
+
+    #[test]
+    fn scaled_has_the_requested_size() {
+        let s = gradient(100, 50).scaled(31, 17);
+        assert_eq!(s.image().dimensions(), (31, 17));
+        assert_eq!(gradient(8, 8).scaled(8, 8), gradient(8, 8));
+    }
+
+    #[test]
+    fn load_bus_reports_a_missing_file() {
+        let err = Sprite::load_bus(Path::new("/nonexistent/bus.jpg")).unwrap_err();
+        assert!(matches!(err, ClipError::Image { .. }), "{err}");
+    }
+}
