@@ -4,16 +4,28 @@
 //! point that was strictly off the line is kept, so a box that stops on the line
 //! and leaves on the side it came from does not count, and one that stops on it
 //! and leaves on the other side counts once. Each track counts at most once per line
-//! and direction. Crossings seen before a track is confirmed are held and released
-//! when it is confirmed, so a vehicle that crosses early in its life still counts,
-//! and a short-lived false track never does.
+//! and direction.
+//!
+//! A crossing is held until its track is confirmed (a short-lived false track
+//! never counts) and its class vote has settled (a vehicle entering the picture is
+//! often misclassified until it is wholly in view); a track that ends first
+//! releases its held crossings if it was confirmed. Released crossings keep the
+//! frame at which they happened.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use streetscope_contracts::{CountingLine, Direction, NormPoint};
 
-use crate::tracker::TrackUpdate;
+use crate::tracker::{RetiredTrack, TrackUpdate};
+
+/// When and where in the stream something happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameStamp {
+    pub seq: u64,
+    pub pts_ns: u64,
+    pub capture_time_ms: i64,
+}
 
 /// A crossing ready to be reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +35,8 @@ pub struct Crossing {
     pub line: usize,
     pub direction: Direction,
     pub class_name: Arc<str>,
+    /// The frame at which the reference point passed the line.
+    pub at: FrameStamp,
 }
 
 #[derive(Debug, Default)]
@@ -30,8 +44,24 @@ struct TrackLines {
     /// Per line: the last point strictly off it.
     last_off: Vec<Option<NormPoint>>,
     counted: HashSet<(usize, Direction)>,
-    /// Crossings seen while the track was not yet confirmed.
-    pending: Vec<(usize, Direction)>,
+    /// Crossings not yet released.
+    pending: Vec<(usize, Direction, FrameStamp)>,
+}
+
+impl TrackLines {
+    fn release(&mut self, track_id: u64, class_name: &Arc<str>, out: &mut Vec<Crossing>) {
+        for (line, direction, at) in self.pending.drain(..) {
+            if self.counted.insert((line, direction)) {
+                out.push(Crossing {
+                    track_id,
+                    line,
+                    direction,
+                    class_name: class_name.clone(),
+                    at,
+                });
+            }
+        }
+    }
 }
 
 /// Counts crossings of one camera's lines.
@@ -43,15 +73,24 @@ pub struct LineCounter {
 
 impl LineCounter {
     pub fn new(lines: Vec<CountingLine>) -> Self {
-        Self { lines, tracks: HashMap::new() }
+        Self {
+            lines,
+            tracks: HashMap::new(),
+        }
     }
 
     pub fn line(&self, i: usize) -> &CountingLine {
         &self.lines[i]
     }
 
-    /// Takes the updates of one frame and the ids of tracks that ended; returns new crossings.
-    pub fn observe(&mut self, updates: &[TrackUpdate], retired: &[u64]) -> Vec<Crossing> {
+    /// Takes the track updates of the frame `at` and the tracks that ended;
+    /// returns the crossings released, in the order they happened per track.
+    pub fn observe(
+        &mut self,
+        updates: &[TrackUpdate],
+        retired: &[RetiredTrack],
+        at: FrameStamp,
+    ) -> Vec<Crossing> {
         let mut out = Vec::new();
         for u in updates {
             let st = self.tracks.entry(u.track_id).or_insert_with(|| TrackLines {
@@ -63,25 +102,25 @@ impl LineCounter {
                 if side == 0.0 {
                     continue;
                 }
-                if let Some(prev) = st.last_off[li] {
-                    if let Some(dir) = line.crossing(prev, u.anchor) {
-                        if !st.counted.contains(&(li, dir)) && !st.pending.contains(&(li, dir)) {
-                            st.pending.push((li, dir));
-                        }
+                if let Some(dir) = st.last_off[li].and_then(|prev| line.crossing(prev, u.anchor)) {
+                    let seen = st.counted.contains(&(li, dir))
+                        || st.pending.iter().any(|p| (p.0, p.1) == (li, dir));
+                    if !seen {
+                        st.pending.push((li, dir, at));
                     }
                 }
                 st.last_off[li] = Some(u.anchor);
             }
-            if u.confirmed {
-                for (li, dir) in st.pending.drain(..) {
-                    if st.counted.insert((li, dir)) {
-                        out.push(Crossing { track_id: u.track_id, line: li, direction: dir, class_name: u.class_name.clone() });
-                    }
-                }
+            if u.confirmed && u.class_settled {
+                st.release(u.track_id, &u.class_name, &mut out);
             }
         }
-        for id in retired {
-            self.tracks.remove(id);
+        for r in retired {
+            if let Some(mut st) = self.tracks.remove(&r.track_id) {
+                if r.confirmed {
+                    st.release(r.track_id, &r.class_name, &mut out);
+                }
+            }
         }
         out
     }
@@ -92,7 +131,21 @@ mod tests {
     use super::*;
 
     fn upd(id: u64, x: f64, confirmed: bool) -> TrackUpdate {
-        TrackUpdate { track_id: id, anchor: NormPoint::new(x, 0.5), confirmed, class_name: Arc::from("car") }
+        TrackUpdate {
+            track_id: id,
+            anchor: NormPoint::new(x, 0.5),
+            confirmed,
+            class_name: Arc::from("car"),
+            class_settled: true,
+        }
+    }
+
+    fn at(seq: u64) -> FrameStamp {
+        FrameStamp {
+            seq,
+            pts_ns: seq * 100_000_000,
+            capture_time_ms: 0,
+        }
     }
 
     fn vertical(x: f64) -> CountingLine {
@@ -100,47 +153,79 @@ mod tests {
         CountingLine::new("v", [x, 1.0], [x, 0.0])
     }
 
+    fn run(c: &mut LineCounter, xs: &[f64]) -> Vec<Crossing> {
+        xs.iter()
+            .enumerate()
+            .flat_map(|(i, &x)| c.observe(&[upd(1, x, true)], &[], at(i as u64)))
+            .collect()
+    }
+
     #[test]
     fn counts_once_per_line_and_direction() {
         let mut c = LineCounter::new(vec![vertical(0.5)]);
-        let mut all = Vec::new();
-        for x in [0.3, 0.4, 0.6, 0.4, 0.6, 0.7] {
-            all.extend(c.observe(&[upd(1, x, true)], &[]));
-        }
-        let dirs: Vec<Direction> = all.iter().map(|c| c.direction).collect();
-        assert_eq!(dirs, vec![Direction::Forward, Direction::Backward]);
+        let all = run(&mut c, &[0.3, 0.4, 0.6, 0.4, 0.6, 0.7]);
+        let dirs: Vec<(Direction, u64)> = all.iter().map(|c| (c.direction, c.at.seq)).collect();
+        assert_eq!(
+            dirs,
+            vec![(Direction::Forward, 2), (Direction::Backward, 3)]
+        );
     }
 
     #[test]
     fn standing_on_the_line_and_going_back_does_not_count() {
         let mut c = LineCounter::new(vec![vertical(0.5)]);
-        let mut all = Vec::new();
-        for x in [0.4, 0.5, 0.5, 0.5, 0.4] {
-            all.extend(c.observe(&[upd(1, x, true)], &[]));
-        }
-        assert!(all.is_empty());
-        for x in [0.5, 0.6] {
-            all.extend(c.observe(&[upd(1, x, true)], &[]));
-        }
-        assert_eq!(all.len(), 1);
+        assert!(run(&mut c, &[0.4, 0.5, 0.5, 0.5, 0.4]).is_empty());
+        assert_eq!(run(&mut c, &[0.5, 0.6]).len(), 1);
     }
 
     #[test]
-    fn crossings_before_confirmation_are_released_on_confirmation() {
+    fn crossings_before_confirmation_are_released_on_confirmation_with_their_frame() {
         let mut c = LineCounter::new(vec![vertical(0.5)]);
-        assert!(c.observe(&[upd(1, 0.45, false)], &[]).is_empty());
-        assert!(c.observe(&[upd(1, 0.55, false)], &[]).is_empty());
-        let out = c.observe(&[upd(1, 0.6, true)], &[]);
+        assert!(c.observe(&[upd(1, 0.45, false)], &[], at(0)).is_empty());
+        assert!(c.observe(&[upd(1, 0.55, false)], &[], at(1)).is_empty());
+        let out = c.observe(&[upd(1, 0.6, true)], &[], at(2));
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].direction, Direction::Forward);
+        assert_eq!((out[0].direction, out[0].at.seq), (Direction::Forward, 1));
+    }
+
+    #[test]
+    fn crossings_wait_for_the_class_to_settle_or_the_track_to_end() {
+        let mut c = LineCounter::new(vec![vertical(0.5)]);
+        let unsettled = |x: f64, class: &str| TrackUpdate {
+            class_settled: false,
+            class_name: Arc::from(class),
+            ..upd(1, x, true)
+        };
+        assert!(c
+            .observe(&[unsettled(0.45, "tuktuk")], &[], at(0))
+            .is_empty());
+        assert!(c
+            .observe(&[unsettled(0.55, "tuktuk")], &[], at(1))
+            .is_empty());
+        let retired = RetiredTrack {
+            track_id: 1,
+            confirmed: true,
+            class_name: Arc::from("bus"),
+        };
+        let out = c.observe(&[], &[retired], at(2));
+        assert_eq!(out.len(), 1);
+        assert_eq!((&*out[0].class_name, out[0].at.seq), ("bus", 1));
     }
 
     #[test]
     fn unconfirmed_tracks_that_end_never_count() {
         let mut c = LineCounter::new(vec![vertical(0.5)]);
-        c.observe(&[upd(1, 0.45, false)], &[]);
-        c.observe(&[upd(1, 0.55, false)], &[]);
-        assert!(c.observe(&[], &[1]).is_empty());
-        assert!(c.observe(&[upd(1, 0.6, true)], &[]).is_empty(), "state of a retired track is gone");
+        c.observe(&[upd(1, 0.45, false)], &[], at(0));
+        c.observe(&[upd(1, 0.55, false)], &[], at(1));
+        let retired = RetiredTrack {
+            track_id: 1,
+            confirmed: false,
+            class_name: Arc::from("car"),
+        };
+        assert!(c.observe(&[], &[retired], at(2)).is_empty());
+        assert!(
+            c.observe(&[upd(1, 0.6, true)], &[], at(3)).is_empty(),
+            "state of a retired track is gone"
+        );
     }
 }

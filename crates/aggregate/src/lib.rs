@@ -11,6 +11,7 @@
 //! - [`Aggregator`]: per-camera state, duplicate suppression, counts.
 
 pub mod counter;
+pub mod stage;
 pub mod tracker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +20,7 @@ use streetscope_contracts::config::{CameraConfig, TrackerConfig};
 use streetscope_contracts::records::{CountRow, CrossingEvent};
 use streetscope_contracts::{Direction, FrameDetections};
 
-use counter::LineCounter;
+use counter::{Crossing, FrameStamp, LineCounter};
 use tracker::Tracker;
 
 /// Why the aggregator refused an input.
@@ -36,6 +37,7 @@ struct CameraState {
     tracker: Tracker,
     counter: LineCounter,
     last_seq: Option<u64>,
+    last_stamp: Option<FrameStamp>,
 }
 
 /// Per-camera tracking and counting for a set of cameras.
@@ -56,11 +58,16 @@ impl Aggregator {
                     tracker: Tracker::new(tracker.clone()),
                     counter: LineCounter::new(c.lines.clone()),
                     last_seq: None,
+                    last_stamp: None,
                 };
                 (c.id.clone(), state)
             })
             .collect();
-        Self { cameras, counts: BTreeMap::new(), duplicates: 0 }
+        Self {
+            cameras,
+            counts: BTreeMap::new(),
+            duplicates: 0,
+        }
     }
 
     /// Takes one frame's detections; returns the crossings they complete.
@@ -76,23 +83,52 @@ impl Aggregator {
             return Ok(Vec::new());
         }
         cam.last_seq = Some(fd.seq);
+        let stamp = FrameStamp {
+            seq: fd.seq,
+            pts_ns: fd.pts_ns,
+            capture_time_ms: fd.capture_time_ms,
+        };
+        cam.last_stamp = Some(stamp);
         let updates = cam.tracker.update(&fd.detections, fd.width, fd.height);
-        let crossings = cam.counter.observe(&updates, cam.tracker.retired());
+        let crossings = cam.counter.observe(&updates, cam.tracker.retired(), stamp);
+        Ok(self.record(fd.camera_id.as_ref(), crossings))
+    }
+
+    /// End of input: ends every track, releasing the crossings they still hold.
+    pub fn finish(&mut self) -> Vec<CrossingEvent> {
+        let mut ids: Vec<String> = self.cameras.keys().cloned().collect();
+        ids.sort();
+        let mut events = Vec::new();
+        for id in ids {
+            let cam = self.cameras.get_mut(&id).expect("listed above");
+            let Some(stamp) = cam.last_stamp else {
+                continue;
+            };
+            cam.tracker.finish();
+            let crossings = cam.counter.observe(&[], cam.tracker.retired(), stamp);
+            events.extend(self.record(&id, crossings));
+        }
+        events
+    }
+
+    /// Turns crossings into events and adds them to the counts.
+    fn record(&mut self, camera_id: &str, crossings: Vec<Crossing>) -> Vec<CrossingEvent> {
+        let cam = &self.cameras[camera_id];
         let mut events = Vec::with_capacity(crossings.len());
         for c in crossings {
             let line = cam.counter.line(c.line);
             let ev = CrossingEvent {
                 schema_version: streetscope_contracts::records::SCHEMA_VERSION,
                 intersection_id: cam.intersection_id.clone(),
-                camera_id: fd.camera_id.to_string(),
+                camera_id: camera_id.to_owned(),
                 line: line.name.clone(),
                 direction: c.direction,
                 direction_label: line.label(c.direction).to_owned(),
                 class_name: c.class_name.to_string(),
                 track_id: c.track_id,
-                frame_seq: fd.seq,
-                stream_time_s: fd.pts_ns as f64 / 1e9,
-                capture_time_ms: fd.capture_time_ms,
+                frame_seq: c.at.seq,
+                stream_time_s: c.at.pts_ns as f64 / 1e9,
+                capture_time_ms: c.at.capture_time_ms,
             };
             let key = (
                 ev.intersection_id.clone(),
@@ -101,25 +137,32 @@ impl Aggregator {
                 ev.direction,
                 ev.class_name.clone(),
             );
-            self.counts.entry(key).or_insert_with(|| (ev.direction_label.clone(), 0)).1 += 1;
+            self.counts
+                .entry(key)
+                .or_insert_with(|| (ev.direction_label.clone(), 0))
+                .1 += 1;
             events.push(ev);
         }
-        Ok(events)
+        events
     }
 
     /// Counts so far per intersection, camera, line, direction and class, sorted.
     pub fn counts(&self) -> Vec<CountRow> {
         self.counts
             .iter()
-            .map(|((intersection_id, camera_id, line, direction, class_name), (label, count))| CountRow {
-                intersection_id: intersection_id.clone(),
-                camera_id: camera_id.clone(),
-                line: line.clone(),
-                direction: *direction,
-                direction_label: label.clone(),
-                class_name: class_name.clone(),
-                count: *count,
-            })
+            .map(
+                |((intersection_id, camera_id, line, direction, class_name), (label, count))| {
+                    CountRow {
+                        intersection_id: intersection_id.clone(),
+                        camera_id: camera_id.clone(),
+                        line: line.clone(),
+                        direction: *direction,
+                        direction_label: label.clone(),
+                        class_name: class_name.clone(),
+                        count: *count,
+                    }
+                },
+            )
             .collect()
     }
 

@@ -1,7 +1,8 @@
 //! A first multi-object tracker of the SORT family: boxes are predicted one frame
 //! ahead with a constant-velocity model, matched to detections greedily by IoU
 //! (highest first, ties broken by track age then detection order, so results are
-//! deterministic), and each track votes its class over its detections.
+//! deterministic), and each track votes its class over its detections: a
+//! detection of a vehicle cut by the image edge weighs a tenth of a whole one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,16 @@ pub struct TrackUpdate {
     pub confirmed: bool,
     /// The class with the highest summed score over the track's detections.
     pub class_name: Arc<str>,
+    /// Whether the track has seen the whole vehicle often enough to trust its class.
+    pub class_settled: bool,
+}
+
+/// A track that ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetiredTrack {
+    pub track_id: u64,
+    pub confirmed: bool,
+    pub class_name: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,13 +39,34 @@ struct Track {
     velocity: [f32; 4],
     hits: u32,
     missed: u32,
+    full_views: u32,
     votes: HashMap<Arc<str>, f32>,
 }
 
 impl Track {
     fn predicted(&self) -> BBox {
         let v = self.velocity;
-        BBox::new(self.bbox.x1 + v[0], self.bbox.y1 + v[1], self.bbox.x2 + v[2], self.bbox.y2 + v[3])
+        BBox::new(
+            self.bbox.x1 + v[0],
+            self.bbox.y1 + v[1],
+            self.bbox.x2 + v[2],
+            self.bbox.y2 + v[3],
+        )
+    }
+
+    /// Adds a detection's vote; returns whether it saw the whole vehicle.
+    fn vote(&mut self, d: &Detection, w: u32, h: u32) {
+        const EDGE_PX: f32 = 2.0;
+        let b = d.bbox;
+        let cut = b.x1 <= EDGE_PX
+            || b.y1 <= EDGE_PX
+            || b.x2 >= w as f32 - EDGE_PX
+            || b.y2 >= h as f32 - EDGE_PX;
+        let weight = if cut { 0.1 } else { 1.0 };
+        if !cut {
+            self.full_views += 1;
+        }
+        *self.votes.entry(d.class_name.clone()).or_insert(0.0) += weight * d.score;
     }
 
     fn class(&self) -> Arc<str> {
@@ -53,17 +85,44 @@ pub struct Tracker {
     cfg: TrackerConfig,
     tracks: Vec<Track>,
     next_id: u64,
-    retired: Vec<u64>,
+    retired: Vec<RetiredTrack>,
 }
 
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
-        Self { cfg, tracks: Vec::new(), next_id: 1, retired: Vec::new() }
+        Self {
+            cfg,
+            tracks: Vec::new(),
+            next_id: 1,
+            retired: Vec::new(),
+        }
     }
 
-    /// Ids of the tracks that ended at the last update.
-    pub fn retired(&self) -> &[u64] {
+    /// The tracks that ended at the last update (or [`Tracker::finish`]).
+    pub fn retired(&self) -> &[RetiredTrack] {
         &self.retired
+    }
+
+    /// Ends every track (end of stream); they are then in [`Tracker::retired`].
+    pub fn finish(&mut self) {
+        self.retired.clear();
+        for t in self.tracks.drain(..) {
+            self.retired.push(RetiredTrack {
+                track_id: t.id,
+                confirmed: t.hits >= self.cfg.min_hits,
+                class_name: t.class(),
+            });
+        }
+    }
+
+    fn update_of(&self, t: &Track, w: u32, h: u32) -> TrackUpdate {
+        TrackUpdate {
+            track_id: t.id,
+            anchor: t.bbox.bottom_center_norm(w, h),
+            confirmed: t.hits >= self.cfg.min_hits,
+            class_name: t.class(),
+            class_settled: t.full_views >= self.cfg.settle_views,
+        }
     }
 
     /// Takes the detections of the next frame (`w` x `h` pixels) and returns the
@@ -90,28 +149,32 @@ impl Tracker {
             }
         }
 
-        let mut updates = Vec::new();
+        let mut matched_ids = Vec::new();
         for (track, matched) in self.tracks.iter_mut().zip(&track_det) {
             match matched {
                 Some(di) => {
                     let d = &dets[*di];
                     let old = track.bbox;
-                    let new = [d.bbox.x1 - old.x1, d.bbox.y1 - old.y1, d.bbox.x2 - old.x2, d.bbox.y2 - old.y2];
+                    let new = [
+                        d.bbox.x1 - old.x1,
+                        d.bbox.y1 - old.y1,
+                        d.bbox.x2 - old.x2,
+                        d.bbox.y2 - old.y2,
+                    ];
                     // Velocity in pixels per frame, smoothed; a gap of missed frames spreads the jump.
                     let frames = (track.missed + 1) as f32;
                     for (v, n) in track.velocity.iter_mut().zip(new) {
-                        *v = if track.hits == 1 { n / frames } else { 0.5 * *v + 0.5 * n / frames };
+                        *v = if track.hits == 1 {
+                            n / frames
+                        } else {
+                            0.5 * *v + 0.5 * n / frames
+                        };
                     }
                     track.bbox = d.bbox;
                     track.hits += 1;
                     track.missed = 0;
-                    *track.votes.entry(d.class_name.clone()).or_insert(0.0) += d.score;
-                    updates.push(TrackUpdate {
-                        track_id: track.id,
-                        anchor: track.bbox.bottom_center_norm(w, h),
-                        confirmed: track.hits >= self.cfg.min_hits,
-                        class_name: track.class(),
-                    });
+                    track.vote(d, w, h);
+                    matched_ids.push(track.id);
                 }
                 None => {
                     track.missed += 1;
@@ -119,12 +182,22 @@ impl Tracker {
                 }
             }
         }
-        let max_missed = self.cfg.max_missed;
+        let mut updates: Vec<TrackUpdate> = self
+            .tracks
+            .iter()
+            .filter(|t| matched_ids.contains(&t.id))
+            .map(|t| self.update_of(t, w, h))
+            .collect();
+        let (max_missed, min_hits) = (self.cfg.max_missed, self.cfg.min_hits);
         let retired = &mut self.retired;
         self.tracks.retain(|t| {
             let keep = t.missed <= max_missed;
             if !keep {
-                retired.push(t.id);
+                retired.push(RetiredTrack {
+                    track_id: t.id,
+                    confirmed: t.hits >= min_hits,
+                    class_name: t.class(),
+                });
             }
             keep
         });
@@ -132,21 +205,18 @@ impl Tracker {
             if det_taken[di] {
                 continue;
             }
-            let track = Track {
+            let mut track = Track {
                 id: self.next_id,
                 bbox: d.bbox,
                 velocity: [0.0; 4],
                 hits: 1,
                 missed: 0,
-                votes: HashMap::from([(d.class_name.clone(), d.score)]),
+                full_views: 0,
+                votes: HashMap::new(),
             };
+            track.vote(d, w, h);
             self.next_id += 1;
-            updates.push(TrackUpdate {
-                track_id: track.id,
-                anchor: track.bbox.bottom_center_norm(w, h),
-                confirmed: track.hits >= self.cfg.min_hits,
-                class_name: track.class(),
-            });
+            updates.push(self.update_of(&track, w, h));
             self.tracks.push(track);
         }
         updates
@@ -158,11 +228,21 @@ mod tests {
     use super::*;
 
     fn det(x: f32, class: &str, score: f32) -> Detection {
-        Detection { class_id: 0, class_name: Arc::from(class), score, bbox: BBox::new(x, 100.0, x + 100.0, 200.0) }
+        Detection {
+            class_id: 0,
+            class_name: Arc::from(class),
+            score,
+            bbox: BBox::new(x, 100.0, x + 100.0, 200.0),
+        }
     }
 
     fn cfg() -> TrackerConfig {
-        TrackerConfig { match_iou: 0.3, max_missed: 2, min_hits: 3 }
+        TrackerConfig {
+            match_iou: 0.3,
+            max_missed: 2,
+            min_hits: 3,
+            settle_views: 2,
+        }
     }
 
     #[test]
@@ -174,7 +254,10 @@ mod tests {
                 (u[0].track_id, u[0].confirmed)
             })
             .collect();
-        assert_eq!(ids, vec![(1, false), (1, false), (1, true), (1, true), (1, true)]);
+        assert_eq!(
+            ids,
+            vec![(1, false), (1, false), (1, true), (1, true), (1, true)]
+        );
     }
 
     #[test]
@@ -199,7 +282,11 @@ mod tests {
             assert!(t.retired().is_empty());
         }
         t.update(&[], 1000, 500);
-        assert_eq!(t.retired(), &[1]);
+        assert_eq!(
+            t.retired().iter().map(|r| r.track_id).collect::<Vec<_>>(),
+            vec![1]
+        );
+        assert!(!t.retired()[0].confirmed);
         let u = t.update(&[det(0.0, "car", 0.9)], 1000, 500);
         assert_eq!(u[0].track_id, 2);
     }
@@ -207,10 +294,49 @@ mod tests {
     #[test]
     fn class_is_voted_by_summed_score() {
         let mut t = Tracker::new(cfg());
-        t.update(&[det(0.0, "bus", 0.5)], 1000, 500);
-        t.update(&[det(5.0, "tuktuk", 0.6)], 1000, 500);
-        let u = t.update(&[det(10.0, "bus", 0.4)], 1000, 500);
+        t.update(&[det(10.0, "bus", 0.5)], 1000, 500);
+        t.update(&[det(15.0, "tuktuk", 0.6)], 1000, 500);
+        let u = t.update(&[det(20.0, "bus", 0.4)], 1000, 500);
         assert_eq!(&*u[0].class_name, "bus");
+    }
+
+    #[test]
+    fn votes_of_vehicles_cut_by_the_edge_weigh_less() {
+        let mut t = Tracker::new(cfg());
+        let at_edge = |class: &str| Detection {
+            class_id: 0,
+            class_name: Arc::from(class),
+            score: 0.9,
+            bbox: BBox::new(0.0, 100.0, 100.0, 200.0),
+        };
+        for _ in 0..3 {
+            let u = t.update(&[at_edge("tuktuk")], 1000, 500);
+            assert!(!u[0].class_settled);
+        }
+        let u = t.update(&[det(5.0, "bus", 0.5)], 1000, 500);
+        assert_eq!(
+            &*u[0].class_name, "bus",
+            "one whole view outweighs three cut ones"
+        );
+        let u = t.update(&[det(6.0, "bus", 0.5)], 1000, 500);
+        assert!(u[0].class_settled);
+    }
+
+    #[test]
+    fn finish_retires_every_track() {
+        let mut t = Tracker::new(cfg());
+        for i in 0..3 {
+            t.update(&[det(i as f32, "car", 0.9)], 1000, 500);
+        }
+        t.finish();
+        assert_eq!(
+            t.retired(),
+            &[RetiredTrack {
+                track_id: 1,
+                confirmed: true,
+                class_name: Arc::from("car")
+            }]
+        );
     }
 
     #[test]

@@ -1,1 +1,59 @@
-fn main() {}
+//! `streetscope`: one binary for every stage of the pipeline.
+//!
+//! - `run`: the whole pipeline in one process (ingest → detect → aggregate).
+//! - `detect`: the model on images, Ultralytics-style.
+//! - `clips`: generates the test clips of `test-videos/`.
+//! - `schema`: writes the JSON Schemas of the record formats.
+
+mod clips;
+mod detect_cmd;
+mod draw;
+mod paths;
+mod run;
+mod schema;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Streetscope: streaming video analytics for smart-city traffic.
+#[derive(Debug, Parser)]
+#[command(name = "streetscope", version, about, propagate_version = true)]
+struct Cli {
+    /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the whole pipeline in one process: decode, detect, track, count.
+    Run(run::RunArgs),
+    /// Runs the model on images and prints what it found.
+    Detect(detect_cmd::DetectArgs),
+    /// Test clips: generate them, with their ground truth.
+    #[command(subcommand)]
+    Clips(clips::ClipsCommand),
+    /// Writes (or checks) the JSON Schemas of the record formats.
+    Schema(schema::SchemaArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    streetscope_telemetry::init_logging(&cli.log_level);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Detect(args) => detect_cmd::detect(args),
+        Command::Clips(cmd) => clips::clips(cmd),
+        Command::Schema(args) => schema::schema(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

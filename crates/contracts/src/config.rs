@@ -83,6 +83,12 @@ pub struct TrackerConfig {
     /// Matched frames before a track is confirmed and may count.
     #[serde(default = "default_min_hits")]
     pub min_hits: u32,
+    /// Detections of the whole vehicle (box not touching the image edge) a track
+    /// needs before its class vote is trusted and its crossings are reported;
+    /// a track that ends sooner reports them when it ends. Vehicles half out of
+    /// the picture are often misclassified.
+    #[serde(default = "default_settle_views")]
+    pub settle_views: u32,
 }
 
 /// Where results go.
@@ -115,6 +121,9 @@ fn default_max_missed() -> u32 {
 fn default_min_hits() -> u32 {
     3
 }
+fn default_settle_views() -> u32 {
+    5
+}
 fn default_output() -> PathBuf {
     PathBuf::from("streetscope-results.jsonl")
 }
@@ -138,6 +147,7 @@ impl Default for TrackerConfig {
             match_iou: default_match_iou(),
             max_missed: default_max_missed(),
             min_hits: default_min_hits(),
+            settle_views: default_settle_views(),
         }
     }
 }

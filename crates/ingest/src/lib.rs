@@ -12,6 +12,7 @@
 pub mod clipwriter;
 pub mod sampler;
 pub mod source;
+pub mod stage;
 pub mod template;
 
 pub use source::{run_camera, CameraReport, CameraSource, FrameSink, StopHandle};
@@ -23,7 +24,11 @@ pub enum IngestError {
     #[error("GStreamer could not be initialised: {0}")]
     Init(String),
     #[error("camera {camera}: source {source_url}: {reason}")]
-    Source { camera: String, source_url: String, reason: String },
+    Source {
+        camera: String,
+        source_url: String,
+        reason: String,
+    },
     #[error("camera {camera}: could not build the pipeline: {reason}")]
     Pipeline { camera: String, reason: String },
     #[error("writing {path}: {reason}")]

@@ -12,7 +12,10 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler for `fps` frames per second.
     pub fn new(fps: f64) -> Self {
-        Self { period_ns: (1e9 / fps).round() as u64, next_due_ns: None }
+        Self {
+            period_ns: (1e9 / fps).round() as u64,
+            next_due_ns: None,
+        }
     }
 
     /// Whether the frame at `pts_ns` is kept. Frames are kept at the first

@@ -27,6 +27,9 @@ pub struct CameraSource {
     /// Model input width and height: the size frames are letterboxed to.
     pub width: u32,
     pub height: u32,
+    /// No decoded frame for this long (from the start, or since the last one) and
+    /// the camera is torn down with an error: a source that stalls never hangs ingest.
+    pub stall_timeout: Duration,
 }
 
 /// Where a camera's frames go. Called on GStreamer's streaming thread; it may
@@ -92,16 +95,22 @@ pub fn source_uri(camera: &str, source: &str) -> Result<String, IngestError> {
             reason: "not a regular file".into(),
         });
     }
-    gst::glib::filename_to_uri(&abs, None).map(|u| u.to_string()).map_err(|e| IngestError::Source {
-        camera: camera.into(),
-        source_url: source.into(),
-        reason: format!("cannot make a URI of the path: {e}"),
-    })
+    gst::glib::filename_to_uri(&abs, None)
+        .map(|u| u.to_string())
+        .map_err(|e| IngestError::Source {
+            camera: camera.into(),
+            source_url: source.into(),
+            reason: format!("cannot make a URI of the path: {e}"),
+        })
 }
 
 /// Runs one camera until its stream ends, it fails, or `stop` is asked. Blocks
 /// the calling thread; frames are pushed to `sink` from GStreamer's thread.
-pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -> Result<CameraReport, IngestError> {
+pub fn run_camera(
+    cam: &CameraSource,
+    sink: impl FrameSink,
+    stop: &StopHandle,
+) -> Result<CameraReport, IngestError> {
     crate::init()?;
     let uri = source_uri(&cam.camera_id, &cam.source)?;
     let is_file = uri.starts_with("file://");
@@ -114,16 +123,28 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
 
     let desc = template::render(
         template::URI,
-        &[("uri", uri.clone()), ("width", cam.width.to_string()), ("height", cam.height.to_string())],
+        &[
+            ("uri", uri.clone()),
+            ("width", cam.width.to_string()),
+            ("height", cam.height.to_string()),
+        ],
     );
     let pipeline = gst::parse::launch(&desc)
-        .map_err(|e| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: e.to_string() })?
+        .map_err(|e| IngestError::Pipeline {
+            camera: cam.camera_id.clone(),
+            reason: e.to_string(),
+        })?
         .downcast::<gst::Pipeline>()
-        .map_err(|_| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: "not a pipeline".into() })?;
-    let letterbox = pipeline.by_name("letterbox").ok_or_else(|| IngestError::Pipeline {
-        camera: cam.camera_id.clone(),
-        reason: "the template has no element named `letterbox`".into(),
-    })?;
+        .map_err(|_| IngestError::Pipeline {
+            camera: cam.camera_id.clone(),
+            reason: "not a pipeline".into(),
+        })?;
+    let letterbox = pipeline
+        .by_name("letterbox")
+        .ok_or_else(|| IngestError::Pipeline {
+            camera: cam.camera_id.clone(),
+            reason: "the template has no element named `letterbox`".into(),
+        })?;
     let appsink = pipeline
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -134,22 +155,35 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
 
     // Sampling: drop frames that are not due before they are scaled.
     let decoded = Arc::new(AtomicU64::new(0));
+    // Milliseconds since `epoch` of the last decoded frame: the stall watchdog's clock.
+    let epoch = std::time::Instant::now();
+    let last_frame_ms = Arc::new(AtomicU64::new(0));
     let source_size: Arc<Mutex<Option<(u32, u32)>>> = Arc::default();
     {
-        let sinkpad = letterbox.static_pad("sink").expect("videoconvertscale has a sink pad");
+        let sinkpad = letterbox
+            .static_pad("sink")
+            .expect("videoconvertscale has a sink pad");
         let sampler = Mutex::new(Sampler::new(cam.sample_fps));
         let decoded = decoded.clone();
         let source_size = source_size.clone();
+        let last_frame_ms = last_frame_ms.clone();
         sinkpad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
                 return gst::PadProbeReturn::Ok;
             };
             decoded.fetch_add(1, Ordering::Relaxed);
+            last_frame_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
             let pts = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
             if !sampler.lock().expect("poisoned").keep(pts) {
-                return gst::PadProbeReturn::Drop;
+                // `Handled` consumes the buffer (gstreamer-rs unrefs it). `Drop`
+                // makes GStreamer 1.22 unref it a second time through the
+                // ghost pads of uridecodebin (a GStreamer-CRITICAL per frame).
+                return gst::PadProbeReturn::Handled;
             }
-            if let Some(info) = pad.current_caps().and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()) {
+            if let Some(info) = pad
+                .current_caps()
+                .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
+            {
                 *source_size.lock().expect("poisoned") = Some((info.width(), info.height()));
             }
             gst::PadProbeReturn::Ok
@@ -166,6 +200,7 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
         let (w, h) = (cam.width, cam.height);
         let frames = frames.clone();
         let sink_gone = sink_gone.clone();
+        let last_frame_ms = last_frame_ms.clone();
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |appsink| {
@@ -173,12 +208,16 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
                     let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
                         return Err(gst::FlowError::Error);
                     };
-                    let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
+                    let info = gst_video::VideoInfo::from_caps(caps)
+                        .map_err(|_| gst::FlowError::NotNegotiated)?;
                     let payload = packed_rgb(buffer, &info).ok_or(gst::FlowError::Error)?;
                     let (sw, sh) = source_size.lock().expect("poisoned").unwrap_or((w, h));
                     let pts_ns = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
                     let (capture_time_ms, clock) = if is_file {
-                        (started_ms + (pts_ns / 1_000_000) as i64, CaptureClock::FileStart)
+                        (
+                            started_ms + (pts_ns / 1_000_000) as i64,
+                            CaptureClock::FileStart,
+                        )
                     } else {
                         (unix_ms(SystemTime::now()), CaptureClock::Arrival)
                     };
@@ -193,7 +232,10 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
                         encoding: FrameEncoding::Rgb8,
                         payload,
                     };
-                    if sink.push(frame) {
+                    let delivered = sink.push(frame);
+                    // Waiting for room downstream is not a stall of the source.
+                    last_frame_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if delivered {
                         Ok(gst::FlowSuccess::Ok)
                     } else {
                         sink_gone.store(true, Ordering::SeqCst);
@@ -204,20 +246,35 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
         );
     }
 
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| src_err("the pipeline refused to start (see the log for GStreamer's reason)".into()))?;
+    pipeline.set_state(gst::State::Playing).map_err(|_| {
+        src_err("the pipeline refused to start (see the log for GStreamer's reason)".into())
+    })?;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let mut stopped = false;
+    let mut stop_asked: Option<std::time::Instant> = None;
     let result = loop {
         if (stop.is_stopped() || sink_gone.load(Ordering::SeqCst)) && !stopped {
             stopped = true;
+            stop_asked = Some(std::time::Instant::now());
             pipeline.send_event(gst::event::Eos::new());
+        }
+        // A source that ignores the end-of-stream we sent is torn down anyway.
+        if stop_asked.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+            break Ok(());
         }
         let Some(msg) = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(100),
             &[gst::MessageType::Error, gst::MessageType::Eos],
         ) else {
+            let idle = epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(last_frame_ms.load(Ordering::Relaxed)));
+            if idle > cam.stall_timeout && !stopped {
+                break Err(src_err(format!(
+                    "no video frame for {:.1} s (stall timeout): the source is stalled or not decodable",
+                    idle.as_secs_f64()
+                )));
+            }
             continue;
         };
         match msg.view() {
@@ -226,8 +283,14 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
                 if stopped {
                     break Ok(());
                 }
-                let from = err.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into());
-                break Err(src_err(format!("{} (from element {from})", redact_in_text(&err.error().to_string(), &uri))));
+                let from = err
+                    .src()
+                    .map(|s| s.name().to_string())
+                    .unwrap_or_else(|| "pipeline".into());
+                break Err(src_err(format!(
+                    "{} (from element {from})",
+                    redact_in_text(&err.error().to_string(), &uri)
+                )));
             }
             _ => {}
         }
@@ -242,7 +305,9 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
         stopped,
     };
     if report.frames == 0 && !stopped {
-        return Err(src_err("the stream ended without a single decodable video frame".into()));
+        return Err(src_err(
+            "the stream ended without a single decodable video frame".into(),
+        ));
     }
     Ok(report)
 }
@@ -265,7 +330,9 @@ fn packed_rgb(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Option<Ar
 }
 
 fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64
 }
 
 /// GStreamer error texts can quote the URI; never let a password through.

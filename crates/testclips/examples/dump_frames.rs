@@ -13,11 +13,14 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use streetscope_testclips::{builtin_clips, default_bus_image_path, ClipRenderer, Sprite};
+use streetscope_testclips::{builtin_clips, default_bus_image_path, ClipRenderer, Facing, Sprite};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().ok_or("usage: dump_frames OUT_DIR [SAMPLE_FPS]")?);
+    let out = PathBuf::from(
+        args.next()
+            .ok_or("usage: dump_frames OUT_DIR [SAMPLE_FPS]")?,
+    );
     let sample_fps: f64 = args.next().map_or(Ok(10.0), |s| s.parse())?;
     std::fs::create_dir_all(&out)?;
     let sprite = Sprite::load_bus(&default_bus_image_path())?;
@@ -52,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         "box": [r.x, r.y, r.right(), r.bottom()],
                         "visible_box": [vis.x, vis.y, vis.right(), vis.bottom()],
                         "visible_fraction": f64::from(vis.width) / f64::from(r.width),
-                        "mirrored": v.speed_px_s < 0.0,
+                        "mirrored": Facing::of_travel(v.travel()) != sprite.facing(),
                     })
                 })
                 .collect();

@@ -8,7 +8,8 @@
 //! video is the caller's job (the CLI's `streetscope clips generate` feeds
 //! [`ClipRenderer::frame`] to a GStreamer H.264 writer).
 //!
-//! - [`sprite`]: the vehicle image, cropped from `bus.jpg`, scaled and mirrored.
+//! - [`sprite`]: the vehicle image, cropped from `bus.jpg`, scaled, and mirrored
+//!   so that every vehicle drives front first.
 //! - [`spec`]: clip and vehicle-path specifications, pixel geometry per frame,
 //!   validation, and the built-in clips ([`builtin_clips`]).
 //! - [`scene`]: the procedurally drawn, deterministic road background.
@@ -40,25 +41,35 @@ pub mod sprite;
 pub mod truth;
 
 pub use render::ClipRenderer;
-pub use spec::{builtin_clip, builtin_clips, frame_count, ClipSpec, PixelRect, Travel, VehiclePath};
-pub use sprite::Sprite;
+pub use spec::{
+    builtin_clip, builtin_clips, frame_count, ClipSpec, PixelRect, Travel, VehiclePath,
+};
+pub use sprite::{CropRect, Facing, Sprite};
 pub use truth::{
     ground_truth, truth_file_name, write_truth_files, GroundTruth, TruthCount, TruthCrossing,
     TruthVehicle,
 };
 
 /// Environment variable that overrides where `bus.jpg` is looked for.
-pub const BUS_IMAGE_ENV: &str = "STREETSCOPE_BUS_IMAGE";
+pub const BUS_IMAGE_ENV: &str = "STREETSCOPE_BUS_JPG";
 
-/// Where the set-up script leaves Ultralytics' `bus.jpg`:
-/// `$STREETSCOPE_BUS_IMAGE` when set, else
-/// `~/.cache/streetscope/x/ultralytics/assets/bus.jpg`.
+/// Where the set-up script (`scripts/setup.sh`) leaves Ultralytics' `bus.jpg`:
+/// `$STREETSCOPE_BUS_JPG` when set, else `assets/bus.jpg` in the cache folder
+/// (`$STREETSCOPE_CACHE`, by default `~/.cache/streetscope`).
 pub fn default_bus_image_path() -> PathBuf {
-    if let Some(p) = std::env::var_os(BUS_IMAGE_ENV).filter(|p| !p.is_empty()) {
+    let var = |name: &str| std::env::var_os(name).filter(|p| !p.is_empty());
+    if let Some(p) = var(BUS_IMAGE_ENV) {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".cache/streetscope/x/ultralytics/assets/bus.jpg")
+    let cache = var("STREETSCOPE_CACHE").map_or_else(
+        || {
+            var("HOME")
+                .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+                .join(".cache/streetscope")
+        },
+        PathBuf::from,
+    );
+    cache.join("assets/bus.jpg")
 }
 
 /// Everything that can go wrong in this crate.

@@ -1,5 +1,5 @@
 //! Rendering frames of a clip: the background is drawn once, each vehicle's
-//! sprite is scaled (and mirrored for right-to-left travel) once, and a frame
+//! sprite is scaled (and mirrored where it must face the other way) once, and a frame
 //! is a copy of the background with the visible sprites pasted row by row at
 //! their whole-pixel boxes from [`ClipSpec::visible_in_frame`].
 
@@ -14,13 +14,15 @@ use crate::{scene, ClipSpec, Sprite, Travel};
 pub struct ClipRenderer {
     spec: ClipSpec,
     background: RgbImage,
-    /// One sprite per vehicle of `spec.vehicles`, at its drawn size and facing.
+    /// One sprite per vehicle of `spec.vehicles`, at its drawn size, front first.
     sprites: Vec<Sprite>,
 }
 
 impl ClipRenderer {
-    /// Prepares the background and the scaled/mirrored sprite variants. Vehicles
-    /// of the same size and direction share the work of scaling.
+    /// Prepares the background and the sprite variants: each vehicle's sprite
+    /// scaled to its size and mirrored when `sprite` faces against its travel
+    /// (the bus in `bus.jpg` faces left, so eastbound buses are mirrored).
+    /// Vehicles of the same size and direction share the work.
     pub fn new(spec: &ClipSpec, sprite: &Sprite) -> Self {
         let mut variants: Vec<((u32, u32, Travel), Sprite)> = Vec::new();
         let sprites = spec
@@ -32,11 +34,7 @@ impl ClipRenderer {
                 if let Some((_, s)) = variants.iter().find(|(k, _)| *k == key) {
                     return s.clone();
                 }
-                let scaled = sprite.scaled(w, h);
-                let s = match v.travel() {
-                    Travel::LeftToRight => scaled,
-                    Travel::RightToLeft => scaled.mirrored(),
-                };
+                let s = sprite.variant(w, h, v.travel());
                 variants.push((key, s.clone()));
                 s
             })
@@ -109,13 +107,16 @@ mod tests {
     use image::Rgb;
 
     use super::*;
-    use crate::builtin_clip;
+    use crate::{builtin_clip, sprite::Facing};
 
-    /// A sprite whose every pixel is distinct from the background's colours.
+    /// A right-facing sprite of pure-blue-channel colours, unlike the background's.
     fn synthetic_sprite() -> Sprite {
-        Sprite::from_image(RgbImage::from_fn(795, 512, |x, y| {
-            Rgb([(x % 251) as u8, (y % 241) as u8, 255])
-        }))
+        Sprite::from_image(
+            RgbImage::from_fn(795, 512, |x, y| {
+                Rgb([(x % 251) as u8, (y % 241) as u8, 255])
+            }),
+            Facing::Right,
+        )
     }
 
     #[test]
@@ -127,9 +128,14 @@ mod tests {
         let frame = r.frame(index);
         let (v, rect) = spec.visible_in_frame(index)[0];
         assert!(rect.inside(spec.width, spec.height));
-        let scaled = sprite.scaled(v.size_px().0, v.size_px().1);
+        let scaled = sprite.variant(v.size_px().0, v.size_px().1, v.travel());
         // Inside the box: the scaled sprite, pixel for pixel.
-        for (dx, dy) in [(0, 0), (10, 20), (rect.width - 1, rect.height - 1), (233, 150)] {
+        for (dx, dy) in [
+            (0, 0),
+            (10, 20),
+            (rect.width - 1, rect.height - 1),
+            (233, 150),
+        ] {
             let fx = (rect.x + dx as i32) as u32;
             let fy = (rect.y + dy as i32) as u32;
             assert_eq!(frame.get_pixel(fx, fy), scaled.image().get_pixel(dx, dy));
@@ -172,6 +178,10 @@ mod tests {
         let mirrored = sprite.scaled(bus2.size_px().0, bus2.size_px().1).mirrored();
         let (fx, fy) = (rect.x as u32 + 5, rect.y as u32 + 7);
         assert_eq!(frame.get_pixel(fx, fy), mirrored.image().get_pixel(5, 7));
+        // A left-facing sprite (like the bus photo) is drawn as is for this bus.
+        let left = sprite.mirrored();
+        let frame = ClipRenderer::new(&spec, &left).frame(index);
+        assert_eq!(frame.get_pixel(fx, fy), mirrored.image().get_pixel(5, 7));
     }
 
     #[test]
@@ -185,5 +195,59 @@ mod tests {
         assert_eq!(buf, r.frame(60));
         r.frame_into(0, &mut buf);
         assert_eq!(&buf, r.background());
+    }
+
+    /// FNV-1a, 64 bits: a stable fingerprint of a frame's bytes.
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let spec = builtin_clip("two_way").unwrap();
+        let sprite = synthetic_sprite();
+        let a = ClipRenderer::new(&spec, &sprite);
+        let b = ClipRenderer::new(&spec, &sprite);
+        for index in [0, 60, 150, 300, 345] {
+            assert_eq!(a.frame(index).as_raw(), b.frame(index).as_raw());
+            assert_eq!(a.frame(index).as_raw(), a.frame(index).as_raw());
+        }
+        // Recorded fingerprints: a change here changes every clip's pixels.
+        // Frame 300 shows buses 3 and 4 at once.
+        assert_eq!(fnv1a(a.background()), BACKGROUND_FNV, "background changed");
+        assert_eq!(
+            fnv1a(&a.frame(300)),
+            SYNTHETIC_FRAME_300_FNV,
+            "frame changed"
+        );
+    }
+
+    const BACKGROUND_FNV: u64 = 460969206331595038;
+    const SYNTHETIC_FRAME_300_FNV: u64 = 3930801929024966027;
+    const BUS_FRAME_FNV: [(&str, u32, u64); 2] = [
+        ("one_bus", 60, 3084887157397479924),
+        ("two_way", 150, 4494005602778884392),
+    ];
+
+    /// With the real photo (needs `bus.jpg`, which the set-up script fetches;
+    /// see `default_bus_image_path`). The fingerprints also depend on the JPEG
+    /// decoder of the `image` crate: after upgrading it, re-record them if the
+    /// frames still look right.
+    #[test]
+    fn bus_frames_match_recorded_fingerprints() {
+        let path = crate::default_bus_image_path();
+        let sprite = Sprite::load_bus(&path).unwrap_or_else(|e| {
+            panic!("{e}; run the set-up script or set {}", crate::BUS_IMAGE_ENV)
+        });
+        assert_eq!(sprite.image().dimensions(), (795, 512));
+        for (clip, index, expected) in BUS_FRAME_FNV {
+            let spec = builtin_clip(clip).unwrap();
+            let r = ClipRenderer::new(&spec, &sprite);
+            let frame = r.frame(index);
+            assert_eq!(frame.as_raw(), r.frame(index).as_raw());
+            assert_eq!(fnv1a(&frame), expected, "{clip} frame {index}");
+        }
     }
 }

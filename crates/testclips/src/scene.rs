@@ -1,8 +1,7 @@
 //! The road scene behind the vehicles, drawn procedurally and deterministically.
 //!
 //! From top to bottom: a brick wall, the far sidewalk, a kerb, the asphalt band
-//! (white edge lines and a double yellow centre line), the near kerb and the
-//! near sidewalk.
+//! (a double yellow centre line), the near kerb and the near sidewalk.
 //! Texture comes from a small integer hash of the pixel position, so the same
 //! size always gives the same bytes on every run and platform; there is no
 //! random generator and nothing vehicle-like in it. The layout is proportional
@@ -70,15 +69,13 @@ impl Layout {
 /// Draws the empty road scene at `width` x `height`.
 pub fn background(width: u32, height: u32) -> RgbImage {
     let l = Layout::new(height);
-    // Lane markings, scaled with the height (4 px edge lines, a 3 + 3 + 3 px
-    // double centre line at 540). No dashed lines: on this scene, the vehicle
-    // model takes a road with a dashed centre line for a lorry (0.56 with black
-    // letterbox borders); with a double solid line it finds nothing.
+    // Sizes scale with the height (given here for 540 rows).
     let unit = (f64::from(height) / 540.0).max(0.25);
     let px = |v: f64| ((v * unit).round() as u32).max(1);
-    let line_w = px(4.0);
-    let edge_top = l.road + px(8.0);
-    let edge_bottom = l.near_kerb - px(10.0) - line_w;
+    // The only lane marking: a double solid centre line, 3 + 3 + 3 px. The
+    // vehicle model takes this whole road for a lorry when it has a dashed
+    // centre line (0.56 with black letterbox borders) or white edge lines (up
+    // to 0.29 next to a vehicle entering); with this line it finds nothing.
     let centre = l.road + (l.near_kerb - l.road) * 2 / 5;
     let centre_w = px(3.0);
     let brick_h = px(12.0);
@@ -99,7 +96,7 @@ pub fn background(width: u32, height: u32) -> RgbImage {
                 shade([150, 86, 62], per_brick + grain)
             }
         } else if y < l.far_kerb {
-            let joint = (x + 7) % tile < px(2.0) || (y - l.far_walk) % tile == 0;
+            let joint = (x + 7) % tile < px(2.0) || (y - l.far_walk).is_multiple_of(tile);
             shade(
                 [158, 156, 150],
                 grain + blotch(x, y, 24, 3, 6) - if joint { 28 } else { 0 },
@@ -107,17 +104,16 @@ pub fn background(width: u32, height: u32) -> RgbImage {
         } else if y < l.road {
             shade([196, 194, 188], grain)
         } else if y < l.near_kerb {
-            let worn = hash2(x, y, 4) % 16 == 0;
-            let edge = (edge_top..edge_top + line_w).contains(&y)
-                || (edge_bottom..edge_bottom + line_w).contains(&y);
+            let worn = hash2(x, y, 4).is_multiple_of(16);
             let centre_line = (centre..centre + centre_w).contains(&y)
                 || (centre + 2 * centre_w..centre + 3 * centre_w).contains(&y);
-            if edge && !worn {
-                shade([222, 222, 214], noise(x, y, 5, 8))
-            } else if centre_line && !worn {
+            if centre_line && !worn {
                 shade([218, 178, 44], noise(x, y, 5, 8))
             } else {
-                shade([74, 74, 78], grain + blotch(x, y, 32, 6, 7) + noise(x, y, 7, 3))
+                shade(
+                    [74, 74, 78],
+                    grain + blotch(x, y, 32, 6, 7) + noise(x, y, 7, 3),
+                )
             }
         } else if y < l.near_walk {
             shade([200, 198, 192], grain)
@@ -144,8 +140,7 @@ mod tests {
 
     #[test]
     fn hash_spreads_values() {
-        let distinct: std::collections::HashSet<_> =
-            (0..64).map(|x| hash2(x, 0, 0) % 16).collect();
+        let distinct: std::collections::HashSet<_> = (0..64).map(|x| hash2(x, 0, 0) % 16).collect();
         assert!(distinct.len() >= 12);
         assert_ne!(hash2(1, 2, 3), hash2(2, 1, 3));
     }

@@ -17,7 +17,7 @@ use crate::{ClipError, Sprite};
 pub enum Travel {
     /// Towards growing x (east on a north-up view).
     LeftToRight,
-    /// Towards shrinking x; the sprite is mirrored.
+    /// Towards shrinking x (west on a north-up view).
     RightToLeft,
 }
 
@@ -108,7 +108,8 @@ pub struct VehiclePath {
     /// When the vehicle starts to move in, in seconds from the start of the clip.
     pub enter_s: f64,
     /// Horizontal speed in pixels per second: positive moves right, negative
-    /// moves left (and draws the sprite mirrored). Never 0.
+    /// moves left. Never 0. The sprite is drawn front first, mirrored when it
+    /// faces the other way (see [`crate::Sprite::variant`]).
     pub speed_px_s: f64,
     /// Top row of the sprite, in pixels (rounded to a whole pixel when drawn).
     pub top_px: f64,
@@ -263,7 +264,10 @@ impl ClipSpec {
             }
             let r = v.rect_at(v.enter_s, self.width);
             if r.y < 0 || r.bottom() > self.height as i32 {
-                return fail(format!("vehicle {} does not fit the frame vertically", v.id));
+                return fail(format!(
+                    "vehicle {} does not fit the frame vertically",
+                    v.id
+                ));
             }
             if v.exit_s(self.width) > self.duration_s {
                 return fail(format!(
@@ -344,7 +348,9 @@ fn far(id: u32, enter_s: f64, speed_px_s: f64) -> VehiclePath {
 ///
 /// - `one_bus` (6 s): one bus, left → right at 320 px/s, across both lines.
 /// - `two_way` (21 s): five buses, one at a time or following each other with
-///   a gap, three eastbound (near lane) and two westbound (far lane, mirrored).
+///   a gap, three eastbound (near lane) and two westbound (far lane, 290 px
+///   tall instead of 300). The bus photo faces left, so eastbound buses are
+///   drawn mirrored.
 ///
 /// Speeds stay ≤ 380 px/s, i.e. ≤ 38 px between frames sampled at 10 fps.
 pub fn builtin_clips() -> Vec<ClipSpec> {
@@ -411,7 +417,12 @@ mod tests {
                 // ≈ 200 px of the 640x640 model input (960x540 → 640x360).
                 assert!(v.height_px >= 285.0, "{} vehicle {}", c.name, v.id);
                 // ≤ 40 px between frames sampled at 10 fps.
-                assert!(v.speed_px_s.abs() / 10.0 <= 40.0, "{} vehicle {}", c.name, v.id);
+                assert!(
+                    v.speed_px_s.abs() / 10.0 <= 40.0,
+                    "{} vehicle {}",
+                    c.name,
+                    v.id
+                );
             }
         }
     }
@@ -424,7 +435,12 @@ mod tests {
                 for (n, (_, a)) in vis.iter().enumerate() {
                     for (_, b) in &vis[n + 1..] {
                         assert!(!a.intersects(b), "{} frame {i}", c.name);
-                        assert!(a.gap_x(b) >= 100, "{} frame {i}: gap {}", c.name, a.gap_x(b));
+                        assert!(
+                            a.gap_x(b) >= 100,
+                            "{} frame {i}: gap {}",
+                            c.name,
+                            a.gap_x(b)
+                        );
                     }
                 }
             }
@@ -459,7 +475,8 @@ mod tests {
     #[test]
     fn validate_rejects_overlap_and_late_exit() {
         let mut c = builtin_clip("one_bus").unwrap();
-        c.vehicles.push(VehiclePath::bus(2, 1.0, 320.0, 200.0, 300.0));
+        c.vehicles
+            .push(VehiclePath::bus(2, 1.0, 320.0, 200.0, 300.0));
         assert!(c.validate().unwrap_err().to_string().contains("overlap"));
         let mut c = builtin_clip("one_bus").unwrap();
         c.duration_s = 4.0;

@@ -6,12 +6,21 @@ use std::sync::Arc;
 use crate::{FullPolicy, Publish, Published, Subscribe, TransportError};
 
 /// Creates a bounded in-process channel named `name` (used in errors and metrics).
-pub fn channel<T: Send>(name: &str, capacity: usize, policy: FullPolicy) -> (InProcPublisher<T>, InProcSubscriber<T>) {
+pub fn channel<T: Send>(
+    name: &str,
+    capacity: usize,
+    policy: FullPolicy,
+) -> (InProcPublisher<T>, InProcSubscriber<T>) {
     let (tx, rx) = async_channel::bounded(capacity.max(1));
     let name: Arc<str> = Arc::from(name);
     let dropped = Arc::new(AtomicU64::new(0));
     (
-        InProcPublisher { tx, policy, name: name.clone(), dropped },
+        InProcPublisher {
+            tx,
+            policy,
+            name: name.clone(),
+            dropped,
+        },
         InProcSubscriber { rx, name },
     )
 }
@@ -55,6 +64,11 @@ impl<T: Send> InProcPublisher<T> {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// A handle on the drop count that does not keep the channel open.
+    pub fn drop_counter(&self) -> DropCounter {
+        DropCounter(self.dropped.clone())
+    }
+
     /// The policy this channel applies when full.
     pub fn policy(&self) -> FullPolicy {
         self.policy
@@ -84,9 +98,24 @@ impl<T: Send> InProcPublisher<T> {
 impl<T: Send> Publish<T> for InProcPublisher<T> {
     async fn publish(&self, item: T) -> Result<Published, TransportError> {
         match self.policy {
-            FullPolicy::Block => self.tx.send(item).await.map(|()| Published::Queued).map_err(|_| self.closed()),
+            FullPolicy::Block => self
+                .tx
+                .send(item)
+                .await
+                .map(|()| Published::Queued)
+                .map_err(|_| self.closed()),
             FullPolicy::DropOldest => self.force(item),
         }
+    }
+}
+
+/// Reads how many items a channel dropped, without keeping it open.
+#[derive(Debug, Clone)]
+pub struct DropCounter(Arc<AtomicU64>);
+
+impl DropCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

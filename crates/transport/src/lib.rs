@@ -11,7 +11,7 @@
 
 mod inproc;
 
-pub use inproc::{channel, InProcPublisher, InProcSubscriber};
+pub use inproc::{channel, DropCounter, InProcPublisher, InProcSubscriber};
 
 use std::future::Future;
 

@@ -1,0 +1,413 @@
+//! `streetscope run`: the whole pipeline in one process.
+//!
+//! ```text
+//! ingest (a thread per camera) ─frames─► detect ─detections─► aggregate ─events─► JSON Lines + console
+//! ```
+//! Stages are connected by bounded in-process channels; the same stage code runs
+//! over Kafka in the distributed mode.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use streetscope_aggregate::stage::AggregateStage;
+use streetscope_aggregate::Aggregator;
+use streetscope_contracts::config::{CameraConfig, PipelineConfig};
+use streetscope_contracts::records::{
+    CrossingEvent, ResultRecord, RunSummary, StageThroughput, SCHEMA_VERSION,
+};
+use streetscope_contracts::{CountingLine, Frame, FrameDetections};
+use streetscope_detect::stage::DetectStage;
+use streetscope_detect::{Detector, DetectorOptions};
+use streetscope_ingest::{CameraSource, StopHandle};
+use streetscope_telemetry::StageMeter;
+use streetscope_transport::{channel, FullPolicy, Subscribe};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline configuration (TOML), e.g. pipelines/demo.toml.
+    #[arg(long, short, conflicts_with = "source")]
+    pub config: Option<PathBuf>,
+    /// Quick look without a config file: a video file or URL (rtsp://, http://, file://).
+    pub source: Option<String>,
+    /// A counting line for the quick look: NAME=X1,Y1,X2,Y2 in normalised image
+    /// coordinates, optionally followed by :FORWARD/BACKWARD direction labels,
+    /// e.g. `--line stop=0.5,0.9,0.5,0.1:eastbound/westbound`. Repeatable.
+    #[arg(long = "line", value_name = "LINE", requires = "source")]
+    pub lines: Vec<String>,
+    /// Frames per second to sample (quick look; default 10).
+    #[arg(long, requires = "source")]
+    pub sample_fps: Option<f64>,
+    /// Camera id (quick look).
+    #[arg(long, default_value = "camera-1", requires = "source")]
+    pub camera_id: String,
+    /// Intersection id (quick look).
+    #[arg(long, default_value = "intersection-1", requires = "source")]
+    pub intersection_id: String,
+    /// JSON Lines file for the results (overrides the config's `output.path`).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// The ONNX model (overrides the config's `detector.model`).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+/// Parses `NAME=X1,Y1,X2,Y2[:FORWARD/BACKWARD]`.
+pub fn parse_line(spec: &str) -> anyhow::Result<CountingLine> {
+    let bad = |why: &str| {
+        anyhow::anyhow!("--line {spec:?}: {why} (expected NAME=X1,Y1,X2,Y2[:FORWARD/BACKWARD])")
+    };
+    let (name, rest) = spec.split_once('=').ok_or_else(|| bad("no '='"))?;
+    let (coords, labels) = match rest.split_once(':') {
+        Some((c, l)) => (c, Some(l)),
+        None => (rest, None),
+    };
+    let v: Vec<f64> = coords
+        .split(',')
+        .map(|s| s.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("coordinates must be numbers"))?;
+    let [x1, y1, x2, y2] = v[..] else {
+        return Err(bad("four coordinates are needed"));
+    };
+    let mut line = CountingLine::new(name.trim(), [x1, y1], [x2, y2]);
+    if let Some(l) = labels {
+        let (f, b) = l
+            .split_once('/')
+            .ok_or_else(|| bad("labels are FORWARD/BACKWARD"))?;
+        line.forward = f.trim().to_owned();
+        line.backward = b.trim().to_owned();
+    }
+    Ok(line)
+}
+
+fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
+    let mut cfg = if let Some(path) = &args.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        PipelineConfig::from_toml_str(&text, &path.display().to_string(), path.parent())?
+    } else if let Some(source) = &args.source {
+        let lines = args
+            .lines
+            .iter()
+            .map(|l| parse_line(l))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let cfg = PipelineConfig {
+            cameras: vec![CameraConfig {
+                id: args.camera_id.clone(),
+                intersection: args.intersection_id.clone(),
+                source: source.clone(),
+                sample_fps: args.sample_fps.unwrap_or(10.0),
+                lines,
+            }],
+            detector: Default::default(),
+            tracker: Default::default(),
+            output: Default::default(),
+        };
+        cfg.validate().map_err(|errs| {
+            anyhow::anyhow!(
+                "invalid arguments:\n{}",
+                errs.iter()
+                    .map(|e| format!("  - {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })?;
+        cfg
+    } else {
+        bail!(
+            "give a config file (--config pipelines/demo.toml) or a source (a video file or URL)"
+        );
+    };
+    if let Some(o) = &args.output {
+        cfg.output.path = o.clone();
+    }
+    if let Some(m) = &args.model {
+        cfg.detector.model = Some(m.clone());
+    }
+    Ok(cfg)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(&args)?;
+    let model = cfg
+        .detector
+        .model
+        .clone()
+        .unwrap_or_else(crate::paths::default_model);
+    let detector = Detector::load(
+        &model,
+        DetectorOptions {
+            confidence: cfg.detector.confidence,
+            iou: cfg.detector.iou,
+            class_agnostic: cfg.detector.class_agnostic_nms,
+            threads: cfg.detector.threads,
+            class_names: cfg.detector.class_names.clone(),
+            ..DetectorOptions::default()
+        },
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("streetscope")
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run_pipeline(cfg, detector))
+}
+
+async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let (w, h) = detector.input_size();
+    let info = detector.info();
+    eprintln!(
+        "model {} ({:?}, input {w}x{h}, classes: {})",
+        info.path,
+        info.head,
+        info.names.join(", ")
+    );
+    let out_path = cfg.output.path.clone();
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&out_path)
+            .with_context(|| format!("creating {}", out_path.display()))?,
+    );
+
+    let cameras: Vec<CameraSource> = cfg
+        .cameras
+        .iter()
+        .map(|c| CameraSource {
+            camera_id: c.id.clone(),
+            intersection_id: c.intersection.clone(),
+            source: c.source.clone(),
+            sample_fps: c.sample_fps,
+            width: w,
+            height: h,
+            stall_timeout: std::time::Duration::from_secs(10),
+        })
+        .collect();
+    // Files wait for the detector (nothing is lost by waiting); live cameras drop
+    // their oldest frames instead, so they stay current.
+    let all_files = cfg
+        .cameras
+        .iter()
+        .all(|c| !c.source.contains("://") || c.source.starts_with("file://"));
+    let policy = if all_files {
+        FullPolicy::Block
+    } else {
+        FullPolicy::DropOldest
+    };
+    let (frames_tx, frames_rx) = channel::<Frame>("frames", 4, policy);
+    let (dets_tx, dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
+    let (events_tx, mut events_rx) = channel::<CrossingEvent>("events", 256, FullPolicy::Block);
+
+    let meters = [
+        StageMeter::new("ingest"),
+        StageMeter::new("detect"),
+        StageMeter::new("aggregate"),
+    ];
+    let stop = StopHandle::default();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping: finishing the frames in flight (Ctrl-C again to abort)");
+                stop.stop();
+                let _ = tokio::signal::ctrl_c().await;
+                std::process::exit(130);
+            }
+        });
+    }
+
+    let dropped = frames_tx.drop_counter();
+    let ingest = {
+        let (meter, stop, tx) = (meters[0].clone(), stop.clone(), frames_tx);
+        tokio::task::spawn_blocking(move || {
+            let push = move |f: Frame| tx.publish_blocking(f).is_ok();
+            streetscope_ingest::stage::run_cameras(&cameras, push, &stop, &meter)
+        })
+    };
+    let detect =
+        tokio::spawn(DetectStage::new(detector, meters[1].clone()).run(frames_rx, dets_tx));
+    let aggregate = tokio::spawn(
+        AggregateStage::new(
+            Aggregator::new(&cfg.cameras, &cfg.tracker),
+            meters[2].clone(),
+        )
+        .run(dets_rx, events_tx),
+    );
+
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 5 }));
+    progress.tick().await;
+    let mut crossings = 0u64;
+    let frames_dropped = || dropped.get();
+    loop {
+        tokio::select! {
+            ev = events_rx.next() => {
+                let Some(ev) = ev else { break };
+                crossings += 1;
+                serde_json::to_writer(&mut out, &ResultRecord::Crossing(ev.clone()))?;
+                out.write_all(b"\n")?;
+                if tty { eprint!("\r\x1b[K"); }
+                println!(
+                    "{:>8.2}s  {}  {}  {:<10} {:<8} track {}",
+                    ev.stream_time_s, ev.camera_id, ev.line, ev.direction_label, ev.class_name, ev.track_id
+                );
+            }
+            _ = progress.tick() => {
+                let line = format!(
+                    "[{:>6.1}s] frames ingested {} | detected {} | aggregated {} | crossings {} | dropped {}",
+                    started.elapsed().as_secs_f64(), meters[0].items(), meters[1].items(), meters[2].items(),
+                    crossings, frames_dropped()
+                );
+                if tty { eprint!("\r\x1b[K{line}"); } else { eprintln!("{line}"); }
+            }
+        }
+    }
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+
+    let camera_results = ingest.await.context("the ingest stage panicked")?;
+    let detector = detect.await.context("the detect stage panicked")?;
+    let aggregator = aggregate.await.context("the aggregate stage panicked")??;
+    drop(detector);
+
+    let wall_s = started.elapsed().as_secs_f64();
+    let stages: Vec<StageThroughput> = meters
+        .iter()
+        .map(|m| {
+            let s = m.stats();
+            StageThroughput {
+                stage: s.name.clone(),
+                items: s.items,
+                busy_s: s.busy_s,
+                items_per_s: s.items_per_s(),
+            }
+        })
+        .collect();
+    let summary = RunSummary {
+        schema_version: SCHEMA_VERSION,
+        wall_s,
+        frames: meters[2].items(),
+        frames_dropped: frames_dropped(),
+        counts: aggregator.counts(),
+        stages,
+    };
+    serde_json::to_writer(&mut out, &ResultRecord::Summary(summary.clone()))?;
+    out.write_all(b"\n")?;
+    out.flush()
+        .with_context(|| format!("writing {}", out_path.display()))?;
+
+    print_summary(&summary, meters[1].stats().errors);
+    println!(
+        "results: {} ({} crossings and a summary, JSON Lines)",
+        out_path.display(),
+        crossings
+    );
+
+    let failed: Vec<String> = camera_results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    if !failed.is_empty() {
+        for f in &failed {
+            eprintln!("error: {f}");
+        }
+        bail!(
+            "{} of {} cameras failed",
+            failed.len(),
+            camera_results.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &RunSummary, detect_errors: u64) {
+    let mut counts = Table::new();
+    counts.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "Intersection",
+        "Camera",
+        "Line",
+        "Direction",
+        "Class",
+        "Count",
+    ]);
+    for r in &s.counts {
+        counts.add_row(vec![
+            Cell::new(&r.intersection_id),
+            Cell::new(&r.camera_id),
+            Cell::new(&r.line),
+            Cell::new(&r.direction_label),
+            Cell::new(&r.class_name),
+            Cell::new(r.count).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    if s.counts.is_empty() {
+        counts.add_row(vec!["(no crossings)", "", "", "", "", ""]);
+    }
+    println!("\nCounts\n{counts}");
+    let mut stages = Table::new();
+    stages
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(["Stage", "Frames", "Busy s", "Frames/s"]);
+    for st in &s.stages {
+        stages.add_row(vec![
+            Cell::new(&st.stage),
+            Cell::new(st.items).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.2}", st.busy_s)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", st.items_per_s)).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    stages.add_row(vec![
+        Cell::new("pipeline (wall clock)"),
+        Cell::new(s.frames).set_alignment(CellAlignment::Right),
+        Cell::new(format!("{:.2}", s.wall_s)).set_alignment(CellAlignment::Right),
+        Cell::new(format!("{:.1}", s.frames as f64 / s.wall_s.max(1e-9)))
+            .set_alignment(CellAlignment::Right),
+    ]);
+    println!("\nThroughput\n{stages}");
+    if s.frames_dropped > 0 || detect_errors > 0 {
+        println!(
+            "frames dropped under back-pressure: {}, frames the detector skipped: {detect_errors}",
+            s.frames_dropped
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines_with_and_without_labels() {
+        let l = parse_line("stop=0.5,0.9,0.5,0.1:eastbound/westbound").unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.start, l.end),
+            ("stop", [0.5, 0.9], [0.5, 0.1])
+        );
+        assert_eq!(
+            (l.forward.as_str(), l.backward.as_str()),
+            ("eastbound", "westbound")
+        );
+        let l = parse_line("a=0,0.5,1,0.5").unwrap();
+        assert_eq!(l.forward, "in");
+    }
+
+    #[test]
+    fn bad_lines_name_the_value() {
+        let e = parse_line("a=0,0.5,1").unwrap_err().to_string();
+        assert!(
+            e.contains("\"a=0,0.5,1\"") && e.contains("four coordinates"),
+            "{e}"
+        );
+        assert!(parse_line("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("no '='"));
+        assert!(parse_line("a=x,1,2,3").is_err());
+    }
+}

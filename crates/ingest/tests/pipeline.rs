@@ -1,0 +1,166 @@
+//! Ingest against real GStreamer pipelines on generated clips.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use streetscope_contracts::{Frame, Letterbox};
+use streetscope_ingest::clipwriter::{write_mp4, ClipFormat};
+use streetscope_ingest::{run_camera, CameraSource, StopHandle};
+
+const GREY: u8 = 128;
+
+fn clip(dir: &tempfile::TempDir, w: u32, h: u32, frames: u32) -> String {
+    let path = dir.path().join("grey.mp4");
+    let fmt = ClipFormat {
+        width: w,
+        height: h,
+        fps: 25,
+        keyframe_interval: 50,
+    };
+    let n = write_mp4(
+        &path,
+        fmt,
+        (0..frames).map(|_| vec![GREY; (w * h * 3) as usize]),
+    )
+    .unwrap();
+    assert_eq!(n, u64::from(frames));
+    path.to_string_lossy().into_owned()
+}
+
+fn camera(source: String, w: u32, h: u32) -> CameraSource {
+    CameraSource {
+        camera_id: "cam-test".into(),
+        intersection_id: "x-1".into(),
+        source,
+        sample_fps: 10.0,
+        width: w,
+        height: h,
+        stall_timeout: Duration::from_secs(3),
+    }
+}
+
+fn collect(
+    cam: &CameraSource,
+) -> (
+    Result<streetscope_ingest::CameraReport, streetscope_ingest::IngestError>,
+    Vec<Frame>,
+) {
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let frames = frames.clone();
+        move |f: Frame| {
+            frames.lock().unwrap().push(f);
+            true
+        }
+    };
+    let r = run_camera(cam, sink, &StopHandle::default());
+    let frames = std::mem::take(&mut *frames.lock().unwrap());
+    (r, frames)
+}
+
+#[test]
+fn a_file_is_sampled_by_timestamp_and_letterboxed() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(&dir, 320, 180, 50); // 2 s at 25 fps
+    let (report, frames) = collect(&camera(src, 160, 160));
+    let report = report.unwrap();
+    assert_eq!(report.decoded, 50);
+    assert_eq!(report.frames, 20, "2 s sampled at 10 fps");
+    assert_eq!(
+        frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+    for w in frames.windows(2) {
+        let gap = w[1].pts_ns - w[0].pts_ns;
+        assert!((80_000_000..=120_000_000).contains(&gap), "gap {gap} ns");
+    }
+    let f = &frames[0];
+    assert_eq!(f.letterbox, Letterbox::fit(320, 180, 160, 160));
+    assert_eq!((f.letterbox.scaled_h, f.letterbox.pad_y), (90, 35));
+    assert_eq!(f.payload.len(), 160 * 160 * 3);
+    // The geometry we report is the one GStreamer drew: black borders, grey image.
+    let px = |x: usize, y: usize| &f.payload[(y * 160 + x) * 3..(y * 160 + x) * 3 + 3];
+    let is_black = |p: &[u8]| p.iter().all(|&c| c <= 2);
+    let is_grey = |p: &[u8]| p.iter().all(|&c| c.abs_diff(GREY) <= 3);
+    for x in [0, 80, 159] {
+        assert!(
+            is_black(px(x, 0)) && is_black(px(x, 34)),
+            "top border at x={x}: {:?}",
+            px(x, 34)
+        );
+        assert!(
+            is_grey(px(x, 35)) && is_grey(px(x, 124)),
+            "image at x={x}: {:?} {:?}",
+            px(x, 35),
+            px(x, 124)
+        );
+        assert!(
+            is_black(px(x, 125)) && is_black(px(x, 159)),
+            "bottom border at x={x}: {:?}",
+            px(x, 125)
+        );
+    }
+    assert_eq!(&*f.camera_id, "cam-test");
+    assert_eq!(&*f.intersection_id, "x-1");
+}
+
+#[test]
+fn a_file_of_random_bytes_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("random.mp4");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let bytes: Vec<u8> = (0..200_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&path, bytes).unwrap();
+    let start = Instant::now();
+    let (r, frames) = collect(&camera(path.to_string_lossy().into_owned(), 160, 160));
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.starts_with("camera cam-test: source "), "{msg}");
+    assert!(frames.is_empty());
+    assert!(start.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_truncated_file_gives_its_frames_or_a_clear_error_but_never_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(&dir, 320, 180, 50);
+    let bytes = std::fs::read(&src).unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let start = Instant::now();
+    let (r, _) = collect(&camera(cut.to_string_lossy().into_owned(), 160, 160));
+    // mp4mux writes the index at the end: without it nothing is decodable.
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("cam-test") && msg.contains("cut.mp4"), "{msg}");
+    assert!(start.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_missing_file_and_a_closed_port_are_clear_errors() {
+    let (r, _) = collect(&camera("/nonexistent/clip.mp4".into(), 160, 160));
+    let msg = r.unwrap_err().to_string();
+    assert!(
+        msg.contains("/nonexistent/clip.mp4") && msg.contains("cannot open the file"),
+        "{msg}"
+    );
+
+    let start = Instant::now();
+    let (r, _) = collect(&camera(
+        "rtsp://user:secret@127.0.0.1:9/stream".into(),
+        160,
+        160,
+    ));
+    let msg = r.unwrap_err().to_string();
+    assert!(
+        msg.starts_with("camera cam-test: source rtsp://user:***@127.0.0.1:9/stream"),
+        "{msg}"
+    );
+    assert!(!msg.contains("secret"), "{msg}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+}

