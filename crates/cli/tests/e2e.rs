@@ -1,0 +1,335 @@
+//! End to end: the real binary, the real model, real GStreamer, generated clips.
+//!
+//! Needs what `scripts/setup.sh` fetches and generates (the model, bus.jpg, the
+//! clips in `test-videos/out/`); a missing piece fails with a message that says so.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use streetscope_testclips::{builtin_clips, GroundTruth};
+
+const BIN: &str = env!("CARGO_BIN_EXE_streetscope");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("STREETSCOPE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/streetscope"))
+}
+
+fn need(path: &Path) -> &Path {
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        path.display()
+    );
+    path
+}
+
+/// Runs the binary, failing the test if it takes longer than `limit`.
+fn streetscope(args: &[&str], limit: Duration) -> Output {
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("streetscope {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+#[test]
+fn detect_finds_the_bus_on_bus_jpg() {
+    let bus = cache().join("assets/bus.jpg");
+    let out_dir = tempfile::tempdir().unwrap();
+    let saved = out_dir.path().join("bus-annotated.jpg");
+    let out = streetscope(
+        &[
+            "detect",
+            need(&bus).to_str().unwrap(),
+            "--json",
+            "--save",
+            saved.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    let dets = line["detections"].as_array().unwrap();
+    let bus_det = dets
+        .iter()
+        .find(|d| d["class_name"] == "bus")
+        .expect("a bus is found");
+    let b = &bus_det["bbox"];
+    let found = [
+        b["x1"].as_f64().unwrap(),
+        b["y1"].as_f64().unwrap(),
+        b["x2"].as_f64().unwrap(),
+        b["y2"].as_f64().unwrap(),
+    ];
+    // Measured by hand on bus.jpg (810x1080): the bus from its left edge to the
+    // right side of the picture, from the roof to the bottom of the wheels.
+    let by_hand = [10.0, 228.0, 805.0, 735.0];
+    assert!(
+        iou(found, by_hand) > 0.5,
+        "box {found:?} vs {by_hand:?}: IoU {}",
+        iou(found, by_hand)
+    );
+    assert!(bus_det["score"].as_f64().unwrap() > 0.3);
+    let img = image::open(&saved).expect("the annotated image is written");
+    assert_eq!((img.width(), img.height()), (810, 1080));
+
+    // The text form prints class, score, box and the count.
+    let out = streetscope(&["detect", bus.to_str().unwrap()], Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 object") && text.contains("bus"), "{text}");
+}
+
+/// Runs the pipeline on a clip with its ground-truth lines; returns the records.
+fn run_clip(truth: &GroundTruth, config: Option<&Path>) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.jsonl");
+    let cfg_path = dir.path().join("clip.toml");
+    let cfg_path = match config {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let clip =
+                need(&repo().join(format!("test-videos/out/{}.mp4", truth.clip))).to_path_buf();
+            let mut cfg = format!(
+                "[[cameras]]\nid = \"cam-{0}\"\nintersection = \"x-{0}\"\nsource = {1:?}\nsample_fps = 10\n",
+                truth.clip,
+                clip.display().to_string()
+            );
+            for l in &truth.lines {
+                cfg += &format!(
+                    "[[cameras.lines]]\nname = {:?}\nstart = {:?}\nend = {:?}\nforward = {:?}\nbackward = {:?}\n",
+                    l.name, l.start, l.end, l.forward, l.backward
+                );
+            }
+            std::fs::write(&cfg_path, cfg).unwrap();
+            cfg_path
+        }
+    };
+    let res = streetscope(
+        &[
+            "run",
+            "--config",
+            cfg_path.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(300),
+    );
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "run failed:\n{stderr}");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        stdout.contains("Counts") && stdout.contains("Frames/s"),
+        "the summary table is printed:\n{stdout}"
+    );
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn check_against_truth(truth: &GroundTruth, records: &[Value]) {
+    let (summary, crossings): (Vec<&Value>, Vec<&Value>) =
+        records.iter().partition(|r| r["record"] == "summary");
+    assert_eq!(summary.len(), 1, "one summary, last");
+    assert_eq!(records.last().unwrap()["record"], "summary");
+    let key =
+        |line: &str, dir: &str, class: &str| (line.to_owned(), dir.to_owned(), class.to_owned());
+    let expected: BTreeMap<_, u64> = truth
+        .counts
+        .iter()
+        .map(|c| {
+            let dir = serde_json::to_value(c.direction).unwrap();
+            (
+                key(&c.line, dir.as_str().unwrap(), &c.class_name),
+                u64::from(c.count),
+            )
+        })
+        .collect();
+    let counted: BTreeMap<_, u64> = summary[0]["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_owned();
+            (
+                key(&s("line"), &s("direction"), &s("class_name")),
+                c["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counted, expected,
+        "clip {}: counts differ from the ground truth",
+        truth.clip
+    );
+    assert_eq!(crossings.len(), truth.crossings.len());
+
+    // Each reported crossing matches a true one of the same line and direction,
+    // within the sampling interval plus a frame.
+    for c in &truth.crossings {
+        let dir = serde_json::to_value(c.direction).unwrap();
+        let near = crossings.iter().any(|r| {
+            r["line"] == c.line.as_str()
+                && r["direction"] == dir
+                && (r["stream_time_s"].as_f64().unwrap() - c.time_s).abs() <= 0.15
+        });
+        assert!(near, "clip {}: no reported crossing near {c:?}", truth.clip);
+    }
+}
+
+fn truth_of(name: &str) -> GroundTruth {
+    let path = repo().join(format!("test-videos/{name}.truth.json"));
+    GroundTruth::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn every_clip_counts_exactly_its_ground_truth() {
+    for spec in builtin_clips() {
+        let truth = truth_of(&spec.name);
+        let records = run_clip(&truth, None);
+        check_against_truth(&truth, &records);
+    }
+}
+
+#[test]
+fn the_demo_config_counts_the_two_way_clip_exactly() {
+    let truth = truth_of("two_way");
+    let records = run_clip(&truth, Some(&repo().join("pipelines/demo.toml")));
+    check_against_truth(&truth, &records);
+    let summary = records.last().unwrap();
+    assert_eq!(summary["frames"], 210, "21 s sampled at 10 fps");
+    assert_eq!(
+        summary["frames_dropped"], 0,
+        "a file source is never dropped from"
+    );
+    let stages: Vec<&str> = summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["ingest", "detect", "aggregate"]);
+}
+
+#[test]
+fn a_corrupt_input_file_is_a_clear_error_and_a_failed_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("corrupt.mp4");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(&bad, bytes).unwrap();
+    let out_file = dir.path().join("out.jsonl");
+    let res = streetscope(
+        &[
+            "run",
+            bad.to_str().unwrap(),
+            "--line",
+            "a=0.5,0,0.5,1",
+            "-o",
+            out_file.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("camera camera-1: source") && stderr.contains("corrupt.mp4"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The run still ends with its summary record.
+    let last = std::fs::read_to_string(&out_file).unwrap();
+    assert!(last
+        .lines()
+        .last()
+        .unwrap()
+        .contains("\"record\":\"summary\""));
+}
+
+#[test]
+fn a_bad_config_names_the_field_and_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[[cameras]]\nid = \"c\"\nintersection = \"i\"\nsource = \"x.mp4\"\nsample_fps = -3\n\
+         [[cameras.lines]]\nname = \"l\"\nstart = [0.1, 1.5]\nend = [0.2, 0.2]\n",
+    )
+    .unwrap();
+    let res = streetscope(
+        &["run", "--config", cfg.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success());
+    assert!(stderr.contains("cameras[0].sample_fps = -3"), "{stderr}");
+    assert!(
+        stderr.contains("cameras[0].lines[0].start = [0.1, 1.5]"),
+        "{stderr}"
+    );
+
+    let res = streetscope(
+        &["run", "clip.mp4", "--line", "oops=1,2"],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        !res.status.success() && stderr.contains("--line \"oops=1,2\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn schemas_in_docs_match_the_code() {
+    let res = streetscope(&["schema", "--check"], Duration::from_secs(30));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
