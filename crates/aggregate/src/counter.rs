@@ -52,13 +52,7 @@ impl TrackLines {
     fn release(&mut self, track_id: u64, class_name: &Arc<str>, out: &mut Vec<Crossing>) {
         for (line, direction, at) in self.pending.drain(..) {
             if self.counted.insert((line, direction)) {
-                out.push(Crossing {
-                    track_id,
-                    line,
-                    direction,
-                    class_name: class_name.clone(),
-                    at,
-                });
+                out.push(Crossing { track_id, line, direction, class_name: class_name.clone(), at });
             }
         }
     }
@@ -73,10 +67,7 @@ pub struct LineCounter {
 
 impl LineCounter {
     pub fn new(lines: Vec<CountingLine>) -> Self {
-        Self {
-            lines,
-            tracks: HashMap::new(),
-        }
+        Self { lines, tracks: HashMap::new() }
     }
 
     pub fn line(&self, i: usize) -> &CountingLine {
@@ -85,26 +76,20 @@ impl LineCounter {
 
     /// Takes the track updates of the frame `at` and the tracks that ended;
     /// returns the crossings released, in the order they happened per track.
-    pub fn observe(
-        &mut self,
-        updates: &[TrackUpdate],
-        retired: &[RetiredTrack],
-        at: FrameStamp,
-    ) -> Vec<Crossing> {
+    pub fn observe(&mut self, updates: &[TrackUpdate], retired: &[RetiredTrack], at: FrameStamp) -> Vec<Crossing> {
         let mut out = Vec::new();
         for u in updates {
-            let st = self.tracks.entry(u.track_id).or_insert_with(|| TrackLines {
-                last_off: vec![None; self.lines.len()],
-                ..TrackLines::default()
-            });
+            let st = self
+                .tracks
+                .entry(u.track_id)
+                .or_insert_with(|| TrackLines { last_off: vec![None; self.lines.len()], ..TrackLines::default() });
             for (li, line) in self.lines.iter().enumerate() {
                 let side = line.side(u.anchor);
                 if side == 0.0 {
                     continue;
                 }
                 if let Some(dir) = st.last_off[li].and_then(|prev| line.crossing(prev, u.anchor)) {
-                    let seen = st.counted.contains(&(li, dir))
-                        || st.pending.iter().any(|p| (p.0, p.1) == (li, dir));
+                    let seen = st.counted.contains(&(li, dir)) || st.pending.iter().any(|p| (p.0, p.1) == (li, dir));
                     if !seen {
                         st.pending.push((li, dir, at));
                     }
@@ -141,11 +126,7 @@ mod tests {
     }
 
     fn at(seq: u64) -> FrameStamp {
-        FrameStamp {
-            seq,
-            pts_ns: seq * 100_000_000,
-            capture_time_ms: 0,
-        }
+        FrameStamp { seq, pts_ns: seq * 100_000_000, capture_time_ms: 0 }
     }
 
     fn vertical(x: f64) -> CountingLine {
@@ -154,10 +135,7 @@ mod tests {
     }
 
     fn run(c: &mut LineCounter, xs: &[f64]) -> Vec<Crossing> {
-        xs.iter()
-            .enumerate()
-            .flat_map(|(i, &x)| c.observe(&[upd(1, x, true)], &[], at(i as u64)))
-            .collect()
+        xs.iter().enumerate().flat_map(|(i, &x)| c.observe(&[upd(1, x, true)], &[], at(i as u64))).collect()
     }
 
     #[test]
@@ -165,10 +143,7 @@ mod tests {
         let mut c = LineCounter::new(vec![vertical(0.5)]);
         let all = run(&mut c, &[0.3, 0.4, 0.6, 0.4, 0.6, 0.7]);
         let dirs: Vec<(Direction, u64)> = all.iter().map(|c| (c.direction, c.at.seq)).collect();
-        assert_eq!(
-            dirs,
-            vec![(Direction::Forward, 2), (Direction::Backward, 3)]
-        );
+        assert_eq!(dirs, vec![(Direction::Forward, 2), (Direction::Backward, 3)]);
     }
 
     #[test]
@@ -191,22 +166,11 @@ mod tests {
     #[test]
     fn crossings_wait_for_the_class_to_settle_or_the_track_to_end() {
         let mut c = LineCounter::new(vec![vertical(0.5)]);
-        let unsettled = |x: f64, class: &str| TrackUpdate {
-            class_settled: false,
-            class_name: Arc::from(class),
-            ..upd(1, x, true)
-        };
-        assert!(c
-            .observe(&[unsettled(0.45, "tuktuk")], &[], at(0))
-            .is_empty());
-        assert!(c
-            .observe(&[unsettled(0.55, "tuktuk")], &[], at(1))
-            .is_empty());
-        let retired = RetiredTrack {
-            track_id: 1,
-            confirmed: true,
-            class_name: Arc::from("bus"),
-        };
+        let unsettled =
+            |x: f64, class: &str| TrackUpdate { class_settled: false, class_name: Arc::from(class), ..upd(1, x, true) };
+        assert!(c.observe(&[unsettled(0.45, "tuktuk")], &[], at(0)).is_empty());
+        assert!(c.observe(&[unsettled(0.55, "tuktuk")], &[], at(1)).is_empty());
+        let retired = RetiredTrack { track_id: 1, confirmed: true, class_name: Arc::from("bus") };
         let out = c.observe(&[], &[retired], at(2));
         assert_eq!(out.len(), 1);
         assert_eq!((&*out[0].class_name, out[0].at.seq), ("bus", 1));
@@ -217,15 +181,8 @@ mod tests {
         let mut c = LineCounter::new(vec![vertical(0.5)]);
         c.observe(&[upd(1, 0.45, false)], &[], at(0));
         c.observe(&[upd(1, 0.55, false)], &[], at(1));
-        let retired = RetiredTrack {
-            track_id: 1,
-            confirmed: false,
-            class_name: Arc::from("car"),
-        };
+        let retired = RetiredTrack { track_id: 1, confirmed: false, class_name: Arc::from("car") };
         assert!(c.observe(&[], &[retired], at(2)).is_empty());
-        assert!(
-            c.observe(&[upd(1, 0.6, true)], &[], at(3)).is_empty(),
-            "state of a retired track is gone"
-        );
+        assert!(c.observe(&[upd(1, 0.6, true)], &[], at(3)).is_empty(), "state of a retired track is gone");
     }
 }

@@ -40,11 +40,15 @@ struct CameraState {
     last_stamp: Option<FrameStamp>,
 }
 
+/// Key of a count: intersection, camera, line, direction, class.
+type CountKey = (String, String, String, Direction, String);
+
 /// Per-camera tracking and counting for a set of cameras.
 #[derive(Debug)]
 pub struct Aggregator {
     cameras: HashMap<String, CameraState>,
-    counts: BTreeMap<(String, String, String, Direction, String), (String, u64)>,
+    /// Per key: the direction's label and the count.
+    counts: BTreeMap<CountKey, (String, u64)>,
     duplicates: u64,
 }
 
@@ -63,11 +67,7 @@ impl Aggregator {
                 (c.id.clone(), state)
             })
             .collect();
-        Self {
-            cameras,
-            counts: BTreeMap::new(),
-            duplicates: 0,
-        }
+        Self { cameras, counts: BTreeMap::new(), duplicates: 0 }
     }
 
     /// Takes one frame's detections; returns the crossings they complete.
@@ -83,11 +83,7 @@ impl Aggregator {
             return Ok(Vec::new());
         }
         cam.last_seq = Some(fd.seq);
-        let stamp = FrameStamp {
-            seq: fd.seq,
-            pts_ns: fd.pts_ns,
-            capture_time_ms: fd.capture_time_ms,
-        };
+        let stamp = FrameStamp { seq: fd.seq, pts_ns: fd.pts_ns, capture_time_ms: fd.capture_time_ms };
         cam.last_stamp = Some(stamp);
         let updates = cam.tracker.update(&fd.detections, fd.width, fd.height);
         let crossings = cam.counter.observe(&updates, cam.tracker.retired(), stamp);
@@ -137,10 +133,7 @@ impl Aggregator {
                 ev.direction,
                 ev.class_name.clone(),
             );
-            self.counts
-                .entry(key)
-                .or_insert_with(|| (ev.direction_label.clone(), 0))
-                .1 += 1;
+            self.counts.entry(key).or_insert_with(|| (ev.direction_label.clone(), 0)).1 += 1;
             events.push(ev);
         }
         events
@@ -150,19 +143,15 @@ impl Aggregator {
     pub fn counts(&self) -> Vec<CountRow> {
         self.counts
             .iter()
-            .map(
-                |((intersection_id, camera_id, line, direction, class_name), (label, count))| {
-                    CountRow {
-                        intersection_id: intersection_id.clone(),
-                        camera_id: camera_id.clone(),
-                        line: line.clone(),
-                        direction: *direction,
-                        direction_label: label.clone(),
-                        class_name: class_name.clone(),
-                        count: *count,
-                    }
-                },
-            )
+            .map(|((intersection_id, camera_id, line, direction, class_name), (label, count))| CountRow {
+                intersection_id: intersection_id.clone(),
+                camera_id: camera_id.clone(),
+                line: line.clone(),
+                direction: *direction,
+                direction_label: label.clone(),
+                class_name: class_name.clone(),
+                count: *count,
+            })
             .collect()
     }
 

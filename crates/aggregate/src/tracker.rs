@@ -46,22 +46,14 @@ struct Track {
 impl Track {
     fn predicted(&self) -> BBox {
         let v = self.velocity;
-        BBox::new(
-            self.bbox.x1 + v[0],
-            self.bbox.y1 + v[1],
-            self.bbox.x2 + v[2],
-            self.bbox.y2 + v[3],
-        )
+        BBox::new(self.bbox.x1 + v[0], self.bbox.y1 + v[1], self.bbox.x2 + v[2], self.bbox.y2 + v[3])
     }
 
     /// Adds a detection's vote; returns whether it saw the whole vehicle.
     fn vote(&mut self, d: &Detection, w: u32, h: u32) {
         const EDGE_PX: f32 = 2.0;
         let b = d.bbox;
-        let cut = b.x1 <= EDGE_PX
-            || b.y1 <= EDGE_PX
-            || b.x2 >= w as f32 - EDGE_PX
-            || b.y2 >= h as f32 - EDGE_PX;
+        let cut = b.x1 <= EDGE_PX || b.y1 <= EDGE_PX || b.x2 >= w as f32 - EDGE_PX || b.y2 >= h as f32 - EDGE_PX;
         let weight = if cut { 0.1 } else { 1.0 };
         if !cut {
             self.full_views += 1;
@@ -90,12 +82,7 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
-        Self {
-            cfg,
-            tracks: Vec::new(),
-            next_id: 1,
-            retired: Vec::new(),
-        }
+        Self { cfg, tracks: Vec::new(), next_id: 1, retired: Vec::new() }
     }
 
     /// The tracks that ended at the last update (or [`Tracker::finish`]).
@@ -155,20 +142,11 @@ impl Tracker {
                 Some(di) => {
                     let d = &dets[*di];
                     let old = track.bbox;
-                    let new = [
-                        d.bbox.x1 - old.x1,
-                        d.bbox.y1 - old.y1,
-                        d.bbox.x2 - old.x2,
-                        d.bbox.y2 - old.y2,
-                    ];
+                    let new = [d.bbox.x1 - old.x1, d.bbox.y1 - old.y1, d.bbox.x2 - old.x2, d.bbox.y2 - old.y2];
                     // Velocity in pixels per frame, smoothed; a gap of missed frames spreads the jump.
                     let frames = (track.missed + 1) as f32;
                     for (v, n) in track.velocity.iter_mut().zip(new) {
-                        *v = if track.hits == 1 {
-                            n / frames
-                        } else {
-                            0.5 * *v + 0.5 * n / frames
-                        };
+                        *v = if track.hits == 1 { n / frames } else { 0.5 * *v + 0.5 * n / frames };
                     }
                     track.bbox = d.bbox;
                     track.hits += 1;
@@ -182,22 +160,14 @@ impl Tracker {
                 }
             }
         }
-        let mut updates: Vec<TrackUpdate> = self
-            .tracks
-            .iter()
-            .filter(|t| matched_ids.contains(&t.id))
-            .map(|t| self.update_of(t, w, h))
-            .collect();
+        let mut updates: Vec<TrackUpdate> =
+            self.tracks.iter().filter(|t| matched_ids.contains(&t.id)).map(|t| self.update_of(t, w, h)).collect();
         let (max_missed, min_hits) = (self.cfg.max_missed, self.cfg.min_hits);
         let retired = &mut self.retired;
         self.tracks.retain(|t| {
             let keep = t.missed <= max_missed;
             if !keep {
-                retired.push(RetiredTrack {
-                    track_id: t.id,
-                    confirmed: t.hits >= min_hits,
-                    class_name: t.class(),
-                });
+                retired.push(RetiredTrack { track_id: t.id, confirmed: t.hits >= min_hits, class_name: t.class() });
             }
             keep
         });
@@ -228,21 +198,11 @@ mod tests {
     use super::*;
 
     fn det(x: f32, class: &str, score: f32) -> Detection {
-        Detection {
-            class_id: 0,
-            class_name: Arc::from(class),
-            score,
-            bbox: BBox::new(x, 100.0, x + 100.0, 200.0),
-        }
+        Detection { class_id: 0, class_name: Arc::from(class), score, bbox: BBox::new(x, 100.0, x + 100.0, 200.0) }
     }
 
     fn cfg() -> TrackerConfig {
-        TrackerConfig {
-            match_iou: 0.3,
-            max_missed: 2,
-            min_hits: 3,
-            settle_views: 2,
-        }
+        TrackerConfig { match_iou: 0.3, max_missed: 2, min_hits: 3, settle_views: 2 }
     }
 
     #[test]
@@ -254,10 +214,7 @@ mod tests {
                 (u[0].track_id, u[0].confirmed)
             })
             .collect();
-        assert_eq!(
-            ids,
-            vec![(1, false), (1, false), (1, true), (1, true), (1, true)]
-        );
+        assert_eq!(ids, vec![(1, false), (1, false), (1, true), (1, true), (1, true)]);
     }
 
     #[test]
@@ -282,10 +239,7 @@ mod tests {
             assert!(t.retired().is_empty());
         }
         t.update(&[], 1000, 500);
-        assert_eq!(
-            t.retired().iter().map(|r| r.track_id).collect::<Vec<_>>(),
-            vec![1]
-        );
+        assert_eq!(t.retired().iter().map(|r| r.track_id).collect::<Vec<_>>(), vec![1]);
         assert!(!t.retired()[0].confirmed);
         let u = t.update(&[det(0.0, "car", 0.9)], 1000, 500);
         assert_eq!(u[0].track_id, 2);
@@ -314,10 +268,7 @@ mod tests {
             assert!(!u[0].class_settled);
         }
         let u = t.update(&[det(5.0, "bus", 0.5)], 1000, 500);
-        assert_eq!(
-            &*u[0].class_name, "bus",
-            "one whole view outweighs three cut ones"
-        );
+        assert_eq!(&*u[0].class_name, "bus", "one whole view outweighs three cut ones");
         let u = t.update(&[det(6.0, "bus", 0.5)], 1000, 500);
         assert!(u[0].class_settled);
     }
@@ -329,14 +280,7 @@ mod tests {
             t.update(&[det(i as f32, "car", 0.9)], 1000, 500);
         }
         t.finish();
-        assert_eq!(
-            t.retired(),
-            &[RetiredTrack {
-                track_id: 1,
-                confirmed: true,
-                class_name: Arc::from("car")
-            }]
-        );
+        assert_eq!(t.retired(), &[RetiredTrack { track_id: 1, confirmed: true, class_name: Arc::from("car") }]);
     }
 
     #[test]

@@ -53,16 +53,9 @@ pub fn clips(cmd: ClipsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ClipsCommand::Generate {
-            out,
-            bus,
-            only,
-            force,
-        } => {
-            let clips: Vec<_> = builtin_clips()
-                .into_iter()
-                .filter(|c| only.is_empty() || only.contains(&c.name))
-                .collect();
+        ClipsCommand::Generate { out, bus, only, force } => {
+            let clips: Vec<_> =
+                builtin_clips().into_iter().filter(|c| only.is_empty() || only.contains(&c.name)).collect();
             if clips.is_empty() {
                 bail!("no built-in clip is named {only:?} (see `streetscope clips list`)");
             }
@@ -73,16 +66,14 @@ pub fn clips(cmd: ClipsCommand) -> anyhow::Result<ExitCode> {
                 let video = out.join(format!("{}.mp4", spec.name));
                 let truth_path = out.join(truth_file_name(&spec.name));
                 let truth = ground_truth(&spec).to_json();
-                let current = video.is_file()
-                    && std::fs::read_to_string(&truth_path).is_ok_and(|t| t == truth);
+                let current = video.is_file() && std::fs::read_to_string(&truth_path).is_ok_and(|t| t == truth);
                 if current && !force {
                     eprintln!("{}: up to date", video.display());
                     continue;
                 }
                 if sprite.is_none() {
                     sprite = Some(
-                        Sprite::load_bus(&bus)
-                            .with_context(|| "loading the vehicle photo (run scripts/setup.sh)")?,
+                        Sprite::load_bus(&bus).with_context(|| "loading the vehicle photo (run scripts/setup.sh)")?,
                     );
                 }
                 let started = Instant::now();
@@ -96,15 +87,9 @@ pub fn clips(cmd: ClipsCommand) -> anyhow::Result<ExitCode> {
                 // Write to a temporary name first: an interrupted run never leaves a
                 // half-written clip that looks up to date.
                 let partial = out.join(format!(".{}.mp4.partial", spec.name));
-                let n = write_mp4(
-                    &partial,
-                    format,
-                    (0..spec.frame_count()).map(|i| renderer.frame(i).into_raw()),
-                )?;
-                std::fs::rename(&partial, &video)
-                    .with_context(|| format!("renaming to {}", video.display()))?;
-                std::fs::write(&truth_path, &truth)
-                    .with_context(|| format!("writing {}", truth_path.display()))?;
+                let n = write_mp4(&partial, format, (0..spec.frame_count()).map(|i| renderer.frame(i).into_raw()))?;
+                std::fs::rename(&partial, &video).with_context(|| format!("renaming to {}", video.display()))?;
+                std::fs::write(&truth_path, &truth).with_context(|| format!("writing {}", truth_path.display()))?;
                 eprintln!(
                     "{}: {n} frames {}x{} @ {} fps in {:.1} s",
                     video.display(),

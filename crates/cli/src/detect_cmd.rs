@@ -71,10 +71,7 @@ fn collect_images(sources: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let images = collect_images(&args.sources)?;
-    let model = args
-        .model
-        .clone()
-        .unwrap_or_else(crate::paths::default_model);
+    let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
     let opts = DetectorOptions {
         confidence: args.conf,
         iou: args.iou,
@@ -109,24 +106,14 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
             print_text(path, &img, &dets, ms);
         }
         if let Some(save) = &args.save {
-            let out = if images.len() > 1 {
-                save.join(path.file_name().expect("a file"))
-            } else {
-                save.clone()
-            };
-            annotate(img, &dets)
-                .save(&out)
-                .with_context(|| format!("writing {}", out.display()))?;
+            let out = if images.len() > 1 { save.join(path.file_name().expect("a file")) } else { save.clone() };
+            annotate(img, &dets).save(&out).with_context(|| format!("writing {}", out.display()))?;
             if !args.json {
                 println!("saved {}", out.display());
             }
         }
     }
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn print_text(path: &Path, img: &image::RgbImage, dets: &[Detection], ms: f64) {
@@ -140,10 +127,7 @@ fn print_text(path: &Path, img: &image::RgbImage, dets: &[Detection], ms: f64) {
     );
     for d in dets {
         let b = d.bbox;
-        println!(
-            "  {:<10} {:.3}  [{:.0}, {:.0}, {:.0}, {:.0}]",
-            d.class_name, d.score, b.x1, b.y1, b.x2, b.y2
-        );
+        println!("  {:<10} {:.3}  [{:.0}, {:.0}, {:.0}, {:.0}]", d.class_name, d.score, b.x1, b.y1, b.x2, b.y2);
     }
 }
 
@@ -152,23 +136,8 @@ fn annotate(mut img: image::RgbImage, dets: &[Detection]) -> image::RgbImage {
     for d in dets {
         let c = draw::class_colour(d.class_id);
         let b = d.bbox;
-        draw::rect(
-            &mut img,
-            b.x1 as i64,
-            b.y1 as i64,
-            b.x2 as i64,
-            b.y2 as i64,
-            2 * scale,
-            c,
-        );
-        draw::label(
-            &mut img,
-            b.x1 as i64,
-            b.y1 as i64,
-            &format!("{} {:.2}", d.class_name, d.score),
-            scale,
-            c,
-        );
+        draw::rect(&mut img, b.x1 as i64, b.y1 as i64, b.x2 as i64, b.y2 as i64, 2 * scale, c);
+        draw::label(&mut img, b.x1 as i64, b.y1 as i64, &format!("{} {:.2}", d.class_name, d.score), scale, c);
     }
     img
 }

@@ -38,10 +38,7 @@ pub fn label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: i64, bg: Rgb
     use font8x8::UnicodeFonts;
     let (w, h) = (i64::from(img.width()), i64::from(img.height()));
     let glyph_w = 8 * scale;
-    let (tw, th) = (
-        glyph_w * text.chars().count() as i64 + 2 * scale,
-        8 * scale + 2 * scale,
-    );
+    let (tw, th) = (glyph_w * text.chars().count() as i64 + 2 * scale, 8 * scale + 2 * scale);
     let y = if y - th >= 0 { y - th } else { y };
     let mut put = |px: i64, py: i64, c: Rgb<u8>| {
         if (0..w).contains(&px) && (0..h).contains(&py) {

@@ -3,7 +3,7 @@
 //! - `run`: the whole pipeline in one process (ingest → detect → aggregate).
 //! - `detect`: the model on images, Ultralytics-style.
 //! - `clips`: generates the test clips of `test-videos/`.
-//! - `schema`: writes the JSON Schemas of the record formats.
+//! - `schema`: writes the documents generated from the types (JSON Schemas, config reference).
 
 mod clips;
 mod detect_cmd;
@@ -36,7 +36,7 @@ enum Command {
     /// Test clips: generate them, with their ground truth.
     #[command(subcommand)]
     Clips(clips::ClipsCommand),
-    /// Writes (or checks) the JSON Schemas of the record formats.
+    /// Writes (or checks) the JSON Schemas and the configuration reference under docs/.
     Schema(schema::SchemaArgs),
 }
 

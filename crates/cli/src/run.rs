@@ -17,9 +17,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use streetscope_aggregate::stage::AggregateStage;
 use streetscope_aggregate::Aggregator;
 use streetscope_contracts::config::{CameraConfig, PipelineConfig};
-use streetscope_contracts::records::{
-    CrossingEvent, ResultRecord, RunSummary, StageThroughput, SCHEMA_VERSION,
-};
+use streetscope_contracts::records::{CrossingEvent, ResultRecord, RunSummary, StageThroughput, SCHEMA_VERSION};
 use streetscope_contracts::{CountingLine, Frame, FrameDetections};
 use streetscope_detect::stage::DetectStage;
 use streetscope_detect::{Detector, DetectorOptions};
@@ -58,9 +56,7 @@ pub struct RunArgs {
 
 /// Parses `NAME=X1,Y1,X2,Y2[:FORWARD/BACKWARD]`.
 pub fn parse_line(spec: &str) -> anyhow::Result<CountingLine> {
-    let bad = |why: &str| {
-        anyhow::anyhow!("--line {spec:?}: {why} (expected NAME=X1,Y1,X2,Y2[:FORWARD/BACKWARD])")
-    };
+    let bad = |why: &str| anyhow::anyhow!("--line {spec:?}: {why} (expected NAME=X1,Y1,X2,Y2[:FORWARD/BACKWARD])");
     let (name, rest) = spec.split_once('=').ok_or_else(|| bad("no '='"))?;
     let (coords, labels) = match rest.split_once(':') {
         Some((c, l)) => (c, Some(l)),
@@ -76,9 +72,7 @@ pub fn parse_line(spec: &str) -> anyhow::Result<CountingLine> {
     };
     let mut line = CountingLine::new(name.trim(), [x1, y1], [x2, y2]);
     if let Some(l) = labels {
-        let (f, b) = l
-            .split_once('/')
-            .ok_or_else(|| bad("labels are FORWARD/BACKWARD"))?;
+        let (f, b) = l.split_once('/').ok_or_else(|| bad("labels are FORWARD/BACKWARD"))?;
         line.forward = f.trim().to_owned();
         line.backward = b.trim().to_owned();
     }
@@ -87,15 +81,10 @@ pub fn parse_line(spec: &str) -> anyhow::Result<CountingLine> {
 
 fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     let mut cfg = if let Some(path) = &args.config {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         PipelineConfig::from_toml_str(&text, &path.display().to_string(), path.parent())?
     } else if let Some(source) = &args.source {
-        let lines = args
-            .lines
-            .iter()
-            .map(|l| parse_line(l))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let lines = args.lines.iter().map(|l| parse_line(l)).collect::<anyhow::Result<Vec<_>>>()?;
         let cfg = PipelineConfig {
             cameras: vec![CameraConfig {
                 id: args.camera_id.clone(),
@@ -111,17 +100,12 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
         cfg.validate().map_err(|errs| {
             anyhow::anyhow!(
                 "invalid arguments:\n{}",
-                errs.iter()
-                    .map(|e| format!("  - {e}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                errs.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
             )
         })?;
         cfg
     } else {
-        bail!(
-            "give a config file (--config pipelines/demo.toml) or a source (a video file or URL)"
-        );
+        bail!("give a config file (--config pipelines/demo.toml) or a source (a video file or URL)");
     };
     if let Some(o) = &args.output {
         cfg.output.path = o.clone();
@@ -134,11 +118,7 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(&args)?;
-    let model = cfg
-        .detector
-        .model
-        .clone()
-        .unwrap_or_else(crate::paths::default_model);
+    let model = cfg.detector.model.clone().unwrap_or_else(crate::paths::default_model);
     let detector = Detector::load(
         &model,
         DetectorOptions {
@@ -163,16 +143,10 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     let started = Instant::now();
     let (w, h) = detector.input_size();
     let info = detector.info();
-    eprintln!(
-        "model {} ({:?}, input {w}x{h}, classes: {})",
-        info.path,
-        info.head,
-        info.names.join(", ")
-    );
+    eprintln!("model {} ({:?}, input {w}x{h}, classes: {})", info.path, info.head, info.names.join(", "));
     let out_path = cfg.output.path.clone();
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&out_path)
-            .with_context(|| format!("creating {}", out_path.display()))?,
+        std::fs::File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?,
     );
 
     let cameras: Vec<CameraSource> = cfg
@@ -190,24 +164,13 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
         .collect();
     // Files wait for the detector (nothing is lost by waiting); live cameras drop
     // their oldest frames instead, so they stay current.
-    let all_files = cfg
-        .cameras
-        .iter()
-        .all(|c| !c.source.contains("://") || c.source.starts_with("file://"));
-    let policy = if all_files {
-        FullPolicy::Block
-    } else {
-        FullPolicy::DropOldest
-    };
+    let all_files = cfg.cameras.iter().all(|c| !c.source.contains("://") || c.source.starts_with("file://"));
+    let policy = if all_files { FullPolicy::Block } else { FullPolicy::DropOldest };
     let (frames_tx, frames_rx) = channel::<Frame>("frames", 4, policy);
     let (dets_tx, dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
     let (events_tx, mut events_rx) = channel::<CrossingEvent>("events", 256, FullPolicy::Block);
 
-    let meters = [
-        StageMeter::new("ingest"),
-        StageMeter::new("detect"),
-        StageMeter::new("aggregate"),
-    ];
+    let meters = [StageMeter::new("ingest"), StageMeter::new("detect"), StageMeter::new("aggregate")];
     let stop = StopHandle::default();
     {
         let stop = stop.clone();
@@ -229,14 +192,9 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
             streetscope_ingest::stage::run_cameras(&cameras, push, &stop, &meter)
         })
     };
-    let detect =
-        tokio::spawn(DetectStage::new(detector, meters[1].clone()).run(frames_rx, dets_tx));
+    let detect = tokio::spawn(DetectStage::new(detector, meters[1].clone()).run(frames_rx, dets_tx));
     let aggregate = tokio::spawn(
-        AggregateStage::new(
-            Aggregator::new(&cfg.cameras, &cfg.tracker),
-            meters[2].clone(),
-        )
-        .run(dets_rx, events_tx),
+        AggregateStage::new(Aggregator::new(&cfg.cameras, &cfg.tracker), meters[2].clone()).run(dets_rx, events_tx),
     );
 
     let tty = std::io::stderr().is_terminal();
@@ -281,12 +239,7 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
         .iter()
         .map(|m| {
             let s = m.stats();
-            StageThroughput {
-                stage: s.name.clone(),
-                items: s.items,
-                busy_s: s.busy_s,
-                items_per_s: s.items_per_s(),
-            }
+            StageThroughput { stage: s.name.clone(), items: s.items, busy_s: s.busy_s, items_per_s: s.items_per_s() }
         })
         .collect();
     let summary = RunSummary {
@@ -299,29 +252,17 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     };
     serde_json::to_writer(&mut out, &ResultRecord::Summary(summary.clone()))?;
     out.write_all(b"\n")?;
-    out.flush()
-        .with_context(|| format!("writing {}", out_path.display()))?;
+    out.flush().with_context(|| format!("writing {}", out_path.display()))?;
 
     print_summary(&summary, meters[1].stats().errors);
-    println!(
-        "results: {} ({} crossings and a summary, JSON Lines)",
-        out_path.display(),
-        crossings
-    );
+    println!("results: {} ({} crossings and a summary, JSON Lines)", out_path.display(), crossings);
 
-    let failed: Vec<String> = camera_results
-        .iter()
-        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
-        .collect();
+    let failed: Vec<String> = camera_results.iter().filter_map(|r| r.as_ref().err().map(|e| e.to_string())).collect();
     if !failed.is_empty() {
         for f in &failed {
             eprintln!("error: {f}");
         }
-        bail!(
-            "{} of {} cameras failed",
-            failed.len(),
-            camera_results.len()
-        );
+        bail!("{} of {} cameras failed", failed.len(), camera_results.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -351,9 +292,7 @@ fn print_summary(s: &RunSummary, detect_errors: u64) {
     }
     println!("\nCounts\n{counts}");
     let mut stages = Table::new();
-    stages
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_header(["Stage", "Frames", "Busy s", "Frames/s"]);
+    stages.load_preset(UTF8_FULL_CONDENSED).set_header(["Stage", "Frames", "Busy s", "Frames/s"]);
     for st in &s.stages {
         stages.add_row(vec![
             Cell::new(&st.stage),
@@ -366,8 +305,7 @@ fn print_summary(s: &RunSummary, detect_errors: u64) {
         Cell::new("pipeline (wall clock)"),
         Cell::new(s.frames).set_alignment(CellAlignment::Right),
         Cell::new(format!("{:.2}", s.wall_s)).set_alignment(CellAlignment::Right),
-        Cell::new(format!("{:.1}", s.frames as f64 / s.wall_s.max(1e-9)))
-            .set_alignment(CellAlignment::Right),
+        Cell::new(format!("{:.1}", s.frames as f64 / s.wall_s.max(1e-9))).set_alignment(CellAlignment::Right),
     ]);
     println!("\nThroughput\n{stages}");
     if s.frames_dropped > 0 || detect_errors > 0 {
@@ -385,14 +323,8 @@ mod tests {
     #[test]
     fn parses_lines_with_and_without_labels() {
         let l = parse_line("stop=0.5,0.9,0.5,0.1:eastbound/westbound").unwrap();
-        assert_eq!(
-            (l.name.as_str(), l.start, l.end),
-            ("stop", [0.5, 0.9], [0.5, 0.1])
-        );
-        assert_eq!(
-            (l.forward.as_str(), l.backward.as_str()),
-            ("eastbound", "westbound")
-        );
+        assert_eq!((l.name.as_str(), l.start, l.end), ("stop", [0.5, 0.9], [0.5, 0.1]));
+        assert_eq!((l.forward.as_str(), l.backward.as_str()), ("eastbound", "westbound"));
         let l = parse_line("a=0,0.5,1,0.5").unwrap();
         assert_eq!(l.forward, "in");
     }
@@ -400,14 +332,8 @@ mod tests {
     #[test]
     fn bad_lines_name_the_value() {
         let e = parse_line("a=0,0.5,1").unwrap_err().to_string();
-        assert!(
-            e.contains("\"a=0,0.5,1\"") && e.contains("four coordinates"),
-            "{e}"
-        );
-        assert!(parse_line("nope")
-            .unwrap_err()
-            .to_string()
-            .contains("no '='"));
+        assert!(e.contains("\"a=0,0.5,1\"") && e.contains("four coordinates"), "{e}");
+        assert!(parse_line("nope").unwrap_err().to_string().contains("no '='"));
         assert!(parse_line("a=x,1,2,3").is_err());
     }
 }

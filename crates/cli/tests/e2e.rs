@@ -14,10 +14,7 @@ use streetscope_testclips::{builtin_clips, GroundTruth};
 const BIN: &str = env!("CARGO_BIN_EXE_streetscope");
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn cache() -> PathBuf {
@@ -27,11 +24,7 @@ fn cache() -> PathBuf {
 }
 
 fn need(path: &Path) -> &Path {
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/setup.sh first",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: run scripts/setup.sh first", path.display());
     path
 }
 
@@ -70,42 +63,20 @@ fn detect_finds_the_bus_on_bus_jpg() {
     let out_dir = tempfile::tempdir().unwrap();
     let saved = out_dir.path().join("bus-annotated.jpg");
     let out = streetscope(
-        &[
-            "detect",
-            need(&bus).to_str().unwrap(),
-            "--json",
-            "--save",
-            saved.to_str().unwrap(),
-        ],
+        &["detect", need(&bus).to_str().unwrap(), "--json", "--save", saved.to_str().unwrap()],
         Duration::from_secs(60),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line: Value =
-        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: Value = serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
     let dets = line["detections"].as_array().unwrap();
-    let bus_det = dets
-        .iter()
-        .find(|d| d["class_name"] == "bus")
-        .expect("a bus is found");
+    let bus_det = dets.iter().find(|d| d["class_name"] == "bus").expect("a bus is found");
     let b = &bus_det["bbox"];
-    let found = [
-        b["x1"].as_f64().unwrap(),
-        b["y1"].as_f64().unwrap(),
-        b["x2"].as_f64().unwrap(),
-        b["y2"].as_f64().unwrap(),
-    ];
+    let found =
+        [b["x1"].as_f64().unwrap(), b["y1"].as_f64().unwrap(), b["x2"].as_f64().unwrap(), b["y2"].as_f64().unwrap()];
     // Measured by hand on bus.jpg (810x1080): the bus from its left edge to the
     // right side of the picture, from the roof to the bottom of the wheels.
     let by_hand = [10.0, 228.0, 805.0, 735.0];
-    assert!(
-        iou(found, by_hand) > 0.5,
-        "box {found:?} vs {by_hand:?}: IoU {}",
-        iou(found, by_hand)
-    );
+    assert!(iou(found, by_hand) > 0.5, "box {found:?} vs {by_hand:?}: IoU {}", iou(found, by_hand));
     assert!(bus_det["score"].as_f64().unwrap() > 0.3);
     let img = image::open(&saved).expect("the annotated image is written");
     assert_eq!((img.width(), img.height()), (810, 1080));
@@ -124,8 +95,7 @@ fn run_clip(truth: &GroundTruth, config: Option<&Path>) -> Vec<Value> {
     let cfg_path = match config {
         Some(p) => p.to_path_buf(),
         None => {
-            let clip =
-                need(&repo().join(format!("test-videos/out/{}.mp4", truth.clip))).to_path_buf();
+            let clip = need(&repo().join(format!("test-videos/out/{}.mp4", truth.clip))).to_path_buf();
             let mut cfg = format!(
                 "[[cameras]]\nid = \"cam-{0}\"\nintersection = \"x-{0}\"\nsource = {1:?}\nsample_fps = 10\n",
                 truth.clip,
@@ -142,45 +112,27 @@ fn run_clip(truth: &GroundTruth, config: Option<&Path>) -> Vec<Value> {
         }
     };
     let res = streetscope(
-        &[
-            "run",
-            "--config",
-            cfg_path.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
+        &["run", "--config", cfg_path.to_str().unwrap(), "--output", out.to_str().unwrap()],
         Duration::from_secs(300),
     );
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "run failed:\n{stderr}");
     let stdout = String::from_utf8_lossy(&res.stdout);
-    assert!(
-        stdout.contains("Counts") && stdout.contains("Frames/s"),
-        "the summary table is printed:\n{stdout}"
-    );
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    assert!(stdout.contains("Counts") && stdout.contains("Frames/s"), "the summary table is printed:\n{stdout}");
+    std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn check_against_truth(truth: &GroundTruth, records: &[Value]) {
-    let (summary, crossings): (Vec<&Value>, Vec<&Value>) =
-        records.iter().partition(|r| r["record"] == "summary");
+    let (summary, crossings): (Vec<&Value>, Vec<&Value>) = records.iter().partition(|r| r["record"] == "summary");
     assert_eq!(summary.len(), 1, "one summary, last");
     assert_eq!(records.last().unwrap()["record"], "summary");
-    let key =
-        |line: &str, dir: &str, class: &str| (line.to_owned(), dir.to_owned(), class.to_owned());
+    let key = |line: &str, dir: &str, class: &str| (line.to_owned(), dir.to_owned(), class.to_owned());
     let expected: BTreeMap<_, u64> = truth
         .counts
         .iter()
         .map(|c| {
             let dir = serde_json::to_value(c.direction).unwrap();
-            (
-                key(&c.line, dir.as_str().unwrap(), &c.class_name),
-                u64::from(c.count),
-            )
+            (key(&c.line, dir.as_str().unwrap(), &c.class_name), u64::from(c.count))
         })
         .collect();
     let counted: BTreeMap<_, u64> = summary[0]["counts"]
@@ -189,17 +141,10 @@ fn check_against_truth(truth: &GroundTruth, records: &[Value]) {
         .iter()
         .map(|c| {
             let s = |k: &str| c[k].as_str().unwrap().to_owned();
-            (
-                key(&s("line"), &s("direction"), &s("class_name")),
-                c["count"].as_u64().unwrap(),
-            )
+            (key(&s("line"), &s("direction"), &s("class_name")), c["count"].as_u64().unwrap())
         })
         .collect();
-    assert_eq!(
-        counted, expected,
-        "clip {}: counts differ from the ground truth",
-        truth.clip
-    );
+    assert_eq!(counted, expected, "clip {}: counts differ from the ground truth", truth.clip);
     assert_eq!(crossings.len(), truth.crossings.len());
 
     // Each reported crossing matches a true one of the same line and direction,
@@ -236,16 +181,9 @@ fn the_demo_config_counts_the_two_way_clip_exactly() {
     check_against_truth(&truth, &records);
     let summary = records.last().unwrap();
     assert_eq!(summary["frames"], 210, "21 s sampled at 10 fps");
-    assert_eq!(
-        summary["frames_dropped"], 0,
-        "a file source is never dropped from"
-    );
-    let stages: Vec<&str> = summary["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["stage"].as_str().unwrap())
-        .collect();
+    assert_eq!(summary["frames_dropped"], 0, "a file source is never dropped from");
+    let stages: Vec<&str> =
+        summary["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["ingest", "detect", "aggregate"]);
 }
 
@@ -265,30 +203,16 @@ fn a_corrupt_input_file_is_a_clear_error_and_a_failed_exit() {
     std::fs::write(&bad, bytes).unwrap();
     let out_file = dir.path().join("out.jsonl");
     let res = streetscope(
-        &[
-            "run",
-            bad.to_str().unwrap(),
-            "--line",
-            "a=0.5,0,0.5,1",
-            "-o",
-            out_file.to_str().unwrap(),
-        ],
+        &["run", bad.to_str().unwrap(), "--line", "a=0.5,0,0.5,1", "-o", out_file.to_str().unwrap()],
         Duration::from_secs(60),
     );
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("camera camera-1: source") && stderr.contains("corrupt.mp4"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("camera camera-1: source") && stderr.contains("corrupt.mp4"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     // The run still ends with its summary record.
     let last = std::fs::read_to_string(&out_file).unwrap();
-    assert!(last
-        .lines()
-        .last()
-        .unwrap()
-        .contains("\"record\":\"summary\""));
+    assert!(last.lines().last().unwrap().contains("\"record\":\"summary\""));
 }
 
 #[test]
@@ -301,35 +225,19 @@ fn a_bad_config_names_the_field_and_the_value() {
          [[cameras.lines]]\nname = \"l\"\nstart = [0.1, 1.5]\nend = [0.2, 0.2]\n",
     )
     .unwrap();
-    let res = streetscope(
-        &["run", "--config", cfg.to_str().unwrap()],
-        Duration::from_secs(30),
-    );
+    let res = streetscope(&["run", "--config", cfg.to_str().unwrap()], Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success());
     assert!(stderr.contains("cameras[0].sample_fps = -3"), "{stderr}");
-    assert!(
-        stderr.contains("cameras[0].lines[0].start = [0.1, 1.5]"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("cameras[0].lines[0].start = [0.1, 1.5]"), "{stderr}");
 
-    let res = streetscope(
-        &["run", "clip.mp4", "--line", "oops=1,2"],
-        Duration::from_secs(30),
-    );
+    let res = streetscope(&["run", "clip.mp4", "--line", "oops=1,2"], Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(
-        !res.status.success() && stderr.contains("--line \"oops=1,2\""),
-        "{stderr}"
-    );
+    assert!(!res.status.success() && stderr.contains("--line \"oops=1,2\""), "{stderr}");
 }
 
 #[test]
 fn schemas_in_docs_match_the_code() {
     let res = streetscope(&["schema", "--check"], Duration::from_secs(30));
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
 }

@@ -16,10 +16,13 @@ use crate::lines::CountingLine;
 pub struct PipelineConfig {
     /// The cameras to process; at least one.
     pub cameras: Vec<CameraConfig>,
+    /// The object detector (model, thresholds).
     #[serde(default)]
     pub detector: DetectorConfig,
+    /// The tracker that follows vehicles from frame to frame.
     #[serde(default)]
     pub tracker: TrackerConfig,
+    /// Where the result records go.
     #[serde(default)]
     pub output: OutputConfig,
 }
@@ -154,9 +157,7 @@ impl Default for TrackerConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        Self {
-            path: default_output(),
-        }
+        Self { path: default_output() }
     }
 }
 
@@ -183,10 +184,7 @@ pub enum ConfigError {
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("{origin}: invalid configuration:\n{}", .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
-    Invalid {
-        origin: String,
-        errors: Vec<FieldError>,
-    },
+    Invalid { origin: String, errors: Vec<FieldError> },
 }
 
 /// URL schemes a camera source may use.
@@ -195,11 +193,7 @@ pub const SOURCE_SCHEMES: &[&str] = &["file", "rtsp", "rtsps", "http", "https"];
 impl PipelineConfig {
     /// Parses TOML text; `origin` names it in errors (usually the file path).
     /// Relative `source` paths are resolved against `base_dir`.
-    pub fn from_toml_str(
-        text: &str,
-        origin: &str,
-        base_dir: Option<&Path>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_toml_str(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
         let mut cfg: PipelineConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_owned(),
             message: e.to_string().trim_end().to_owned(),
@@ -211,10 +205,7 @@ impl PipelineConfig {
                 }
             }
         }
-        cfg.validate().map_err(|errors| ConfigError::Invalid {
-            origin: origin.to_owned(),
-            errors,
-        })?;
+        cfg.validate().map_err(|errors| ConfigError::Invalid { origin: origin.to_owned(), errors })?;
         Ok(cfg)
     }
 
@@ -222,34 +213,18 @@ impl PipelineConfig {
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errs = Vec::new();
         let mut bad = |field: String, value: String, reason: &str| {
-            errs.push(FieldError {
-                field,
-                value,
-                reason: reason.to_owned(),
-            })
+            errs.push(FieldError { field, value, reason: reason.to_owned() })
         };
         if self.cameras.is_empty() {
-            bad(
-                "cameras".into(),
-                "[]".into(),
-                "at least one camera is required",
-            );
+            bad("cameras".into(), "[]".into(), "at least one camera is required");
         }
         let mut seen = std::collections::HashSet::new();
         for (i, cam) in self.cameras.iter().enumerate() {
             let at = |f: &str| format!("cameras[{i}].{f}");
             if !valid_id(&cam.id) {
-                bad(
-                    at("id"),
-                    format!("{:?}", cam.id),
-                    "use 1-64 characters of letters, digits, '-', '_' or '.'",
-                );
+                bad(at("id"), format!("{:?}", cam.id), "use 1-64 characters of letters, digits, '-', '_' or '.'");
             } else if !seen.insert(cam.id.as_str()) {
-                bad(
-                    at("id"),
-                    format!("{:?}", cam.id),
-                    "camera ids must be unique",
-                );
+                bad(at("id"), format!("{:?}", cam.id), "camera ids must be unique");
             }
             if !valid_id(&cam.intersection) {
                 bad(
@@ -259,18 +234,10 @@ impl PipelineConfig {
                 );
             }
             if let Err(reason) = check_source(&cam.source) {
-                bad(
-                    at("source"),
-                    format!("{:?}", redact_url(&cam.source)),
-                    &reason,
-                );
+                bad(at("source"), format!("{:?}", redact_url(&cam.source)), &reason);
             }
             if !(cam.sample_fps.is_finite() && cam.sample_fps > 0.0 && cam.sample_fps <= 120.0) {
-                bad(
-                    at("sample_fps"),
-                    cam.sample_fps.to_string(),
-                    "must be in (0, 120]",
-                );
+                bad(at("sample_fps"), cam.sample_fps.to_string(), "must be in (0, 120]");
             }
             let mut names = std::collections::HashSet::new();
             for (j, line) in cam.lines.iter().enumerate() {
@@ -278,68 +245,36 @@ impl PipelineConfig {
                 if line.name.trim().is_empty() {
                     bad(at("name"), format!("{:?}", line.name), "must not be empty");
                 } else if !names.insert(line.name.as_str()) {
-                    bad(
-                        at("name"),
-                        format!("{:?}", line.name),
-                        "line names must be unique per camera",
-                    );
+                    bad(at("name"), format!("{:?}", line.name), "line names must be unique per camera");
                 }
                 for (f, p) in [("start", line.start), ("end", line.end)] {
                     if !p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)) {
-                        bad(
-                            at(f),
-                            format!("{p:?}"),
-                            "coordinates are normalised: each in [0, 1]",
-                        );
+                        bad(at(f), format!("{p:?}"), "coordinates are normalised: each in [0, 1]");
                     }
                 }
                 if (line.start[0] - line.end[0]).hypot(line.start[1] - line.end[1]) < 1e-3 {
-                    bad(
-                        at("end"),
-                        format!("{:?}", line.end),
-                        "the line's start and end must differ",
-                    );
+                    bad(at("end"), format!("{:?}", line.end), "the line's start and end must differ");
                 }
                 if line.forward == line.backward {
-                    bad(
-                        at("backward"),
-                        format!("{:?}", line.backward),
-                        "must differ from `forward`",
-                    );
+                    bad(at("backward"), format!("{:?}", line.backward), "must differ from `forward`");
                 }
             }
         }
         let d = &self.detector;
         if !(d.confidence > 0.0 && d.confidence < 1.0) {
-            bad(
-                "detector.confidence".into(),
-                d.confidence.to_string(),
-                "must be in (0, 1)",
-            );
+            bad("detector.confidence".into(), d.confidence.to_string(), "must be in (0, 1)");
         }
         if !(d.iou > 0.0 && d.iou <= 1.0) {
-            bad(
-                "detector.iou".into(),
-                d.iou.to_string(),
-                "must be in (0, 1]",
-            );
+            bad("detector.iou".into(), d.iou.to_string(), "must be in (0, 1]");
         }
         if let Some(names) = &d.class_names {
             if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) {
-                bad(
-                    "detector.class_names".into(),
-                    format!("{names:?}"),
-                    "names must be non-empty",
-                );
+                bad("detector.class_names".into(), format!("{names:?}"), "names must be non-empty");
             }
         }
         let t = &self.tracker;
         if !(t.match_iou > 0.0 && t.match_iou < 1.0) {
-            bad(
-                "tracker.match_iou".into(),
-                t.match_iou.to_string(),
-                "must be in (0, 1)",
-            );
+            bad("tracker.match_iou".into(), t.match_iou.to_string(), "must be in (0, 1)");
         }
         if t.min_hits == 0 {
             bad("tracker.min_hits".into(), "0".into(), "must be at least 1");
@@ -353,10 +288,7 @@ impl PipelineConfig {
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn check_source(source: &str) -> Result<(), String> {
@@ -365,10 +297,7 @@ fn check_source(source: &str) -> Result<(), String> {
     }
     if let Some((scheme, rest)) = source.split_once("://") {
         if !SOURCE_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "unsupported scheme {scheme:?}; use one of {}",
-                SOURCE_SCHEMES.join(", ")
-            ));
+            return Err(format!("unsupported scheme {scheme:?}; use one of {}", SOURCE_SCHEMES.join(", ")));
         }
         if rest.is_empty() {
             return Err("the URL has nothing after the scheme".into());
@@ -388,11 +317,7 @@ pub fn redact_url(url: &str) -> String {
         Some(at) => {
             let userinfo = &authority[..at];
             let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_owned()
-            };
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
             format!("{scheme}://{masked}@{}{tail}", &authority[at + 1..])
         }
         None => url.to_owned(),
@@ -419,8 +344,7 @@ mod tests {
 
     #[test]
     fn parses_and_resolves_relative_sources() {
-        let cfg =
-            PipelineConfig::from_toml_str(GOOD, "demo.toml", Some(Path::new("/etc/ss"))).unwrap();
+        let cfg = PipelineConfig::from_toml_str(GOOD, "demo.toml", Some(Path::new("/etc/ss"))).unwrap();
         assert_eq!(cfg.cameras[0].source, "/etc/ss/clip.mp4");
         assert_eq!(cfg.detector, DetectorConfig::default());
         assert_eq!(cfg.cameras[0].lines[0].forward, "eastbound");
@@ -429,9 +353,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused_with_their_name() {
         let text = GOOD.replace("sample_fps = 10", "sample_fsp = 10");
-        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None)
-            .unwrap_err()
-            .to_string();
+        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None).unwrap_err().to_string();
         assert!(err.contains("sample_fsp"), "{err}");
         assert!(err.starts_with("demo.toml"), "{err}");
     }
@@ -442,18 +364,10 @@ mod tests {
             .replace("start = [0.3, 1.0]", "start = [1.3, 1.0]")
             .replace("sample_fps = 10", "sample_fps = 0")
             .replace("clip.mp4", "ftp://host/clip");
-        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("cameras[0].lines[0].start = [1.3, 1.0]"),
-            "{err}"
-        );
+        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None).unwrap_err().to_string();
+        assert!(err.contains("cameras[0].lines[0].start = [1.3, 1.0]"), "{err}");
         assert!(err.contains("cameras[0].sample_fps = 0"), "{err}");
-        assert!(
-            err.contains("cameras[0].source = \"ftp://host/clip\": unsupported scheme"),
-            "{err}"
-        );
+        assert!(err.contains("cameras[0].source = \"ftp://host/clip\": unsupported scheme"), "{err}");
     }
 
     #[test]
@@ -467,10 +381,7 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"),
-            "rtsp://admin:***@10.0.0.5:554/stream1"
-        );
+        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"), "rtsp://admin:***@10.0.0.5:554/stream1");
         assert_eq!(redact_url("rtsp://admin@cam/x"), "rtsp://admin@cam/x");
         assert_eq!(redact_url("rtsp://cam/x?a=b@c"), "rtsp://cam/x?a=b@c");
         assert_eq!(redact_url("/tmp/a.mp4"), "/tmp/a.mp4");
@@ -479,9 +390,7 @@ mod tests {
     #[test]
     fn bad_source_is_redacted_in_errors() {
         let text = GOOD.replace("clip.mp4", "gopher://u:pw@host/x");
-        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None)
-            .unwrap_err()
-            .to_string();
+        let err = PipelineConfig::from_toml_str(&text, "demo.toml", None).unwrap_err().to_string();
         assert!(!err.contains("pw@"), "{err}");
     }
 }

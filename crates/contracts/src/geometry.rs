@@ -67,21 +67,13 @@ impl BBox {
 
     /// The box clipped to `[0, w] x [0, h]`.
     pub fn clamp(&self, w: f32, h: f32) -> BBox {
-        BBox::new(
-            self.x1.clamp(0.0, w),
-            self.y1.clamp(0.0, h),
-            self.x2.clamp(0.0, w),
-            self.y2.clamp(0.0, h),
-        )
+        BBox::new(self.x1.clamp(0.0, w), self.y1.clamp(0.0, h), self.x2.clamp(0.0, w), self.y2.clamp(0.0, h))
     }
 
     /// Bottom-centre of the box in normalised coordinates of a `w` x `h` image:
     /// the point where a vehicle meets the road, used for line crossings.
     pub fn bottom_center_norm(&self, w: u32, h: u32) -> NormPoint {
-        NormPoint::new(
-            f64::from((self.x1 + self.x2) / 2.0) / f64::from(w),
-            f64::from(self.y2) / f64::from(h),
-        )
+        NormPoint::new(f64::from((self.x1 + self.x2) / 2.0) / f64::from(w), f64::from(self.y2) / f64::from(h))
     }
 }
 
@@ -112,15 +104,9 @@ impl Letterbox {
         let scale_w = f64::from(dst_w) / f64::from(src_w.max(1));
         let scale_h = f64::from(dst_h) / f64::from(src_h.max(1));
         let (scaled_w, scaled_h) = if scale_w <= scale_h {
-            (
-                dst_w,
-                ((f64::from(src_h) * scale_w).round() as u32).clamp(1, dst_h),
-            )
+            (dst_w, ((f64::from(src_h) * scale_w).round() as u32).clamp(1, dst_h))
         } else {
-            (
-                ((f64::from(src_w) * scale_h).round() as u32).clamp(1, dst_w),
-                dst_h,
-            )
+            (((f64::from(src_w) * scale_h).round() as u32).clamp(1, dst_w), dst_h)
         };
         Self {
             src_w,
@@ -148,25 +134,15 @@ impl Letterbox {
     pub fn to_source(&self, b: &BBox) -> BBox {
         let (sx, sy) = (self.scale_x(), self.scale_y());
         let (px, py) = (self.pad_x as f32, self.pad_y as f32);
-        BBox::new(
-            (b.x1 - px) / sx,
-            (b.y1 - py) / sy,
-            (b.x2 - px) / sx,
-            (b.y2 - py) / sy,
-        )
-        .clamp(self.src_w as f32, self.src_h as f32)
+        BBox::new((b.x1 - px) / sx, (b.y1 - py) / sy, (b.x2 - px) / sx, (b.y2 - py) / sy)
+            .clamp(self.src_w as f32, self.src_h as f32)
     }
 
     /// Maps a box in source pixels to model-input pixels.
     pub fn to_model(&self, b: &BBox) -> BBox {
         let (sx, sy) = (self.scale_x(), self.scale_y());
         let (px, py) = (self.pad_x as f32, self.pad_y as f32);
-        BBox::new(
-            b.x1 * sx + px,
-            b.y1 * sy + py,
-            b.x2 * sx + px,
-            b.y2 * sy + py,
-        )
+        BBox::new(b.x1 * sx + px, b.y1 * sy + py, b.x2 * sx + px, b.y2 * sy + py)
     }
 }
 
@@ -204,12 +180,7 @@ mod tests {
         let lb = Letterbox::fit(1920, 1080, 640, 640);
         let b = BBox::new(100.0, 200.0, 900.0, 1000.0);
         let back = lb.to_source(&lb.to_model(&b));
-        for (a, e) in [
-            (back.x1, b.x1),
-            (back.y1, b.y1),
-            (back.x2, b.x2),
-            (back.y2, b.y2),
-        ] {
+        for (a, e) in [(back.x1, b.x1), (back.y1, b.y1), (back.x2, b.x2), (back.y2, b.y2)] {
             assert!((a - e).abs() < 1e-3, "{back:?} != {b:?}");
         }
     }

@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::geometry::NormPoint;
 
 /// The direction of a crossing relative to the line's orientation.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Forward,
@@ -51,13 +49,7 @@ fn default_backward() -> String {
 
 impl CountingLine {
     pub fn new(name: impl Into<String>, start: [f64; 2], end: [f64; 2]) -> Self {
-        Self {
-            name: name.into(),
-            start,
-            end,
-            forward: default_forward(),
-            backward: default_backward(),
-        }
+        Self { name: name.into(), start, end, forward: default_forward(), backward: default_backward() }
     }
 
     /// The label a user gave to `dir`.
@@ -92,18 +84,12 @@ impl CountingLine {
         // between the segment's ends (the segment's ends on opposite sides of,
         // or on, the movement's line).
         let mv = CountingLine::new("", [a.x, a.y], [b.x, b.y]);
-        let (s0, s1) = (
-            mv.side(NormPoint::new(self.start[0], self.start[1])),
-            mv.side(NormPoint::new(self.end[0], self.end[1])),
-        );
+        let (s0, s1) =
+            (mv.side(NormPoint::new(self.start[0], self.start[1])), mv.side(NormPoint::new(self.end[0], self.end[1])));
         if s0 != 0.0 && s1 != 0.0 && (s0 > 0.0) == (s1 > 0.0) {
             return None;
         }
-        Some(if sa > 0.0 {
-            Direction::Forward
-        } else {
-            Direction::Backward
-        })
+        Some(if sa > 0.0 { Direction::Forward } else { Direction::Backward })
     }
 }
 
@@ -118,32 +104,17 @@ mod tests {
     #[test]
     fn bottom_to_top_line_counts_rightward_motion_as_forward() {
         let line = CountingLine::new("l", [0.5, 1.0], [0.5, 0.0]);
-        assert!(
-            line.side(p(0.2, 0.5)) > 0.0,
-            "left of the screen is the left-hand side"
-        );
-        assert_eq!(
-            line.crossing(p(0.4, 0.5), p(0.6, 0.5)),
-            Some(Direction::Forward)
-        );
-        assert_eq!(
-            line.crossing(p(0.6, 0.5), p(0.4, 0.5)),
-            Some(Direction::Backward)
-        );
+        assert!(line.side(p(0.2, 0.5)) > 0.0, "left of the screen is the left-hand side");
+        assert_eq!(line.crossing(p(0.4, 0.5), p(0.6, 0.5)), Some(Direction::Forward));
+        assert_eq!(line.crossing(p(0.6, 0.5), p(0.4, 0.5)), Some(Direction::Backward));
     }
 
     #[test]
     fn left_to_right_line_counts_downward_motion_as_forward() {
         // Walking east along the screen, your right hand points down the screen.
         let line = CountingLine::new("l", [0.0, 0.5], [1.0, 0.5]);
-        assert_eq!(
-            line.crossing(p(0.5, 0.4), p(0.5, 0.6)),
-            Some(Direction::Forward)
-        );
-        assert_eq!(
-            line.crossing(p(0.5, 0.6), p(0.5, 0.4)),
-            Some(Direction::Backward)
-        );
+        assert_eq!(line.crossing(p(0.5, 0.4), p(0.5, 0.6)), Some(Direction::Forward));
+        assert_eq!(line.crossing(p(0.5, 0.6), p(0.5, 0.4)), Some(Direction::Backward));
     }
 
     #[test]
@@ -165,8 +136,7 @@ mod tests {
 
     #[test]
     fn labels_default_to_in_and_out() {
-        let line: CountingLine =
-            toml::from_str("name = 'a'\nstart = [0.0, 0.0]\nend = [1.0, 1.0]").unwrap();
+        let line: CountingLine = toml::from_str("name = 'a'\nstart = [0.0, 0.0]\nend = [1.0, 1.0]").unwrap();
         assert_eq!(line.label(Direction::Forward), "in");
         assert_eq!(line.label(Direction::Backward), "out");
     }

@@ -9,10 +9,7 @@ use crate::nms::Candidate;
 /// further rows (mask coefficients) are ignored. Keeps anchors whose best class
 /// score is at least `conf`.
 pub fn decode_anchors(out: &[f32], channels: usize, nc: usize, conf: f32) -> Vec<Candidate> {
-    assert!(
-        channels >= 4 + nc && out.len() % channels == 0,
-        "output layout does not match the head"
-    );
+    assert!(channels >= 4 + nc && out.len().is_multiple_of(channels), "output layout does not match the head");
     let n = out.len() / channels;
     // Class-major sweep: contiguous rows, so the max over classes vectorises.
     let mut best = out[4 * n..5 * n].to_vec();
@@ -30,11 +27,7 @@ pub fn decode_anchors(out: &[f32], channels: usize, nc: usize, conf: f32) -> Vec
     for (i, (&score, &class_id)) in best.iter().zip(&arg).enumerate() {
         if score >= conf {
             let bbox = BBox::from_cxcywh(out[i], out[n + i], out[2 * n + i], out[3 * n + i]);
-            cands.push(Candidate {
-                bbox,
-                score,
-                class_id,
-            });
+            cands.push(Candidate { bbox, score, class_id });
         }
     }
     cands
@@ -44,11 +37,7 @@ pub fn decode_anchors(out: &[f32], channels: usize, nc: usize, conf: f32) -> Vec
 pub fn decode_end_to_end(out: &[f32], nc: usize, conf: f32) -> Vec<Candidate> {
     out.chunks_exact(6)
         .filter(|r| r[4] >= conf && r[5] >= 0.0 && (r[5] as usize) < nc)
-        .map(|r| Candidate {
-            bbox: BBox::new(r[0], r[1], r[2], r[3]),
-            score: r[4],
-            class_id: r[5] as u32,
-        })
+        .map(|r| Candidate { bbox: BBox::new(r[0], r[1], r[2], r[3]), score: r[4], class_id: r[5] as u32 })
         .collect()
 }
 
@@ -59,9 +48,7 @@ mod tests {
     /// Builds a `[channels, n]` output from per-anchor columns.
     fn layout(cols: &[Vec<f32>]) -> Vec<f32> {
         let ch = cols[0].len();
-        (0..ch)
-            .flat_map(|c| cols.iter().map(move |col| col[c]))
-            .collect()
+        (0..ch).flat_map(|c| cols.iter().map(move |col| col[c])).collect()
     }
 
     #[test]
@@ -73,14 +60,7 @@ mod tests {
         ]);
         let c = decode_anchors(&out, 7, 3, 0.25);
         assert_eq!(c.len(), 2);
-        assert_eq!(
-            c[0],
-            Candidate {
-                bbox: BBox::new(90.0, 45.0, 110.0, 55.0),
-                score: 0.8,
-                class_id: 1
-            }
-        );
+        assert_eq!(c[0], Candidate { bbox: BBox::new(90.0, 45.0, 110.0, 55.0), score: 0.8, class_id: 1 });
         assert_eq!(c[1].class_id, 2);
         assert_eq!(c[1].bbox, BBox::new(280.0, 170.0, 320.0, 230.0));
     }
@@ -96,18 +76,8 @@ mod tests {
 
     #[test]
     fn end_to_end_head() {
-        let out = [
-            10.0, 20.0, 30.0, 40.0, 0.9, 2.0, 0.0, 0.0, 1.0, 1.0, 0.1, 0.0, 1.0, 1.0, 2.0, 2.0,
-            0.9, 7.0,
-        ];
+        let out = [10.0, 20.0, 30.0, 40.0, 0.9, 2.0, 0.0, 0.0, 1.0, 1.0, 0.1, 0.0, 1.0, 1.0, 2.0, 2.0, 0.9, 7.0];
         let c = decode_end_to_end(&out, 3, 0.25);
-        assert_eq!(
-            c,
-            vec![Candidate {
-                bbox: BBox::new(10.0, 20.0, 30.0, 40.0),
-                score: 0.9,
-                class_id: 2
-            }]
-        );
+        assert_eq!(c, vec![Candidate { bbox: BBox::new(10.0, 20.0, 30.0, 40.0), score: 0.9, class_id: 2 }]);
     }
 }

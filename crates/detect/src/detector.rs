@@ -33,14 +33,7 @@ pub struct DetectorOptions {
 
 impl Default for DetectorOptions {
     fn default() -> Self {
-        Self {
-            confidence: 0.25,
-            iou: 0.7,
-            class_agnostic: true,
-            max_detections: 300,
-            threads: 0,
-            class_names: None,
-        }
+        Self { confidence: 0.25, iou: 0.7, class_agnostic: true, max_detections: 300, threads: 0, class_names: None }
     }
 }
 
@@ -58,26 +51,11 @@ impl Detector {
     /// Loads the model at `path`.
     pub fn load(path: &Path, opts: DetectorOptions) -> Result<Detector, DetectError> {
         let model = Model::load(path, opts.threads, opts.class_names.clone())?;
-        let names = model
-            .info
-            .names
-            .iter()
-            .map(|n| Arc::from(n.as_str()))
-            .collect();
+        let names = model.info.names.iter().map(|n| Arc::from(n.as_str())).collect();
         let (h, w) = model.info.input_hw;
         let len = 3 * h as usize * w as usize;
-        let input_f16 = if model.info.input_precision == Precision::F16 {
-            vec![f16::ZERO; len]
-        } else {
-            Vec::new()
-        };
-        Ok(Detector {
-            model,
-            opts,
-            names,
-            input: vec![0.0; len],
-            input_f16,
-        })
+        let input_f16 = if model.info.input_precision == Precision::F16 { vec![f16::ZERO; len] } else { Vec::new() };
+        Ok(Detector { model, opts, names, input: vec![0.0; len], input_f16 })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -92,23 +70,14 @@ impl Detector {
 
     /// Runs the model on one frame from ingest.
     pub fn detect_frame(&mut self, frame: &Frame) -> Result<FrameDetections, DetectError> {
-        let ferr = |reason: String| DetectError::Frame {
-            camera: frame.camera_id.to_string(),
-            seq: frame.seq,
-            reason,
-        };
+        let ferr = |reason: String| DetectError::Frame { camera: frame.camera_id.to_string(), seq: frame.seq, reason };
         if frame.encoding != FrameEncoding::Rgb8 {
-            return Err(ferr(format!(
-                "encoding {:?} is not supported by this detector",
-                frame.encoding
-            )));
+            return Err(ferr(format!("encoding {:?} is not supported by this detector", frame.encoding)));
         }
-        let detections =
-            self.detect_rgb(&frame.payload, &frame.letterbox)
-                .map_err(|e| match e {
-                    DetectError::Inference(reason) => ferr(reason),
-                    other => other,
-                })?;
+        let detections = self.detect_rgb(&frame.payload, &frame.letterbox).map_err(|e| match e {
+            DetectError::Inference(reason) => ferr(reason),
+            other => other,
+        })?;
         Ok(FrameDetections {
             camera_id: frame.camera_id.clone(),
             intersection_id: frame.intersection_id.clone(),
@@ -123,11 +92,7 @@ impl Detector {
 
     /// Runs the model on a letterboxed RGB8 image of the model's input size;
     /// boxes come back in the source image's pixels.
-    pub fn detect_rgb(
-        &mut self,
-        rgb: &[u8],
-        lb: &Letterbox,
-    ) -> Result<Vec<Detection>, DetectError> {
+    pub fn detect_rgb(&mut self, rgb: &[u8], lb: &Letterbox) -> Result<Vec<Detection>, DetectError> {
         let (w, h) = self.input_size();
         if (lb.dst_w, lb.dst_h) != (w, h) || rgb.len() != (w * h * 3) as usize {
             return Err(DetectError::Inference(format!(
@@ -145,45 +110,29 @@ impl Detector {
             for (d, s) in self.input_f16.iter_mut().zip(&self.input) {
                 *d = f16::from_f32(*s);
             }
-            let view =
-                ArrayView4::from_shape(shape, &self.input_f16).expect("buffer sized at load");
+            let view = ArrayView4::from_shape(shape, &self.input_f16).expect("buffer sized at load");
             let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
-            self.model
-                .session
-                .run(ort::inputs![info.input_name.as_str() => tensor])
-                .map_err(ierr)?
+            self.model.session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)?
         } else {
             let view = ArrayView4::from_shape(shape, &self.input).expect("buffer sized at load");
             let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
-            self.model
-                .session
-                .run(ort::inputs![info.input_name.as_str() => tensor])
-                .map_err(ierr)?
+            self.model.session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)?
         };
         let out = &outputs[0];
-        let (dims, data): (Vec<i64>, std::borrow::Cow<'_, [f32]>) =
-            match out.try_extract_tensor::<f32>() {
-                Ok((s, d)) => (s.to_vec(), d.into()),
-                Err(_) => {
-                    let (s, d) = out.try_extract_tensor::<f16>().map_err(ierr)?;
-                    (
-                        s.to_vec(),
-                        d.iter().map(|v| v.to_f32()).collect::<Vec<_>>().into(),
-                    )
-                }
-            };
+        let (dims, data): (Vec<i64>, std::borrow::Cow<'_, [f32]>) = match out.try_extract_tensor::<f32>() {
+            Ok((s, d)) => (s.to_vec(), d.into()),
+            Err(_) => {
+                let (s, d) = out.try_extract_tensor::<f16>().map_err(ierr)?;
+                (s.to_vec(), d.iter().map(|v| v.to_f32()).collect::<Vec<_>>().into())
+            }
+        };
         let nc = self.names.len();
         let cands = match info.head {
             HeadKind::EndToEnd => decode_end_to_end(&data, nc, self.opts.confidence),
             HeadKind::Detect | HeadKind::Segment { .. } => {
                 let channels = dims.get(1).copied().unwrap_or(0) as usize;
                 let cands = decode_anchors(&data, channels, nc, self.opts.confidence);
-                nms(
-                    cands,
-                    self.opts.iou,
-                    self.opts.class_agnostic,
-                    self.opts.max_detections,
-                )
+                nms(cands, self.opts.iou, self.opts.class_agnostic, self.opts.max_detections)
             }
         };
         Ok(cands

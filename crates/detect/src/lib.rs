@@ -28,25 +28,13 @@ pub enum DetectError {
         "cannot load the ONNX Runtime library from {path}: {reason}. Set ORT_DYLIB_PATH to the path of \
          libonnxruntime.so (scripts/setup.sh puts version {version} in ~/.cache/streetscope/onnxruntime/)"
     )]
-    Runtime {
-        path: String,
-        version: &'static str,
-        reason: String,
-    },
+    Runtime { path: String, version: &'static str, reason: String },
     #[error("cannot load the model {path}: {reason}")]
     Model { path: String, reason: String },
     #[error("model {path}: unsupported outputs {shapes}: {reason}")]
-    UnsupportedModel {
-        path: String,
-        shapes: String,
-        reason: String,
-    },
+    UnsupportedModel { path: String, shapes: String, reason: String },
     #[error("frame {seq} of camera {camera}: {reason}")]
-    Frame {
-        camera: String,
-        seq: u64,
-        reason: String,
-    },
+    Frame { camera: String, seq: u64, reason: String },
     #[error("inference failed: {0}")]
     Inference(String),
 }

@@ -49,14 +49,8 @@ pub fn parse_names(text: &str) -> Option<Vec<String>> {
 
 /// Parses `imgsz`: `[h, w]` or a single `n`.
 pub fn parse_imgsz(text: &str) -> Option<(u32, u32)> {
-    let t = text
-        .trim()
-        .trim_start_matches(['[', '('])
-        .trim_end_matches([']', ')']);
-    let nums: Vec<u32> = t
-        .split(',')
-        .map(|s| s.trim().parse().ok())
-        .collect::<Option<_>>()?;
+    let t = text.trim().trim_start_matches(['[', '(']).trim_end_matches([']', ')']);
+    let nums: Vec<u32> = t.split(',').map(|s| s.trim().parse().ok()).collect::<Option<_>>()?;
     match nums.as_slice() {
         [n] => Some((*n, *n)),
         [h, w] => Some((*h, *w)),
@@ -70,9 +64,7 @@ mod tests {
 
     #[test]
     fn parses_the_vehicle_models_names() {
-        let names =
-            parse_names("{0: 'bick', 1: 'bus', 2: 'car', 3: 'lorry', 4: 'tuktuk', 5: 'van'}")
-                .unwrap();
+        let names = parse_names("{0: 'bick', 1: 'bus', 2: 'car', 3: 'lorry', 4: 'tuktuk', 5: 'van'}").unwrap();
         assert_eq!(names, ["bick", "bus", "car", "lorry", "tuktuk", "van"]);
     }
 

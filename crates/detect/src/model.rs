@@ -65,54 +65,28 @@ fn precision(t: &ValueType) -> Option<Precision> {
 impl Model {
     /// Loads `path` on the CPU with `threads` intra-op threads (0: ONNX Runtime chooses).
     /// `names` replaces the metadata's class names.
-    pub fn load(
-        path: &Path,
-        threads: usize,
-        names: Option<Vec<String>>,
-    ) -> Result<Model, DetectError> {
+    pub fn load(path: &Path, threads: usize, names: Option<Vec<String>>) -> Result<Model, DetectError> {
         let env = crate::runtime::environment()?;
         let p = path.display().to_string();
-        let merr = |reason: String| DetectError::Model {
-            path: p.clone(),
-            reason,
-        };
+        let merr = |reason: String| DetectError::Model { path: p.clone(), reason };
         if !path.is_file() {
-            return Err(merr(
-                "no such file (scripts/setup.sh fetches the default model)".into(),
-            ));
+            return Err(merr("no such file (scripts/setup.sh fetches the default model)".into()));
         }
         let mut builder = Session::builder(env).map_err(|e| merr(e.to_string()))?;
         if threads > 0 {
-            builder = builder
-                .with_intra_threads(threads)
-                .map_err(|e| merr(e.to_string()))?;
+            builder = builder.with_intra_threads(threads).map_err(|e| merr(e.to_string()))?;
         }
-        let session = builder
-            .commit_from_file(path)
-            .map_err(|e| merr(e.to_string()))?;
+        let session = builder.commit_from_file(path).map_err(|e| merr(e.to_string()))?;
         let info = inspect(&session, &p, names)?;
         Ok(Model { session, info })
     }
 }
 
 /// Recognises the head from the output shapes and reads the metadata.
-fn inspect(
-    session: &Session,
-    path: &str,
-    names_override: Option<Vec<String>>,
-) -> Result<ModelInfo, DetectError> {
-    let shapes: Vec<Vec<i64>> = session
-        .outputs()
-        .iter()
-        .map(|o| shape_of(o.dtype()))
-        .collect();
-    let shapes_text = session
-        .outputs()
-        .iter()
-        .zip(&shapes)
-        .map(|(o, s)| format!("{}{s:?}", o.name()))
-        .collect::<Vec<_>>()
-        .join(", ");
+fn inspect(session: &Session, path: &str, names_override: Option<Vec<String>>) -> Result<ModelInfo, DetectError> {
+    let shapes: Vec<Vec<i64>> = session.outputs().iter().map(|o| shape_of(o.dtype())).collect();
+    let shapes_text =
+        session.outputs().iter().zip(&shapes).map(|(o, s)| format!("{}{s:?}", o.name())).collect::<Vec<_>>().join(", ");
     let unsupported = |reason: &str| DetectError::UnsupportedModel {
         path: path.to_owned(),
         shapes: shapes_text.clone(),
@@ -120,17 +94,13 @@ fn inspect(
     };
 
     let [input] = session.inputs() else {
-        return Err(unsupported(
-            "the model must have exactly one input (an image batch)",
-        ));
+        return Err(unsupported("the model must have exactly one input (an image batch)"));
     };
     let in_shape = shape_of(input.dtype());
-    let input_precision = precision(input.dtype())
-        .ok_or_else(|| unsupported("the input must be float32 or float16"))?;
+    let input_precision =
+        precision(input.dtype()).ok_or_else(|| unsupported("the input must be float32 or float16"))?;
     if in_shape.len() != 4 || in_shape[1] != 3 {
-        return Err(unsupported(&format!(
-            "the input must be [batch, 3, height, width], not {in_shape:?}"
-        )));
+        return Err(unsupported(&format!("the input must be [batch, 3, height, width], not {in_shape:?}")));
     }
 
     let meta = session.metadata().ok();
@@ -145,17 +115,14 @@ fn inspect(
     let end2end_meta = custom("end2end").is_some_and(|s| s.eq_ignore_ascii_case("true"));
     let task = custom("task");
 
-    let first = shapes
-        .first()
-        .ok_or_else(|| unsupported("the model has no outputs"))?;
+    let first = shapes.first().ok_or_else(|| unsupported("the model has no outputs"))?;
     if first.len() != 3 {
         return Err(unsupported("the first output must have three dimensions"));
     }
     let head = if first[2] == 6 && (end2end_meta || shapes.len() == 1 && first[1] > 6) {
         HeadKind::EndToEnd
     } else if shapes.len() >= 2 && shapes[1].len() == 4 {
-        let masks = usize::try_from(shapes[1][1])
-            .map_err(|_| unsupported("dynamic mask-prototype count"))?;
+        let masks = usize::try_from(shapes[1][1]).map_err(|_| unsupported("dynamic mask-prototype count"))?;
         HeadKind::Segment { masks }
     } else {
         HeadKind::Detect
@@ -167,21 +134,13 @@ fn inspect(
         HeadKind::EndToEnd => -1,
     };
     if head != HeadKind::EndToEnd && nc_from_shape < 1 {
-        return Err(unsupported(
-            "too few channels for 4 box coordinates and at least one class",
-        ));
+        return Err(unsupported("too few channels for 4 box coordinates and at least one class"));
     }
     let names = match (names_override, meta_names) {
         (Some(n), _) => n,
         (None, Some(n)) => n,
-        (None, None) if nc_from_shape > 0 => {
-            (0..nc_from_shape).map(|i| format!("class{i}")).collect()
-        }
-        (None, None) => {
-            return Err(unsupported(
-                "an end-to-end model needs class names in metadata or config",
-            ))
-        }
+        (None, None) if nc_from_shape > 0 => (0..nc_from_shape).map(|i| format!("class{i}")).collect(),
+        (None, None) => return Err(unsupported("an end-to-end model needs class names in metadata or config")),
     };
     if nc_from_shape > 0 && names.len() as i64 != nc_from_shape {
         return Err(unsupported(&format!(

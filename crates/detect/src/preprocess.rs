@@ -23,19 +23,9 @@ pub fn rgb8_to_chw_f32(hwc: &[u8], chw: &mut [f32]) {
 /// Ultralytics does.
 pub fn letterbox_image(img: &RgbImage, dst_w: u32, dst_h: u32) -> (Vec<u8>, Letterbox) {
     let lb = Letterbox::fit(img.width(), img.height(), dst_w, dst_h);
-    let scaled = image::imageops::resize(
-        img,
-        lb.scaled_w,
-        lb.scaled_h,
-        image::imageops::FilterType::Triangle,
-    );
+    let scaled = image::imageops::resize(img, lb.scaled_w, lb.scaled_h, image::imageops::FilterType::Triangle);
     let mut canvas = RgbImage::from_pixel(dst_w, dst_h, image::Rgb([114, 114, 114]));
-    image::imageops::replace(
-        &mut canvas,
-        &scaled,
-        i64::from(lb.pad_x),
-        i64::from(lb.pad_y),
-    );
+    image::imageops::replace(&mut canvas, &scaled, i64::from(lb.pad_x), i64::from(lb.pad_y));
     (canvas.into_raw(), lb)
 }
 
@@ -55,10 +45,7 @@ mod tests {
     fn still_images_are_letterboxed_on_grey() {
         let img = RgbImage::from_pixel(200, 100, image::Rgb([255, 0, 0]));
         let (px, lb) = letterbox_image(&img, 64, 64);
-        assert_eq!(
-            (lb.scaled_w, lb.scaled_h, lb.pad_x, lb.pad_y),
-            (64, 32, 0, 16)
-        );
+        assert_eq!((lb.scaled_w, lb.scaled_h, lb.pad_x, lb.pad_y), (64, 32, 0, 16));
         assert_eq!(&px[0..3], &[114, 114, 114]);
         let mid = (32 * 64 + 32) * 3;
         assert_eq!(&px[mid..mid + 3], &[255, 0, 0]);

@@ -14,9 +14,7 @@ pub fn library_path() -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return PathBuf::from(p);
     }
-    cache_dir()
-        .join("onnxruntime")
-        .join(format!("libonnxruntime.so.{ORT_VERSION}"))
+    cache_dir().join("onnxruntime").join(format!("libonnxruntime.so.{ORT_VERSION}"))
 }
 
 /// `$STREETSCOPE_CACHE`, else `~/.cache/streetscope`.
@@ -24,9 +22,7 @@ pub fn cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("STREETSCOPE_CACHE") {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".cache").join("streetscope")
 }
 
@@ -40,10 +36,7 @@ pub fn environment() -> Result<&'static ort::environment::Environment, DetectErr
             return Err("no such file".to_owned());
         }
         let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
-        builder
-            .with_name("streetscope")
-            .build()
-            .map_err(|e| e.to_string())
+        builder.with_name("streetscope").build().map_err(|e| e.to_string())
     });
     env.as_ref().map_err(|reason| DetectError::Runtime {
         path: path.display().to_string(),

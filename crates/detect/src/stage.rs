@@ -30,9 +30,7 @@ impl DetectStage {
         output: impl Publish<FrameDetections>,
     ) -> Result<Detector, TransportError> {
         while let Some(frame) = input.next().await {
-            let result = tokio::task::block_in_place(|| {
-                self.meter.time(|| self.detector.detect_frame(&frame))
-            });
+            let result = tokio::task::block_in_place(|| self.meter.time(|| self.detector.detect_frame(&frame)));
             match result {
                 Ok(dets) => {
                     self.meter.item();

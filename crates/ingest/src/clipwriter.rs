@@ -25,10 +25,7 @@ where
     I: IntoIterator<Item = Vec<u8>>,
 {
     crate::init()?;
-    let werr = |reason: String| IngestError::Write {
-        path: path.display().to_string(),
-        reason,
-    };
+    let werr = |reason: String| IngestError::Write { path: path.display().to_string(), reason };
     let desc = format!(
         "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 \
          ! x264enc threads=1 speed-preset=faster pass=quant quantizer=22 key-int-max={} bframes=0 \
@@ -41,10 +38,8 @@ where
         .map_err(|_| werr("not a pipeline".into()))?;
     let out = pipeline.by_name("out").expect("named in the description");
     out.set_property("location", path.to_string_lossy().to_string());
-    let src = pipeline
-        .by_name("src")
-        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-        .expect("named in the description");
+    let src =
+        pipeline.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()).expect("named in the description");
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", "RGB")
         .field("width", format.width as i32)
@@ -54,9 +49,7 @@ where
     src.set_caps(Some(&caps));
     src.set_property("block", true);
     src.set_property("max-bytes", 4 * u64::from(format.width * format.height * 3));
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| werr(e.to_string()))?;
+    pipeline.set_state(gst::State::Playing).map_err(|e| werr(e.to_string()))?;
 
     let frame_ns = 1_000_000_000u64 / u64::from(format.fps);
     let expected = (format.width * format.height * 3) as usize;
@@ -64,10 +57,7 @@ where
     for data in frames {
         if data.len() != expected {
             let _ = pipeline.set_state(gst::State::Null);
-            return Err(werr(format!(
-                "frame {n} has {} bytes, expected {expected}",
-                data.len()
-            )));
+            return Err(werr(format!("frame {n} has {} bytes, expected {expected}", data.len())));
         }
         let mut buffer = gst::Buffer::from_mut_slice(data);
         {
@@ -82,10 +72,9 @@ where
     }
     let _ = src.end_of_stream();
     let bus = pipeline.bus().expect("a pipeline has a bus");
-    let result = match bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(120),
-        &[gst::MessageType::Error, gst::MessageType::Eos],
-    ) {
+    let result = match bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Error, gst::MessageType::Eos])
+    {
         Some(msg) => match msg.view() {
             gst::MessageView::Error(e) => Err(werr(e.error().to_string())),
             _ => Ok(n),

@@ -24,11 +24,7 @@ pub enum IngestError {
     #[error("GStreamer could not be initialised: {0}")]
     Init(String),
     #[error("camera {camera}: source {source_url}: {reason}")]
-    Source {
-        camera: String,
-        source_url: String,
-        reason: String,
-    },
+    Source { camera: String, source_url: String, reason: String },
     #[error("camera {camera}: could not build the pipeline: {reason}")]
     Pipeline { camera: String, reason: String },
     #[error("writing {path}: {reason}")]

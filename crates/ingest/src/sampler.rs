@@ -12,10 +12,7 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler for `fps` frames per second.
     pub fn new(fps: f64) -> Self {
-        Self {
-            period_ns: (1e9 / fps).round() as u64,
-            next_due_ns: None,
-        }
+        Self { period_ns: (1e9 / fps).round() as u64, next_due_ns: None }
     }
 
     /// Whether the frame at `pts_ns` is kept. Frames are kept at the first
@@ -52,10 +49,7 @@ mod tests {
     fn kept(fps_in: f64, fps_out: f64, secs: f64) -> Vec<u64> {
         let mut s = Sampler::new(fps_out);
         let n = (fps_in * secs) as u64;
-        (0..n)
-            .map(|i| (i as f64 * 1e9 / fps_in).round() as u64)
-            .filter(|&t| s.keep(t))
-            .collect()
+        (0..n).map(|i| (i as f64 * 1e9 / fps_in).round() as u64).filter(|&t| s.keep(t)).collect()
     }
 
     #[test]

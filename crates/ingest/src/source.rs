@@ -95,63 +95,41 @@ pub fn source_uri(camera: &str, source: &str) -> Result<String, IngestError> {
             reason: "not a regular file".into(),
         });
     }
-    gst::glib::filename_to_uri(&abs, None)
-        .map(|u| u.to_string())
-        .map_err(|e| IngestError::Source {
-            camera: camera.into(),
-            source_url: source.into(),
-            reason: format!("cannot make a URI of the path: {e}"),
-        })
+    gst::glib::filename_to_uri(&abs, None).map(|u| u.to_string()).map_err(|e| IngestError::Source {
+        camera: camera.into(),
+        source_url: source.into(),
+        reason: format!("cannot make a URI of the path: {e}"),
+    })
 }
 
 /// Runs one camera until its stream ends, it fails, or `stop` is asked. Blocks
 /// the calling thread; frames are pushed to `sink` from GStreamer's thread.
-pub fn run_camera(
-    cam: &CameraSource,
-    sink: impl FrameSink,
-    stop: &StopHandle,
-) -> Result<CameraReport, IngestError> {
+pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -> Result<CameraReport, IngestError> {
     crate::init()?;
     let uri = source_uri(&cam.camera_id, &cam.source)?;
     let is_file = uri.starts_with("file://");
     let redacted = redact_url(&cam.source);
-    let src_err = |reason: String| IngestError::Source {
-        camera: cam.camera_id.clone(),
-        source_url: redacted.clone(),
-        reason,
-    };
+    let src_err =
+        |reason: String| IngestError::Source { camera: cam.camera_id.clone(), source_url: redacted.clone(), reason };
 
     let desc = template::render(
         template::URI,
-        &[
-            ("uri", uri.clone()),
-            ("width", cam.width.to_string()),
-            ("height", cam.height.to_string()),
-        ],
+        &[("uri", uri.clone()), ("width", cam.width.to_string()), ("height", cam.height.to_string())],
     );
     let pipeline = gst::parse::launch(&desc)
-        .map_err(|e| IngestError::Pipeline {
-            camera: cam.camera_id.clone(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: e.to_string() })?
         .downcast::<gst::Pipeline>()
-        .map_err(|_| IngestError::Pipeline {
-            camera: cam.camera_id.clone(),
-            reason: "not a pipeline".into(),
-        })?;
-    let letterbox = pipeline
-        .by_name("letterbox")
-        .ok_or_else(|| IngestError::Pipeline {
-            camera: cam.camera_id.clone(),
-            reason: "the template has no element named `letterbox`".into(),
-        })?;
-    let appsink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| IngestError::Pipeline {
+        .map_err(|_| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: "not a pipeline".into() })?;
+    let letterbox = pipeline.by_name("letterbox").ok_or_else(|| IngestError::Pipeline {
+        camera: cam.camera_id.clone(),
+        reason: "the template has no element named `letterbox`".into(),
+    })?;
+    let appsink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or_else(|| {
+        IngestError::Pipeline {
             camera: cam.camera_id.clone(),
             reason: "the template has no appsink named `sink`".into(),
-        })?;
+        }
+    })?;
 
     // Sampling: drop frames that are not due before they are scaled.
     let decoded = Arc::new(AtomicU64::new(0));
@@ -160,9 +138,7 @@ pub fn run_camera(
     let last_frame_ms = Arc::new(AtomicU64::new(0));
     let source_size: Arc<Mutex<Option<(u32, u32)>>> = Arc::default();
     {
-        let sinkpad = letterbox
-            .static_pad("sink")
-            .expect("videoconvertscale has a sink pad");
+        let sinkpad = letterbox.static_pad("sink").expect("videoconvertscale has a sink pad");
         let sampler = Mutex::new(Sampler::new(cam.sample_fps));
         let decoded = decoded.clone();
         let source_size = source_size.clone();
@@ -180,10 +156,7 @@ pub fn run_camera(
                 // ghost pads of uridecodebin (a GStreamer-CRITICAL per frame).
                 return gst::PadProbeReturn::Handled;
             }
-            if let Some(info) = pad
-                .current_caps()
-                .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
-            {
+            if let Some(info) = pad.current_caps().and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()) {
                 *source_size.lock().expect("poisoned") = Some((info.width(), info.height()));
             }
             gst::PadProbeReturn::Ok
@@ -208,16 +181,12 @@ pub fn run_camera(
                     let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
                         return Err(gst::FlowError::Error);
                     };
-                    let info = gst_video::VideoInfo::from_caps(caps)
-                        .map_err(|_| gst::FlowError::NotNegotiated)?;
+                    let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
                     let payload = packed_rgb(buffer, &info).ok_or(gst::FlowError::Error)?;
                     let (sw, sh) = source_size.lock().expect("poisoned").unwrap_or((w, h));
                     let pts_ns = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
                     let (capture_time_ms, clock) = if is_file {
-                        (
-                            started_ms + (pts_ns / 1_000_000) as i64,
-                            CaptureClock::FileStart,
-                        )
+                        (started_ms + (pts_ns / 1_000_000) as i64, CaptureClock::FileStart)
                     } else {
                         (unix_ms(SystemTime::now()), CaptureClock::Arrival)
                     };
@@ -246,9 +215,9 @@ pub fn run_camera(
         );
     }
 
-    pipeline.set_state(gst::State::Playing).map_err(|_| {
-        src_err("the pipeline refused to start (see the log for GStreamer's reason)".into())
-    })?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| src_err("the pipeline refused to start (see the log for GStreamer's reason)".into()))?;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let mut stopped = false;
     let mut stop_asked: Option<std::time::Instant> = None;
@@ -262,13 +231,10 @@ pub fn run_camera(
         if stop_asked.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
             break Ok(());
         }
-        let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(100),
-            &[gst::MessageType::Error, gst::MessageType::Eos],
-        ) else {
-            let idle = epoch
-                .elapsed()
-                .saturating_sub(Duration::from_millis(last_frame_ms.load(Ordering::Relaxed)));
+        let Some(msg) = bus
+            .timed_pop_filtered(gst::ClockTime::from_mseconds(100), &[gst::MessageType::Error, gst::MessageType::Eos])
+        else {
+            let idle = epoch.elapsed().saturating_sub(Duration::from_millis(last_frame_ms.load(Ordering::Relaxed)));
             if idle > cam.stall_timeout && !stopped {
                 break Err(src_err(format!(
                     "no video frame for {:.1} s (stall timeout): the source is stalled or not decodable",
@@ -283,10 +249,7 @@ pub fn run_camera(
                 if stopped {
                     break Ok(());
                 }
-                let from = err
-                    .src()
-                    .map(|s| s.name().to_string())
-                    .unwrap_or_else(|| "pipeline".into());
+                let from = err.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into());
                 break Err(src_err(format!(
                     "{} (from element {from})",
                     redact_in_text(&err.error().to_string(), &uri)
@@ -305,9 +268,7 @@ pub fn run_camera(
         stopped,
     };
     if report.frames == 0 && !stopped {
-        return Err(src_err(
-            "the stream ended without a single decodable video frame".into(),
-        ));
+        return Err(src_err("the stream ended without a single decodable video frame".into()));
     }
     Ok(report)
 }
@@ -330,9 +291,7 @@ fn packed_rgb(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Option<Ar
 }
 
 fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as i64
+    t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
 }
 
 /// GStreamer error texts can quote the URI; never let a password through.

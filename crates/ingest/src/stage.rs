@@ -38,18 +38,14 @@ where
                             move |frame: Frame| {
                                 let t = Instant::now();
                                 let ok = push(frame);
-                                waited.fetch_add(
-                                    t.elapsed().as_nanos() as u64,
-                                    std::sync::atomic::Ordering::Relaxed,
-                                );
+                                waited.fetch_add(t.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
                                 meter.item();
                                 ok
                             }
                         };
                         let result = run_camera(cam, sink, stop);
                         // Busy time: the camera's run less the time it waited for room downstream.
-                        let waited =
-                            Duration::from_nanos(waited.load(std::sync::atomic::Ordering::Relaxed));
+                        let waited = Duration::from_nanos(waited.load(std::sync::atomic::Ordering::Relaxed));
                         meter.add_busy(started.elapsed().saturating_sub(waited).as_nanos() as u64);
                         if let Err(e) = &result {
                             meter.error();
@@ -60,9 +56,6 @@ where
                     .expect("spawning a thread")
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an ingest thread panicked"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("an ingest thread panicked")).collect()
     })
 }

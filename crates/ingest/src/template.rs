@@ -9,10 +9,7 @@ pub const URI: &str = include_str!("../../../pipelines/templates/uri.pipeline");
 /// Fills a template's placeholders. Values are quoted by the template itself;
 /// a value containing a double quote is refused by the caller before this.
 pub fn render(template: &str, vars: &[(&str, String)]) -> String {
-    let body: Vec<&str> = template
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect();
+    let body: Vec<&str> = template.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
     let mut text = body.join("\n");
     for (key, value) in vars {
         text = text.replace(&format!("{{{key}}}"), value);
@@ -26,14 +23,7 @@ mod tests {
 
     #[test]
     fn renders_the_uri_template() {
-        let p = render(
-            URI,
-            &[
-                ("uri", "file:///a.mp4".into()),
-                ("width", "640".into()),
-                ("height", "640".into()),
-            ],
-        );
+        let p = render(URI, &[("uri", "file:///a.mp4".into()), ("width", "640".into()), ("height", "640".into())]);
         assert!(p.contains("uri=\"file:///a.mp4\""));
         assert!(p.contains("width=640,height=640"));
         assert!(!p.contains('{'), "{p}");

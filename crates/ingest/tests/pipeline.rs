@@ -11,18 +11,8 @@ const GREY: u8 = 128;
 
 fn clip(dir: &tempfile::TempDir, w: u32, h: u32, frames: u32) -> String {
     let path = dir.path().join("grey.mp4");
-    let fmt = ClipFormat {
-        width: w,
-        height: h,
-        fps: 25,
-        keyframe_interval: 50,
-    };
-    let n = write_mp4(
-        &path,
-        fmt,
-        (0..frames).map(|_| vec![GREY; (w * h * 3) as usize]),
-    )
-    .unwrap();
+    let fmt = ClipFormat { width: w, height: h, fps: 25, keyframe_interval: 50 };
+    let n = write_mp4(&path, fmt, (0..frames).map(|_| vec![GREY; (w * h * 3) as usize])).unwrap();
     assert_eq!(n, u64::from(frames));
     path.to_string_lossy().into_owned()
 }
@@ -41,10 +31,7 @@ fn camera(source: String, w: u32, h: u32) -> CameraSource {
 
 fn collect(
     cam: &CameraSource,
-) -> (
-    Result<streetscope_ingest::CameraReport, streetscope_ingest::IngestError>,
-    Vec<Frame>,
-) {
+) -> (Result<streetscope_ingest::CameraReport, streetscope_ingest::IngestError>, Vec<Frame>) {
     let frames = Arc::new(Mutex::new(Vec::new()));
     let sink = {
         let frames = frames.clone();
@@ -66,10 +53,7 @@ fn a_file_is_sampled_by_timestamp_and_letterboxed() {
     let report = report.unwrap();
     assert_eq!(report.decoded, 50);
     assert_eq!(report.frames, 20, "2 s sampled at 10 fps");
-    assert_eq!(
-        frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
-        (0..20).collect::<Vec<_>>()
-    );
+    assert_eq!(frames.iter().map(|f| f.seq).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>());
     for w in frames.windows(2) {
         let gap = w[1].pts_ns - w[0].pts_ns;
         assert!((80_000_000..=120_000_000).contains(&gap), "gap {gap} ns");
@@ -83,22 +67,9 @@ fn a_file_is_sampled_by_timestamp_and_letterboxed() {
     let is_black = |p: &[u8]| p.iter().all(|&c| c <= 2);
     let is_grey = |p: &[u8]| p.iter().all(|&c| c.abs_diff(GREY) <= 3);
     for x in [0, 80, 159] {
-        assert!(
-            is_black(px(x, 0)) && is_black(px(x, 34)),
-            "top border at x={x}: {:?}",
-            px(x, 34)
-        );
-        assert!(
-            is_grey(px(x, 35)) && is_grey(px(x, 124)),
-            "image at x={x}: {:?} {:?}",
-            px(x, 35),
-            px(x, 124)
-        );
-        assert!(
-            is_black(px(x, 125)) && is_black(px(x, 159)),
-            "bottom border at x={x}: {:?}",
-            px(x, 125)
-        );
+        assert!(is_black(px(x, 0)) && is_black(px(x, 34)), "top border at x={x}: {:?}", px(x, 34));
+        assert!(is_grey(px(x, 35)) && is_grey(px(x, 124)), "image at x={x}: {:?} {:?}", px(x, 35), px(x, 124));
+        assert!(is_black(px(x, 125)) && is_black(px(x, 159)), "bottom border at x={x}: {:?}", px(x, 125));
     }
     assert_eq!(&*f.camera_id, "cam-test");
     assert_eq!(&*f.intersection_id, "x-1");
@@ -145,22 +116,12 @@ fn a_truncated_file_gives_its_frames_or_a_clear_error_but_never_hangs() {
 fn a_missing_file_and_a_closed_port_are_clear_errors() {
     let (r, _) = collect(&camera("/nonexistent/clip.mp4".into(), 160, 160));
     let msg = r.unwrap_err().to_string();
-    assert!(
-        msg.contains("/nonexistent/clip.mp4") && msg.contains("cannot open the file"),
-        "{msg}"
-    );
+    assert!(msg.contains("/nonexistent/clip.mp4") && msg.contains("cannot open the file"), "{msg}");
 
     let start = Instant::now();
-    let (r, _) = collect(&camera(
-        "rtsp://user:secret@127.0.0.1:9/stream".into(),
-        160,
-        160,
-    ));
+    let (r, _) = collect(&camera("rtsp://user:secret@127.0.0.1:9/stream".into(), 160, 160));
     let msg = r.unwrap_err().to_string();
-    assert!(
-        msg.starts_with("camera cam-test: source rtsp://user:***@127.0.0.1:9/stream"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("camera cam-test: source rtsp://user:***@127.0.0.1:9/stream"), "{msg}");
     assert!(!msg.contains("secret"), "{msg}");
     assert!(start.elapsed() < Duration::from_secs(30));
 }

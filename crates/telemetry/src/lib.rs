@@ -14,13 +14,10 @@ use tracing_subscriber::EnvFilter;
 /// (e.g. `RUST_LOG=streetscope_ingest=debug`). ONNX Runtime's own chatter is
 /// kept at warnings unless `RUST_LOG` says otherwise. Safe to call more than once.
 pub fn init_logging(default_level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},ort=warn")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default_level},ort=warn")));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// Counts what a stage did and how long it worked (not counting waits for input

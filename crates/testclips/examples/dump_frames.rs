@@ -17,10 +17,7 @@ use streetscope_testclips::{builtin_clips, default_bus_image_path, ClipRenderer,
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(
-        args.next()
-            .ok_or("usage: dump_frames OUT_DIR [SAMPLE_FPS]")?,
-    );
+    let out = PathBuf::from(args.next().ok_or("usage: dump_frames OUT_DIR [SAMPLE_FPS]")?);
     let sample_fps: f64 = args.next().map_or(Ok(10.0), |s| s.parse())?;
     std::fs::create_dir_all(&out)?;
     let sprite = Sprite::load_bus(&default_bus_image_path())?;
@@ -29,9 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = std::time::Instant::now();
         let renderer = ClipRenderer::new(&spec, &sprite);
         let setup = start.elapsed();
-        renderer
-            .background()
-            .save(out.join(format!("{}_background.png", spec.name)))?;
+        renderer.background().save(out.join(format!("{}_background.png", spec.name)))?;
         let step = f64::from(spec.fps) / sample_fps;
         let mut render_time = std::time::Duration::ZERO;
         let mut k = 0u32;
@@ -73,9 +68,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             render_time.as_secs_f64() * 1e3 / f64::from(k.max(1)),
         );
     }
-    std::fs::write(
-        out.join("boxes.json"),
-        serde_json::to_string_pretty(&manifest)?,
-    )?;
+    std::fs::write(out.join("boxes.json"), serde_json::to_string_pretty(&manifest)?)?;
     Ok(())
 }

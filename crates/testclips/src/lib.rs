@@ -41,13 +41,10 @@ pub mod sprite;
 pub mod truth;
 
 pub use render::ClipRenderer;
-pub use spec::{
-    builtin_clip, builtin_clips, frame_count, ClipSpec, PixelRect, Travel, VehiclePath,
-};
+pub use spec::{builtin_clip, builtin_clips, frame_count, ClipSpec, PixelRect, Travel, VehiclePath};
 pub use sprite::{CropRect, Facing, Sprite};
 pub use truth::{
-    ground_truth, truth_file_name, write_truth_files, GroundTruth, TruthCount, TruthCrossing,
-    TruthVehicle,
+    ground_truth, truth_file_name, write_truth_files, GroundTruth, TruthCount, TruthCrossing, TruthVehicle,
 };
 
 /// Environment variable that overrides where `bus.jpg` is looked for.
@@ -62,11 +59,7 @@ pub fn default_bus_image_path() -> PathBuf {
         return PathBuf::from(p);
     }
     let cache = var("STREETSCOPE_CACHE").map_or_else(
-        || {
-            var("HOME")
-                .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
-                .join(".cache/streetscope")
-        },
+        || var("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from).join(".cache/streetscope"),
         PathBuf::from,
     );
     cache.join("assets/bus.jpg")
@@ -83,18 +76,8 @@ pub enum ClipError {
         source: image::ImageError,
     },
     /// The vehicle photo is smaller than the rectangle to crop from it.
-    #[error(
-        "image {path} is {width}x{height}, too small to crop {crop_w}x{crop_h} at ({crop_x}, {crop_y})"
-    )]
-    ImageTooSmall {
-        path: PathBuf,
-        width: u32,
-        height: u32,
-        crop_x: u32,
-        crop_y: u32,
-        crop_w: u32,
-        crop_h: u32,
-    },
+    #[error("image {path} is {width}x{height}, too small to crop {crop_w}x{crop_h} at ({crop_x}, {crop_y})")]
+    ImageTooSmall { path: PathBuf, width: u32, height: u32, crop_x: u32, crop_y: u32, crop_w: u32, crop_h: u32 },
     /// A clip specification breaks one of the rules that [`ClipSpec::validate`] checks.
     #[error("invalid clip {clip:?}: {reason}")]
     InvalidSpec { clip: String, reason: String },

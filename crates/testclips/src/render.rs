@@ -39,11 +39,7 @@ impl ClipRenderer {
                 s
             })
             .collect();
-        Self {
-            spec: spec.clone(),
-            background: scene::background(spec.width, spec.height),
-            sprites,
-        }
+        Self { spec: spec.clone(), background: scene::background(spec.width, spec.height), sprites }
     }
 
     /// The clip being rendered.
@@ -112,9 +108,7 @@ mod tests {
     /// A right-facing sprite of pure-blue-channel colours, unlike the background's.
     fn synthetic_sprite() -> Sprite {
         Sprite::from_image(
-            RgbImage::from_fn(795, 512, |x, y| {
-                Rgb([(x % 251) as u8, (y % 241) as u8, 255])
-            }),
+            RgbImage::from_fn(795, 512, |x, y| Rgb([(x % 251) as u8, (y % 241) as u8, 255])),
             Facing::Right,
         )
     }
@@ -130,12 +124,7 @@ mod tests {
         assert!(rect.inside(spec.width, spec.height));
         let scaled = sprite.variant(v.size_px().0, v.size_px().1, v.travel());
         // Inside the box: the scaled sprite, pixel for pixel.
-        for (dx, dy) in [
-            (0, 0),
-            (10, 20),
-            (rect.width - 1, rect.height - 1),
-            (233, 150),
-        ] {
+        for (dx, dy) in [(0, 0), (10, 20), (rect.width - 1, rect.height - 1), (233, 150)] {
             let fx = (rect.x + dx as i32) as u32;
             let fy = (rect.y + dy as i32) as u32;
             assert_eq!(frame.get_pixel(fx, fy), scaled.image().get_pixel(dx, dy));
@@ -151,10 +140,7 @@ mod tests {
             assert_eq!(frame.get_pixel(fx, fy), r.background().get_pixel(fx, fy));
         }
         // And the pasted region differs from the background everywhere else is equal.
-        let changed = frame
-            .enumerate_pixels()
-            .filter(|(x, y, p)| *p != r.background().get_pixel(*x, *y))
-            .count();
+        let changed = frame.enumerate_pixels().filter(|(x, y, p)| *p != r.background().get_pixel(*x, *y)).count();
         assert!(changed <= (rect.width * rect.height) as usize);
         assert!(changed > (rect.width * rect.height) as usize * 9 / 10);
     }
@@ -199,9 +185,7 @@ mod tests {
 
     /// FNV-1a, 64 bits: a stable fingerprint of a frame's bytes.
     fn fnv1a(bytes: &[u8]) -> u64 {
-        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
     }
 
     #[test]
@@ -217,19 +201,13 @@ mod tests {
         // Recorded fingerprints: a change here changes every clip's pixels.
         // Frame 300 shows buses 3 and 4 at once.
         assert_eq!(fnv1a(a.background()), BACKGROUND_FNV, "background changed");
-        assert_eq!(
-            fnv1a(&a.frame(300)),
-            SYNTHETIC_FRAME_300_FNV,
-            "frame changed"
-        );
+        assert_eq!(fnv1a(&a.frame(300)), SYNTHETIC_FRAME_300_FNV, "frame changed");
     }
 
     const BACKGROUND_FNV: u64 = 460969206331595038;
     const SYNTHETIC_FRAME_300_FNV: u64 = 3930801929024966027;
-    const BUS_FRAME_FNV: [(&str, u32, u64); 2] = [
-        ("one_bus", 60, 3084887157397479924),
-        ("two_way", 150, 4494005602778884392),
-    ];
+    const BUS_FRAME_FNV: [(&str, u32, u64); 2] =
+        [("one_bus", 60, 3084887157397479924), ("two_way", 150, 4494005602778884392)];
 
     /// With the real photo (needs `bus.jpg`, which the set-up script fetches;
     /// see `default_bus_image_path`). The fingerprints also depend on the JPEG
@@ -238,9 +216,8 @@ mod tests {
     #[test]
     fn bus_frames_match_recorded_fingerprints() {
         let path = crate::default_bus_image_path();
-        let sprite = Sprite::load_bus(&path).unwrap_or_else(|e| {
-            panic!("{e}; run the set-up script or set {}", crate::BUS_IMAGE_ENV)
-        });
+        let sprite = Sprite::load_bus(&path)
+            .unwrap_or_else(|e| panic!("{e}; run the set-up script or set {}", crate::BUS_IMAGE_ENV));
         assert_eq!(sprite.image().dimensions(), (795, 512));
         for (clip, index, expected) in BUS_FRAME_FNV {
             let spec = builtin_clip(clip).unwrap();

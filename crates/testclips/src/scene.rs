@@ -56,13 +56,7 @@ struct Layout {
 impl Layout {
     fn new(height: u32) -> Self {
         let at = |f: f64| (f64::from(height) * f).round() as u32;
-        Self {
-            far_walk: at(0.20),
-            far_kerb: at(0.255),
-            road: at(0.27),
-            near_kerb: at(0.935),
-            near_walk: at(0.95),
-        }
+        Self { far_walk: at(0.20), far_kerb: at(0.255), road: at(0.27), near_kerb: at(0.935), near_walk: at(0.95) }
     }
 }
 
@@ -97,32 +91,23 @@ pub fn background(width: u32, height: u32) -> RgbImage {
             }
         } else if y < l.far_kerb {
             let joint = (x + 7) % tile < px(2.0) || (y - l.far_walk).is_multiple_of(tile);
-            shade(
-                [158, 156, 150],
-                grain + blotch(x, y, 24, 3, 6) - if joint { 28 } else { 0 },
-            )
+            shade([158, 156, 150], grain + blotch(x, y, 24, 3, 6) - if joint { 28 } else { 0 })
         } else if y < l.road {
             shade([196, 194, 188], grain)
         } else if y < l.near_kerb {
             let worn = hash2(x, y, 4).is_multiple_of(16);
-            let centre_line = (centre..centre + centre_w).contains(&y)
-                || (centre + 2 * centre_w..centre + 3 * centre_w).contains(&y);
+            let centre_line =
+                (centre..centre + centre_w).contains(&y) || (centre + 2 * centre_w..centre + 3 * centre_w).contains(&y);
             if centre_line && !worn {
                 shade([218, 178, 44], noise(x, y, 5, 8))
             } else {
-                shade(
-                    [74, 74, 78],
-                    grain + blotch(x, y, 32, 6, 7) + noise(x, y, 7, 3),
-                )
+                shade([74, 74, 78], grain + blotch(x, y, 32, 6, 7) + noise(x, y, 7, 3))
             }
         } else if y < l.near_walk {
             shade([200, 198, 192], grain)
         } else {
             let joint = (x + 19) % tile < px(2.0) || (y - l.near_walk) % tile < px(2.0);
-            shade(
-                [166, 162, 154],
-                grain + blotch(x, y, 24, 8, 6) - if joint { 30 } else { 0 },
-            )
+            shade([166, 162, 154], grain + blotch(x, y, 24, 8, 6) - if joint { 30 } else { 0 })
         }
     })
 }

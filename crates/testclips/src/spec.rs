@@ -47,12 +47,7 @@ impl PixelRect {
     pub fn clip(&self, w: u32, h: u32) -> Option<PixelRect> {
         let (x1, y1) = (self.x.max(0), self.y.max(0));
         let (x2, y2) = (self.right().min(w as i32), self.bottom().min(h as i32));
-        (x2 > x1 && y2 > y1).then(|| PixelRect {
-            x: x1,
-            y: y1,
-            width: (x2 - x1) as u32,
-            height: (y2 - y1) as u32,
-        })
+        (x2 > x1 && y2 > y1).then(|| PixelRect { x: x1, y: y1, width: (x2 - x1) as u32, height: (y2 - y1) as u32 })
     }
 
     /// Whether the rectangle lies wholly inside a `w` x `h` frame.
@@ -62,10 +57,7 @@ impl PixelRect {
 
     /// Whether the two rectangles share at least one pixel.
     pub fn intersects(&self, other: &PixelRect) -> bool {
-        self.x < other.right()
-            && other.x < self.right()
-            && self.y < other.bottom()
-            && other.y < self.bottom()
+        self.x < other.right() && other.x < self.right() && self.y < other.bottom() && other.y < self.bottom()
     }
 
     /// Horizontal gap in pixels between the two rectangles (negative when their
@@ -76,12 +68,7 @@ impl PixelRect {
 
     /// As a contracts box (corners in pixels).
     pub fn to_bbox(&self) -> BBox {
-        BBox::new(
-            self.x as f32,
-            self.y as f32,
-            self.right() as f32,
-            self.bottom() as f32,
-        )
+        BBox::new(self.x as f32, self.y as f32, self.right() as f32, self.bottom() as f32)
     }
 
     /// Bottom-centre in normalised coordinates of a `w` x `h` frame, computed
@@ -123,15 +110,7 @@ pub struct VehiclePath {
 impl VehiclePath {
     /// A bus with the aspect ratio of the `bus.jpg` crop.
     pub fn bus(id: u32, enter_s: f64, speed_px_s: f64, top_px: f64, height_px: f64) -> Self {
-        Self {
-            id,
-            class_name: "bus".to_owned(),
-            enter_s,
-            speed_px_s,
-            top_px,
-            height_px,
-            aspect: Sprite::BUS_ASPECT,
-        }
+        Self { id, class_name: "bus".to_owned(), enter_s, speed_px_s, top_px, height_px, aspect: Sprite::BUS_ASPECT }
     }
 
     /// Which way the vehicle moves.
@@ -167,12 +146,7 @@ impl VehiclePath {
     /// callers check [`PixelRect::clip`] for visibility.
     pub fn rect_at(&self, t_s: f64, frame_width: u32) -> PixelRect {
         let (width, height) = self.size_px();
-        PixelRect {
-            x: self.left_at(t_s, frame_width).round() as i32,
-            y: self.top_px.round() as i32,
-            width,
-            height,
-        }
+        PixelRect { x: self.left_at(t_s, frame_width).round() as i32, y: self.top_px.round() as i32, width, height }
     }
 
     /// When the vehicle has fully left the frame on the far side.
@@ -237,12 +211,7 @@ impl ClipSpec {
     /// distinct names; and no two vehicles overlapping in any frame (occlusion
     /// would make the ground truth unfair to a detector).
     pub fn validate(&self) -> Result<(), ClipError> {
-        let fail = |reason: String| {
-            Err(ClipError::InvalidSpec {
-                clip: self.name.clone(),
-                reason,
-            })
-        };
+        let fail = |reason: String| Err(ClipError::InvalidSpec { clip: self.name.clone(), reason });
         if self.width == 0 || self.height == 0 || self.fps == 0 {
             return fail("width, height and fps must be positive".into());
         }
@@ -253,9 +222,7 @@ impl ClipSpec {
             if self.vehicles[..i].iter().any(|o| o.id == v.id) {
                 return fail(format!("vehicle id {} is used twice", v.id));
             }
-            let finite = [v.enter_s, v.speed_px_s, v.top_px, v.height_px, v.aspect]
-                .iter()
-                .all(|x| x.is_finite());
+            let finite = [v.enter_s, v.speed_px_s, v.top_px, v.height_px, v.aspect].iter().all(|x| x.is_finite());
             if !finite || v.speed_px_s == 0.0 || v.height_px < 1.0 || v.aspect <= 0.0 {
                 return fail(format!("vehicle {} has an invalid path", v.id));
             }
@@ -264,10 +231,7 @@ impl ClipSpec {
             }
             let r = v.rect_at(v.enter_s, self.width);
             if r.y < 0 || r.bottom() > self.height as i32 {
-                return fail(format!(
-                    "vehicle {} does not fit the frame vertically",
-                    v.id
-                ));
+                return fail(format!("vehicle {} does not fit the frame vertically", v.id));
             }
             if v.exit_s(self.width) > self.duration_s {
                 return fail(format!(
@@ -282,10 +246,7 @@ impl ClipSpec {
             if self.lines[..i].iter().any(|o| o.name == l.name) {
                 return fail(format!("line name {:?} is used twice", l.name));
             }
-            let inside = [l.start, l.end]
-                .iter()
-                .flatten()
-                .all(|c| (0.0..=1.0).contains(c));
+            let inside = [l.start, l.end].iter().flatten().all(|c| (0.0..=1.0).contains(c));
             if !inside || l.start == l.end {
                 return fail(format!("line {:?} is empty or outside the image", l.name));
             }
@@ -295,10 +256,7 @@ impl ClipSpec {
             for (i, (a, ra)) in visible.iter().enumerate() {
                 for (b, rb) in &visible[i + 1..] {
                     if ra.intersects(rb) {
-                        return fail(format!(
-                            "vehicles {} and {} overlap in frame {index}",
-                            a.id, b.id
-                        ));
+                        return fail(format!("vehicles {} and {} overlap in frame {index}", a.id, b.id));
                     }
                 }
             }
@@ -417,12 +375,7 @@ mod tests {
                 // ≈ 200 px of the 640x640 model input (960x540 → 640x360).
                 assert!(v.height_px >= 285.0, "{} vehicle {}", c.name, v.id);
                 // ≤ 40 px between frames sampled at 10 fps.
-                assert!(
-                    v.speed_px_s.abs() / 10.0 <= 40.0,
-                    "{} vehicle {}",
-                    c.name,
-                    v.id
-                );
+                assert!(v.speed_px_s.abs() / 10.0 <= 40.0, "{} vehicle {}", c.name, v.id);
             }
         }
     }
@@ -435,12 +388,7 @@ mod tests {
                 for (n, (_, a)) in vis.iter().enumerate() {
                     for (_, b) in &vis[n + 1..] {
                         assert!(!a.intersects(b), "{} frame {i}", c.name);
-                        assert!(
-                            a.gap_x(b) >= 100,
-                            "{} frame {i}: gap {}",
-                            c.name,
-                            a.gap_x(b)
-                        );
+                        assert!(a.gap_x(b) >= 100, "{} frame {i}: gap {}", c.name, a.gap_x(b));
                     }
                 }
             }
@@ -455,13 +403,8 @@ mod tests {
         assert_eq!(w, 466);
         assert_eq!(v.rect_at(v.enter_s, c.width).right(), 0);
         assert_eq!(v.rect_at(v.exit_s(c.width), c.width).x, 960);
-        let first = (0..c.frame_count())
-            .find(|&i| !c.visible_in_frame(i).is_empty())
-            .unwrap();
-        let last = (0..c.frame_count())
-            .rev()
-            .find(|&i| !c.visible_in_frame(i).is_empty())
-            .unwrap();
+        let first = (0..c.frame_count()).find(|&i| !c.visible_in_frame(i).is_empty()).unwrap();
+        let last = (0..c.frame_count()).rev().find(|&i| !c.visible_in_frame(i).is_empty()).unwrap();
         assert!(c.frame_time(first) > v.enter_s && c.frame_time(last) < v.exit_s(c.width));
         assert_eq!(frame_count(&c), 150);
 
@@ -475,8 +418,7 @@ mod tests {
     #[test]
     fn validate_rejects_overlap_and_late_exit() {
         let mut c = builtin_clip("one_bus").unwrap();
-        c.vehicles
-            .push(VehiclePath::bus(2, 1.0, 320.0, 200.0, 300.0));
+        c.vehicles.push(VehiclePath::bus(2, 1.0, 320.0, 200.0, 300.0));
         assert!(c.validate().unwrap_err().to_string().contains("overlap"));
         let mut c = builtin_clip("one_bus").unwrap();
         c.duration_s = 4.0;
@@ -485,21 +427,8 @@ mod tests {
 
     #[test]
     fn pixel_rect_geometry() {
-        let r = PixelRect {
-            x: -10,
-            y: 5,
-            width: 30,
-            height: 10,
-        };
-        assert_eq!(
-            r.clip(100, 100),
-            Some(PixelRect {
-                x: 0,
-                y: 5,
-                width: 20,
-                height: 10
-            })
-        );
+        let r = PixelRect { x: -10, y: 5, width: 30, height: 10 };
+        assert_eq!(r.clip(100, 100), Some(PixelRect { x: 0, y: 5, width: 20, height: 10 }));
         assert!(!r.inside(100, 100));
         let p = r.bottom_center_norm(100, 100);
         assert_eq!((p.x, p.y), (0.05, 0.15));

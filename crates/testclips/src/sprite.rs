@@ -57,12 +57,7 @@ pub struct Sprite {
 impl Sprite {
     /// The bus in Ultralytics' `bus.jpg` (810x1080): it fills this rectangle,
     /// with people standing in front of it, which is fine for a detector.
-    pub const BUS_CROP: CropRect = CropRect {
-        x: 10,
-        y: 228,
-        width: 795,
-        height: 512,
-    };
+    pub const BUS_CROP: CropRect = CropRect { x: 10, y: 228, width: 795, height: 512 };
 
     /// Width over height of [`Sprite::BUS_CROP`]; built-in clips size their
     /// vehicles with it, so their ground truth does not depend on the photo.
@@ -83,20 +78,9 @@ impl Sprite {
     /// Loads an image (JPEG or PNG) and crops `crop` from it; the vehicle in it
     /// faces `facing`.
     pub fn load_cropped(path: &Path, crop: CropRect, facing: Facing) -> Result<Sprite, ClipError> {
-        let img = image::open(path)
-            .map_err(|source| ClipError::Image {
-                path: path.to_owned(),
-                source,
-            })?
-            .to_rgb8();
-        let fits = crop
-            .x
-            .checked_add(crop.width)
-            .is_some_and(|r| r <= img.width())
-            && crop
-                .y
-                .checked_add(crop.height)
-                .is_some_and(|b| b <= img.height())
+        let img = image::open(path).map_err(|source| ClipError::Image { path: path.to_owned(), source })?.to_rgb8();
+        let fits = crop.x.checked_add(crop.width).is_some_and(|r| r <= img.width())
+            && crop.y.checked_add(crop.height).is_some_and(|b| b <= img.height())
             && crop.width > 0
             && crop.height > 0;
         if !fits {
@@ -111,10 +95,7 @@ impl Sprite {
             });
         }
         let cropped = imageops::crop_imm(&img, crop.x, crop.y, crop.width, crop.height).to_image();
-        Ok(Self {
-            image: cropped,
-            facing,
-        })
+        Ok(Self { image: cropped, facing })
     }
 
     /// The pixels.
@@ -157,10 +138,7 @@ impl Sprite {
 
     /// This sprite mirrored left to right (a vehicle facing the other way).
     pub fn mirrored(&self) -> Sprite {
-        Self {
-            image: imageops::flip_horizontal(&self.image),
-            facing: self.facing.flipped(),
-        }
+        Self { image: imageops::flip_horizontal(&self.image), facing: self.facing.flipped() }
     }
 
     /// This sprite scaled to `width` x `height` and, where needed, mirrored so
@@ -180,10 +158,7 @@ mod tests {
     use super::*;
 
     fn gradient(w: u32, h: u32) -> Sprite {
-        Sprite::from_image(
-            RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 200])),
-            Facing::Right,
-        )
+        Sprite::from_image(RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 200])), Facing::Right)
     }
 
     #[test]
@@ -202,10 +177,7 @@ mod tests {
         assert_eq!(s.variant(10, 4, Travel::RightToLeft), s.mirrored());
         let left = s.mirrored();
         assert_eq!(left.variant(10, 4, Travel::RightToLeft), left);
-        assert_eq!(
-            left.variant(5, 2, Travel::LeftToRight).facing(),
-            Facing::Right
-        );
+        assert_eq!(left.variant(5, 2, Travel::LeftToRight).facing(), Facing::Right);
     }
 
     #[test]

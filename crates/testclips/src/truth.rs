@@ -109,11 +109,7 @@ pub fn ground_truth(spec: &ClipSpec) -> GroundTruth {
         let (width_px, height_px) = v.size_px();
         let visible: Vec<u32> = (0..frames)
             .filter(|&i| {
-                spec.frame_time(i) >= v.enter_s
-                    && spec
-                        .rect_in_frame(v, i)
-                        .clip(spec.width, spec.height)
-                        .is_some()
+                spec.frame_time(i) >= v.enter_s && spec.rect_in_frame(v, i).clip(spec.width, spec.height).is_some()
             })
             .collect();
         vehicles.push(TruthVehicle {
@@ -134,9 +130,7 @@ pub fn ground_truth(spec: &ClipSpec) -> GroundTruth {
         let path: Vec<(u32, NormPoint)> = (0..frames)
             .filter(|&i| spec.frame_time(i) >= v.enter_s)
             .map(|i| {
-                let p = spec
-                    .rect_in_frame(v, i)
-                    .bottom_center_norm(spec.width, spec.height);
+                let p = spec.rect_in_frame(v, i).bottom_center_norm(spec.width, spec.height);
                 (i, p)
             })
             .collect();
@@ -171,10 +165,7 @@ pub fn ground_truth(spec: &ClipSpec) -> GroundTruth {
     }
     vehicles.sort_by_key(|v| v.id);
     crossings.sort_by(|a, b| {
-        a.time_s
-            .total_cmp(&b.time_s)
-            .then(a.vehicle_id.cmp(&b.vehicle_id))
-            .then_with(|| a.line.cmp(&b.line))
+        a.time_s.total_cmp(&b.time_s).then(a.vehicle_id.cmp(&b.vehicle_id)).then_with(|| a.line.cmp(&b.line))
     });
 
     let mut tally: BTreeMap<(String, Direction, String), (String, u32)> = BTreeMap::new();
@@ -186,15 +177,13 @@ pub fn ground_truth(spec: &ClipSpec) -> GroundTruth {
     }
     let counts = tally
         .into_iter()
-        .map(
-            |((line, direction, class_name), (direction_label, count))| TruthCount {
-                line,
-                direction,
-                direction_label,
-                class_name,
-                count,
-            },
-        )
+        .map(|((line, direction, class_name), (direction_label, count))| TruthCount {
+            line,
+            direction,
+            direction_label,
+            class_name,
+            count,
+        })
         .collect();
 
     GroundTruth {
@@ -310,10 +299,7 @@ mod tests {
             for c in &t.crossings {
                 let v = spec.vehicles.iter().find(|v| v.id == c.vehicle_id).unwrap();
                 let line = spec.lines.iter().find(|l| l.name == c.line).unwrap();
-                let at = |i: u32| {
-                    spec.rect_in_frame(v, i)
-                        .bottom_center_norm(spec.width, spec.height)
-                };
+                let at = |i: u32| spec.rect_in_frame(v, i).bottom_center_norm(spec.width, spec.height);
                 // The frame before is on the near side (or on the line), the
                 // frame is on the far side, and the crossing time lies between.
                 let before = line.side(at(c.frame - 1));
@@ -348,8 +334,7 @@ mod tests {
     fn committed_truth_files_are_current() {
         for spec in builtin_clips() {
             let path = test_videos_dir().join(truth_file_name(&spec.name));
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
             assert!(
                 text == ground_truth(&spec).to_json(),
                 "{} is stale; regenerate it (see this test's docs)",

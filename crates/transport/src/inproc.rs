@@ -6,23 +6,11 @@ use std::sync::Arc;
 use crate::{FullPolicy, Publish, Published, Subscribe, TransportError};
 
 /// Creates a bounded in-process channel named `name` (used in errors and metrics).
-pub fn channel<T: Send>(
-    name: &str,
-    capacity: usize,
-    policy: FullPolicy,
-) -> (InProcPublisher<T>, InProcSubscriber<T>) {
+pub fn channel<T: Send>(name: &str, capacity: usize, policy: FullPolicy) -> (InProcPublisher<T>, InProcSubscriber<T>) {
     let (tx, rx) = async_channel::bounded(capacity.max(1));
     let name: Arc<str> = Arc::from(name);
     let dropped = Arc::new(AtomicU64::new(0));
-    (
-        InProcPublisher {
-            tx,
-            policy,
-            name: name.clone(),
-            dropped,
-        },
-        InProcSubscriber { rx, name },
-    )
+    (InProcPublisher { tx, policy, name: name.clone(), dropped }, InProcSubscriber { rx, name })
 }
 
 /// Sending side of an in-process channel; cheap to clone.
@@ -36,12 +24,7 @@ pub struct InProcPublisher<T> {
 
 impl<T> Clone for InProcPublisher<T> {
     fn clone(&self) -> Self {
-        Self {
-            tx: self.tx.clone(),
-            policy: self.policy,
-            name: self.name.clone(),
-            dropped: self.dropped.clone(),
-        }
+        Self { tx: self.tx.clone(), policy: self.policy, name: self.name.clone(), dropped: self.dropped.clone() }
     }
 }
 
@@ -50,11 +33,7 @@ impl<T: Send> InProcPublisher<T> {
     /// thread, say). Blocks that thread when the policy is [`FullPolicy::Block`].
     pub fn publish_blocking(&self, item: T) -> Result<Published, TransportError> {
         match self.policy {
-            FullPolicy::Block => self
-                .tx
-                .send_blocking(item)
-                .map(|()| Published::Queued)
-                .map_err(|_| self.closed()),
+            FullPolicy::Block => self.tx.send_blocking(item).map(|()| Published::Queued).map_err(|_| self.closed()),
             FullPolicy::DropOldest => self.force(item),
         }
     }
@@ -98,12 +77,7 @@ impl<T: Send> InProcPublisher<T> {
 impl<T: Send> Publish<T> for InProcPublisher<T> {
     async fn publish(&self, item: T) -> Result<Published, TransportError> {
         match self.policy {
-            FullPolicy::Block => self
-                .tx
-                .send(item)
-                .await
-                .map(|()| Published::Queued)
-                .map_err(|_| self.closed()),
+            FullPolicy::Block => self.tx.send(item).await.map(|()| Published::Queued).map_err(|_| self.closed()),
             FullPolicy::DropOldest => self.force(item),
         }
     }
