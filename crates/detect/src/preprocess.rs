@@ -10,11 +10,11 @@ pub fn rgb8_to_chw_f32(hwc: &[u8], chw: &mut [f32]) {
     assert_eq!(chw.len(), hw * 3, "tensor size does not match the image");
     let (r, rest) = chw.split_at_mut(hw);
     let (g, b) = rest.split_at_mut(hw);
-    const K: f32 = 1.0 / 255.0;
+    // Divide rather than multiply by 1/255: bit-identical to Ultralytics' `im / 255`.
     for (i, px) in hwc.chunks_exact(3).enumerate() {
-        r[i] = f32::from(px[0]) * K;
-        g[i] = f32::from(px[1]) * K;
-        b[i] = f32::from(px[2]) * K;
+        r[i] = f32::from(px[0]) / 255.0;
+        g[i] = f32::from(px[1]) / 255.0;
+        b[i] = f32::from(px[2]) / 255.0;
     }
 }
 
