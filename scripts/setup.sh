@@ -48,6 +48,11 @@ if ((${#missing[@]})); then
 fi
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) and run again" >&2; exit 1; }
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || { log "adding the $c component"; rustup component add "$c"; }
+  done
+fi
 
 # --- Wheels: ONNX Runtime, the model, the test imagery ------------------------
 mkdir -p "$CACHE/wheels" "$CACHE/onnxruntime" "$CACHE/models" "$CACHE/assets"
