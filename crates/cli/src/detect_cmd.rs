@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use streetscope_contracts::config::Provider;
 use streetscope_contracts::Detection;
 use streetscope_detect::preprocess::letterbox_image;
 use streetscope_detect::{Detector, DetectorOptions};
@@ -33,12 +34,24 @@ pub struct DetectArgs {
     /// Class names replacing the model's, comma-separated in id order.
     #[arg(long, value_delimiter = ',')]
     pub class_names: Option<Vec<String>>,
+    /// Execution providers in order of preference, comma-separated: tensorrt, cuda, cpu.
+    #[arg(long, value_delimiter = ',', value_parser = parse_provider)]
+    pub providers: Option<Vec<Provider>>,
     /// Write annotated images: a file for one image, a folder for several.
     #[arg(long)]
     pub save: Option<PathBuf>,
     /// Print results as JSON Lines instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_provider(s: &str) -> Result<Provider, String> {
+    match s.trim() {
+        "tensorrt" => Ok(Provider::Tensorrt),
+        "cuda" => Ok(Provider::Cuda),
+        "cpu" => Ok(Provider::Cpu),
+        other => Err(format!("unknown provider {other:?}: use tensorrt, cuda or cpu")),
+    }
 }
 
 fn collect_images(sources: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
@@ -77,6 +90,7 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
         iou: args.iou,
         class_agnostic: !args.class_aware_nms,
         class_names: args.class_names.clone(),
+        providers: args.providers.clone().unwrap_or_else(|| DetectorOptions::default().providers),
         ..DetectorOptions::default()
     };
     let mut detector = Detector::load(&model, opts)?;

@@ -119,17 +119,9 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(&args)?;
     let model = cfg.detector.model.clone().unwrap_or_else(crate::paths::default_model);
-    let detector = Detector::load(
-        &model,
-        DetectorOptions {
-            confidence: cfg.detector.confidence,
-            iou: cfg.detector.iou,
-            class_agnostic: cfg.detector.class_agnostic_nms,
-            threads: cfg.detector.threads,
-            class_names: cfg.detector.class_names.clone(),
-            ..DetectorOptions::default()
-        },
-    )?;
+    let mut detector = Detector::load(&model, DetectorOptions::from_config(&cfg.detector))?;
+    let warm = detector.warm_up()?;
+    tracing::info!("detector ready on {} (warm-up {warm:.2} s)", detector.provider().name());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -237,6 +237,20 @@ fn a_bad_config_names_the_field_and_the_value() {
 }
 
 #[test]
+fn a_missing_onnx_runtime_names_the_path_and_the_variable() {
+    let bus = cache().join("assets/bus.jpg");
+    let out = Command::new(BIN)
+        .args(["detect", need(&bus).to_str().unwrap()])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("/nonexistent/libonnxruntime.so") && stderr.contains("ORT_DYLIB_PATH"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn schemas_in_docs_match_the_code() {
     let res = streetscope(&["schema", "--check"], Duration::from_secs(30));
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));

@@ -71,6 +71,107 @@ pub struct DetectorConfig {
     /// Threads ONNX Runtime uses inside an operator; 0 lets it choose.
     #[serde(default)]
     pub threads: usize,
+    /// Execution providers in order of preference. Each one that this build of
+    /// ONNX Runtime lacks, or that fails to start, is skipped with a log line
+    /// saying why; `cpu` always works.
+    #[serde(default = "default_providers")]
+    pub providers: Vec<Provider>,
+    /// Settings of the TensorRT provider.
+    #[serde(default)]
+    pub tensorrt: TensorRtConfig,
+    /// Settings of the CUDA provider.
+    #[serde(default)]
+    pub cuda: CudaConfig,
+}
+
+/// An ONNX Runtime execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// NVIDIA TensorRT: fastest on NVIDIA GPUs; builds an engine per model and shape.
+    Tensorrt,
+    /// NVIDIA CUDA.
+    Cuda,
+    /// The CPU.
+    Cpu,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Tensorrt => "tensorrt",
+            Provider::Cuda => "cuda",
+            Provider::Cpu => "cpu",
+        }
+    }
+}
+
+/// The TensorRT execution provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TensorRtConfig {
+    /// GPU to run on.
+    #[serde(default)]
+    pub device_id: u32,
+    /// Build FP16 engines (about twice the speed of FP32 on recent GPUs).
+    #[serde(default = "default_true")]
+    pub fp16: bool,
+    /// Where built engines are kept and looked for. Put it on a volume so that a
+    /// restarted or new pod loads the engine instead of rebuilding it (minutes).
+    /// Default: `engines/` in the cache folder (`~/.cache/streetscope`).
+    #[serde(default)]
+    pub engine_cache_dir: Option<PathBuf>,
+    /// Scratch GPU memory TensorRT may use while building, in bytes.
+    #[serde(default = "default_trt_workspace")]
+    pub workspace_bytes: u64,
+    /// Smallest batch the engine is built for (models with a dynamic batch).
+    #[serde(default = "default_one")]
+    pub min_batch: u32,
+    /// The batch TensorRT optimises for.
+    #[serde(default = "default_one")]
+    pub opt_batch: u32,
+    /// Largest batch the engine accepts.
+    #[serde(default = "default_one")]
+    pub max_batch: u32,
+}
+
+/// The CUDA execution provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CudaConfig {
+    /// GPU to run on.
+    #[serde(default)]
+    pub device_id: u32,
+}
+
+impl Default for TensorRtConfig {
+    fn default() -> Self {
+        Self {
+            device_id: 0,
+            fp16: true,
+            engine_cache_dir: None,
+            workspace_bytes: default_trt_workspace(),
+            min_batch: 1,
+            opt_batch: 1,
+            max_batch: 1,
+        }
+    }
+}
+
+impl Default for CudaConfig {
+    fn default() -> Self {
+        Self { device_id: 0 }
+    }
+}
+
+fn default_providers() -> Vec<Provider> {
+    vec![Provider::Tensorrt, Provider::Cuda, Provider::Cpu]
+}
+fn default_trt_workspace() -> u64 {
+    2 << 30
+}
+fn default_one() -> u32 {
+    1
 }
 
 /// The tracker that links detections of consecutive frames.
@@ -140,6 +241,9 @@ impl Default for DetectorConfig {
             class_agnostic_nms: true,
             class_names: None,
             threads: 0,
+            providers: default_providers(),
+            tensorrt: TensorRtConfig::default(),
+            cuda: CudaConfig::default(),
         }
     }
 }
@@ -272,6 +376,22 @@ impl PipelineConfig {
                 bad("detector.class_names".into(), format!("{names:?}"), "names must be non-empty");
             }
         }
+        if d.providers.is_empty() {
+            bad("detector.providers".into(), "[]".into(), "name at least one of tensorrt, cuda, cpu");
+        }
+        for (i, p) in d.providers.iter().enumerate() {
+            if d.providers[..i].contains(p) {
+                bad(format!("detector.providers[{i}]"), format!("{:?}", p.name()), "listed twice");
+            }
+        }
+        let trt = &d.tensorrt;
+        if !(1 <= trt.min_batch && trt.min_batch <= trt.opt_batch && trt.opt_batch <= trt.max_batch) {
+            bad(
+                "detector.tensorrt".into(),
+                format!("min_batch {} opt_batch {} max_batch {}", trt.min_batch, trt.opt_batch, trt.max_batch),
+                "need 1 <= min_batch <= opt_batch <= max_batch",
+            );
+        }
         let t = &self.tracker;
         if !(t.match_iou > 0.0 && t.match_iou < 1.0) {
             bad("tracker.match_iou".into(), t.match_iou.to_string(), "must be in (0, 1)");
@@ -368,6 +488,19 @@ mod tests {
         assert!(err.contains("cameras[0].lines[0].start = [1.3, 1.0]"), "{err}");
         assert!(err.contains("cameras[0].sample_fps = 0"), "{err}");
         assert!(err.contains("cameras[0].source = \"ftp://host/clip\": unsupported scheme"), "{err}");
+    }
+
+    #[test]
+    fn providers_default_to_gpu_first_and_are_checked() {
+        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        assert_eq!(cfg.detector.providers, [Provider::Tensorrt, Provider::Cuda, Provider::Cpu]);
+        let text = format!("{GOOD}\n[detector]\nproviders = [\"cpu\", \"cpu\"]\n[detector.tensorrt]\nmax_batch = 0\n");
+        let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
+        assert!(err.contains("detector.providers[1] = \"cpu\": listed twice"), "{err}");
+        assert!(err.contains("detector.tensorrt = min_batch 1 opt_batch 1 max_batch 0"), "{err}");
+        let text = format!("{GOOD}\n[detector]\nproviders = [\"gpu\"]\n");
+        let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
+        assert!(err.contains("gpu"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use half::f16;
 use ndarray::ArrayView4;
 use ort::value::TensorRef;
+use streetscope_contracts::config::{CudaConfig, DetectorConfig, Provider, TensorRtConfig};
 use streetscope_contracts::{Detection, Frame, FrameDetections, FrameEncoding, Letterbox};
 
 use crate::decode::{decode_anchors, decode_end_to_end};
@@ -29,11 +30,32 @@ pub struct DetectorOptions {
     pub threads: usize,
     /// Class names replacing the model's.
     pub class_names: Option<Vec<String>>,
+    /// Execution providers in order of preference.
+    pub providers: Vec<Provider>,
+    pub tensorrt: TensorRtConfig,
+    pub cuda: CudaConfig,
+}
+
+impl DetectorOptions {
+    /// The options of a pipeline's `[detector]` section.
+    pub fn from_config(cfg: &DetectorConfig) -> Self {
+        Self {
+            confidence: cfg.confidence,
+            iou: cfg.iou,
+            class_agnostic: cfg.class_agnostic_nms,
+            max_detections: 300,
+            threads: cfg.threads,
+            class_names: cfg.class_names.clone(),
+            providers: cfg.providers.clone(),
+            tensorrt: cfg.tensorrt.clone(),
+            cuda: cfg.cuda.clone(),
+        }
+    }
 }
 
 impl Default for DetectorOptions {
     fn default() -> Self {
-        Self { confidence: 0.25, iou: 0.7, class_agnostic: true, max_detections: 300, threads: 0, class_names: None }
+        Self::from_config(&DetectorConfig::default())
     }
 }
 
@@ -50,7 +72,7 @@ pub struct Detector {
 impl Detector {
     /// Loads the model at `path`.
     pub fn load(path: &Path, opts: DetectorOptions) -> Result<Detector, DetectError> {
-        let model = Model::load(path, opts.threads, opts.class_names.clone())?;
+        let model = Model::load(path, &opts)?;
         let names = model.info.names.iter().map(|n| Arc::from(n.as_str())).collect();
         let (h, w) = model.info.input_hw;
         let len = 3 * h as usize * w as usize;
@@ -60,6 +82,22 @@ impl Detector {
 
     pub fn info(&self) -> &ModelInfo {
         &self.model.info
+    }
+
+    /// The execution provider running the model.
+    pub fn provider(&self) -> Provider {
+        self.model.provider
+    }
+
+    /// Runs the model once on a blank image, so that lazy initialisation (memory
+    /// arenas, TensorRT engines) happens before the stage reports ready. Returns
+    /// the seconds it took.
+    pub fn warm_up(&mut self) -> Result<f64, DetectError> {
+        let (w, h) = self.input_size();
+        let started = std::time::Instant::now();
+        let blank = vec![114u8; (w * h * 3) as usize];
+        self.detect_rgb(&blank, &Letterbox::fit(w, h, w, h))?;
+        Ok(started.elapsed().as_secs_f64())
     }
 
     /// Model input `(width, height)`: the size ingest letterboxes frames to.

@@ -3,9 +3,15 @@
 
 use std::path::Path;
 
+use std::time::Instant;
+
+use ort::ep::{self, ExecutionProvider};
+use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
+use streetscope_contracts::config::Provider;
 
+use crate::detector::DetectorOptions;
 use crate::metadata::{parse_imgsz, parse_names};
 use crate::DetectError;
 
@@ -48,6 +54,8 @@ pub struct ModelInfo {
 pub struct Model {
     pub session: Session,
     pub info: ModelInfo,
+    /// The execution provider that runs the model (the first that started).
+    pub provider: Provider,
 }
 
 fn shape_of(t: &ValueType) -> Vec<i64> {
@@ -63,23 +71,115 @@ fn precision(t: &ValueType) -> Option<Precision> {
 }
 
 impl Model {
-    /// Loads `path` on the CPU with `threads` intra-op threads (0: ONNX Runtime chooses).
-    /// `names` replaces the metadata's class names.
-    pub fn load(path: &Path, threads: usize, names: Option<Vec<String>>) -> Result<Model, DetectError> {
+    /// Loads `path` with the execution providers of `opts`, in order, falling back
+    /// past any that this ONNX Runtime lacks or that fails to start.
+    pub fn load(path: &Path, opts: &DetectorOptions) -> Result<Model, DetectError> {
         let env = crate::runtime::environment()?;
         let p = path.display().to_string();
         let merr = |reason: String| DetectError::Model { path: p.clone(), reason };
         if !path.is_file() {
             return Err(merr("no such file (scripts/setup.sh fetches the default model)".into()));
         }
-        let mut builder = Session::builder(env).map_err(|e| merr(e.to_string()))?;
-        if threads > 0 {
-            builder = builder.with_intra_threads(threads).map_err(|e| merr(e.to_string()))?;
+        let new_builder = || -> Result<SessionBuilder, DetectError> {
+            let mut b = Session::builder(env).map_err(|e| merr(e.to_string()))?;
+            if opts.threads > 0 {
+                b = b.with_intra_threads(opts.threads).map_err(|e| merr(e.to_string()))?;
+            }
+            Ok(b)
+        };
+        // TensorRT's optimisation profile needs the input's name and size: read them
+        // from a CPU session first (a fraction of a second for YOLO models).
+        let wants_trt = opts.providers.iter().take_while(|p| **p != Provider::Cpu).any(|p| *p == Provider::Tensorrt);
+        let probe = if !(wants_trt && ep::TensorRT::is_available().unwrap_or(false)) {
+            None
+        } else {
+            let s = new_builder()?.commit_from_file(path).map_err(|e| merr(e.to_string()))?;
+            Some(inspect(&s, &p, opts.class_names.clone())?)
+        };
+        let started = Instant::now();
+        let mut builder = new_builder()?;
+        let mut chosen = None;
+        for &provider in &opts.providers {
+            let result = match (provider, &probe) {
+                (Provider::Tensorrt, Some(info)) => register(|| tensorrt(opts, info), &mut builder),
+                (Provider::Tensorrt, None) => register::<ep::TensorRT>(|| unreachable!("no probe"), &mut builder),
+                (Provider::Cuda, _) => {
+                    register(|| ep::CUDA::default().with_device_id(opts.cuda.device_id as i32), &mut builder)
+                }
+                (Provider::Cpu, _) => register(ep::CPU::default, &mut builder),
+            };
+            match result {
+                Ok(()) => {
+                    chosen.get_or_insert(provider);
+                    if provider == Provider::Cpu {
+                        break;
+                    }
+                }
+                Err(why) => tracing::info!(model = %p, "execution provider {} skipped: {why}", provider.name()),
+            }
+        }
+        let provider = chosen.unwrap_or(Provider::Cpu);
+        if provider != opts.providers[0] {
+            tracing::warn!(
+                model = %p,
+                "running on {} instead of {}: the preferred providers are not available here",
+                provider.name(),
+                opts.providers[0].name()
+            );
         }
         let session = builder.commit_from_file(path).map_err(|e| merr(e.to_string()))?;
-        let info = inspect(&session, &p, names)?;
-        Ok(Model { session, info })
+        let info = match probe {
+            Some(info) => info,
+            None => inspect(&session, &p, opts.class_names.clone())?,
+        };
+        tracing::info!(
+            model = %p,
+            head = ?info.head,
+            "model loaded on {} in {:.2} s",
+            provider.name(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Model { session, info, provider })
     }
+}
+
+/// Registers the provider that `make` builds if this ONNX Runtime has it; the
+/// reason otherwise. (`make` runs only when the provider is there.)
+fn register<E: ExecutionProvider>(make: impl FnOnce() -> E, builder: &mut SessionBuilder) -> Result<(), String> {
+    match E::is_available() {
+        Ok(true) => make().register(builder).map_err(|e| e.to_string()),
+        Ok(false) => Err(format!(
+            "not in this ONNX Runtime build ({}); the GPU images ship one that has it",
+            crate::runtime::library_path().display()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The TensorRT provider with an engine cache and an optimisation profile for the
+/// configured batch range.
+fn tensorrt(opts: &DetectorOptions, info: &ModelInfo) -> ep::TensorRT {
+    let t = &opts.tensorrt;
+    let dir = t.engine_cache_dir.clone().unwrap_or_else(|| crate::runtime::cache_dir().join("engines"));
+    let cached = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    tracing::info!(
+        "TensorRT engine cache {} ({})",
+        dir.display(),
+        if cached > 0 { "has engines: a matching one is loaded" } else { "empty: the first start builds the engine" }
+    );
+    let (h, w) = info.input_hw;
+    let shape = |b: u32| format!("{}:{b}x3x{h}x{w}", info.input_name);
+    ep::TensorRT::default()
+        .with_device_id(t.device_id as i32)
+        .with_fp16(t.fp16)
+        .with_engine_cache(true)
+        .with_engine_cache_path(dir.display())
+        .with_timing_cache(true)
+        .with_timing_cache_path(dir.display())
+        .with_max_workspace_size(t.workspace_bytes as usize)
+        .with_profile_min_shapes(shape(t.min_batch))
+        .with_profile_opt_shapes(shape(t.opt_batch))
+        .with_profile_max_shapes(shape(t.max_batch))
 }
 
 /// Recognises the head from the output shapes and reads the metadata.
