@@ -99,6 +99,9 @@ if [ ! -s "$BUS" ]; then
   extract "$whl" "ultralytics/assets/bus.jpg" "$BUS"
 fi
 
+# --- Python for the reference tests (onnx, numpy, onnxruntime) ---------------
+bash scripts/python-env.sh >/dev/null
+
 # --- Build ------------------------------------------------------------------
 log "building streetscope (release; target dir $CARGO_TARGET_DIR)"
 cargo build --release --locked -p streetscope --quiet

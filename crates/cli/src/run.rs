@@ -19,7 +19,7 @@ use streetscope_aggregate::Aggregator;
 use streetscope_contracts::config::{CameraConfig, PipelineConfig};
 use streetscope_contracts::records::{CrossingEvent, ResultRecord, RunSummary, StageThroughput, SCHEMA_VERSION};
 use streetscope_contracts::{CountingLine, Frame, FrameDetections};
-use streetscope_detect::stage::DetectStage;
+use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
 use streetscope_ingest::{CameraSource, StopHandle};
 use streetscope_telemetry::StageMeter;
@@ -184,7 +184,15 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
             streetscope_ingest::stage::run_cameras(&cameras, push, &stop, &meter)
         })
     };
-    let detect = tokio::spawn(DetectStage::new(detector, meters[1].clone()).run(frames_rx, dets_tx));
+    let d = &cfg.detector;
+    let stage_opts = StageOptions {
+        max_batch: d.max_batch as usize,
+        max_wait: Duration::from_millis(d.max_wait_ms),
+        workers: d.preprocess_threads as usize,
+        shed_stale_after: (d.shed_stale_ms > 0).then(|| Duration::from_millis(d.shed_stale_ms)),
+    };
+    let detect =
+        tokio::spawn(DetectStage::with_options(detector, meters[1].clone(), stage_opts).run(frames_rx, dets_tx));
     let aggregate = tokio::spawn(
         AggregateStage::new(Aggregator::new(&cfg.cameras, &cfg.tracker), meters[2].clone()).run(dets_rx, events_tx),
     );
@@ -222,9 +230,9 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     }
 
     let camera_results = ingest.await.context("the ingest stage panicked")?;
-    let detector = detect.await.context("the detect stage panicked")?;
+    let (detector, detect_report) = detect.await.context("the detect stage panicked")??;
     let aggregator = aggregate.await.context("the aggregate stage panicked")??;
-    drop(detector);
+    tracing::debug!("detector on {} finished", detector.provider().name());
 
     let wall_s = started.elapsed().as_secs_f64();
     let stages: Vec<StageThroughput> = meters
@@ -239,6 +247,8 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
         wall_s,
         frames: meters[2].items(),
         frames_dropped: frames_dropped(),
+        frames_failed: detect_report.failed,
+        frames_shed: detect_report.shed_stale,
         counts: aggregator.counts(),
         stages,
     };
@@ -246,7 +256,7 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     out.write_all(b"\n")?;
     out.flush().with_context(|| format!("writing {}", out_path.display()))?;
 
-    print_summary(&summary, meters[1].stats().errors);
+    print_summary(&summary);
     println!("results: {} ({} crossings and a summary, JSON Lines)", out_path.display(), crossings);
 
     let failed: Vec<String> = camera_results.iter().filter_map(|r| r.as_ref().err().map(|e| e.to_string())).collect();
@@ -259,7 +269,7 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(s: &RunSummary, detect_errors: u64) {
+fn print_summary(s: &RunSummary) {
     let mut counts = Table::new();
     counts.load_preset(UTF8_FULL_CONDENSED).set_header([
         "Intersection",
@@ -300,10 +310,10 @@ fn print_summary(s: &RunSummary, detect_errors: u64) {
         Cell::new(format!("{:.1}", s.frames as f64 / s.wall_s.max(1e-9))).set_alignment(CellAlignment::Right),
     ]);
     println!("\nThroughput\n{stages}");
-    if s.frames_dropped > 0 || detect_errors > 0 {
+    if s.frames_dropped + s.frames_failed + s.frames_shed > 0 {
         println!(
-            "frames dropped under back-pressure: {}, frames the detector skipped: {detect_errors}",
-            s.frames_dropped
+            "frames dropped under back-pressure: {}, failed in the detector: {}, shed as stale: {}",
+            s.frames_dropped, s.frames_failed, s.frames_shed
         );
     }
 }

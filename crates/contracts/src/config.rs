@@ -71,6 +71,20 @@ pub struct DetectorConfig {
     /// Threads ONNX Runtime uses inside an operator; 0 lets it choose.
     #[serde(default)]
     pub threads: usize,
+    /// Largest batch of frames (across cameras) run through the model at once.
+    /// Batches above 1 need a model exported with a dynamic batch.
+    #[serde(default = "default_one")]
+    pub max_batch: u32,
+    /// Longest time a frame waits for others to fill a batch, in milliseconds.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// Threads decoding and converting frames while the model runs.
+    #[serde(default = "default_one")]
+    pub preprocess_threads: u32,
+    /// Under overload, skip frames older than this many milliseconds (by capture
+    /// time) instead of processing them late; each is counted. 0 processes all.
+    #[serde(default)]
+    pub shed_stale_ms: u64,
     /// Execution providers in order of preference. Each one that this build of
     /// ONNX Runtime lacks, or that fails to start, is skipped with a log line
     /// saying why; `cpu` always works.
@@ -136,7 +150,7 @@ pub struct TensorRtConfig {
 }
 
 /// The CUDA execution provider.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CudaConfig {
     /// GPU to run on.
@@ -158,17 +172,14 @@ impl Default for TensorRtConfig {
     }
 }
 
-impl Default for CudaConfig {
-    fn default() -> Self {
-        Self { device_id: 0 }
-    }
-}
-
 fn default_providers() -> Vec<Provider> {
     vec![Provider::Tensorrt, Provider::Cuda, Provider::Cpu]
 }
 fn default_trt_workspace() -> u64 {
     2 << 30
+}
+fn default_max_wait_ms() -> u64 {
+    5
 }
 fn default_one() -> u32 {
     1
@@ -241,6 +252,10 @@ impl Default for DetectorConfig {
             class_agnostic_nms: true,
             class_names: None,
             threads: 0,
+            max_batch: 1,
+            max_wait_ms: default_max_wait_ms(),
+            preprocess_threads: 1,
+            shed_stale_ms: 0,
             providers: default_providers(),
             tensorrt: TensorRtConfig::default(),
             cuda: CudaConfig::default(),
@@ -375,6 +390,15 @@ impl PipelineConfig {
             if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) {
                 bad("detector.class_names".into(), format!("{names:?}"), "names must be non-empty");
             }
+        }
+        if !(1..=64).contains(&d.max_batch) {
+            bad("detector.max_batch".into(), d.max_batch.to_string(), "must be in [1, 64]");
+        }
+        if !(1..=16).contains(&d.preprocess_threads) {
+            bad("detector.preprocess_threads".into(), d.preprocess_threads.to_string(), "must be in [1, 16]");
+        }
+        if d.max_wait_ms > 1000 {
+            bad("detector.max_wait_ms".into(), d.max_wait_ms.to_string(), "at most 1000 (a second)");
         }
         if d.providers.is_empty() {
             bad("detector.providers".into(), "[]".into(), "name at least one of tensorrt, cuda, cpu");

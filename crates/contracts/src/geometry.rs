@@ -97,16 +97,17 @@ pub struct Letterbox {
 
 impl Letterbox {
     /// The letterbox that GStreamer's `videoconvertscale add-borders=true`
-    /// produces, and Ultralytics' `LetterBox(center=True)`: the scaled size is
-    /// rounded to the nearest pixel, the padding split evenly with the odd
-    /// pixel on the right/bottom.
+    /// produces (ingest letterboxes with it): the scaled size is rounded *down*
+    /// to whole pixels, the padding split evenly with the odd pixel on the
+    /// right/bottom. Ultralytics' `LetterBox` rounds the scaled size to the
+    /// nearest pixel instead, so for sizes such as 704x576 the two differ by a pixel.
     pub fn fit(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32) -> Self {
-        let scale_w = f64::from(dst_w) / f64::from(src_w.max(1));
-        let scale_h = f64::from(dst_h) / f64::from(src_h.max(1));
-        let (scaled_w, scaled_h) = if scale_w <= scale_h {
-            (dst_w, ((f64::from(src_h) * scale_w).round() as u32).clamp(1, dst_h))
+        let (sw, sh, dw, dh) = (u64::from(src_w.max(1)), u64::from(src_h.max(1)), u64::from(dst_w), u64::from(dst_h));
+        // Compare dst_w/src_w with dst_h/src_h exactly, in integers.
+        let (scaled_w, scaled_h) = if dw * sh <= dh * sw {
+            (dst_w, ((sh * dw / sw) as u32).clamp(1, dst_h))
         } else {
-            (((f64::from(src_w) * scale_h).round() as u32).clamp(1, dst_w), dst_h)
+            (((sw * dh / sh) as u32).clamp(1, dst_w), dst_h)
         };
         Self {
             src_w,
@@ -173,6 +174,19 @@ mod tests {
         assert_eq!(lb.scaled_h, 213);
         assert_eq!(lb.pad_y, 213);
         assert_eq!(lb.pad_y * 2 + lb.scaled_h + 1, 640);
+    }
+
+    #[test]
+    fn letterbox_rounds_down_like_gstreamer() {
+        // Measured with videoconvertscale add-borders=true (GStreamer 1.22).
+        for (w, h, scaled_h, pad_y) in
+            [(1280, 719, 359, 140), (1280, 725, 362, 139), (1280, 721, 360, 140), (1919, 1080, 360, 140)]
+        {
+            let lb = Letterbox::fit(w, h, 640, 640);
+            assert_eq!((lb.scaled_w, lb.scaled_h, lb.pad_y), (640, scaled_h, pad_y), "{w}x{h}");
+        }
+        let lb = Letterbox::fit(704, 576, 640, 640);
+        assert_eq!((lb.scaled_h, lb.pad_y), (523, 58));
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub struct RunSummary {
     pub frames: u64,
     /// Frames dropped under back-pressure, all cameras.
     pub frames_dropped: u64,
+    /// Frames the detector skipped because they failed to decode or to run.
+    pub frames_failed: u64,
+    /// Frames the detector skipped as stale under overload (`detector.shed_stale_ms`).
+    pub frames_shed: u64,
     /// Counts per line, direction and class, sorted.
     pub counts: Vec<CountRow>,
     pub stages: Vec<StageThroughput>,

@@ -7,7 +7,7 @@ use crate::nms::Candidate;
 /// Decodes one image of a detect or segment head laid out `[channels, anchors]`
 /// (row-major): rows 0-3 are `cx, cy, w, h`, rows `4..4+nc` class scores; any
 /// further rows (mask coefficients) are ignored. Keeps anchors whose best class
-/// score is at least `conf`.
+/// score is above `conf` (strictly, as Ultralytics does).
 pub fn decode_anchors(out: &[f32], channels: usize, nc: usize, conf: f32) -> Vec<Candidate> {
     assert!(channels >= 4 + nc && out.len().is_multiple_of(channels), "output layout does not match the head");
     let n = out.len() / channels;
@@ -25,7 +25,7 @@ pub fn decode_anchors(out: &[f32], channels: usize, nc: usize, conf: f32) -> Vec
     }
     let mut cands = Vec::new();
     for (i, (&score, &class_id)) in best.iter().zip(&arg).enumerate() {
-        if score >= conf {
+        if score > conf {
             let bbox = BBox::from_cxcywh(out[i], out[n + i], out[2 * n + i], out[3 * n + i]);
             cands.push(Candidate { bbox, score, class_id });
         }
@@ -36,7 +36,7 @@ pub fn decode_anchors(out: &[f32], channels: usize, nc: usize, conf: f32) -> Vec
 /// Decodes one image of an end-to-end head `[K, 6]`: `x1, y1, x2, y2, score, class`.
 pub fn decode_end_to_end(out: &[f32], nc: usize, conf: f32) -> Vec<Candidate> {
     out.chunks_exact(6)
-        .filter(|r| r[4] >= conf && r[5] >= 0.0 && (r[5] as usize) < nc)
+        .filter(|r| r[4] > conf && r[5] >= 0.0 && (r[5] as usize) < nc)
         .map(|r| Candidate { bbox: BBox::new(r[0], r[1], r[2], r[3]), score: r[4], class_id: r[5] as u32 })
         .collect()
 }

@@ -76,8 +76,7 @@ impl Detector {
         let names = model.info.names.iter().map(|n| Arc::from(n.as_str())).collect();
         let (h, w) = model.info.input_hw;
         let len = 3 * h as usize * w as usize;
-        let input_f16 = if model.info.input_precision == Precision::F16 { vec![f16::ZERO; len] } else { Vec::new() };
-        Ok(Detector { model, opts, names, input: vec![0.0; len], input_f16 })
+        Ok(Detector { model, opts, names, input: vec![0.0; len], input_f16: Vec::new() })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -106,26 +105,27 @@ impl Detector {
         (w, h)
     }
 
+    /// The frame-to-tensor converter of this model, for preprocessing workers.
+    pub fn preprocessor(&self) -> Preprocessor {
+        let (w, h) = self.input_size();
+        Preprocessor { width: w, height: h }
+    }
+
+    /// Whether the model takes batches larger than one.
+    pub fn dynamic_batch(&self) -> bool {
+        self.model.info.dynamic_batch
+    }
+
     /// Runs the model on one frame from ingest.
     pub fn detect_frame(&mut self, frame: &Frame) -> Result<FrameDetections, DetectError> {
-        let ferr = |reason: String| DetectError::Frame { camera: frame.camera_id.to_string(), seq: frame.seq, reason };
-        if frame.encoding != FrameEncoding::Rgb8 {
-            return Err(ferr(format!("encoding {:?} is not supported by this detector", frame.encoding)));
-        }
-        let detections = self.detect_rgb(&frame.payload, &frame.letterbox).map_err(|e| match e {
-            DetectError::Inference(reason) => ferr(reason),
-            other => other,
-        })?;
-        Ok(FrameDetections {
-            camera_id: frame.camera_id.clone(),
-            intersection_id: frame.intersection_id.clone(),
-            seq: frame.seq,
-            pts_ns: frame.pts_ns,
-            capture_time_ms: frame.capture_time_ms,
-            width: frame.letterbox.src_w,
-            height: frame.letterbox.src_h,
-            detections,
-        })
+        let mut input = std::mem::take(&mut self.input);
+        let result = self
+            .preprocessor()
+            .prepare(frame, &mut input)
+            .and_then(|()| self.infer(&input, std::slice::from_ref(&frame.letterbox)));
+        self.input = input;
+        let mut dets = result?;
+        Ok(frame_detections(frame, dets.pop().unwrap_or_default()))
     }
 
     /// Runs the model on a letterboxed RGB8 image of the model's input size;
@@ -140,19 +140,47 @@ impl Detector {
                 rgb.len()
             )));
         }
-        rgb8_to_chw_f32(rgb, &mut self.input);
-        let shape = (1, 3, h as usize, w as usize);
+        let mut input = std::mem::take(&mut self.input);
+        rgb8_to_chw_f32(rgb, &mut input);
+        let result = self.infer(&input, std::slice::from_ref(lb));
+        self.input = input;
+        Ok(result?.pop().unwrap_or_default())
+    }
+
+    /// Runs the model on `letterboxes.len()` prepared images (planar CHW floats,
+    /// one after the other in `batch`) and returns each image's detections in its
+    /// source pixels. A model with a fixed batch of one runs them one at a time.
+    pub fn infer(&mut self, batch: &[f32], letterboxes: &[Letterbox]) -> Result<Vec<Vec<Detection>>, DetectError> {
+        let n = letterboxes.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let (w, h) = self.input_size();
+        let per_image = 3 * w as usize * h as usize;
+        if batch.len() != n * per_image {
+            return Err(DetectError::Inference(format!(
+                "batch of {} floats for {n} images of {per_image}",
+                batch.len()
+            )));
+        }
+        if n > 1 && !self.model.info.dynamic_batch {
+            let mut all = Vec::with_capacity(n);
+            for (img, lb) in batch.chunks_exact(per_image).zip(letterboxes) {
+                all.extend(self.infer(img, std::slice::from_ref(lb))?);
+            }
+            return Ok(all);
+        }
+        let shape = (n, 3, h as usize, w as usize);
         let info = &self.model.info;
         let ierr = |e: ort::Error| DetectError::Inference(e.to_string());
         let outputs = if info.input_precision == Precision::F16 {
-            for (d, s) in self.input_f16.iter_mut().zip(&self.input) {
-                *d = f16::from_f32(*s);
-            }
-            let view = ArrayView4::from_shape(shape, &self.input_f16).expect("buffer sized at load");
+            self.input_f16.clear();
+            self.input_f16.extend(batch.iter().map(|v| f16::from_f32(*v)));
+            let view = ArrayView4::from_shape(shape, &self.input_f16).expect("sized above");
             let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
             self.model.session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)?
         } else {
-            let view = ArrayView4::from_shape(shape, &self.input).expect("buffer sized at load");
+            let view = ArrayView4::from_shape(shape, batch).expect("sized above");
             let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
             self.model.session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)?
         };
@@ -164,24 +192,100 @@ impl Detector {
                 (s.to_vec(), d.iter().map(|v| v.to_f32()).collect::<Vec<_>>().into())
             }
         };
+        if dims.first().copied() != Some(n as i64) || data.len() % n != 0 {
+            return Err(DetectError::Inference(format!("output {dims:?} does not hold a batch of {n}")));
+        }
         let nc = self.names.len();
-        let cands = match info.head {
-            HeadKind::EndToEnd => decode_end_to_end(&data, nc, self.opts.confidence),
-            HeadKind::Detect | HeadKind::Segment { .. } => {
-                let channels = dims.get(1).copied().unwrap_or(0) as usize;
-                let cands = decode_anchors(&data, channels, nc, self.opts.confidence);
-                nms(cands, self.opts.iou, self.opts.class_agnostic, self.opts.max_detections)
-            }
-        };
-        Ok(cands
-            .into_iter()
-            .take(self.opts.max_detections)
-            .map(|c| Detection {
-                class_id: c.class_id,
-                class_name: self.names[c.class_id as usize].clone(),
-                score: c.score,
-                bbox: lb.to_source(&c.bbox),
+        let per_out = data.len() / n;
+        let opts = &self.opts;
+        let names = &self.names;
+        Ok(data
+            .chunks_exact(per_out)
+            .zip(letterboxes)
+            .map(|(out, lb)| {
+                let cands = match info.head {
+                    HeadKind::EndToEnd => decode_end_to_end(out, nc, opts.confidence),
+                    HeadKind::Detect | HeadKind::Segment { .. } => {
+                        let channels = dims.get(1).copied().unwrap_or(0) as usize;
+                        let cands = decode_anchors(out, channels, nc, opts.confidence);
+                        nms(cands, opts.iou, opts.class_agnostic, opts.max_detections)
+                    }
+                };
+                cands
+                    .into_iter()
+                    .take(opts.max_detections)
+                    .map(|c| Detection {
+                        class_id: c.class_id,
+                        class_name: names[c.class_id as usize].clone(),
+                        score: c.score,
+                        bbox: lb.to_source(&c.bbox),
+                    })
+                    .collect()
             })
             .collect())
+    }
+}
+
+/// The detections of `frame` as the stage's output record.
+pub fn frame_detections(frame: &Frame, detections: Vec<Detection>) -> FrameDetections {
+    FrameDetections {
+        camera_id: frame.camera_id.clone(),
+        intersection_id: frame.intersection_id.clone(),
+        seq: frame.seq,
+        pts_ns: frame.pts_ns,
+        capture_time_ms: frame.capture_time_ms,
+        width: frame.letterbox.src_w,
+        height: frame.letterbox.src_h,
+        detections,
+    }
+}
+
+/// Turns frames into the model's input layout. Cheap to clone; one per
+/// preprocessing worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Preprocessor {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Preprocessor {
+    /// Floats of one prepared image.
+    pub fn len(&self) -> usize {
+        3 * self.width as usize * self.height as usize
+    }
+
+    /// Whether the model input is empty (never, for a loaded model).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decodes `frame` (RGB8 or JPEG, letterboxed to the model's size) into
+    /// planar normalised floats in `out` (`self.len()` long).
+    pub fn prepare(&self, frame: &Frame, out: &mut [f32]) -> Result<(), DetectError> {
+        let ferr = |reason: String| DetectError::Frame { camera: frame.camera_id.to_string(), seq: frame.seq, reason };
+        let (w, h) = (self.width, self.height);
+        if (frame.letterbox.dst_w, frame.letterbox.dst_h) != (w, h) {
+            return Err(ferr(format!(
+                "frame is letterboxed to {}x{}, the model takes {w}x{h}",
+                frame.letterbox.dst_w, frame.letterbox.dst_h
+            )));
+        }
+        let expected = (w * h * 3) as usize;
+        match frame.encoding {
+            FrameEncoding::Rgb8 if frame.payload.len() == expected => rgb8_to_chw_f32(&frame.payload, out),
+            FrameEncoding::Rgb8 => {
+                return Err(ferr(format!("RGB payload of {} bytes, expected {expected}", frame.payload.len())))
+            }
+            FrameEncoding::Jpeg => {
+                let img = image::load_from_memory_with_format(&frame.payload, image::ImageFormat::Jpeg)
+                    .map_err(|e| ferr(format!("JPEG payload does not decode: {e}")))?
+                    .into_rgb8();
+                if img.dimensions() != (w, h) {
+                    return Err(ferr(format!("JPEG is {}x{}, expected {w}x{h}", img.width(), img.height())));
+                }
+                rgb8_to_chw_f32(img.as_raw(), out);
+            }
+        }
+        Ok(())
     }
 }

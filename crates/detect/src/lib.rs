@@ -18,7 +18,7 @@ pub mod preprocess;
 pub mod runtime;
 pub mod stage;
 
-pub use detector::{Detector, DetectorOptions};
+pub use detector::{Detector, DetectorOptions, Preprocessor};
 pub use model::{HeadKind, ModelInfo};
 
 /// Why detection failed. Per-frame errors are cheap and name what was wrong.

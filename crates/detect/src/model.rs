@@ -47,6 +47,8 @@ pub struct ModelInfo {
     pub names: Vec<String>,
     /// Task as written in the metadata (`detect`, `segment`), if any.
     pub task: Option<String>,
+    /// Whether the batch dimension is dynamic (else it is 1).
+    pub dynamic_batch: bool,
 }
 
 /// A model ready to run.
@@ -199,8 +201,10 @@ fn inspect(session: &Session, path: &str, names_override: Option<Vec<String>>) -
     let in_shape = shape_of(input.dtype());
     let input_precision =
         precision(input.dtype()).ok_or_else(|| unsupported("the input must be float32 or float16"))?;
-    if in_shape.len() != 4 || in_shape[1] != 3 {
-        return Err(unsupported(&format!("the input must be [batch, 3, height, width], not {in_shape:?}")));
+    if in_shape.len() != 4 || in_shape[1] != 3 || in_shape[0] == 0 || in_shape[0] > 1 {
+        return Err(unsupported(&format!(
+            "the input must be [batch, 3, height, width] with a batch of 1 or dynamic, not {in_shape:?}"
+        )));
     }
 
     let meta = session.metadata().ok();
@@ -219,7 +223,11 @@ fn inspect(session: &Session, path: &str, names_override: Option<Vec<String>>) -
     if first.len() != 3 {
         return Err(unsupported("the first output must have three dimensions"));
     }
-    let head = if first[2] == 6 && (end2end_meta || shapes.len() == 1 && first[1] > 6) {
+    // `[B, K, 6]` is end to end unless the class names say it is a detect head
+    // with six anchors (`4 + nc` channels).
+    let looks_like_detect =
+        meta_names.as_ref().or(names_override.as_ref()).is_some_and(|n| first[1] == 4 + n.len() as i64);
+    let head = if end2end_meta || (shapes.len() == 1 && first[2] == 6 && first[1] > 6 && !looks_like_detect) {
         HeadKind::EndToEnd
     } else if shapes.len() >= 2 && shapes[1].len() == 4 {
         let masks = usize::try_from(shapes[1][1]).map_err(|_| unsupported("dynamic mask-prototype count"))?;
@@ -256,5 +264,6 @@ fn inspect(session: &Session, path: &str, names_override: Option<Vec<String>>) -
         input_hw,
         names,
         task,
+        dynamic_batch: in_shape[0] < 0,
     })
 }

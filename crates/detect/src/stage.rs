@@ -1,47 +1,283 @@
-//! The detect stage: frames in, detections out, one frame at a time.
+//! The detect stage: frames in, detections out, with preprocessing overlapped
+//! with inference and frames batched across cameras.
+//!
+//! ```text
+//!            ┌─ worker ─┐
+//! frames ──► ├─ worker ─┤ ──(reorder)──► inference thread ──► detections
+//!  (index)   └─ …      ─┘   by index      (batches ≤ max_batch, wait ≤ max_wait)
+//! ```
+//! Workers decode and convert frames into tensors while the model runs on the
+//! previous batch. Output order equals input order, so each camera's frames stay
+//! in order. Tensor buffers circulate through a fixed pool, which bounds memory
+//! and applies back-pressure to the input.
 
-use streetscope_contracts::{Frame, FrameDetections};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use streetscope_contracts::{Frame, FrameDetections, Letterbox};
 use streetscope_telemetry::StageMeter;
 use streetscope_transport::{Publish, Subscribe, TransportError};
 
-use crate::Detector;
+use crate::detector::{frame_detections, Preprocessor};
+use crate::{DetectError, Detector};
+
+/// How the stage batches and overlaps work.
+#[derive(Debug, Clone)]
+pub struct StageOptions {
+    /// Largest batch (1 for models with a fixed batch of one).
+    pub max_batch: usize,
+    /// Longest wait for a batch to fill.
+    pub max_wait: Duration,
+    /// Preprocessing threads.
+    pub workers: usize,
+    /// Skip frames older than this (by capture time) instead of processing them late.
+    pub shed_stale_after: Option<Duration>,
+}
+
+impl Default for StageOptions {
+    fn default() -> Self {
+        Self { max_batch: 1, max_wait: Duration::from_millis(5), workers: 1, shed_stale_after: None }
+    }
+}
+
+/// Counts of what the stage skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectReport {
+    /// Frames that failed to decode or to run, by reason (logged as they happen).
+    pub failed: u64,
+    /// Frames skipped as stale under overload.
+    pub shed_stale: u64,
+}
 
 /// Runs a [`Detector`] over a stream of frames.
 #[derive(Debug)]
 pub struct DetectStage {
     detector: Detector,
     meter: StageMeter,
+    opts: StageOptions,
+}
+
+struct Prepared {
+    index: u64,
+    frame: Frame,
+    received: Instant,
+    tensor: Result<Vec<f32>, DetectError>,
 }
 
 impl DetectStage {
     pub fn new(detector: Detector, meter: StageMeter) -> Self {
-        Self { detector, meter }
+        Self::with_options(detector, meter, StageOptions::default())
+    }
+
+    pub fn with_options(detector: Detector, meter: StageMeter, mut opts: StageOptions) -> Self {
+        if opts.max_batch > 1 && !detector.dynamic_batch() {
+            tracing::warn!(
+                "detector.max_batch = {} but the model {} has a fixed batch of 1: running one frame at a time",
+                opts.max_batch,
+                detector.info().path
+            );
+            opts.max_batch = 1;
+        }
+        opts.max_batch = opts.max_batch.max(1);
+        opts.workers = opts.workers.max(1);
+        Self { detector, meter, opts }
     }
 
     /// Runs until the input ends. A frame that fails is logged with its camera and
-    /// sequence number, counted as an error, and skipped: one bad frame never
-    /// stops the stage. Fails only when the output is closed.
-    ///
-    /// Inference blocks its thread; it runs through `block_in_place`, so this must
-    /// be driven by a multi-threaded tokio runtime.
+    /// sequence number, counted, and skipped: one bad frame never stops the
+    /// stage. Fails only when the output is closed.
     pub async fn run(
-        mut self,
+        self,
         mut input: impl Subscribe<Frame>,
         output: impl Publish<FrameDetections>,
-    ) -> Result<Detector, TransportError> {
-        while let Some(frame) = input.next().await {
-            let result = tokio::task::block_in_place(|| self.meter.time(|| self.detector.detect_frame(&frame)));
-            match result {
-                Ok(dets) => {
-                    self.meter.item();
-                    output.publish(dets).await?;
+    ) -> Result<(Detector, DetectReport), TransportError> {
+        let DetectStage { detector, meter, opts } = self;
+        let pre = detector.preprocessor();
+        // Enough buffers for the workers, a batch being filled and one running.
+        let pool_size = opts.workers + 2 * opts.max_batch + 1;
+        let (free_tx, free_rx) = async_channel::bounded::<Vec<f32>>(pool_size);
+        for _ in 0..pool_size {
+            free_tx.try_send(vec![0.0; pre.len()]).expect("pool sized for it");
+        }
+        let (jobs_tx, jobs_rx) = async_channel::bounded::<(u64, Frame, Instant)>(opts.workers * 2);
+        let (prepared_tx, prepared_rx) = async_channel::bounded::<Prepared>(pool_size);
+        let (results_tx, results_rx) = async_channel::bounded::<FrameDetections>(64);
+
+        let workers: Vec<_> = (0..opts.workers)
+            .map(|i| {
+                let (jobs, free, prepared) = (jobs_rx.clone(), free_rx.clone(), prepared_tx.clone());
+                std::thread::Builder::new()
+                    .name(format!("detect-pre-{i}"))
+                    .spawn(move || preprocess_worker(pre, jobs, free, prepared))
+                    .expect("spawning a thread")
+            })
+            .collect();
+        drop(prepared_tx);
+        let infer = {
+            let opts = opts.clone();
+            std::thread::Builder::new()
+                .name("detect-infer".into())
+                .spawn(move || inference_loop(detector, meter, opts, prepared_rx, free_tx, results_tx))
+                .expect("spawning a thread")
+        };
+
+        // Feed the workers and forward results, concurrently.
+        let feed = async move {
+            let mut index = 0u64;
+            while let Some(frame) = input.next().await {
+                if jobs_tx.send((index, frame, Instant::now())).await.is_err() {
+                    break;
                 }
+                index += 1;
+            }
+        };
+        let forward = async {
+            while let Ok(d) = results_rx.recv().await {
+                output.publish(d).await?;
+            }
+            Ok::<(), TransportError>(())
+        };
+        let (_, forwarded) = tokio::join!(feed, forward);
+        for w in workers {
+            w.join().expect("a preprocessing thread panicked");
+        }
+        let (detector, report) = infer.join().expect("the inference thread panicked");
+        forwarded?;
+        Ok((detector, report))
+    }
+}
+
+fn preprocess_worker(
+    pre: Preprocessor,
+    jobs: async_channel::Receiver<(u64, Frame, Instant)>,
+    free: async_channel::Receiver<Vec<f32>>,
+    prepared: async_channel::Sender<Prepared>,
+) {
+    // Take a buffer before a job: the worker holding the oldest job then always
+    // has a buffer, so later jobs finishing first can never starve it.
+    while let Ok(mut buf) = free.recv_blocking() {
+        let Ok((index, frame, received)) = jobs.recv_blocking() else { return };
+        let tensor = pre.prepare(&frame, &mut buf).map(|()| buf);
+        if prepared.send_blocking(Prepared { index, frame, received, tensor }).is_err() {
+            return;
+        }
+    }
+}
+
+fn inference_loop(
+    mut detector: Detector,
+    meter: StageMeter,
+    opts: StageOptions,
+    prepared: async_channel::Receiver<Prepared>,
+    free: async_channel::Sender<Vec<f32>>,
+    results: async_channel::Sender<FrameDetections>,
+) -> (Detector, DetectReport) {
+    let mut report = DetectReport::default();
+    // Workers finish out of order; frames go to the model in input order.
+    let mut pending: BTreeMap<u64, Prepared> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut closed = false;
+    let per_image = detector.preprocessor().len();
+    let mut batch_input: Vec<f32> = Vec::with_capacity(per_image * opts.max_batch);
+    loop {
+        // Gather the next batch: the next frame in order, then more while they
+        // arrive within max_wait.
+        let mut batch: Vec<Prepared> = Vec::with_capacity(opts.max_batch);
+        let mut deadline: Option<Instant> = None;
+        while batch.len() < opts.max_batch {
+            if let Some(p) = pending.remove(&next) {
+                next += 1;
+                batch.push(p);
+                deadline.get_or_insert_with(|| Instant::now() + opts.max_wait);
+                continue;
+            }
+            if closed {
+                break;
+            }
+            let got = match deadline {
+                None => prepared.recv_blocking().ok(),
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    None => break,
+                    Some(left) => recv_timeout(&prepared, left),
+                },
+            };
+            match got {
+                Some(p) => {
+                    pending.insert(p.index, p);
+                }
+                None if deadline.is_some() && !prepared.is_closed() => break,
+                None => closed = prepared.is_closed() || deadline.is_none(),
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+
+        // Drop what failed or went stale; run the rest.
+        let mut run: Vec<(Frame, Vec<f32>)> = Vec::with_capacity(batch.len());
+        for p in batch {
+            match p.tensor {
                 Err(e) => {
-                    self.meter.error();
+                    report.failed += 1;
+                    meter.error();
+                    tracing::warn!(camera = %p.frame.camera_id, seq = p.frame.seq, "skipping frame: {e}");
+                }
+                Ok(buf) if opts.shed_stale_after.is_some_and(|max| p.received.elapsed() > max) => {
+                    report.shed_stale += 1;
+                    tracing::debug!(camera = %p.frame.camera_id, seq = p.frame.seq, "shed: stale");
+                    let _ = free.try_send(buf);
+                }
+                Ok(buf) => run.push((p.frame, buf)),
+            }
+        }
+        if run.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        batch_input.clear();
+        let mut letterboxes: Vec<Letterbox> = Vec::with_capacity(run.len());
+        for (frame, buf) in &run {
+            batch_input.extend_from_slice(buf);
+            letterboxes.push(frame.letterbox);
+        }
+        let result = detector.infer(&batch_input, &letterboxes);
+        meter.add_busy(started.elapsed().as_nanos() as u64);
+        match result {
+            Ok(dets) => {
+                for ((frame, buf), d) in run.into_iter().zip(dets) {
+                    let _ = free.try_send(buf);
+                    meter.item();
+                    if results.send_blocking(frame_detections(&frame, d)).is_err() {
+                        return (detector, report);
+                    }
+                }
+            }
+            Err(e) => {
+                for (frame, buf) in run {
+                    let _ = free.try_send(buf);
+                    report.failed += 1;
+                    meter.error();
                     tracing::warn!(camera = %frame.camera_id, seq = frame.seq, "skipping frame: {e}");
                 }
             }
         }
-        Ok(self.detector)
+    }
+    (detector, report)
+}
+
+/// Receives with a timeout on a thread that is not an async task.
+fn recv_timeout<T>(rx: &async_channel::Receiver<T>, timeout: Duration) -> Option<T> {
+    let until = Instant::now() + timeout;
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(v),
+            Err(async_channel::TryRecvError::Closed) => return None,
+            Err(async_channel::TryRecvError::Empty) => {
+                if Instant::now() >= until {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
     }
 }

@@ -81,8 +81,9 @@ fn detect_head_f16() {
     check("detect_f16", HeadKind::Detect, Precision::F16, 1e-3, 0.1);
 }
 
+/// Batch, input size and anchor count symbolic: the input size comes from `imgsz`.
 #[test]
-fn detect_head_with_a_dynamic_batch() {
+fn detect_head_with_dynamic_shapes() {
     check("detect_dynamic", HeadKind::Detect, Precision::F32, 1e-6, 1e-3);
 }
 
@@ -145,4 +146,25 @@ fn a_frame_of_the_wrong_size_is_refused() {
     let lb = Letterbox::fit(32, 32, 32, 32);
     let err = det.detect_rgb(&[0; 32 * 32 * 3], &lb).expect_err("the model takes 64x64");
     assert!(err.to_string().contains("takes 64x64"), "{err}");
+}
+
+/// A batch of images: one run on a dynamic-batch model, one run per image otherwise;
+/// either way each image gets the detections of the single-image path.
+#[test]
+fn batches_give_each_image_its_detections() {
+    let (rgb, lb) = identity_input();
+    let mut chw = vec![0f32; rgb.len()];
+    streetscope_detect::preprocess::rgb8_to_chw_f32(&rgb, &mut chw);
+    let batch = chw.repeat(3);
+    for (name, dynamic) in [("detect_dynamic", true), ("detect_f32", false), ("end2end_f32", false)] {
+        let mut det = Detector::load(&model_path(name), options(true)).unwrap();
+        assert_eq!(det.dynamic_batch(), dynamic, "{name}");
+        let got = det.infer(&batch, &[lb; 3]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.len(), 3, "{name}");
+        let want = common::py_detections(&models().expected["models"][name]["agnostic"]);
+        for (i, image) in got.iter().enumerate() {
+            let (ds, db) = common::compare(&format!("{name} image {i}"), image, &want);
+            assert!(ds <= 1e-6 && db <= 1e-3, "{name} image {i}: {ds} {db}");
+        }
+    }
 }
