@@ -3,8 +3,10 @@
 //! - `run`: the whole pipeline in one process (ingest → detect → aggregate).
 //! - `detect`: the model on images, Ultralytics-style.
 //! - `clips`: generates the test clips of `test-videos/`.
+//! - `bench`: benchmarks against the limit that matters, in the same run.
 //! - `schema`: writes the documents generated from the types (JSON Schemas, config reference).
 
+mod bench;
 mod clips;
 mod detect_cmd;
 mod draw;
@@ -33,6 +35,9 @@ enum Command {
     Run(run::RunArgs),
     /// Runs the model on images and prints what it found.
     Detect(detect_cmd::DetectArgs),
+    /// Benchmarks of the hot paths against their limits (bare ONNX Runtime, ...).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Test clips: generate them, with their ground truth.
     #[command(subcommand)]
     Clips(clips::ClipsCommand),
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Detect(args) => detect_cmd::detect(args),
         Command::Clips(cmd) => clips::clips(cmd),
+        Command::Bench(cmd) => bench::bench(cmd),
         Command::Schema(args) => schema::schema(args),
     };
     match result {

@@ -173,17 +173,7 @@ impl Detector {
         let shape = (n, 3, h as usize, w as usize);
         let info = &self.model.info;
         let ierr = |e: ort::Error| DetectError::Inference(e.to_string());
-        let outputs = if info.input_precision == Precision::F16 {
-            self.input_f16.clear();
-            self.input_f16.extend(batch.iter().map(|v| f16::from_f32(*v)));
-            let view = ArrayView4::from_shape(shape, &self.input_f16).expect("sized above");
-            let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
-            self.model.session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)?
-        } else {
-            let view = ArrayView4::from_shape(shape, batch).expect("sized above");
-            let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
-            self.model.session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)?
-        };
+        let outputs = run_session(&mut self.model.session, info, &mut self.input_f16, batch, shape)?;
         let out = &outputs[0];
         let (dims, data): (Vec<i64>, std::borrow::Cow<'_, [f32]>) = match out.try_extract_tensor::<f32>() {
             Ok((s, d)) => (s.to_vec(), d.into()),
@@ -223,6 +213,48 @@ impl Detector {
                     .collect()
             })
             .collect())
+    }
+}
+
+impl Detector {
+    /// Runs only the model on `n` prepared images, discarding the outputs: the
+    /// bare ONNX Runtime cost that benchmarks compare the whole detector with.
+    pub fn run_bare(&mut self, batch: &[f32], n: usize) -> Result<(), DetectError> {
+        let (w, h) = self.input_size();
+        run_session(
+            &mut self.model.session,
+            &self.model.info,
+            &mut self.input_f16,
+            batch,
+            (n, 3, h as usize, w as usize),
+        )
+        .map(drop)
+    }
+}
+
+/// One `session.run` on a batch laid out `shape`, converting to fp16 when the
+/// model takes it.
+fn run_session<'s>(
+    session: &'s mut ort::session::Session,
+    info: &ModelInfo,
+    f16_buf: &mut Vec<f16>,
+    batch: &[f32],
+    shape: (usize, usize, usize, usize),
+) -> Result<ort::session::SessionOutputs<'s>, DetectError> {
+    let ierr = |e: ort::Error| DetectError::Inference(e.to_string());
+    if batch.len() != shape.0 * shape.1 * shape.2 * shape.3 {
+        return Err(DetectError::Inference(format!("batch of {} floats for shape {shape:?}", batch.len())));
+    }
+    if info.input_precision == Precision::F16 {
+        f16_buf.clear();
+        f16_buf.extend(batch.iter().map(|v| f16::from_f32(*v)));
+        let view = ArrayView4::from_shape(shape, f16_buf.as_slice()).expect("sized above");
+        let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
+        session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)
+    } else {
+        let view = ArrayView4::from_shape(shape, batch).expect("sized above");
+        let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
+        session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)
     }
 }
 

@@ -1,0 +1,220 @@
+//! `streetscope bench`: benchmarks of the hot paths against the limit that
+//! matters, in the same run.
+//!
+//! `bench detect` compares the detect stage (JPEG frames in, detections out:
+//! decode, convert, infer, decode outputs, NMS, with preprocessing overlapped and
+//! batching) with bare ONNX Runtime `run` on a prepared tensor of the same model,
+//! threads and batch. Runs alternate between the two and the medians are reported.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use streetscope_contracts::config::Provider;
+use streetscope_contracts::{CaptureClock, Frame, FrameDetections, FrameEncoding};
+use streetscope_detect::preprocess::letterbox_image;
+use streetscope_detect::stage::{DetectStage, StageOptions};
+use streetscope_detect::{Detector, DetectorOptions};
+use streetscope_telemetry::StageMeter;
+use streetscope_transport::{channel, FullPolicy, Subscribe};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The detect stage against bare ONNX Runtime on the same model and threads.
+    Detect(DetectBench),
+}
+
+#[derive(Debug, Args)]
+pub struct DetectBench {
+    /// The ONNX model (default: the set-up script's vehicle model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Frames per measurement.
+    #[arg(long, default_value_t = 60)]
+    frames: usize,
+    /// Frames per model run (needs a model with a dynamic batch above 1).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// ONNX Runtime intra-op threads (0: its choice).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Preprocessing threads of the stage.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Measurements of each kind; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// JPEG quality of the frames (as ingest would encode them).
+    #[arg(long, default_value_t = 90)]
+    quality: u8,
+    /// Execution providers, comma-separated (default: cpu).
+    #[arg(long, value_delimiter = ',', default_value = "cpu")]
+    providers: Vec<String>,
+}
+
+pub fn bench(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Detect(args) => bench_detect(args),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// JPEG frames of the two_way test clip, letterboxed to the model's size.
+fn frames(n: usize, w: u32, h: u32, quality: u8) -> anyhow::Result<Vec<Frame>> {
+    let sprite = streetscope_testclips::Sprite::load_bus(&streetscope_testclips::default_bus_image_path())
+        .context("loading the vehicle photo (run scripts/setup.sh)")?;
+    let spec = streetscope_testclips::builtin_clip("two_way").expect("a built-in clip");
+    let renderer = streetscope_testclips::ClipRenderer::new(&spec, &sprite);
+    let step = (spec.frame_count() as usize / n.max(1)).max(1);
+    (0..n)
+        .map(|i| {
+            let img = renderer.frame(((i * step) % spec.frame_count() as usize) as u32);
+            let (rgb, lb) = letterbox_image(&img, w, h);
+            let mut jpeg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality).encode(
+                &rgb,
+                w,
+                h,
+                image::ExtendedColorType::Rgb8,
+            )?;
+            Ok(Frame {
+                camera_id: Arc::from(format!("bench-{}", i % 4)),
+                intersection_id: Arc::from("bench"),
+                seq: i as u64,
+                pts_ns: i as u64 * 100_000_000,
+                capture_time_ms: 0,
+                clock: CaptureClock::Arrival,
+                letterbox: lb,
+                encoding: FrameEncoding::Jpeg,
+                payload: Arc::from(jpeg),
+            })
+        })
+        .collect()
+}
+
+fn load(args: &DetectBench) -> anyhow::Result<Detector> {
+    let providers = args
+        .providers
+        .iter()
+        .map(|p| match p.as_str() {
+            "tensorrt" => Ok(Provider::Tensorrt),
+            "cuda" => Ok(Provider::Cuda),
+            "cpu" => Ok(Provider::Cpu),
+            other => anyhow::bail!("unknown provider {other:?}"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
+    let opts = DetectorOptions { threads: args.threads, providers, ..DetectorOptions::default() };
+    let mut d = Detector::load(&model, opts)?;
+    d.warm_up()?;
+    Ok(d)
+}
+
+/// Frames per second of bare `session.run` on one prepared batch.
+fn bare(det: &mut Detector, frames: &[Frame], batch: usize) -> anyhow::Result<f64> {
+    let pre = det.preprocessor();
+    let mut input = vec![0.0f32; pre.len() * batch];
+    for (i, chunk) in input.chunks_exact_mut(pre.len()).enumerate() {
+        pre.prepare(&frames[i % frames.len()], chunk)?;
+    }
+    let runs = frames.len().div_ceil(batch);
+    let start = Instant::now();
+    for _ in 0..runs {
+        det.run_bare(&input, batch)?;
+    }
+    Ok((runs * batch) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Frames per second of the stage, all frames queued at once (throughput).
+async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -> anyhow::Result<(Detector, f64)> {
+    let (tx, rx) = channel::<Frame>("frames", frames.len(), FullPolicy::Block);
+    let (out_tx, mut out_rx) = channel::<FrameDetections>("detections", frames.len(), FullPolicy::Block);
+    let start = Instant::now();
+    for f in frames {
+        tx.publish_blocking(f.clone())?;
+    }
+    drop(tx);
+    let stage = tokio::spawn(DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, out_tx));
+    let mut n = 0;
+    while out_rx.next().await.is_some() {
+        n += 1;
+    }
+    let fps = n as f64 / start.elapsed().as_secs_f64();
+    let (det, _) = stage.await??;
+    anyhow::ensure!(n == frames.len(), "{} of {} frames came out", n, frames.len());
+    Ok((det, fps))
+}
+
+/// Per-frame latency of the stage with one frame in flight (ms, sorted).
+async fn stage_latency(det: Detector, frames: &[Frame], opts: StageOptions) -> anyhow::Result<(Detector, Vec<f64>)> {
+    let (tx, rx) = channel::<Frame>("frames", 1, FullPolicy::Block);
+    let (out_tx, mut out_rx) = channel::<FrameDetections>("detections", 1, FullPolicy::Block);
+    let stage = tokio::spawn(DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, out_tx));
+    let mut lat = Vec::with_capacity(frames.len());
+    for f in frames {
+        let t = Instant::now();
+        tx.publish_blocking(f.clone())?;
+        out_rx.next().await.context("the stage stopped")?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    drop(tx);
+    let (det, _) = stage.await??;
+    lat.sort_by(f64::total_cmp);
+    Ok((det, lat))
+}
+
+fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
+    let mut det = load(&args)?;
+    let (w, h) = det.input_size();
+    let frames = frames(args.frames, w, h, args.quality)?;
+    let opts = StageOptions {
+        max_batch: args.batch,
+        max_wait: Duration::from_millis(5),
+        workers: args.workers,
+        shed_stale_after: None,
+    };
+    eprintln!(
+        "model {} on {}, {} JPEG frames of {w}x{h} (quality {}), batch {}, threads {}, workers {}",
+        det.info().path,
+        det.provider().name(),
+        frames.len(),
+        args.quality,
+        args.batch,
+        args.threads,
+        args.workers
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let (mut bare_fps, mut stage_fps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 0..args.repeat {
+        let b = bare(&mut det, &frames, args.batch)?;
+        let (d, s) = rt.block_on(stage_throughput(det, &frames, opts.clone()))?;
+        det = d;
+        eprintln!("run {}: bare {b:.2} frames/s, stage {s:.2} frames/s, ratio {:.3}", r + 1, s / b);
+        bare_fps.push(b);
+        stage_fps.push(s);
+        ratios.push(s / b);
+    }
+    let (d, lat) = rt.block_on(stage_latency(det, &frames, opts.clone()))?;
+    drop(d);
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
+    t.add_row(vec!["bare ONNX Runtime run (frames/s)".to_owned(), format!("{:.2}", median(bare_fps))]);
+    t.add_row(vec!["detect stage, JPEG in → detections (frames/s)".to_owned(), format!("{:.2}", median(stage_fps))]);
+    t.add_row(vec!["ratio stage / bare (median of runs)".to_owned(), format!("{:.3}", median(ratios))]);
+    t.add_row(vec!["latency p50, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.5))]);
+    t.add_row(vec!["latency p99, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.99))]);
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
