@@ -51,6 +51,9 @@ pub struct DetectBench {
     /// JPEG quality of the frames (as ingest would encode them).
     #[arg(long, default_value_t = 90)]
     quality: u8,
+    /// TensorRT engine cache folder (default: `engines/` in the cache folder).
+    #[arg(long)]
+    engine_cache: Option<PathBuf>,
     /// Execution providers, comma-separated (default: cpu).
     #[arg(long, value_delimiter = ',', default_value = "cpu")]
     providers: Vec<String>,
@@ -116,7 +119,10 @@ fn load(args: &DetectBench) -> anyhow::Result<Detector> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
-    let opts = DetectorOptions { threads: args.threads, providers, ..DetectorOptions::default() };
+    let mut opts = DetectorOptions { threads: args.threads, providers, ..DetectorOptions::default() };
+    opts.tensorrt.engine_cache_dir = args.engine_cache.clone();
+    opts.tensorrt.max_batch = args.batch as u32;
+    opts.tensorrt.opt_batch = args.batch as u32;
     let mut d = Detector::load(&model, opts)?;
     d.warm_up()?;
     Ok(d)
@@ -176,7 +182,10 @@ async fn stage_latency(det: Detector, frames: &[Frame], opts: StageOptions) -> a
 }
 
 fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
+    // For TensorRT this is the engine build (empty cache) or load (cached engine).
+    let load_started = Instant::now();
     let mut det = load(&args)?;
+    let load_s = load_started.elapsed().as_secs_f64();
     let (w, h) = det.input_size();
     let frames = frames(args.frames, w, h, args.quality)?;
     let opts = StageOptions {
@@ -195,6 +204,7 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         args.threads,
         args.workers
     );
+    let det_provider = det.provider().name();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let (mut bare_fps, mut stage_fps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeat {
@@ -210,6 +220,7 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     drop(d);
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
+    t.add_row(vec![format!("model load + warm-up on {} (s)", det_provider), format!("{load_s:.2}")]);
     t.add_row(vec!["bare ONNX Runtime run (frames/s)".to_owned(), format!("{:.2}", median(bare_fps))]);
     t.add_row(vec!["detect stage, JPEG in → detections (frames/s)".to_owned(), format!("{:.2}", median(stage_fps))]);
     t.add_row(vec!["ratio stage / bare (median of runs)".to_owned(), format!("{:.3}", median(ratios))]);

@@ -87,6 +87,23 @@ fn detect_finds_the_bus_on_bus_jpg() {
     assert!(text.contains("1 object") && text.contains("bus"), "{text}");
 }
 
+#[test]
+fn detect_runs_on_a_video_frame_by_frame() {
+    let clip = repo().join("test-videos/out/one_bus.mp4");
+    let out = streetscope(&["detect", need(&clip).to_str().unwrap(), "--fps", "2", "--json"], Duration::from_secs(120));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 12, "6 s sampled at 2 frames/s");
+    assert_eq!(lines.iter().map(|l| l["frame"].as_u64().unwrap()).collect::<Vec<_>>(), (0..12).collect::<Vec<_>>());
+    // The bus is wholly in view from about 1.9 s to 3.4 s (ground truth): found there.
+    for l in lines.iter().filter(|l| (2.0..=3.0).contains(&l["time_s"].as_f64().unwrap())) {
+        let found = l["detections"].as_array().unwrap().iter().any(|d| d["class_name"] == "bus");
+        assert!(found, "no bus at {}", l["time_s"]);
+    }
+    assert_eq!(lines[0]["width"], 960);
+}
+
 /// Runs the pipeline on a clip with its ground-truth lines; returns the records.
 fn run_clip(truth: &GroundTruth, config: Option<&Path>) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Detector benchmarks on a GPU machine: CUDA and TensorRT providers, TensorRT
+# engine build time with an empty cache against a cached engine, and frames/s by
+# batch size. Run it where an NVIDIA GPU, its driver, and the GPU build of ONNX
+# Runtime 1.31 (PyPI `onnxruntime-gpu==1.31.1`, with CUDA 12 / cuDNN 9 and, for
+# TensorRT, TensorRT 10 libraries on the loader path) are present:
+#
+#   ORT_DYLIB_PATH=/path/to/onnxruntime/capi/libonnxruntime.so.1.31.1 bash scripts/gpu-bench.sh [MODEL]
+#
+# MODEL defaults to the vehicle model; batch sizes above 1 need a model exported
+# with a dynamic batch (Ultralytics: `yolo export format=onnx dynamic=True`).
+# Prints one table per measurement; copy them into docs/benchmarks.md with the date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
+BIN=${STREETSCOPE_BIN:-${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}/release/streetscope}
+MODEL=${1:-$STREETSCOPE_CACHE/models/yolo11n_seg_fp16.onnx}
+[ -n "${ORT_DYLIB_PATH:-}" ] || { echo "set ORT_DYLIB_PATH to the GPU build of libonnxruntime" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: cargo build --release -p streetscope" >&2; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+
+ENGINES=$(mktemp -d)
+trap 'rm -rf "$ENGINES"' EXIT
+run() { echo "== $*"; "$BIN" --log-level info bench detect --model "$MODEL" --frames 200 --repeat 3 "$@"; }
+
+# CUDA.
+run --providers cuda,cpu
+# TensorRT: the first start builds the engine (cold), the second loads it (cached).
+run --providers tensorrt,cuda,cpu --engine-cache "$ENGINES"
+run --providers tensorrt,cuda,cpu --engine-cache "$ENGINES"
+# Batch sizes (dynamic-batch models only; the stage falls back to 1 otherwise).
+for b in 1 2 4 8 16; do
+  run --providers cuda,cpu --batch "$b" --workers 4
+done
