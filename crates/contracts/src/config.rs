@@ -68,6 +68,10 @@ pub struct DetectorConfig {
     /// Class names, replacing those of the model's metadata (in class-id order).
     #[serde(default)]
     pub class_names: Option<Vec<String>>,
+    /// Model input `[width, height]`, replacing the model's `imgsz` metadata
+    /// (for models exported with a dynamic size). Must match a fixed-size model.
+    #[serde(default)]
+    pub input_size: Option<[u32; 2]>,
     /// Threads ONNX Runtime uses inside an operator; 0 lets it choose.
     #[serde(default)]
     pub threads: usize,
@@ -81,8 +85,9 @@ pub struct DetectorConfig {
     /// Threads decoding and converting frames while the model runs.
     #[serde(default = "default_one")]
     pub preprocess_threads: u32,
-    /// Under overload, skip frames older than this many milliseconds (by capture
-    /// time) instead of processing them late; each is counted. 0 processes all.
+    /// Under overload, skip frames older than this many milliseconds instead of
+    /// processing them late; each is counted. Age is taken from the capture time
+    /// for live cameras, and from arrival at the detector for files. 0 processes all.
     #[serde(default)]
     pub shed_stale_ms: u64,
     /// Execution providers in order of preference. Each one that this build of
@@ -204,6 +209,13 @@ pub struct TrackerConfig {
     /// the picture are often misclassified.
     #[serde(default = "default_settle_views")]
     pub settle_views: u32,
+    /// Half-width of the dead band around each counting line, in normalised image
+    /// units perpendicular to the line (0.01 is about 7 px across a horizontal line
+    /// at 720p). A crossing counts only when a track's reference point, last seen
+    /// beyond the band on one side, is seen beyond it on the other, so the jitter
+    /// of a box that stands on a line never counts. 0 counts every change of side.
+    #[serde(default = "default_line_hysteresis")]
+    pub line_hysteresis: f64,
 }
 
 /// Where results go.
@@ -239,6 +251,9 @@ fn default_min_hits() -> u32 {
 fn default_settle_views() -> u32 {
     5
 }
+fn default_line_hysteresis() -> f64 {
+    0.01
+}
 fn default_output() -> PathBuf {
     PathBuf::from("streetscope-results.jsonl")
 }
@@ -251,6 +266,7 @@ impl Default for DetectorConfig {
             iou: default_iou(),
             class_agnostic_nms: true,
             class_names: None,
+            input_size: None,
             threads: 0,
             max_batch: 1,
             max_wait_ms: default_max_wait_ms(),
@@ -270,6 +286,7 @@ impl Default for TrackerConfig {
             max_missed: default_max_missed(),
             min_hits: default_min_hits(),
             settle_views: default_settle_views(),
+            line_hysteresis: default_line_hysteresis(),
         }
     }
 }
@@ -391,6 +408,15 @@ impl PipelineConfig {
                 bad("detector.class_names".into(), format!("{names:?}"), "names must be non-empty");
             }
         }
+        if let Some([w, h]) = d.input_size {
+            if !(32..=4096).contains(&w) || !(32..=4096).contains(&h) || w % 32 != 0 || h % 32 != 0 {
+                bad(
+                    "detector.input_size".into(),
+                    format!("[{w}, {h}]"),
+                    "width and height: multiples of 32 in [32, 4096]",
+                );
+            }
+        }
         if !(1..=64).contains(&d.max_batch) {
             bad("detector.max_batch".into(), d.max_batch.to_string(), "must be in [1, 64]");
         }
@@ -422,6 +448,13 @@ impl PipelineConfig {
         }
         if t.min_hits == 0 {
             bad("tracker.min_hits".into(), "0".into(), "must be at least 1");
+        }
+        if !(t.line_hysteresis.is_finite() && (0.0..=0.1).contains(&t.line_hysteresis)) {
+            bad(
+                "tracker.line_hysteresis".into(),
+                t.line_hysteresis.to_string(),
+                "must be in [0, 0.1] (normalised image units)",
+            );
         }
         if errs.is_empty() {
             Ok(())
@@ -525,6 +558,20 @@ mod tests {
         let text = format!("{GOOD}\n[detector]\nproviders = [\"gpu\"]\n");
         let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
         assert!(err.contains("gpu"), "{err}");
+    }
+
+    #[test]
+    fn line_hysteresis_defaults_and_is_checked() {
+        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        assert_eq!(cfg.tracker.line_hysteresis, 0.01);
+        let text = format!("{GOOD}\n[tracker]\nline_hysteresis = 0.0\n");
+        assert_eq!(PipelineConfig::from_toml_str(&text, "x", None).unwrap().tracker.line_hysteresis, 0.0);
+        for bad in ["-0.01", "0.5", "nan"] {
+            let text = format!("{GOOD}\n[tracker]\nline_hysteresis = {bad}\n");
+            let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
+            assert!(err.contains("tracker.line_hysteresis = "), "{err}");
+            assert!(err.contains("must be in [0, 0.1]"), "{err}");
+        }
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct DetectorOptions {
     pub threads: usize,
     /// Class names replacing the model's.
     pub class_names: Option<Vec<String>>,
+    /// Input `[width, height]` replacing the model's metadata.
+    pub input_size: Option<[u32; 2]>,
     /// Execution providers in order of preference.
     pub providers: Vec<Provider>,
     pub tensorrt: TensorRtConfig,
@@ -46,6 +48,7 @@ impl DetectorOptions {
             max_detections: 300,
             threads: cfg.threads,
             class_names: cfg.class_names.clone(),
+            input_size: cfg.input_size,
             providers: cfg.providers.clone(),
             tensorrt: cfg.tensorrt.clone(),
             cuda: cfg.cuda.clone(),

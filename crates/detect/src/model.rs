@@ -96,7 +96,7 @@ impl Model {
             None
         } else {
             let s = new_builder()?.commit_from_file(path).map_err(|e| merr(e.to_string()))?;
-            Some(inspect(&s, &p, opts.class_names.clone())?)
+            Some(inspect(&s, &p, opts)?)
         };
         let started = Instant::now();
         let mut builder = new_builder()?;
@@ -132,7 +132,7 @@ impl Model {
         let session = builder.commit_from_file(path).map_err(|e| merr(e.to_string()))?;
         let info = match probe {
             Some(info) => info,
-            None => inspect(&session, &p, opts.class_names.clone())?,
+            None => inspect(&session, &p, opts)?,
         };
         tracing::info!(
             model = %p,
@@ -185,7 +185,8 @@ fn tensorrt(opts: &DetectorOptions, info: &ModelInfo) -> ep::TensorRT {
 }
 
 /// Recognises the head from the output shapes and reads the metadata.
-fn inspect(session: &Session, path: &str, names_override: Option<Vec<String>>) -> Result<ModelInfo, DetectError> {
+fn inspect(session: &Session, path: &str, opts: &DetectorOptions) -> Result<ModelInfo, DetectError> {
+    let names_override = opts.class_names.clone();
     let shapes: Vec<Vec<i64>> = session.outputs().iter().map(|o| shape_of(o.dtype())).collect();
     let shapes_text =
         session.outputs().iter().zip(&shapes).map(|(o, s)| format!("{}{s:?}", o.name())).collect::<Vec<_>>().join(", ");
@@ -209,11 +210,17 @@ fn inspect(session: &Session, path: &str, names_override: Option<Vec<String>>) -
 
     let meta = session.metadata().ok();
     let custom = |k: &str| meta.as_ref().and_then(|m| m.custom(k));
-    let input_hw = match (in_shape[2], in_shape[3]) {
-        (h, w) if h > 0 && w > 0 => (h as u32, w as u32),
+    let input_hw = match ((in_shape[2], in_shape[3]), opts.input_size) {
+        ((h, w), Some([cw, ch])) if h > 0 && w > 0 && (h as u32, w as u32) != (ch, cw) => {
+            return Err(unsupported(&format!(
+                "detector.input_size [{cw}, {ch}] does not match the model's fixed input {w}x{h}"
+            )))
+        }
+        (_, Some([cw, ch])) => (ch, cw),
+        ((h, w), None) if h > 0 && w > 0 => (h as u32, w as u32),
         _ => custom("imgsz")
             .and_then(|s| parse_imgsz(&s))
-            .ok_or_else(|| unsupported("dynamic input size and no `imgsz` in the metadata"))?,
+            .ok_or_else(|| unsupported("dynamic input size and no `imgsz` in the metadata: set detector.input_size"))?,
     };
     let meta_names = custom("names").and_then(|s| parse_names(&s));
     let end2end_meta = custom("end2end").is_some_and(|s| s.eq_ignore_ascii_case("true"));

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use streetscope_contracts::{Frame, FrameDetections, Letterbox};
+use streetscope_contracts::{CaptureClock, Frame, FrameDetections, Letterbox};
 use streetscope_telemetry::StageMeter;
 use streetscope_transport::{Publish, Subscribe, TransportError};
 
@@ -222,7 +222,7 @@ fn inference_loop(
                     meter.error();
                     tracing::warn!(camera = %p.frame.camera_id, seq = p.frame.seq, "skipping frame: {e}");
                 }
-                Ok(buf) if opts.shed_stale_after.is_some_and(|max| p.received.elapsed() > max) => {
+                Ok(buf) if opts.shed_stale_after.is_some_and(|max| age(&p.frame, p.received) > max) => {
                     report.shed_stale += 1;
                     tracing::debug!(camera = %p.frame.camera_id, seq = p.frame.seq, "shed: stale");
                     let _ = free.try_send(buf);
@@ -263,6 +263,22 @@ fn inference_loop(
         }
     }
     (detector, report)
+}
+
+/// How old a frame is: since its capture for live sources, since the stage
+/// received it for files (whose capture time is the run's start plus the
+/// position in the file, which says nothing about staleness).
+fn age(frame: &Frame, received: Instant) -> Duration {
+    match frame.clock {
+        CaptureClock::FileStart => received.elapsed(),
+        CaptureClock::Arrival | CaptureClock::CameraNtp => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            Duration::from_millis(now_ms.saturating_sub(frame.capture_time_ms).max(0) as u64)
+        }
+    }
 }
 
 /// Receives with a timeout on a thread that is not an async task.

@@ -41,3 +41,12 @@ fn ort_has_cuda() -> bool {
     std::fs::read(&lib).map(|b| b.windows(22).any(|w| w == b"CUDAExecutionProvider\0")).unwrap_or(false)
         && lib.parent().is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").exists())
 }
+
+#[test]
+fn an_input_size_that_contradicts_a_fixed_model_is_refused() {
+    let opts = DetectorOptions { input_size: Some([320, 320]), providers: vec![Provider::Cpu], ..Default::default() };
+    let err = Detector::load(&model(), opts).unwrap_err().to_string();
+    assert!(err.contains("detector.input_size [320, 320] does not match the model's fixed input 640x640"), "{err}");
+    let opts = DetectorOptions { input_size: Some([640, 640]), providers: vec![Provider::Cpu], ..Default::default() };
+    assert_eq!(Detector::load(&model(), opts).unwrap().input_size(), (640, 640));
+}

@@ -1,0 +1,82 @@
+//! The detect stage with the real model: order across workers, shedding, bad frames.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streetscope_contracts::{CaptureClock, Frame, FrameDetections, FrameEncoding, Letterbox};
+use streetscope_detect::stage::{DetectStage, StageOptions};
+use streetscope_detect::{Detector, DetectorOptions};
+use streetscope_telemetry::StageMeter;
+use streetscope_transport::{channel, FullPolicy, Subscribe};
+
+fn detector() -> Detector {
+    let p = std::env::var_os("STREETSCOPE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| streetscope_detect::runtime::cache_dir().join("models/yolo11n_seg_fp16.onnx"));
+    assert!(p.is_file(), "{} is missing: run scripts/setup.sh", p.display());
+    Detector::load(&p, DetectorOptions::default()).unwrap()
+}
+
+fn frame(camera: &str, seq: u64, payload: Vec<u8>, encoding: FrameEncoding) -> Frame {
+    Frame {
+        camera_id: Arc::from(camera),
+        intersection_id: Arc::from("x"),
+        seq,
+        pts_ns: seq * 100_000_000,
+        capture_time_ms: 0,
+        clock: CaptureClock::FileStart,
+        letterbox: Letterbox::fit(1280, 720, 640, 640),
+        encoding,
+        payload: Arc::from(payload),
+    }
+}
+
+fn run(frames: Vec<Frame>, opts: StageOptions) -> (Vec<FrameDetections>, streetscope_detect::stage::DetectReport) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async move {
+        let (tx, rx) = channel("frames", frames.len().max(1), FullPolicy::Block);
+        let (out_tx, mut out_rx) = channel("detections", frames.len().max(1), FullPolicy::Block);
+        for f in frames {
+            tx.publish_blocking(f).unwrap();
+        }
+        drop(tx);
+        let stage =
+            tokio::spawn(DetectStage::with_options(detector(), StageMeter::new("detect"), opts).run(rx, out_tx));
+        let mut out = Vec::new();
+        while let Some(d) = out_rx.next().await {
+            out.push(d);
+        }
+        let (_, report) = stage.await.unwrap().unwrap();
+        (out, report)
+    })
+}
+
+#[test]
+fn several_workers_keep_the_input_order_and_bad_frames_are_skipped() {
+    let grey = vec![114u8; 640 * 640 * 3];
+    let mut frames = Vec::new();
+    for seq in 0..6 {
+        frames.push(frame("a", seq, grey.clone(), FrameEncoding::Rgb8));
+        frames.push(frame("b", seq, grey.clone(), FrameEncoding::Rgb8));
+    }
+    frames.insert(5, frame("a", 99, vec![1, 2, 3], FrameEncoding::Jpeg)); // not a JPEG
+    frames.insert(8, frame("b", 98, vec![0; 10], FrameEncoding::Rgb8)); // wrong size
+    let opts = StageOptions { workers: 3, ..StageOptions::default() };
+    let (out, report) = run(frames, opts);
+    let order: Vec<(String, u64)> = out.iter().map(|d| (d.camera_id.to_string(), d.seq)).collect();
+    let expected: Vec<(String, u64)> = (0..6).flat_map(|s| [("a".to_owned(), s), ("b".to_owned(), s)]).collect();
+    assert_eq!(order, expected);
+    assert_eq!(report.failed, 2);
+    assert!(out.iter().all(|d| d.width == 1280 && d.height == 720));
+}
+
+#[test]
+fn stale_frames_are_shed_and_counted() {
+    let grey = vec![114u8; 640 * 640 * 3];
+    let frames: Vec<Frame> = (0..4).map(|s| frame("a", s, grey.clone(), FrameEncoding::Rgb8)).collect();
+    let opts = StageOptions { shed_stale_after: Some(Duration::from_nanos(1)), ..StageOptions::default() };
+    let (out, report) = run(frames, opts);
+    assert!(out.is_empty());
+    assert_eq!(report.shed_stale, 4);
+}
