@@ -5,9 +5,11 @@
 //! detections in, events and counts out.
 //!
 //! - [`tracker`]: links detections of consecutive frames into tracks (IoU with
-//!   constant-velocity prediction), votes each track's class.
-//! - [`counter`]: turns track movements into directional line crossings, each track
-//!   counted at most once per line and direction.
+//!   constant-velocity prediction, then centre distance in units of the box's size
+//!   for what is left), votes each track's class.
+//! - [`counter`]: turns track movements into directional line crossings, with a
+//!   dead band around each line against jitter; each track counted at most once per
+//!   line and direction.
 //! - [`Aggregator`]: per-camera state, duplicate suppression, counts.
 
 pub mod counter;
@@ -60,7 +62,7 @@ impl Aggregator {
                 let state = CameraState {
                     intersection_id: c.intersection.clone(),
                     tracker: Tracker::new(tracker.clone()),
-                    counter: LineCounter::new(c.lines.clone()),
+                    counter: LineCounter::new(c.lines.clone(), tracker.line_hysteresis),
                     last_seq: None,
                     last_stamp: None,
                 };

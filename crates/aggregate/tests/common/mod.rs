@@ -1,0 +1,79 @@
+//! Runs the simulator through the aggregator and compares counts with the truth.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use streetscope_aggregate::Aggregator;
+use streetscope_contracts::config::{CameraConfig, TrackerConfig};
+use streetscope_contracts::{Direction, FrameDetections};
+use streetscope_simulator::{GroundTruth, IntersectionSpec, NoiseSpec, Simulation};
+
+/// (line, direction, class) -> count.
+pub type Counts = BTreeMap<(String, Direction, String), u64>;
+
+/// The aggregator's camera for a simulation.
+pub fn camera(sim: &Simulation) -> CameraConfig {
+    let spec = sim.spec();
+    CameraConfig {
+        id: spec.camera_id.clone(),
+        intersection: spec.intersection_id.clone(),
+        source: "file:///simulated.mp4".to_owned(),
+        sample_fps: spec.fps,
+        lines: sim.counting_lines().to_vec(),
+    }
+}
+
+/// The simulation's frames of detections and its ground truth.
+pub fn simulate(
+    spec: IntersectionSpec,
+    noise: NoiseSpec,
+    seed: u64,
+) -> (CameraConfig, Vec<FrameDetections>, GroundTruth) {
+    let sim = Simulation::new(spec, noise, seed).expect("valid spec");
+    let cam = camera(&sim);
+    let (frames, truth) = sim.run_to_end();
+    (cam, frames, truth)
+}
+
+/// Feeds `frames` to a fresh aggregator; returns its counts.
+pub fn count(cam: &CameraConfig, frames: &[FrameDetections], tracker: &TrackerConfig) -> Counts {
+    let mut agg = Aggregator::new(std::slice::from_ref(cam), tracker);
+    for f in frames {
+        agg.process(f).expect("known camera");
+    }
+    agg.finish();
+    agg.counts().into_iter().map(|r| ((r.line, r.direction, r.class_name), r.count)).collect()
+}
+
+pub fn truth_counts(truth: &GroundTruth) -> Counts {
+    truth.counts.iter().map(|c| ((c.line.clone(), c.direction, c.class_name.clone()), c.count)).collect()
+}
+
+/// Every (line, direction, class) key of either side.
+pub fn keys(a: &Counts, b: &Counts) -> Vec<(String, Direction, String)> {
+    let mut k: Vec<_> = a.keys().chain(b.keys()).cloned().collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+/// Sums counts over classes: (line, direction) -> count.
+pub fn by_line(c: &Counts) -> BTreeMap<(String, Direction), u64> {
+    let mut out = BTreeMap::new();
+    for ((l, d, _), n) in c {
+        *out.entry((l.clone(), *d)).or_insert(0) += n;
+    }
+    out
+}
+
+/// A table of counted / true per line, direction and class.
+pub fn report(counted: &Counts, truth: &Counts) -> String {
+    let mut s = String::new();
+    for k in keys(counted, truth) {
+        let (c, t) = (counted.get(&k).copied().unwrap_or(0), truth.get(&k).copied().unwrap_or(0));
+        let mark = if c == t { "" } else { "  <-" };
+        s += &format!("{:>12} {:>8?} {:>7}: {c:>4} / {t:>4}{mark}\n", k.0, k.1, k.2);
+    }
+    s
+}
