@@ -26,6 +26,21 @@ use streetscope_transport::{channel, FullPolicy, Subscribe};
 pub enum BenchCommand {
     /// The detect stage against bare ONNX Runtime on the same model and threads.
     Detect(DetectBench),
+    /// Tracking and line counting on simulated detections, one core.
+    Aggregate(AggregateBench),
+}
+
+#[derive(Debug, Args)]
+pub struct AggregateBench {
+    /// Simulated minutes of the default junction (about 26 vehicles a minute).
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// Measurements; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Simulation seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -62,7 +77,59 @@ pub struct DetectBench {
 pub fn bench(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Detect(args) => bench_detect(args),
+        BenchCommand::Aggregate(args) => bench_aggregate(args),
     }
+}
+
+fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {
+    use streetscope_contracts::config::{CameraConfig, TrackerConfig};
+    let mut spec = streetscope_simulator::scenario::default_four_way();
+    spec.duration_s = args.minutes * 60.0;
+    let sim = streetscope_simulator::Simulation::new(spec, streetscope_simulator::NoiseSpec::typical(), args.seed)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let camera = CameraConfig {
+        id: sim.spec().camera_id.clone(),
+        intersection: sim.spec().intersection_id.clone(),
+        source: "simulated".into(),
+        sample_fps: f64::from(sim.spec().fps),
+        lines: sim.counting_lines().to_vec(),
+    };
+    let (frames, _) = sim.run_to_end();
+    let detections: usize = frames.iter().map(|f| f.detections.len()).sum();
+    eprintln!(
+        "{} frames, {detections} detections ({:.1} per frame), {} lines, typical noise",
+        frames.len(),
+        detections as f64 / frames.len() as f64,
+        camera.lines.len()
+    );
+    let mut rates = Vec::new();
+    for r in 0..args.repeat {
+        let mut agg = streetscope_aggregate::Aggregator::new(std::slice::from_ref(&camera), &TrackerConfig::default());
+        let start = Instant::now();
+        let mut events = 0usize;
+        for f in &frames {
+            events += agg.process(f)?.len();
+        }
+        events += agg.finish().len();
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "run {}: {:.0} detections/s, {:.0} frames/s, {events} crossings",
+            r + 1,
+            detections as f64 / secs,
+            frames.len() as f64 / secs
+        );
+        rates.push(detections as f64 / secs);
+    }
+    let med = median(rates);
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
+    t.add_row(vec!["detections/s through tracking and counting (one core)".to_owned(), format!("{med:.0}")]);
+    t.add_row(vec![
+        "frames/s of one camera".to_owned(),
+        format!("{:.0}", med * frames.len() as f64 / detections as f64),
+    ]);
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
