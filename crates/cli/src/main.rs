@@ -4,6 +4,7 @@
 //! - `detect`: the model on images, Ultralytics-style.
 //! - `clips`: generates the test clips of `test-videos/`.
 //! - `bench`: benchmarks against the limit that matters, in the same run.
+//! - `simulate`: simulated traffic, detections and ground truth.
 //! - `schema`: writes the documents generated from the types (JSON Schemas, config reference).
 
 mod bench;
@@ -13,6 +14,7 @@ mod draw;
 mod paths;
 mod run;
 mod schema;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,8 @@ enum Command {
     /// Test clips: generate them, with their ground truth.
     #[command(subcommand)]
     Clips(clips::ClipsCommand),
+    /// Simulates traffic through a junction: detections with noise, and the ground truth.
+    Simulate(simulate::SimulateArgs),
     /// Writes (or checks) the JSON Schemas and the configuration reference under docs/.
     Schema(schema::SchemaArgs),
 }
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Clips(cmd) => clips::clips(cmd),
         Command::Bench(cmd) => bench::bench(cmd),
         Command::Schema(args) => schema::schema(args),
+        Command::Simulate(args) => simulate::simulate(args),
     };
     match result {
         Ok(code) => code,

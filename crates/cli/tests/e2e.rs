@@ -268,6 +268,33 @@ fn a_missing_onnx_runtime_names_the_path_and_the_variable() {
 }
 
 #[test]
+fn simulate_writes_detections_and_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, truth) = (dir.path().join("d.jsonl"), dir.path().join("t.json"));
+    let res = streetscope(
+        &[
+            "simulate",
+            "--minutes",
+            "1",
+            "--noise",
+            "none",
+            "--out",
+            out.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let frames: Vec<Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(frames.len(), 600, "1 minute at 10 frames/s");
+    assert_eq!(frames[599]["seq"], 599);
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(&truth).unwrap()).unwrap();
+    assert!(!truth["crossings"].as_array().unwrap().is_empty());
+}
+
+#[test]
 fn schemas_in_docs_match_the_code() {
     let res = streetscope(&["schema", "--check"], Duration::from_secs(30));
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
