@@ -99,7 +99,12 @@ impl Detector {
         let started = std::time::Instant::now();
         let blank = vec![114u8; (w * h * 3) as usize];
         self.detect_rgb(&blank, &Letterbox::fit(w, h, w, h))?;
-        Ok(started.elapsed().as_secs_f64())
+        let secs = started.elapsed().as_secs_f64();
+        if self.model.provider == Provider::Tensorrt {
+            // TensorRT builds (or loads from its cache) the engine on the first run.
+            tracing::info!(model = %self.model.info.path, "TensorRT engine ready after {secs:.1} s (build or cache load)");
+        }
+        Ok(secs)
     }
 
     /// Model input `(width, height)`: the size ingest letterboxes frames to.
