@@ -3,6 +3,9 @@
 //! [`Frame`](streetscope_contracts::Frame)s.
 //!
 //! - [`source`]: one camera's pipeline, from source to frames.
+//! - [`supervisor`]: keeps a camera running: restarts live sources with
+//!   backoff after errors, stalls and end of stream; publishes its state.
+//! - [`stage`]: the ingest stage, every camera supervised on its own thread.
 //! - [`template`]: the GStreamer pipeline templates kept as text in `pipelines/`.
 //! - [`sampler`]: timestamp-based sampling (pure).
 //! - [`clipwriter`]: writes RGB frames to an H.264 MP4 (test clips).
@@ -13,9 +16,11 @@ pub mod clipwriter;
 pub mod sampler;
 pub mod source;
 pub mod stage;
+pub mod supervisor;
 pub mod template;
 
-pub use source::{run_camera, CameraReport, CameraSource, FrameSink, StopHandle};
+pub use source::{run_camera, run_camera_from, CameraReport, CameraSource, FrameSink, StopHandle};
+pub use supervisor::{supervise, CameraState, CameraStatus, CameraStatusHandle, RestartPolicy, SupervisedCamera};
 
 /// Why ingest failed for one camera. Messages name the camera and never contain
 /// credentials.

@@ -28,7 +28,8 @@ pub struct CameraSource {
     pub width: u32,
     pub height: u32,
     /// No decoded frame for this long (from the start, or since the last one) and
-    /// the camera is torn down with an error: a source that stalls never hangs ingest.
+    /// the camera is torn down with an error: a source that stalls never hangs ingest
+    /// (and the [supervisor](crate::supervisor) restarts a live one).
     pub stall_timeout: Duration,
 }
 
@@ -70,15 +71,25 @@ pub struct CameraReport {
     pub stopped: bool,
 }
 
-/// The GStreamer URI of a source: paths become `file://` URIs, checked to exist.
+/// How the reason of an [`IngestError::Source`] starts when no GStreamer source
+/// handles the URL's scheme: a configuration error that no retry fixes.
+pub const UNSUPPORTED_SCHEME: &str = "unsupported URL scheme";
+
+/// The GStreamer URI of a source: paths become `file://` URIs, checked to exist;
+/// URLs must have a scheme that an installed GStreamer source element handles.
 pub fn source_uri(camera: &str, source: &str) -> Result<String, IngestError> {
-    if source.contains("://") {
+    if let Some((scheme, _)) = source.split_once("://") {
+        let bad =
+            |reason: String| IngestError::Source { camera: camera.into(), source_url: redact_url(source), reason };
         if source.contains('"') {
-            return Err(IngestError::Source {
-                camera: camera.into(),
-                source_url: redact_url(source),
-                reason: "the URL contains a double quote".into(),
-            });
+            return Err(bad("the URL contains a double quote".into()));
+        }
+        crate::init()?;
+        if !scheme_supported(scheme) {
+            return Err(bad(format!(
+                "{UNSUPPORTED_SCHEME} {scheme:?}: no installed GStreamer source handles it \
+                 (use rtsp://, http(s):// or file://, or a file path)"
+            )));
         }
         return Ok(source.to_owned());
     }
@@ -102,9 +113,31 @@ pub fn source_uri(camera: &str, source: &str) -> Result<String, IngestError> {
     })
 }
 
+/// Whether an installed GStreamer source element reads URIs of `scheme`.
+fn scheme_supported(scheme: &str) -> bool {
+    let scheme = scheme.to_ascii_lowercase();
+    gst::ElementFactory::factories_with_type(gst::ElementFactoryType::SRC, gst::Rank::NONE)
+        .iter()
+        .filter(|f| f.uri_type() == gst::URIType::Src)
+        .any(|f| f.uri_protocols().iter().any(|p| p.eq_ignore_ascii_case(&scheme)))
+}
+
 /// Runs one camera until its stream ends, it fails, or `stop` is asked. Blocks
 /// the calling thread; frames are pushed to `sink` from GStreamer's thread.
+/// Frames are numbered from 0; see [`run_camera_from`] to continue a sequence.
 pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -> Result<CameraReport, IngestError> {
+    run_camera_from(cam, 0, sink, stop)
+}
+
+/// [`run_camera`], numbering the frames from `first_seq`: a camera that is
+/// reconnected continues its sequence where the last run stopped, so sequence
+/// numbers stay monotonic across reconnects. The report counts this run only.
+pub fn run_camera_from(
+    cam: &CameraSource,
+    first_seq: u64,
+    sink: impl FrameSink,
+    stop: &StopHandle,
+) -> Result<CameraReport, IngestError> {
     crate::init()?;
     let uri = source_uri(&cam.camera_id, &cam.source)?;
     let is_file = uri.starts_with("file://");
@@ -193,7 +226,7 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
                     let frame = Frame {
                         camera_id: camera_id.clone(),
                         intersection_id: intersection_id.clone(),
-                        seq: frames.fetch_add(1, Ordering::Relaxed),
+                        seq: first_seq + frames.fetch_add(1, Ordering::Relaxed),
                         pts_ns,
                         capture_time_ms,
                         clock,
@@ -224,6 +257,11 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
     let result = loop {
         if (stop.is_stopped() || sink_gone.load(Ordering::SeqCst)) && !stopped {
             stopped = true;
+            if !is_file {
+                // A live source has nothing worth draining, and rtspsrc ignores
+                // the end-of-stream event: tear it down now.
+                break Ok(());
+            }
             stop_asked = Some(std::time::Instant::now());
             pipeline.send_event(gst::event::Eos::new());
         }
@@ -250,8 +288,16 @@ pub fn run_camera(cam: &CameraSource, sink: impl FrameSink, stop: &StopHandle) -
                     break Ok(());
                 }
                 let from = err.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into());
+                // GStreamer's text for a refused or dropped connection says nothing
+                // of the network: say what an operator should check.
+                let hint = match err.error().kind::<gst::ResourceError>() {
+                    Some(gst::ResourceError::OpenRead | gst::ResourceError::OpenReadWrite) if !is_file => {
+                        "; the camera refused or closed the connection: check that it is up and the host and port are right"
+                    }
+                    _ => "",
+                };
                 break Err(src_err(format!(
-                    "{} (from element {from})",
+                    "{} (from element {from}){hint}",
                     redact_in_text(&err.error().to_string(), &uri)
                 )));
             }

@@ -1,17 +1,20 @@
-//! The ingest stage: every camera on its own pipeline, frames into one sink.
+//! The ingest stage: every camera on its own pipeline under its own
+//! [supervisor](crate::supervisor), frames into one sink.
 
 use std::time::{Duration, Instant};
 
 use streetscope_contracts::Frame;
 use streetscope_telemetry::StageMeter;
 
-use crate::source::{run_camera, CameraReport, CameraSource, StopHandle};
+use crate::source::{CameraReport, CameraSource, StopHandle};
+use crate::supervisor::{supervise, CameraStatusHandle, RestartPolicy};
 use crate::IngestError;
 
 /// Runs every camera until its stream ends (files) or `stop` is asked, each on
-/// its own thread, so a failing camera never holds up the others. `push` gets
-/// every frame and returns `false` when downstream is gone. Returns each camera's
-/// outcome in the order given.
+/// its own thread, so a failing camera never holds up the others. Live cameras
+/// are restarted with the default [`RestartPolicy`] after errors, stalls and end
+/// of stream. `push` gets every frame and returns `false` when downstream is gone.
+/// Returns each camera's outcome in the order given.
 pub fn run_cameras<P>(
     cameras: &[CameraSource],
     push: P,
@@ -21,10 +24,32 @@ pub fn run_cameras<P>(
 where
     P: Fn(Frame) -> bool + Clone + Send + Sync + 'static,
 {
+    let statuses: Vec<_> = cameras.iter().map(CameraStatusHandle::new).collect();
+    run_cameras_with(cameras, &RestartPolicy::default(), &statuses, push, stop, meter)
+}
+
+/// [`run_cameras`] with a restart policy, publishing each camera's state in
+/// `statuses` (one per camera, in the same order).
+///
+/// # Panics
+/// When `statuses` and `cameras` differ in length.
+pub fn run_cameras_with<P>(
+    cameras: &[CameraSource],
+    policy: &RestartPolicy,
+    statuses: &[CameraStatusHandle],
+    push: P,
+    stop: &StopHandle,
+    meter: &StageMeter,
+) -> Vec<Result<CameraReport, IngestError>>
+where
+    P: Fn(Frame) -> bool + Clone + Send + Sync + 'static,
+{
+    assert_eq!(cameras.len(), statuses.len(), "one status per camera");
     std::thread::scope(|scope| {
         let handles: Vec<_> = cameras
             .iter()
-            .map(|cam| {
+            .zip(statuses)
+            .map(|(cam, status)| {
                 let push = push.clone();
                 let meter = meter.clone();
                 std::thread::Builder::new()
@@ -43,13 +68,13 @@ where
                                 ok
                             }
                         };
-                        let result = run_camera(cam, sink, stop);
+                        let result = supervise(cam, policy, sink, stop, status);
                         // Busy time: the camera's run less the time it waited for room downstream.
                         let waited = Duration::from_nanos(waited.load(std::sync::atomic::Ordering::Relaxed));
                         meter.add_busy(started.elapsed().saturating_sub(waited).as_nanos() as u64);
-                        if let Err(e) = &result {
+                        // The supervisor logged the error.
+                        if result.is_err() {
                             meter.error();
-                            tracing::error!("{e}");
                         }
                         result
                     })

@@ -125,3 +125,51 @@ fn a_missing_file_and_a_closed_port_are_clear_errors() {
     assert!(!msg.contains("secret"), "{msg}");
     assert!(start.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn a_run_can_continue_a_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(&dir, 320, 180, 25); // 1 s: 10 frames at 10 fps
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let frames = frames.clone();
+        move |f: Frame| {
+            frames.lock().unwrap().push(f.seq);
+            true
+        }
+    };
+    let report =
+        streetscope_ingest::run_camera_from(&camera(src, 160, 160), 100, sink, &StopHandle::default()).unwrap();
+    assert_eq!(report.frames, 10, "the report counts this run");
+    assert_eq!(*frames.lock().unwrap(), (100..110).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_supervised_file_runs_once_and_a_missing_one_fails() {
+    use streetscope_ingest::{supervise, CameraState, CameraStatusHandle, RestartPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let cam = camera(clip(&dir, 320, 180, 25), 160, 160);
+    let status = CameraStatusHandle::new(&cam);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let seen = seen.clone();
+        move |f: Frame| {
+            seen.lock().unwrap().push(f.seq);
+            true
+        }
+    };
+    let r = supervise(&cam, &RestartPolicy::default(), sink, &StopHandle::default(), &status).unwrap();
+    assert_eq!((r.frames, r.decoded, r.stopped), (10, 25, false));
+    assert_eq!(*seen.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    let s = status.snapshot();
+    assert_eq!((s.state, s.frames, s.reconnects, s.last_error), (CameraState::Stopped, 10, 0, None));
+    assert!(s.last_frame_at.is_some());
+
+    let cam = camera("/nonexistent/clip.mp4".into(), 160, 160);
+    let status = CameraStatusHandle::new(&cam);
+    let e = supervise(&cam, &RestartPolicy::default(), |_f: Frame| true, &StopHandle::default(), &status).unwrap_err();
+    let s = status.snapshot();
+    assert_eq!(s.state, CameraState::Failed { reason: e.to_string() });
+    assert_eq!(s.reconnects, 0, "files are not retried");
+    assert!(e.to_string().contains("cannot open the file"), "{e}");
+}
