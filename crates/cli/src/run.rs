@@ -23,7 +23,7 @@ use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
 use streetscope_ingest::{CameraSource, StopHandle};
 use streetscope_telemetry::StageMeter;
-use streetscope_transport::{channel, FullPolicy, Subscribe};
+use streetscope_transport::{channel, FullPolicy, Publish, Subscribe};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -154,11 +154,28 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
             stall_timeout: std::time::Duration::from_secs(10),
         })
         .collect();
-    // Files wait for the detector (nothing is lost by waiting); live cameras drop
-    // their oldest frames instead, so they stay current.
-    let all_files = cfg.cameras.iter().all(|c| !c.source.contains("://") || c.source.starts_with("file://"));
-    let policy = if all_files { FullPolicy::Block } else { FullPolicy::DropOldest };
-    let (frames_tx, frames_rx) = channel::<Frame>("frames", 4, policy);
+    // One bounded queue per camera, so a slow detector costs each live camera its
+    // own oldest frames and never another camera's. Files wait instead (nothing is
+    // lost by waiting). The per-camera queues feed the detector's queue.
+    let (frames_tx, frames_rx) = channel::<Frame>("frames", 4, FullPolicy::Block);
+    let mut camera_queues = std::collections::HashMap::new();
+    let mut drop_counters = Vec::new();
+    for c in &cfg.cameras {
+        let live = streetscope_ingest::supervisor::is_live(&c.source);
+        let policy = if live { FullPolicy::DropOldest } else { FullPolicy::Block };
+        let (tx, mut rx) = channel::<Frame>(&format!("frames of {}", c.id), 2, policy);
+        drop_counters.push((c.id.clone(), tx.drop_counter()));
+        camera_queues.insert(c.id.clone(), tx);
+        let out = frames_tx.clone();
+        tokio::spawn(async move {
+            while let Some(f) = rx.next().await {
+                if out.publish(f).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(frames_tx);
     let (dets_tx, dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
     let (events_tx, mut events_rx) = channel::<CrossingEvent>("events", 256, FullPolicy::Block);
 
@@ -176,11 +193,11 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
         });
     }
 
-    let dropped = frames_tx.drop_counter();
     let ingest = {
-        let (meter, stop, tx) = (meters[0].clone(), stop.clone(), frames_tx);
+        let (meter, stop) = (meters[0].clone(), stop.clone());
         tokio::task::spawn_blocking(move || {
-            let push = move |f: Frame| tx.publish_blocking(f).is_ok();
+            let push =
+                move |f: Frame| camera_queues.get(f.camera_id.as_ref()).is_some_and(|q| q.publish_blocking(f).is_ok());
             streetscope_ingest::stage::run_cameras(&cameras, push, &stop, &meter)
         })
     };
@@ -201,7 +218,7 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     let mut progress = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 5 }));
     progress.tick().await;
     let mut crossings = 0u64;
-    let frames_dropped = || dropped.get();
+    let frames_dropped = || drop_counters.iter().map(|(_, d)| d.get()).sum::<u64>();
     loop {
         tokio::select! {
             ev = events_rx.next() => {
@@ -257,6 +274,11 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     out.flush().with_context(|| format!("writing {}", out_path.display()))?;
 
     print_summary(&summary);
+    for (camera, d) in &drop_counters {
+        if d.get() > 0 {
+            println!("camera {camera}: {} frames dropped (oldest first) while the detector was behind", d.get());
+        }
+    }
     println!("results: {} ({} crossings and a summary, JSON Lines)", out_path.display(), crossings);
 
     let failed: Vec<String> = camera_results.iter().filter_map(|r| r.as_ref().err().map(|e| e.to_string())).collect();

@@ -267,6 +267,60 @@ fn a_missing_onnx_runtime_names_the_path_and_the_variable() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// The ingest crate's `rtsp_server` example (built by `cargo test`, or here).
+fn rtsp_server_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let bin = profile_dir.join("examples/rtsp_server");
+    if !bin.exists() {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "streetscope-ingest", "--example", "rtsp_server"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building the rtsp_server example");
+    }
+    bin
+}
+
+#[test]
+fn a_live_camera_faster_than_the_detector_drops_its_oldest_frames_and_stops_cleanly() {
+    use std::io::BufRead;
+    let mut server = Command::new(rtsp_server_bin())
+        .args(["--port", "0", "--codec", "h264", "--size", "640x360", "--fps", "25"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut url).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("live.jsonl");
+    let mut run = Command::new(BIN)
+        .args(["run", url.trim(), "--line", "a=0.5,0,0.5,1", "--sample-fps", "25", "-o", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    // Ctrl-C: finish the frames in flight, write the summary, exit 0.
+    assert!(Command::new("kill").args(["-INT", &run.id().to_string()]).status().unwrap().success());
+    let start = Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "streetscope run did not stop after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let res = run.wait_with_output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(res.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&res.stderr));
+    let last = std::fs::read_to_string(&out).unwrap().lines().last().unwrap().to_owned();
+    let summary: Value = serde_json::from_str(&last).unwrap();
+    assert!(summary["frames"].as_u64().unwrap() > 10, "{summary}");
+    assert!(summary["frames_dropped"].as_u64().unwrap() > 0, "25 frames/s is more than the detector takes: {summary}");
+    assert!(stdout.contains("camera camera-1:") && stdout.contains("dropped (oldest first)"), "{stdout}");
+}
+
 #[test]
 fn simulate_writes_detections_and_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
