@@ -36,12 +36,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use streetscope_contracts::{CountingLine, Direction, NormPoint};
 
 use crate::tracker::{RetiredTrack, TrackUpdate};
 
 /// When and where in the stream something happened.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FrameStamp {
     pub seq: u64,
     pub pts_ns: u64,
@@ -62,7 +63,7 @@ pub struct Crossing {
 }
 
 /// One track's state with respect to one line.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct LineState {
     /// The last point seen beyond the dead band.
     last_off: Option<NormPoint>,
@@ -70,7 +71,7 @@ struct LineState {
     in_band: Option<(NormPoint, FrameStamp)>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct TrackLines {
     lines: Vec<LineState>,
     counted: HashSet<(usize, Direction)>,
@@ -95,6 +96,13 @@ impl TrackLines {
     }
 }
 
+/// What a [`LineCounter`] carries from frame to frame, for snapshots: per track,
+/// sorted by id, its state with respect to each line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CounterState {
+    tracks: Vec<(u64, TrackLines)>,
+}
+
 /// Counts crossings of one camera's lines.
 #[derive(Debug)]
 pub struct LineCounter {
@@ -115,6 +123,27 @@ impl LineCounter {
 
     pub fn line(&self, i: usize) -> &CountingLine {
         &self.lines[i]
+    }
+
+    /// Its state between frames.
+    pub fn state(&self) -> CounterState {
+        let mut tracks: Vec<(u64, TrackLines)> = self.tracks.iter().map(|(&id, t)| (id, t.clone())).collect();
+        tracks.sort_by_key(|t| t.0);
+        CounterState { tracks }
+    }
+
+    /// Goes on from `state`, taken from a counter of the same lines; `false`
+    /// (and no change) when a track's state does not fit them.
+    pub fn restore_state(&mut self, state: CounterState) -> bool {
+        let n = self.lines.len();
+        let fits = |t: &TrackLines| {
+            t.lines.len() == n && t.counted.iter().all(|c| c.0 < n) && t.pending.iter().all(|p| p.0 < n)
+        };
+        if !state.tracks.iter().all(|(_, t)| fits(t)) {
+            return false;
+        }
+        self.tracks = state.tracks.into_iter().collect();
+        true
     }
 
     /// Takes the track updates of the frame `at` and the tracks that ended;

@@ -10,20 +10,35 @@
 //! - [`counter`]: turns track movements into directional line crossings, with a
 //!   dead band around each line against jitter; each track counted at most once per
 //!   line and direction.
-//! - [`Aggregator`]: per-camera state, duplicate suppression, counts.
+//! - [`turning`]: pairs each track's entry and exit crossings of the configured
+//!   approaches into a turning movement.
+//! - [`window`]: event-time tumbling windows per intersection, with watermarks,
+//!   late records and data-quality flags.
+//! - [`snapshot`]: the aggregator's whole state as serde data, and its restore.
+//! - [`Aggregator`]: per-camera state, duplicate suppression, counts, the
+//!   turning-movement matrix, window records.
 
 pub mod counter;
+pub mod snapshot;
 pub mod stage;
 pub mod tracker;
+pub mod turning;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 
-use streetscope_contracts::config::{CameraConfig, TrackerConfig};
-use streetscope_contracts::records::{CountRow, CrossingEvent};
+use streetscope_contracts::config::{AnalyticsConfig, CameraConfig, TrackerConfig};
+use streetscope_contracts::records::{
+    CountRow, CrossingEvent, SeqGap, TurningCountRow, TurningMovementEvent, WindowRecord, SCHEMA_VERSION,
+};
 use streetscope_contracts::{Direction, FrameDetections};
+
+pub use snapshot::{AggregatorSnapshot, RestoreError, SNAPSHOT_VERSION};
 
 use counter::{Crossing, FrameStamp, LineCounter};
 use tracker::Tracker;
+use turning::Turning;
+use window::Windows;
 
 /// Why the aggregator refused an input.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,12 +53,18 @@ struct CameraState {
     intersection_id: String,
     tracker: Tracker,
     counter: LineCounter,
+    turning: Turning,
+    /// Index of the camera's intersection in [`Aggregator::intersections`], and
+    /// of the camera among the intersection's.
+    windows_at: (usize, usize),
     last_seq: Option<u64>,
     last_stamp: Option<FrameStamp>,
 }
 
 /// Key of a count: intersection, camera, line, direction, class.
 type CountKey = (String, String, String, Direction, String);
+/// Key of a turning count: intersection, camera, from, to, class.
+type TurnKey = (String, String, String, String, String);
 
 /// Per-camera tracking and counting for a set of cameras.
 #[derive(Debug)]
@@ -51,25 +72,69 @@ pub struct Aggregator {
     cameras: HashMap<String, CameraState>,
     /// Per key: the direction's label and the count.
     counts: BTreeMap<CountKey, (String, u64)>,
+    turn_counts: BTreeMap<TurnKey, u64>,
+    /// Turning movements not yet taken ([`Aggregator::take_turning_events`]).
+    turn_events: Vec<TurningMovementEvent>,
+    /// Windows per intersection, sorted by intersection id.
+    intersections: Vec<Windows>,
+    /// Window records not yet taken ([`Aggregator::take_windows`]).
+    closed_windows: Vec<WindowRecord>,
     duplicates: u64,
 }
 
 impl Aggregator {
+    /// An aggregator with the default analytics: no approaches (so no turning
+    /// movements), windows of [`AnalyticsConfig::default`].
     pub fn new(cameras: &[CameraConfig], tracker: &TrackerConfig) -> Self {
+        Self::with_analytics(cameras, tracker, &AnalyticsConfig::default())
+    }
+
+    /// An aggregator with turning movements and windows as `analytics` says.
+    /// `analytics` should have passed [`AnalyticsConfig::validate`]; approaches of
+    /// unknown cameras or lines are ignored.
+    pub fn with_analytics(cameras: &[CameraConfig], tracker: &TrackerConfig, analytics: &AnalyticsConfig) -> Self {
+        let mut ids: Vec<&str> = cameras.iter().map(|c| c.intersection.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let intersections = ids
+            .iter()
+            .map(|&id| {
+                let mut cams: Vec<(String, f64)> =
+                    cameras.iter().filter(|c| c.intersection == id).map(|c| (c.id.clone(), c.sample_fps)).collect();
+                cams.sort_by(|a, b| a.0.cmp(&b.0));
+                Windows::new(id, &cams, &analytics.window_lengths_s, analytics.allowed_lateness_s)
+            })
+            .collect();
         let cameras = cameras
             .iter()
             .map(|c| {
+                let approaches: Vec<_> = analytics.approaches.iter().filter(|a| a.camera == c.id).collect();
+                let at = ids.binary_search(&c.intersection.as_str()).expect("listed above");
+                let mut peers: Vec<&str> =
+                    cameras.iter().filter(|o| o.intersection == c.intersection).map(|o| o.id.as_str()).collect();
+                peers.sort_unstable();
+                let within = peers.binary_search(&c.id.as_str()).expect("listed above");
                 let state = CameraState {
                     intersection_id: c.intersection.clone(),
                     tracker: Tracker::new(tracker.clone()),
                     counter: LineCounter::new(c.lines.clone(), tracker.line_hysteresis),
+                    turning: Turning::new(c.lines.iter().map(|l| l.name.as_str()), &approaches),
+                    windows_at: (at, within),
                     last_seq: None,
                     last_stamp: None,
                 };
                 (c.id.clone(), state)
             })
             .collect();
-        Self { cameras, counts: BTreeMap::new(), duplicates: 0 }
+        Self {
+            cameras,
+            counts: BTreeMap::new(),
+            turn_counts: BTreeMap::new(),
+            turn_events: Vec::new(),
+            intersections,
+            closed_windows: Vec::new(),
+            duplicates: 0,
+        }
     }
 
     /// Takes one frame's detections; returns the crossings they complete.
@@ -84,15 +149,25 @@ impl Aggregator {
             self.duplicates += 1;
             return Ok(Vec::new());
         }
+        let gap = cam.last_seq.filter(|&l| fd.seq > l + 1).map(|l| SeqGap { first_seq: l + 1, last_seq: fd.seq - 1 });
         cam.last_seq = Some(fd.seq);
         let stamp = FrameStamp { seq: fd.seq, pts_ns: fd.pts_ns, capture_time_ms: fd.capture_time_ms };
         cam.last_stamp = Some(stamp);
+        let (wi, wc) = cam.windows_at;
+        self.intersections[wi].frame(wc, fd.capture_time_ms, gap);
         let updates = cam.tracker.update(&fd.detections, fd.width, fd.height);
         let crossings = cam.counter.observe(&updates, cam.tracker.retired(), stamp);
-        Ok(self.record(fd.camera_id.as_ref(), crossings))
+        let events = self.record(fd.camera_id.as_ref(), crossings);
+        let cam = self.cameras.get_mut(fd.camera_id.as_ref()).expect("found above");
+        for r in cam.tracker.retired() {
+            cam.turning.retire(r.track_id);
+        }
+        self.intersections[wi].advance(&mut self.closed_windows);
+        Ok(events)
     }
 
-    /// End of input: ends every track, releasing the crossings they still hold.
+    /// End of input: ends every track, releasing the crossings they still hold,
+    /// and closes every open window (see [`Aggregator::take_windows`]).
     pub fn finish(&mut self) -> Vec<CrossingEvent> {
         let mut ids: Vec<String> = self.cameras.keys().cloned().collect();
         ids.sort();
@@ -105,15 +180,52 @@ impl Aggregator {
             cam.tracker.finish();
             let crossings = cam.counter.observe(&[], cam.tracker.retired(), stamp);
             events.extend(self.record(&id, crossings));
+            let cam = self.cameras.get_mut(&id).expect("listed above");
+            for r in cam.tracker.retired() {
+                cam.turning.retire(r.track_id);
+            }
+        }
+        for w in &mut self.intersections {
+            w.flush(&mut self.closed_windows);
         }
         events
     }
 
-    /// Turns crossings into events and adds them to the counts.
+    /// Turns crossings into events and adds them to the counts, the turning
+    /// movements and the windows.
     fn record(&mut self, camera_id: &str, crossings: Vec<Crossing>) -> Vec<CrossingEvent> {
-        let cam = &self.cameras[camera_id];
+        let cam = self.cameras.get_mut(camera_id).expect("a known camera");
+        let windows = &mut self.intersections[cam.windows_at.0];
+        let wc = cam.windows_at.1;
         let mut events = Vec::with_capacity(crossings.len());
         for c in crossings {
+            if let Some(m) = cam.turning.observe(&c) {
+                let last = if m.exit.capture_time_ms >= m.entry.capture_time_ms { m.exit } else { m.entry };
+                let ev = TurningMovementEvent {
+                    schema_version: SCHEMA_VERSION,
+                    intersection_id: cam.intersection_id.clone(),
+                    camera_id: camera_id.to_owned(),
+                    track_id: m.track_id,
+                    from: cam.turning.name(m.from).to_owned(),
+                    to: cam.turning.name(m.to).to_owned(),
+                    class_name: c.class_name.to_string(),
+                    entry_frame_seq: m.entry.seq,
+                    entry_capture_time_ms: m.entry.capture_time_ms,
+                    exit_frame_seq: m.exit.seq,
+                    exit_capture_time_ms: m.exit.capture_time_ms,
+                    capture_time_ms: last.capture_time_ms,
+                };
+                windows.turning(wc, ev.capture_time_ms, &ev.from, &ev.to, &ev.class_name);
+                let key = (
+                    ev.intersection_id.clone(),
+                    ev.camera_id.clone(),
+                    ev.from.clone(),
+                    ev.to.clone(),
+                    ev.class_name.clone(),
+                );
+                *self.turn_counts.entry(key).or_insert(0) += 1;
+                self.turn_events.push(ev);
+            }
             let line = cam.counter.line(c.line);
             let ev = CrossingEvent {
                 schema_version: streetscope_contracts::records::SCHEMA_VERSION,
@@ -128,6 +240,7 @@ impl Aggregator {
                 stream_time_s: c.at.pts_ns as f64 / 1e9,
                 capture_time_ms: c.at.capture_time_ms,
             };
+            windows.crossing(wc, ev.capture_time_ms, &ev.line, ev.direction, &ev.direction_label, &ev.class_name);
             let key = (
                 ev.intersection_id.clone(),
                 ev.camera_id.clone(),
@@ -155,6 +268,33 @@ impl Aggregator {
                 count: *count,
             })
             .collect()
+    }
+
+    /// The turning-movement matrix so far: vehicles per intersection, camera,
+    /// entry approach, exit approach and class, sorted.
+    pub fn turning_movements(&self) -> Vec<TurningCountRow> {
+        self.turn_counts
+            .iter()
+            .map(|((intersection_id, camera_id, from, to, class_name), count)| TurningCountRow {
+                intersection_id: intersection_id.clone(),
+                camera_id: camera_id.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                class_name: class_name.clone(),
+                count: *count,
+            })
+            .collect()
+    }
+
+    /// The turning movements completed since the last call, in the order they completed.
+    pub fn take_turning_events(&mut self) -> Vec<TurningMovementEvent> {
+        std::mem::take(&mut self.turn_events)
+    }
+
+    /// The windows closed since the last call (by [`Aggregator::process`] as the
+    /// watermarks pass, or flushed by [`Aggregator::finish`]), in the order they closed.
+    pub fn take_windows(&mut self) -> Vec<WindowRecord> {
+        std::mem::take(&mut self.closed_windows)
     }
 
     /// Inputs ignored as duplicates so far.

@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use streetscope_contracts::config::TrackerConfig;
 use streetscope_contracts::{BBox, Detection, NormPoint};
 
@@ -47,7 +48,7 @@ pub struct RetiredTrack {
     pub class_name: Arc<str>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Track {
     id: u64,
     bbox: BBox,
@@ -99,6 +100,13 @@ impl Track {
     }
 }
 
+/// What a [`Tracker`] carries from frame to frame, for snapshots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrackerState {
+    tracks: Vec<Track>,
+    next_id: u64,
+}
+
 /// The tracker of one camera.
 #[derive(Debug)]
 pub struct Tracker {
@@ -111,6 +119,16 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
         Self { cfg, tracks: Vec::new(), next_id: 1, retired: Vec::new() }
+    }
+
+    /// Its state between frames.
+    pub fn state(&self) -> TrackerState {
+        TrackerState { tracks: self.tracks.clone(), next_id: self.next_id }
+    }
+
+    /// A tracker with `cfg` that goes on from `state`.
+    pub fn restore(cfg: TrackerConfig, state: TrackerState) -> Self {
+        Self { cfg, tracks: state.tracks, next_id: state.next_id, retired: Vec::new() }
     }
 
     /// The tracks that ended at the last update (or [`Tracker::finish`]).

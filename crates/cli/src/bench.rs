@@ -91,7 +91,7 @@ fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {
         id: sim.spec().camera_id.clone(),
         intersection: sim.spec().intersection_id.clone(),
         source: "simulated".into(),
-        sample_fps: f64::from(sim.spec().fps),
+        sample_fps: sim.spec().fps,
         lines: sim.counting_lines().to_vec(),
     };
     let (frames, _) = sim.run_to_end();

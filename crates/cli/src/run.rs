@@ -17,7 +17,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use streetscope_aggregate::stage::AggregateStage;
 use streetscope_aggregate::Aggregator;
 use streetscope_contracts::config::{CameraConfig, PipelineConfig};
-use streetscope_contracts::records::{CrossingEvent, ResultRecord, RunSummary, StageThroughput, SCHEMA_VERSION};
+use streetscope_contracts::records::{ResultRecord, RunSummary, StageThroughput, SCHEMA_VERSION};
 use streetscope_contracts::{CountingLine, Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
@@ -95,6 +95,7 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
             }],
             detector: Default::default(),
             tracker: Default::default(),
+            analytics: Default::default(),
             output: Default::default(),
         };
         cfg.validate().map_err(|errs| {
@@ -177,7 +178,7 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     }
     drop(frames_tx);
     let (dets_tx, dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
-    let (events_tx, mut events_rx) = channel::<CrossingEvent>("events", 256, FullPolicy::Block);
+    let (events_tx, mut events_rx) = channel::<ResultRecord>("results", 256, FullPolicy::Block);
 
     let meters = [StageMeter::new("ingest"), StageMeter::new("detect"), StageMeter::new("aggregate")];
     let stop = StopHandle::default();
@@ -211,26 +212,45 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
     let detect =
         tokio::spawn(DetectStage::with_options(detector, meters[1].clone(), stage_opts).run(frames_rx, dets_tx));
     let aggregate = tokio::spawn(
-        AggregateStage::new(Aggregator::new(&cfg.cameras, &cfg.tracker), meters[2].clone()).run(dets_rx, events_tx),
+        AggregateStage::new(Aggregator::with_analytics(&cfg.cameras, &cfg.tracker, &cfg.analytics), meters[2].clone())
+            .run_records(dets_rx, events_tx),
     );
 
     let tty = std::io::stderr().is_terminal();
     let mut progress = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 5 }));
     progress.tick().await;
-    let mut crossings = 0u64;
+    let (mut crossings, mut turns, mut windows) = (0u64, 0u64, 0u64);
     let frames_dropped = || drop_counters.iter().map(|(_, d)| d.get()).sum::<u64>();
     loop {
         tokio::select! {
-            ev = events_rx.next() => {
-                let Some(ev) = ev else { break };
-                crossings += 1;
-                serde_json::to_writer(&mut out, &ResultRecord::Crossing(ev.clone()))?;
+            rec = events_rx.next() => {
+                let Some(rec) = rec else { break };
+                serde_json::to_writer(&mut out, &rec)?;
                 out.write_all(b"\n")?;
                 if tty { eprint!("\r\x1b[K"); }
-                println!(
-                    "{:>8.2}s  {}  {}  {:<10} {:<8} track {}",
-                    ev.stream_time_s, ev.camera_id, ev.line, ev.direction_label, ev.class_name, ev.track_id
-                );
+                match &rec {
+                    ResultRecord::Crossing(ev) => {
+                        crossings += 1;
+                        println!(
+                            "{:>8.2}s  {}  {}  {:<10} {:<8} track {}",
+                            ev.stream_time_s, ev.camera_id, ev.line, ev.direction_label, ev.class_name, ev.track_id
+                        );
+                    }
+                    ResultRecord::TurningMovement(t) => {
+                        turns += 1;
+                        println!("  turn  {}  {} -> {}  {:<8} track {}", t.camera_id, t.from, t.to, t.class_name, t.track_id);
+                    }
+                    ResultRecord::Window(w) => {
+                        windows += 1;
+                        let n: u64 = w.counts.iter().map(|c| c.count).sum();
+                        println!(
+                            "  window {} {} s from {}: {n} crossings{}",
+                            w.intersection_id, w.length_s, w.window_start_ms,
+                            if w.complete { "" } else { " (incomplete)" }
+                        );
+                    }
+                    ResultRecord::Summary(_) => {}
+                }
             }
             _ = progress.tick() => {
                 let line = format!(
@@ -267,6 +287,7 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
         frames_failed: detect_report.failed,
         frames_shed: detect_report.shed_stale,
         counts: aggregator.counts(),
+        turning_movements: aggregator.turning_movements(),
         stages,
     };
     serde_json::to_writer(&mut out, &ResultRecord::Summary(summary.clone()))?;
@@ -279,7 +300,10 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
             println!("camera {camera}: {} frames dropped (oldest first) while the detector was behind", d.get());
         }
     }
-    println!("results: {} ({} crossings and a summary, JSON Lines)", out_path.display(), crossings);
+    println!(
+        "results: {} ({crossings} crossings, {turns} turning movements, {windows} windows and a summary, JSON Lines)",
+        out_path.display()
+    );
 
     let failed: Vec<String> = camera_results.iter().filter_map(|r| r.as_ref().err().map(|e| e.to_string())).collect();
     if !failed.is_empty() {
@@ -315,6 +339,21 @@ fn print_summary(s: &RunSummary) {
         counts.add_row(vec!["(no crossings)", "", "", "", "", ""]);
     }
     println!("\nCounts\n{counts}");
+    if !s.turning_movements.is_empty() {
+        let mut tm = Table::new();
+        tm.load_preset(UTF8_FULL_CONDENSED).set_header(["Intersection", "Camera", "From", "To", "Class", "Count"]);
+        for r in &s.turning_movements {
+            tm.add_row(vec![
+                Cell::new(&r.intersection_id),
+                Cell::new(&r.camera_id),
+                Cell::new(&r.from),
+                Cell::new(&r.to),
+                Cell::new(&r.class_name),
+                Cell::new(r.count).set_alignment(CellAlignment::Right),
+            ]);
+        }
+        println!("\nTurning movements\n{tm}");
+    }
     let mut stages = Table::new();
     stages.load_preset(UTF8_FULL_CONDENSED).set_header(["Stage", "Frames", "Busy s", "Frames/s"]);
     for st in &s.stages {

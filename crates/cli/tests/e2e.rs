@@ -140,7 +140,8 @@ fn run_clip(truth: &GroundTruth, config: Option<&Path>) -> Vec<Value> {
 }
 
 fn check_against_truth(truth: &GroundTruth, records: &[Value]) {
-    let (summary, crossings): (Vec<&Value>, Vec<&Value>) = records.iter().partition(|r| r["record"] == "summary");
+    let summary: Vec<&Value> = records.iter().filter(|r| r["record"] == "summary").collect();
+    let crossings: Vec<&Value> = records.iter().filter(|r| r["record"] == "crossing").collect();
     assert_eq!(summary.len(), 1, "one summary, last");
     assert_eq!(records.last().unwrap()["record"], "summary");
     let key = |line: &str, dir: &str, class: &str| (line.to_owned(), dir.to_owned(), class.to_owned());
@@ -202,6 +203,29 @@ fn the_demo_config_counts_the_two_way_clip_exactly() {
     let stages: Vec<&str> =
         summary["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["ingest", "detect", "aggregate"]);
+    // Turning movements by the demo's approaches: 3 buses west -> east, 2 east -> west.
+    let turns: BTreeMap<(String, String), u64> = summary["turning_movements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                (t["from"].as_str().unwrap().to_owned(), t["to"].as_str().unwrap().to_owned()),
+                t["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(turns, BTreeMap::from([(("east".into(), "west".into()), 2), (("west".into(), "east".into()), 3)]));
+    assert_eq!(records.iter().filter(|r| r["record"] == "turning_movement").count(), 5);
+    // Every crossing lands in exactly one window of each length.
+    for len in [60, 300] {
+        let in_windows: u64 = records
+            .iter()
+            .filter(|r| r["record"] == "window" && r["length_s"] == len)
+            .flat_map(|w| w["counts"].as_array().unwrap().iter().map(|c| c["count"].as_u64().unwrap()))
+            .sum();
+        assert_eq!(in_windows, 10, "windows of {len} s");
+    }
 }
 
 #[test]

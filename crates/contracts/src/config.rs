@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::lines::CountingLine;
+use crate::lines::{CountingLine, Direction};
 
 /// The whole configuration of a `streetscope run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -22,6 +22,9 @@ pub struct PipelineConfig {
     /// The tracker that follows vehicles from frame to frame.
     #[serde(default)]
     pub tracker: TrackerConfig,
+    /// Turning movements (approaches) and event-time windows.
+    #[serde(default)]
+    pub analytics: AnalyticsConfig,
     /// Where the result records go.
     #[serde(default)]
     pub output: OutputConfig,
@@ -225,6 +228,116 @@ pub struct OutputConfig {
     /// JSON Lines file for the result records (relative paths: from the working directory).
     #[serde(default = "default_output")]
     pub path: PathBuf,
+}
+
+/// Per-intersection analytics beyond line counts: turning movements and
+/// event-time windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsConfig {
+    /// The approaches of each camera's intersection, each tied to one of the
+    /// camera's counting lines. A vehicle that crosses one approach's line in its
+    /// entering direction and another's in its exiting direction makes a turning
+    /// movement from the first to the second. None: no turning movements.
+    #[serde(default)]
+    pub approaches: Vec<ApproachConfig>,
+    /// Lengths of the event-time tumbling windows, seconds. Each window is
+    /// aligned to the Unix epoch and files records by their frame's capture time.
+    /// Empty: no windows.
+    #[serde(default = "default_window_lengths_s")]
+    pub window_lengths_s: Vec<u32>,
+    /// How long after a window's end, in capture time, records may still come for
+    /// it, seconds. A window closes once every camera of its intersection has
+    /// seen a frame captured this long after its end; what comes for it later is
+    /// counted as late. Cover the delay of crossings held until a track is
+    /// confirmed and its class settled (a few frames) or until the track ends.
+    #[serde(default = "default_allowed_lateness_s")]
+    pub allowed_lateness_s: f64,
+}
+
+/// One approach of an intersection as one camera sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproachConfig {
+    /// Id of the camera.
+    pub camera: String,
+    /// Name of the approach, e.g. `"north"`: the `from` and `to` of turning movements.
+    pub name: String,
+    /// Name of the camera's counting line across the approach.
+    pub line: String,
+    /// The direction of a crossing of `line` that enters the intersection; the
+    /// other direction leaves it.
+    #[serde(default = "default_entering")]
+    pub entering: Direction,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            approaches: Vec::new(),
+            window_lengths_s: default_window_lengths_s(),
+            allowed_lateness_s: default_allowed_lateness_s(),
+        }
+    }
+}
+
+fn default_window_lengths_s() -> Vec<u32> {
+    vec![60, 300, 900]
+}
+fn default_allowed_lateness_s() -> f64 {
+    10.0
+}
+fn default_entering() -> Direction {
+    Direction::Forward
+}
+
+impl AnalyticsConfig {
+    /// Checks every field against the cameras; returns all the problems found,
+    /// each naming its field (under `analytics.`) and value.
+    pub fn validate(&self, cameras: &[CameraConfig]) -> Result<(), Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let mut bad = |field: String, value: String, reason: &str| {
+            errs.push(FieldError { field, value, reason: reason.to_owned() })
+        };
+        let mut names = std::collections::HashSet::new();
+        let mut lines = std::collections::HashSet::new();
+        for (i, a) in self.approaches.iter().enumerate() {
+            let at = |f: &str| format!("analytics.approaches[{i}].{f}");
+            let Some(cam) = cameras.iter().find(|c| c.id == a.camera) else {
+                bad(at("camera"), format!("{:?}", a.camera), "no camera has this id");
+                continue;
+            };
+            if a.name.trim().is_empty() {
+                bad(at("name"), format!("{:?}", a.name), "must not be empty");
+            } else if !names.insert((a.camera.as_str(), a.name.as_str())) {
+                bad(at("name"), format!("{:?}", a.name), "approach names must be unique per camera");
+            }
+            if !cam.lines.iter().any(|l| l.name == a.line) {
+                bad(at("line"), format!("{:?}", a.line), "the camera has no counting line of this name");
+            } else if !lines.insert((a.camera.as_str(), a.line.as_str())) {
+                bad(at("line"), format!("{:?}", a.line), "a line can belong to one approach only");
+            }
+        }
+        for (i, &len) in self.window_lengths_s.iter().enumerate() {
+            if !(1..=86_400).contains(&len) {
+                bad(format!("analytics.window_lengths_s[{i}]"), len.to_string(), "must be in [1, 86400] seconds");
+            } else if self.window_lengths_s[..i].contains(&len) {
+                bad(format!("analytics.window_lengths_s[{i}]"), len.to_string(), "listed twice");
+            }
+        }
+        if !(self.allowed_lateness_s.is_finite() && (0.0..=3600.0).contains(&self.allowed_lateness_s)) {
+            bad(
+                "analytics.allowed_lateness_s".into(),
+                self.allowed_lateness_s.to_string(),
+                "must be in [0, 3600] seconds",
+            );
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
 }
 
 fn default_sample_fps() -> f64 {
@@ -456,6 +569,9 @@ impl PipelineConfig {
                 "must be in [0, 0.1] (normalised image units)",
             );
         }
+        if let Err(e) = self.analytics.validate(&self.cameras) {
+            errs.extend(e);
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -572,6 +688,44 @@ mod tests {
             assert!(err.contains("tracker.line_hysteresis = "), "{err}");
             assert!(err.contains("must be in [0, 0.1]"), "{err}");
         }
+    }
+
+    #[test]
+    fn analytics_defaults_and_is_checked() {
+        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        let text = r#"
+            window_lengths_s = [60, 0, 60]
+            allowed_lateness_s = -1
+            [[approaches]]
+            camera = "cam-1"
+            name = "west"
+            line = "west"
+            [[approaches]]
+            camera = "cam-1"
+            name = "west"
+            line = "east"
+            entering = "backward"
+            [[approaches]]
+            camera = "cam-9"
+            name = "x"
+            line = "x"
+        "#;
+        let a: AnalyticsConfig = toml::from_str(text).unwrap();
+        assert_eq!(a.approaches[0].entering, Direction::Forward);
+        let errs: Vec<String> = a.validate(&cfg.cameras).unwrap_err().iter().map(|e| e.to_string()).collect();
+        let want = [
+            "analytics.approaches[1].name = \"west\": approach names must be unique per camera",
+            "analytics.approaches[1].line = \"east\": the camera has no counting line of this name",
+            "analytics.approaches[2].camera = \"cam-9\": no camera has this id",
+            "analytics.window_lengths_s[1] = 0: must be in [1, 86400] seconds",
+            "analytics.window_lengths_s[2] = 60: listed twice",
+            "analytics.allowed_lateness_s = -1: must be in [0, 3600] seconds",
+        ];
+        assert_eq!(errs, want);
+        let d = AnalyticsConfig::default();
+        assert_eq!((d.window_lengths_s.as_slice(), d.allowed_lateness_s), ([60, 300, 900].as_slice(), 10.0));
+        assert!(d.validate(&cfg.cameras).is_ok());
+        assert!(toml::from_str::<AnalyticsConfig>("window_length = [60]").is_err());
     }
 
     #[test]

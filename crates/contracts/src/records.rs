@@ -17,6 +17,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum ResultRecord {
     Crossing(CrossingEvent),
+    TurningMovement(TurningMovementEvent),
+    Window(WindowRecord),
     Summary(RunSummary),
 }
 
@@ -83,5 +85,149 @@ pub struct RunSummary {
     pub frames_shed: u64,
     /// Counts per line, direction and class, sorted.
     pub counts: Vec<CountRow>,
+    /// The turning-movement matrix per class (cameras with approaches), sorted.
+    pub turning_movements: Vec<TurningCountRow>,
     pub stages: Vec<StageThroughput>,
+}
+
+/// One vehicle's way through the intersection: it came in by one approach and left
+/// by another. Emitted once per track, when both its entry crossing (the entry
+/// approach's line in its entering direction) and its exit crossing (another
+/// approach's line in its exiting direction) are known, in whichever order they came.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TurningMovementEvent {
+    pub schema_version: u32,
+    pub intersection_id: String,
+    pub camera_id: String,
+    /// Track id, unique per camera within a run.
+    pub track_id: u64,
+    /// The approach the vehicle came in by.
+    pub from: String,
+    /// The approach the vehicle left by.
+    pub to: String,
+    /// Class of the vehicle, voted over the track's detections so far.
+    pub class_name: String,
+    /// Sequence number of the frame of the entry crossing.
+    pub entry_frame_seq: u64,
+    /// Capture time of the entry crossing, milliseconds since the Unix epoch.
+    pub entry_capture_time_ms: i64,
+    /// Sequence number of the frame of the exit crossing.
+    pub exit_frame_seq: u64,
+    /// Capture time of the exit crossing, milliseconds since the Unix epoch.
+    pub exit_capture_time_ms: i64,
+    /// Capture time of the later of the two crossings: when the movement was
+    /// complete. Time windows file the movement under this time.
+    pub capture_time_ms: i64,
+}
+
+/// One cell of the turning-movement matrix: vehicles of one class that came in by
+/// one approach and left by another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TurningCountRow {
+    pub intersection_id: String,
+    pub camera_id: String,
+    /// The entry approach.
+    pub from: String,
+    /// The exit approach.
+    pub to: String,
+    pub class_name: String,
+    pub count: u64,
+}
+
+/// The figures of one intersection over one event-time window.
+///
+/// Windows are tumbling, aligned to the Unix epoch (a 300 s window starts at a
+/// multiple of 300 s since 1970-01-01T00:00:00Z), and file everything under the
+/// capture time of its frame. A window is closed once every camera of the
+/// intersection has seen a frame captured at least the allowed lateness after its
+/// end; what arrives for it afterwards is counted in `late` of the next record of
+/// the same length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowRecord {
+    pub schema_version: u32,
+    pub intersection_id: String,
+    /// Start of the window, milliseconds since the Unix epoch (inclusive).
+    pub window_start_ms: i64,
+    /// End of the window, milliseconds since the Unix epoch (exclusive).
+    pub window_end_ms: i64,
+    /// Length of the window, seconds.
+    pub length_s: u32,
+    /// Crossings per camera, line, direction and class, sorted; only non-zero counts.
+    pub counts: Vec<WindowCount>,
+    /// Turning movements completed in the window per camera, entry and exit approach
+    /// and class, sorted; only non-zero counts.
+    pub turning_movements: Vec<WindowTurningCount>,
+    /// Data quality per camera of the intersection, sorted by camera id.
+    pub cameras: Vec<WindowCameraQuality>,
+    /// Records that arrived after their own window of this length had closed,
+    /// since the previous record of this length. They are in the run's totals but
+    /// in no window.
+    pub late: LateRecords,
+    /// Whether the counts can be trusted as whole: the window was closed by the
+    /// watermarks (not flushed before its end at the end of the input) and every
+    /// camera delivered its frames (no sequence gaps, and at least 99 % of the
+    /// frames expected).
+    pub complete: bool,
+}
+
+/// Crossings of one line, in one direction, by one class, in a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowCount {
+    pub camera_id: String,
+    pub line: String,
+    pub direction: Direction,
+    pub direction_label: String,
+    pub class_name: String,
+    pub count: u64,
+}
+
+/// Vehicles of one class that completed one movement in a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowTurningCount {
+    pub camera_id: String,
+    pub from: String,
+    pub to: String,
+    pub class_name: String,
+    pub count: u64,
+}
+
+/// How much of one camera's input a window saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowCameraQuality {
+    pub camera_id: String,
+    /// The camera's `sample_fps` times the window's length, rounded.
+    pub frames_expected: u64,
+    /// Frames whose capture time falls in the window.
+    pub frames_received: u64,
+    /// Sequence numbers found missing by frames of this window (the sum of the
+    /// lengths of `gaps`).
+    pub frames_dropped: u64,
+    /// Runs of missing sequence numbers, filed under the window of the frame
+    /// that revealed them.
+    pub gaps: Vec<SeqGap>,
+}
+
+/// A run of missing sequence numbers of one camera, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SeqGap {
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// Records that came after their window had closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LateRecords {
+    /// Line crossings.
+    pub crossings: u64,
+    /// Turning movements.
+    pub turning_movements: u64,
+    /// Frames (out of order by more than the allowed lateness).
+    pub frames: u64,
+}
+
+impl LateRecords {
+    /// Whether nothing came late.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }

@@ -4,6 +4,8 @@
 //! measures itself ([`StageMeter`]); the CLI reads the meters for its progress
 //! line and the run summary.
 
+pub mod metrics;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use streetscope_aggregate::Aggregator;
-use streetscope_contracts::config::{CameraConfig, TrackerConfig};
+use streetscope_contracts::config::{AnalyticsConfig, ApproachConfig, CameraConfig, TrackerConfig};
 use streetscope_contracts::{Direction, FrameDetections};
 use streetscope_simulator::{GroundTruth, IntersectionSpec, NoiseSpec, Simulation};
 
@@ -76,4 +76,58 @@ pub fn report(counted: &Counts, truth: &Counts) -> String {
         s += &format!("{:>12} {:>8?} {:>7}: {c:>4} / {t:>4}{mark}\n", k.0, k.1, k.2);
     }
     s
+}
+
+/// The junction's approaches: one per arm line (`north`...), entering forward.
+pub fn approaches(cam: &CameraConfig) -> AnalyticsConfig {
+    let approaches = cam
+        .lines
+        .iter()
+        .filter(|l| ["north", "east", "south", "west"].contains(&l.name.as_str()))
+        .map(|l| ApproachConfig {
+            camera: cam.id.clone(),
+            name: l.name.clone(),
+            line: l.name.clone(),
+            entering: Direction::Forward,
+        })
+        .collect();
+    AnalyticsConfig { approaches, ..AnalyticsConfig::default() }
+}
+
+/// (from, to, class) -> vehicles.
+pub type Turns = BTreeMap<(String, String, String), u64>;
+
+pub fn truth_turns(truth: &GroundTruth) -> Turns {
+    truth
+        .turning_movements
+        .iter()
+        .map(|t| ((t.movement.from.name().to_owned(), t.movement.to.name().to_owned(), t.class_name.clone()), t.count))
+        .collect()
+}
+
+pub fn turns_of(agg: &Aggregator) -> Turns {
+    agg.turning_movements().into_iter().map(|r| ((r.from, r.to, r.class_name), r.count)).collect()
+}
+
+/// A table of counted / true per movement and class, with the totals per movement.
+pub fn turn_report(counted: &Turns, truth: &Turns) -> String {
+    let mut keys: Vec<_> = counted.keys().chain(truth.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    let mut s = String::new();
+    for k in keys {
+        let (c, t) = (counted.get(&k).copied().unwrap_or(0), truth.get(&k).copied().unwrap_or(0));
+        let mark = if c == t { "" } else { "  <-" };
+        s += &format!("{:>6} -> {:>6} {:>7}: {c:>4} / {t:>4}{mark}\n", k.0, k.1, k.2);
+    }
+    s
+}
+
+/// Sums turns over classes: (from, to) -> vehicles.
+pub fn by_movement(t: &Turns) -> BTreeMap<(String, String), u64> {
+    let mut out = BTreeMap::new();
+    for ((f, to, _), n) in t {
+        *out.entry((f.clone(), to.clone())).or_insert(0) += n;
+    }
+    out
 }

@@ -1,0 +1,433 @@
+//! Event-time tumbling windows of one intersection.
+//!
+//! Every record is filed by the capture time of its frame (a crossing by the frame
+//! at which it happened, a turning movement by the later of its two crossings,
+//! however late the counter released them) under the window of each configured
+//! length that holds that time; windows are aligned to the Unix epoch.
+//!
+//! **Watermarks.** Each camera's watermark is the latest capture time it has
+//! delivered minus the allowed lateness; a window closes, and its
+//! [`WindowRecord`] is emitted, once every camera of the intersection has a
+//! watermark at or past its end. Windows close in order, so a window in which no
+//! frame arrived at all (a camera outage) is still emitted, empty and incomplete.
+//! A camera that has delivered nothing yet holds every window open.
+//!
+//! **Late records** — those whose window has closed — are not added to any window;
+//! they are counted in [`WindowRecord::late`] of the next record of that length.
+//!
+//! **Data quality.** Per camera, frames received in the window against
+//! `sample_fps` × length, and the runs of missing sequence numbers (filed under
+//! the window of the frame that revealed them).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use streetscope_contracts::records::{
+    LateRecords, SeqGap, WindowCameraQuality, WindowCount, WindowRecord, WindowTurningCount, SCHEMA_VERSION,
+};
+use streetscope_contracts::Direction;
+
+/// At most this many windows in a row are emitted empty when the watermark jumps
+/// (a clock that jumps ahead by a year must not emit half a million records).
+const MAX_EMPTY_RUN: i64 = 10_000;
+
+/// Key of a window count: camera, line, direction, class.
+type CountKey = (String, String, Direction, String);
+/// Key of a window turning count: camera, from, to, class.
+type TurnKey = (String, String, String, String);
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct FrameAcc {
+    received: u64,
+    dropped: u64,
+    gaps: Vec<SeqGap>,
+}
+
+/// What one open window has gathered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Acc {
+    /// Per key: the direction's label and the count.
+    #[serde(with = "crate::snapshot::map_as_vec")]
+    counts: BTreeMap<CountKey, (String, u64)>,
+    #[serde(with = "crate::snapshot::map_as_vec")]
+    turning: BTreeMap<TurnKey, u64>,
+    /// Per camera, in [`Windows::cameras`] order.
+    frames: Vec<FrameAcc>,
+}
+
+impl Acc {
+    fn new(cameras: usize) -> Self {
+        Self { counts: BTreeMap::new(), turning: BTreeMap::new(), frames: vec![FrameAcc::default(); cameras] }
+    }
+}
+
+/// The windows of one length.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Series {
+    length_s: u32,
+    length_ms: i64,
+    /// End of the last window closed: everything before it is closed.
+    closed_until: Option<i64>,
+    #[serde(with = "crate::snapshot::map_as_vec")]
+    open: BTreeMap<i64, Acc>,
+    late: LateRecords,
+}
+
+impl Series {
+    fn start_of(&self, t_ms: i64) -> i64 {
+        t_ms.div_euclid(self.length_ms) * self.length_ms
+    }
+
+    /// The open window holding `t_ms`, or `None` when it has closed.
+    fn acc(&mut self, t_ms: i64, cameras: usize) -> Option<&mut Acc> {
+        let start = self.start_of(t_ms);
+        if self.closed_until.is_some_and(|c| start < c) {
+            return None;
+        }
+        Some(self.open.entry(start).or_insert_with(|| Acc::new(cameras)))
+    }
+}
+
+/// One camera of the intersection.
+#[derive(Debug, Clone)]
+struct Camera {
+    id: String,
+    sample_fps: f64,
+    max_capture_ms: Option<i64>,
+}
+
+/// What [`Windows`] carry from frame to frame, for snapshots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowsState {
+    intersection_id: String,
+    /// Per camera: its id and the latest capture time it delivered.
+    cameras: Vec<(String, Option<i64>)>,
+    series: Vec<Series>,
+}
+
+impl WindowsState {
+    pub fn intersection_id(&self) -> &str {
+        &self.intersection_id
+    }
+}
+
+/// The windows of one intersection.
+#[derive(Debug, Clone)]
+pub struct Windows {
+    intersection_id: String,
+    cameras: Vec<Camera>,
+    lateness_ms: i64,
+    series: Vec<Series>,
+}
+
+impl Windows {
+    /// `cameras`: id and sample rate of each camera of the intersection, in the
+    /// order the other methods index them.
+    pub fn new(intersection_id: &str, cameras: &[(String, f64)], lengths_s: &[u32], allowed_lateness_s: f64) -> Self {
+        Self {
+            intersection_id: intersection_id.to_owned(),
+            cameras: cameras
+                .iter()
+                .map(|(id, fps)| Camera { id: id.clone(), sample_fps: *fps, max_capture_ms: None })
+                .collect(),
+            lateness_ms: (allowed_lateness_s.max(0.0) * 1000.0).round() as i64,
+            series: lengths_s
+                .iter()
+                .map(|&l| Series {
+                    length_s: l,
+                    length_ms: i64::from(l.max(1)) * 1000,
+                    closed_until: None,
+                    open: BTreeMap::new(),
+                    late: LateRecords::default(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn intersection_id(&self) -> &str {
+        &self.intersection_id
+    }
+
+    /// Its state between frames.
+    pub fn state(&self) -> WindowsState {
+        WindowsState {
+            intersection_id: self.intersection_id.clone(),
+            cameras: self.cameras.iter().map(|c| (c.id.clone(), c.max_capture_ms)).collect(),
+            series: self.series.clone(),
+        }
+    }
+
+    /// Goes on from `state`; `false` (and no change) when it was taken for other
+    /// cameras or other window lengths. The allowed lateness and the cameras'
+    /// sample rates stay as configured.
+    pub fn restore_state(&mut self, state: WindowsState) -> bool {
+        let same_cameras = state.cameras.len() == self.cameras.len()
+            && state.cameras.iter().zip(&self.cameras).all(|(s, c)| s.0 == c.id);
+        let same_lengths = state.series.len() == self.series.len()
+            && state.series.iter().zip(&self.series).all(|(s, c)| s.length_s == c.length_s);
+        let n = self.cameras.len();
+        let fits = state.series.iter().all(|s| s.open.values().all(|a| a.frames.len() == n));
+        if state.intersection_id != self.intersection_id || !same_cameras || !same_lengths || !fits {
+            return false;
+        }
+        for (c, (_, m)) in self.cameras.iter_mut().zip(state.cameras) {
+            c.max_capture_ms = m;
+        }
+        self.series = state.series;
+        true
+    }
+
+    /// A frame of camera `cam` arrived; `gap` is the run of sequence numbers found
+    /// missing before it.
+    pub fn frame(&mut self, cam: usize, capture_ms: i64, gap: Option<SeqGap>) {
+        let c = &mut self.cameras[cam];
+        c.max_capture_ms = Some(c.max_capture_ms.map_or(capture_ms, |m| m.max(capture_ms)));
+        let n = self.cameras.len();
+        for s in &mut self.series {
+            match s.acc(capture_ms, n) {
+                Some(acc) => {
+                    let f = &mut acc.frames[cam];
+                    f.received += 1;
+                    if let Some(g) = gap {
+                        f.dropped += g.last_seq - g.first_seq + 1;
+                        f.gaps.push(g);
+                    }
+                }
+                None => s.late.frames += 1,
+            }
+        }
+    }
+
+    /// A crossing of camera `cam` in the frame captured at `capture_ms`.
+    pub fn crossing(
+        &mut self,
+        cam: usize,
+        capture_ms: i64,
+        line: &str,
+        direction: Direction,
+        label: &str,
+        class: &str,
+    ) {
+        let n = self.cameras.len();
+        let camera_id = &self.cameras[cam].id;
+        for s in &mut self.series {
+            match s.acc(capture_ms, n) {
+                Some(acc) => {
+                    let key = (camera_id.clone(), line.to_owned(), direction, class.to_owned());
+                    acc.counts.entry(key).or_insert_with(|| (label.to_owned(), 0)).1 += 1;
+                }
+                None => s.late.crossings += 1,
+            }
+        }
+    }
+
+    /// A turning movement of camera `cam` completed at `capture_ms`.
+    pub fn turning(&mut self, cam: usize, capture_ms: i64, from: &str, to: &str, class: &str) {
+        let n = self.cameras.len();
+        let camera_id = &self.cameras[cam].id;
+        for s in &mut self.series {
+            match s.acc(capture_ms, n) {
+                Some(acc) => {
+                    let key = (camera_id.clone(), from.to_owned(), to.to_owned(), class.to_owned());
+                    *acc.turning.entry(key).or_insert(0) += 1;
+                }
+                None => s.late.turning_movements += 1,
+            }
+        }
+    }
+
+    /// Closes the windows every camera's watermark has passed; appends their records.
+    pub fn advance(&mut self, out: &mut Vec<WindowRecord>) {
+        let Some(wm) = self.watermark() else {
+            return;
+        };
+        for i in 0..self.series.len() {
+            self.close(i, wm, true, out);
+        }
+    }
+
+    /// End of input: closes every window that holds anything, and those before it.
+    /// Late records not yet reported go out with an (empty) next window if no
+    /// open one is left to carry them.
+    pub fn flush(&mut self, out: &mut Vec<WindowRecord>) {
+        for i in 0..self.series.len() {
+            let s = &self.series[i];
+            let upto = match (s.open.last_key_value(), s.closed_until) {
+                (Some((&last, _)), _) => last + s.length_ms,
+                (None, Some(closed)) if !s.late.is_empty() => closed + s.length_ms,
+                _ => continue,
+            };
+            self.close(i, upto, false, out);
+        }
+    }
+
+    /// The intersection's watermark: the least of its cameras'.
+    fn watermark(&self) -> Option<i64> {
+        self.cameras.iter().map(|c| c.max_capture_ms.map(|m| m - self.lateness_ms)).min().flatten()
+    }
+
+    /// Closes series `i`'s windows that end at or before `upto`, in order.
+    /// `by_watermark`: whether the watermarks closed them (or the end of input).
+    fn close(&mut self, i: usize, upto: i64, by_watermark: bool, out: &mut Vec<WindowRecord>) {
+        let s = &self.series[i];
+        let l = s.length_ms;
+        let Some(mut start) = s.closed_until.or_else(|| s.open.keys().next().copied()) else {
+            return;
+        };
+        if (upto - start) / l > MAX_EMPTY_RUN {
+            // Skip a long empty stretch, but never an open window.
+            let skip_to = s.start_of(upto) - MAX_EMPTY_RUN * l;
+            start = s.open.keys().next().copied().unwrap_or(skip_to).min(skip_to).max(start);
+        }
+        while start + l <= upto {
+            let rec = self.record(i, start, by_watermark);
+            out.push(rec);
+            start += l;
+            self.series[i].closed_until = Some(start);
+        }
+    }
+
+    /// The record of series `i`'s window at `start`, removing it from the open ones.
+    fn record(&mut self, i: usize, start: i64, by_watermark: bool) -> WindowRecord {
+        let s = &mut self.series[i];
+        let (length_s, end) = (s.length_s, start + s.length_ms);
+        let acc = s.open.remove(&start).unwrap_or_else(|| Acc::new(self.cameras.len()));
+        let late = std::mem::take(&mut s.late);
+        let mut complete = true;
+        let cameras: Vec<WindowCameraQuality> = self
+            .cameras
+            .iter()
+            .zip(acc.frames)
+            .map(|(c, f)| {
+                let expected = (c.sample_fps * f64::from(length_s)).round() as u64;
+                // At the end of input, a window its camera's frames did not reach ended early.
+                let frame_ms = (1000.0 / c.sample_fps).ceil() as i64;
+                let reached = by_watermark || c.max_capture_ms.is_some_and(|m| m + frame_ms >= end);
+                complete &= reached && f.dropped == 0 && f.received + expected / 100 >= expected;
+                WindowCameraQuality {
+                    camera_id: c.id.clone(),
+                    frames_expected: expected,
+                    frames_received: f.received,
+                    frames_dropped: f.dropped,
+                    gaps: f.gaps,
+                }
+            })
+            .collect();
+        WindowRecord {
+            schema_version: SCHEMA_VERSION,
+            intersection_id: self.intersection_id.clone(),
+            window_start_ms: start,
+            window_end_ms: end,
+            length_s,
+            counts: acc
+                .counts
+                .into_iter()
+                .map(|((camera_id, line, direction, class_name), (direction_label, count))| WindowCount {
+                    camera_id,
+                    line,
+                    direction,
+                    direction_label,
+                    class_name,
+                    count,
+                })
+                .collect(),
+            turning_movements: acc
+                .turning
+                .into_iter()
+                .map(|((camera_id, from, to, class_name), count)| WindowTurningCount {
+                    camera_id,
+                    from,
+                    to,
+                    class_name,
+                    count,
+                })
+                .collect(),
+            cameras,
+            late,
+            complete,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows(lateness_s: f64) -> Windows {
+        Windows::new("x", &[("a".into(), 1.0), ("b".into(), 1.0)], &[10], lateness_s)
+    }
+
+    fn spans(out: &[WindowRecord]) -> Vec<(i64, bool)> {
+        out.iter().map(|r| (r.window_start_ms, r.complete)).collect()
+    }
+
+    #[test]
+    fn a_window_closes_when_every_camera_passed_its_end_plus_the_lateness() {
+        let mut w = windows(2.0);
+        let mut out = Vec::new();
+        for t in 0..13 {
+            w.frame(0, t * 1000, None);
+            w.advance(&mut out);
+        }
+        assert!(out.is_empty(), "camera b has sent nothing");
+        for t in 0..12 {
+            w.frame(1, t * 1000, None);
+            w.advance(&mut out);
+        }
+        assert!(out.is_empty(), "camera b's watermark is at 9 s");
+        w.frame(1, 12_000, None);
+        w.advance(&mut out);
+        assert_eq!(spans(&out), vec![(0, true)]);
+        assert_eq!(out[0].cameras.iter().map(|c| c.frames_received).collect::<Vec<_>>(), vec![10, 10]);
+    }
+
+    #[test]
+    fn late_records_go_to_the_next_record_and_outages_give_empty_windows() {
+        let mut w = windows(0.0);
+        let mut out = Vec::new();
+        for t in [0, 5_000, 10_000] {
+            w.frame(0, t, None);
+            w.frame(1, t, None);
+        }
+        w.advance(&mut out);
+        assert_eq!(spans(&out), vec![(0, false)]);
+        w.crossing(0, 9_000, "l", Direction::Forward, "in", "car");
+        w.turning(1, 9_500, "n", "s", "car");
+        // Both cameras jump to 35 s: windows 10-20 and 20-30 close, 20-30 empty.
+        w.frame(0, 35_000, Some(SeqGap { first_seq: 3, last_seq: 27 }));
+        w.frame(1, 35_000, None);
+        w.advance(&mut out);
+        assert_eq!(spans(&out), vec![(0, false), (10_000, false), (20_000, false)]);
+        assert_eq!(out[1].late, LateRecords { crossings: 1, turning_movements: 1, frames: 0 });
+        assert!(out[2].late.is_empty());
+        assert_eq!(out[2].cameras[0].frames_received, 0);
+        w.flush(&mut out);
+        assert_eq!(out.len(), 4);
+        let last = &out[3];
+        assert_eq!((last.window_start_ms, last.complete, last.cameras[0].frames_dropped), (30_000, false, 25));
+    }
+
+    #[test]
+    fn late_records_left_at_the_end_go_out_with_an_empty_window() {
+        let mut w = windows(0.0);
+        let mut out = Vec::new();
+        for t in [0, 10_000] {
+            w.frame(0, t, None);
+            w.frame(1, t, None);
+        }
+        w.advance(&mut out);
+        assert_eq!(spans(&out), vec![(0, false)]);
+        // Frame 10 s filed its window (10-20) as open: flushing closes it, with the late crossing.
+        w.crossing(0, 5_000, "l", Direction::Forward, "in", "car");
+        w.flush(&mut out);
+        assert_eq!(spans(&out), vec![(0, false), (10_000, false)]);
+        assert_eq!(out[1].late.crossings, 1);
+        // Nothing open any more: a late crossing goes out with an empty window.
+        w.crossing(0, 5_000, "l", Direction::Forward, "in", "car");
+        w.flush(&mut out);
+        assert_eq!(spans(&out), vec![(0, false), (10_000, false), (20_000, false)]);
+        assert_eq!((out[2].late.crossings, out[2].cameras[0].frames_received), (1, 0));
+        w.flush(&mut out);
+        assert_eq!(out.len(), 3, "nothing more to flush");
+    }
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics: the one place that defines each metric's name, type, help
+//! and labels. Values are read from the stages' own counters at scrape time and
+//! rendered in the Prometheus text format.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::StageStats;
+
+/// The states a camera can be in, as the `state` label values.
+pub const CAMERA_STATES: &[&str] = &["connecting", "streaming", "backing_off", "stopped", "failed"];
+
+/// What the metrics need to know about one camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraSample {
+    pub camera: String,
+    /// One of [`CAMERA_STATES`].
+    pub state: &'static str,
+    pub frames: u64,
+    pub reconnects: u64,
+    /// Frames dropped because the pipeline downstream was behind.
+    pub dropped_backpressure: u64,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CameraLabels {
+    camera: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    camera: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    camera: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: String,
+}
+
+/// Renders the metrics of `cameras` and `stages` in the Prometheus text format.
+pub fn render(cameras: &[CameraSample], stages: &[StageStats]) -> String {
+    let mut registry = Registry::with_prefix("streetscope");
+    let frames = Family::<CameraLabels, Counter>::default();
+    let reconnects = Family::<CameraLabels, Counter>::default();
+    let dropped = Family::<DropLabels, Counter>::default();
+    let state = Family::<StateLabels, Gauge>::default();
+    let items = Family::<StageLabels, Counter>::default();
+    let errors = Family::<StageLabels, Counter>::default();
+    let busy = Family::<StageLabels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+    registry.register("camera_frames", "Frames a camera handed downstream, over all its connections", frames.clone());
+    registry.register("camera_reconnects", "Connections a camera made after its first", reconnects.clone());
+    registry.register("frames_dropped", "Frames dropped, by camera and reason", dropped.clone());
+    registry.register("camera_state", "1 for the state a camera is in, 0 for the others", state.clone());
+    registry.register("stage_items", "Items a stage turned into outputs", items.clone());
+    registry.register("stage_errors", "Items a stage skipped because they failed", errors.clone());
+    registry.register("stage_busy_seconds", "Seconds a stage spent working (not waiting)", busy.clone());
+    for c in cameras {
+        let l = CameraLabels { camera: c.camera.clone() };
+        frames.get_or_create(&l).inc_by(c.frames);
+        reconnects.get_or_create(&l).inc_by(c.reconnects);
+        dropped
+            .get_or_create(&DropLabels { camera: c.camera.clone(), reason: "backpressure".into() })
+            .inc_by(c.dropped_backpressure);
+        for s in CAMERA_STATES {
+            let v = i64::from(*s == c.state);
+            state.get_or_create(&StateLabels { camera: c.camera.clone(), state: (*s).into() }).set(v);
+        }
+    }
+    for s in stages {
+        let l = StageLabels { stage: s.name.clone() };
+        items.get_or_create(&l).inc_by(s.items);
+        errors.get_or_create(&l).inc_by(s.errors);
+        busy.get_or_create(&l).inc_by(s.busy_s);
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a String cannot fail");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_camera_and_stage_metrics() {
+        let cams = [CameraSample {
+            camera: "cam-1".into(),
+            state: "streaming",
+            frames: 42,
+            reconnects: 2,
+            dropped_backpressure: 5,
+        }];
+        let stages = [StageStats { name: "detect".into(), items: 40, errors: 1, busy_s: 3.5 }];
+        let text = render(&cams, &stages);
+        for line in [
+            "streetscope_camera_frames_total{camera=\"cam-1\"} 42",
+            "streetscope_camera_reconnects_total{camera=\"cam-1\"} 2",
+            "streetscope_frames_dropped_total{camera=\"cam-1\",reason=\"backpressure\"} 5",
+            "streetscope_camera_state{camera=\"cam-1\",state=\"streaming\"} 1",
+            "streetscope_camera_state{camera=\"cam-1\",state=\"failed\"} 0",
+            "streetscope_stage_items_total{stage=\"detect\"} 40",
+            "streetscope_stage_busy_seconds_total{stage=\"detect\"} 3.5",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
