@@ -15,6 +15,7 @@ mod paths;
 mod run;
 mod schema;
 mod simulate;
+mod status;
 
 use std::process::ExitCode;
 

@@ -21,7 +21,7 @@ use streetscope_contracts::records::{ResultRecord, RunSummary, StageThroughput, 
 use streetscope_contracts::{CountingLine, Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
-use streetscope_ingest::{CameraSource, StopHandle};
+use streetscope_ingest::{CameraSource, CameraStatusHandle, RestartPolicy, StopHandle};
 use streetscope_telemetry::StageMeter;
 use streetscope_transport::{channel, FullPolicy, Publish, Subscribe};
 
@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// The ONNX model (overrides the config's `detector.model`).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Serve /status (JSON), /metrics (Prometheus) and /healthz on this address
+    /// while running, e.g. 127.0.0.1:9464 (port 0 picks a free one).
+    #[arg(long)]
+    pub status_addr: Option<std::net::SocketAddr>,
 }
 
 /// Parses `NAME=X1,Y1,X2,Y2[:FORWARD/BACKWARD]`.
@@ -129,10 +133,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .thread_name("streetscope")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_pipeline(cfg, detector))
+    rt.block_on(run_pipeline(cfg, detector, args.status_addr))
 }
 
-async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result<ExitCode> {
+async fn run_pipeline(
+    cfg: PipelineConfig,
+    detector: Detector,
+    status_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (w, h) = detector.input_size();
     let info = detector.info();
@@ -194,12 +202,23 @@ async fn run_pipeline(cfg: PipelineConfig, detector: Detector) -> anyhow::Result
         });
     }
 
+    let statuses: Vec<CameraStatusHandle> = cameras.iter().map(CameraStatusHandle::new).collect();
+    if let Some(addr) = status_addr {
+        let sources = crate::status::StatusSources {
+            cameras: statuses.clone(),
+            drops: drop_counters.clone(),
+            stages: meters.to_vec(),
+        };
+        let bound = crate::status::serve(addr, std::sync::Arc::new(sources)).await?;
+        eprintln!("status: http://{bound}/status  metrics: http://{bound}/metrics");
+    }
     let ingest = {
-        let (meter, stop) = (meters[0].clone(), stop.clone());
+        let (meter, stop, statuses) = (meters[0].clone(), stop.clone(), statuses.clone());
         tokio::task::spawn_blocking(move || {
             let push =
                 move |f: Frame| camera_queues.get(f.camera_id.as_ref()).is_some_and(|q| q.publish_blocking(f).is_ok());
-            streetscope_ingest::stage::run_cameras(&cameras, push, &stop, &meter)
+            let policy = RestartPolicy::default();
+            streetscope_ingest::stage::run_cameras_with(&cameras, &policy, &statuses, push, &stop, &meter)
         })
     };
     let d = &cfg.detector;

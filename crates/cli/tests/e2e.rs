@@ -291,6 +291,18 @@ fn a_missing_onnx_runtime_names_the_path_and_the_variable() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// A plain HTTP/1.0 GET on loopback; the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
 /// The ingest crate's `rtsp_server` example (built by `cargo test`, or here).
 fn rtsp_server_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -321,11 +333,35 @@ fn a_live_camera_faster_than_the_detector_drops_its_oldest_frames_and_stops_clea
     let out = dir.path().join("live.jsonl");
     let mut run = Command::new(BIN)
         .args(["run", url.trim(), "--line", "a=0.5,0,0.5,1", "--sample-fps", "25", "-o", out.to_str().unwrap()])
+        .args(["--status-addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(8));
+    // The status endpoint's address is on stderr; keep draining stderr after it.
+    let stderr = run.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let stderr_text = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("status: http://") {
+                let _ = addr_tx.send(rest.split('/').next().unwrap().to_owned());
+            }
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
+    let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the status endpoint's address");
+    std::thread::sleep(Duration::from_secs(6));
+    let status: Value = serde_json::from_str(&http_get(&addr, "/status")).unwrap();
+    assert_eq!(status["cameras"][0]["camera_id"], "camera-1");
+    assert_eq!(status["cameras"][0]["state"], "streaming", "{status}");
+    assert!(status["cameras"][0]["frames"].as_u64().unwrap() > 0);
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.contains("streetscope_camera_state{camera=\"camera-1\",state=\"streaming\"} 1"), "{metrics}");
+    assert!(metrics.contains("streetscope_frames_dropped_total{camera=\"camera-1\",reason=\"backpressure\"}"));
+    assert_eq!(http_get(&addr, "/healthz"), "ok\n");
     // Ctrl-C: finish the frames in flight, write the summary, exit 0.
     assert!(Command::new("kill").args(["-INT", &run.id().to_string()]).status().unwrap().success());
     let start = Instant::now();
@@ -334,10 +370,11 @@ fn a_live_camera_faster_than_the_detector_drops_its_oldest_frames_and_stops_clea
         std::thread::sleep(Duration::from_millis(100));
     }
     let res = run.wait_with_output().unwrap();
+    let stderr = stderr_text.join().unwrap();
     let _ = server.kill();
     let _ = server.wait();
     let stdout = String::from_utf8_lossy(&res.stdout);
-    assert!(res.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&res.stderr));
+    assert!(res.status.success(), "{stdout}\n{stderr}");
     let last = std::fs::read_to_string(&out).unwrap().lines().last().unwrap().to_owned();
     let summary: Value = serde_json::from_str(&last).unwrap();
     assert!(summary["frames"].as_u64().unwrap() > 10, "{summary}");

@@ -19,11 +19,14 @@ struct Models {
     expected: serde_json::Value,
 }
 
-/// Generates the models once per test run, into the target's temporary folder.
+/// Generates the models once per test process, into a folder of its own in the
+/// target's temporary folder (nextest runs each test in its own process, in
+/// parallel: a shared folder would be rewritten under another test's feet).
 fn models() -> &'static Models {
     static MODELS: OnceLock<Models> = OnceLock::new();
     MODELS.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("streetscope-detect-heads");
+        let dir =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("streetscope-detect-heads-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the model folder");
         common::run_python("make_test_models.py", &[dir.as_os_str()]);

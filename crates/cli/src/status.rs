@@ -1,0 +1,145 @@
+//! The HTTP status endpoint of `streetscope run --status-addr`: `/healthz`,
+//! `/status` (JSON: each camera's state, counters and last error — never a
+//! password — and each stage's throughput) and `/metrics` (Prometheus, defined
+//! in `streetscope-telemetry`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use streetscope_ingest::{CameraState, CameraStatusHandle};
+use streetscope_telemetry::metrics::{render, CameraSample};
+use streetscope_telemetry::StageMeter;
+use streetscope_transport::DropCounter;
+
+/// What the endpoint reads from the running pipeline.
+#[derive(Debug)]
+pub struct StatusSources {
+    pub cameras: Vec<CameraStatusHandle>,
+    /// Per camera id: frames dropped under back-pressure.
+    pub drops: Vec<(String, DropCounter)>,
+    pub stages: Vec<StageMeter>,
+}
+
+#[derive(Debug, Serialize)]
+struct CameraJson {
+    camera_id: String,
+    source: String,
+    state: &'static str,
+    /// Seconds until the next attempt, when backing off.
+    retry_in_s: Option<f64>,
+    since_unix_ms: u64,
+    frames: u64,
+    reconnects: u64,
+    frames_dropped: u64,
+    last_error: Option<String>,
+    last_frame_unix_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct StageJson {
+    stage: String,
+    items: u64,
+    errors: u64,
+    busy_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusJson {
+    cameras: Vec<CameraJson>,
+    stages: Vec<StageJson>,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl StatusSources {
+    fn dropped(&self, camera: &str) -> u64 {
+        self.drops.iter().find(|(c, _)| c == camera).map(|(_, d)| d.get()).unwrap_or(0)
+    }
+
+    fn status(&self) -> StatusJson {
+        let cameras = self
+            .cameras
+            .iter()
+            .map(|h| {
+                let s = h.snapshot();
+                CameraJson {
+                    frames_dropped: self.dropped(&s.camera_id),
+                    retry_in_s: match &s.state {
+                        CameraState::BackingOff { retry_in, .. } => Some(retry_in.as_secs_f64()),
+                        _ => None,
+                    },
+                    state: s.state.name(),
+                    camera_id: s.camera_id,
+                    source: s.source,
+                    since_unix_ms: unix_ms(s.since),
+                    frames: s.frames,
+                    reconnects: s.reconnects,
+                    last_error: s.last_error,
+                    last_frame_unix_ms: s.last_frame_at.map(unix_ms),
+                }
+            })
+            .collect();
+        let stages = self
+            .stages
+            .iter()
+            .map(|m| {
+                let s = m.stats();
+                StageJson { stage: s.name, items: s.items, errors: s.errors, busy_s: s.busy_s }
+            })
+            .collect();
+        StatusJson { cameras, stages }
+    }
+
+    fn metrics(&self) -> String {
+        let cameras: Vec<CameraSample> = self
+            .cameras
+            .iter()
+            .map(|h| {
+                let s = h.snapshot();
+                CameraSample {
+                    dropped_backpressure: self.dropped(&s.camera_id),
+                    state: s.state.name(),
+                    camera: s.camera_id,
+                    frames: s.frames,
+                    reconnects: s.reconnects,
+                }
+            })
+            .collect();
+        let stages: Vec<_> = self.stages.iter().map(StageMeter::stats).collect();
+        render(&cameras, &stages)
+    }
+}
+
+/// Binds `addr` and serves until the runtime ends; returns the bound address.
+pub async fn serve(addr: SocketAddr, sources: Arc<StatusSources>) -> anyhow::Result<SocketAddr> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/status", get(|State(s): State<Arc<StatusSources>>| async move { Json(s.status()) }))
+        .route(
+            "/metrics",
+            get(|State(s): State<Arc<StatusSources>>| async move {
+                ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics())
+                    .into_response()
+            }),
+        )
+        .with_state(sources);
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the status address {addr}"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("status endpoint stopped: {e}");
+        }
+    });
+    Ok(bound)
+}
