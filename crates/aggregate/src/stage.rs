@@ -1,4 +1,4 @@
-//! The aggregate stage: detections in, crossing events (or every result record) out.
+//! The aggregate stage: detections in, result records (crossings, turning movements, windows) out.
 
 use streetscope_contracts::records::{CrossingEvent, ResultRecord};
 use streetscope_contracts::FrameDetections;
@@ -19,46 +19,12 @@ impl AggregateStage {
         Self { aggregator, meter }
     }
 
-    /// Runs until the input ends, then releases the crossings that tracks still
-    /// hold, and returns the aggregator with its counts.
-    /// Detections of a camera it does not know are logged and skipped.
-    /// Only crossings are published: turning movements and windows are left in
-    /// the aggregator's totals ([`Aggregator::turning_movements`]) and their
-    /// records discarded as they come, so that nothing piles up; use
-    /// [`AggregateStage::run_records`] to publish them.
+    /// Runs until the input ends, publishing every result record: after each input
+    /// its crossings, then the turning movements they completed, then the windows
+    /// that closed; at the end, the crossings that tracks still held and the
+    /// windows still open. Returns the aggregator with its totals. Detections of a
+    /// camera it does not know are logged and skipped.
     pub async fn run(
-        mut self,
-        mut input: impl Subscribe<FrameDetections>,
-        output: impl Publish<CrossingEvent>,
-    ) -> Result<Aggregator, TransportError> {
-        while let Some(fd) = input.next().await {
-            match self.meter.time(|| self.aggregator.process(&fd)) {
-                Ok(events) => {
-                    self.meter.item();
-                    self.aggregator.take_turning_events();
-                    self.aggregator.take_windows();
-                    for ev in events {
-                        output.publish(ev).await?;
-                    }
-                }
-                Err(e) => {
-                    self.meter.error();
-                    tracing::warn!(camera = %fd.camera_id, seq = fd.seq, "skipping detections: {e}");
-                }
-            }
-        }
-        for ev in self.aggregator.finish() {
-            output.publish(ev).await?;
-        }
-        self.aggregator.take_turning_events();
-        self.aggregator.take_windows();
-        Ok(self.aggregator)
-    }
-
-    /// Like [`AggregateStage::run`], but publishes every result record: after each
-    /// input its crossings, then the turning movements they completed, then the
-    /// windows that closed.
-    pub async fn run_records(
         mut self,
         mut input: impl Subscribe<FrameDetections>,
         output: impl Publish<ResultRecord>,

@@ -1,4 +1,4 @@
-//! The aggregate stage publishes every result record with `run_records`.
+//! The aggregate stage publishes every result record with `run`.
 
 mod common;
 
@@ -27,7 +27,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 #[test]
-fn run_records_publishes_crossings_turning_movements_and_windows() {
+fn run_publishes_crossings_turning_movements_and_windows() {
     let spec = IntersectionSpec { duration_s: 300.0, ..scenario::default_four_way() };
     let (cam, frames, _) = simulate(spec, NoiseSpec::none(), 5);
     let agg = || Aggregator::with_analytics(std::slice::from_ref(&cam), &TrackerConfig::default(), &approaches(&cam));
@@ -40,7 +40,7 @@ fn run_records_publishes_crossings_turning_movements_and_windows() {
     drop(in_tx);
     let (out_tx, mut out_rx) = channel("results", 100_000, FullPolicy::Block);
     let stage = AggregateStage::new(agg(), StageMeter::new("aggregate"));
-    let done = block_on(stage.run_records(in_rx, out_tx)).unwrap();
+    let done = block_on(stage.run(in_rx, out_tx)).unwrap();
     let mut records = Vec::new();
     while let Some(r) = out_rx.next_blocking() {
         records.push(r);

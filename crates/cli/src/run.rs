@@ -232,7 +232,7 @@ async fn run_pipeline(
         tokio::spawn(DetectStage::with_options(detector, meters[1].clone(), stage_opts).run(frames_rx, dets_tx));
     let aggregate = tokio::spawn(
         AggregateStage::new(Aggregator::with_analytics(&cfg.cameras, &cfg.tracker, &cfg.analytics), meters[2].clone())
-            .run_records(dets_rx, events_tx),
+            .run(dets_rx, events_tx),
     );
 
     let tty = std::io::stderr().is_terminal();
