@@ -173,3 +173,36 @@ fn a_supervised_file_runs_once_and_a_missing_one_fails() {
     assert_eq!(s.reconnects, 0, "files are not retried");
     assert!(e.to_string().contains("cannot open the file"), "{e}");
 }
+
+#[test]
+fn sixteen_cameras_in_one_process_each_get_all_their_frames_and_a_bad_one_disturbs_none() {
+    use std::collections::HashMap;
+    use streetscope_telemetry::StageMeter;
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(&dir, 320, 180, 50); // 2 s at 25 fps → 20 frames at 10 fps
+    let mut cameras: Vec<CameraSource> =
+        (0..16).map(|i| CameraSource { camera_id: format!("cam-{i:02}"), ..camera(src.clone(), 160, 160) }).collect();
+    cameras.push(CameraSource { camera_id: "cam-bad".into(), ..camera("/nonexistent/x.mp4".into(), 160, 160) });
+    let seqs: Arc<Mutex<HashMap<String, Vec<u64>>>> = Arc::default();
+    let push = {
+        let seqs = seqs.clone();
+        move |f: Frame| {
+            seqs.lock().unwrap().entry(f.camera_id.to_string()).or_default().push(f.seq);
+            true
+        }
+    };
+    let start = Instant::now();
+    let results =
+        streetscope_ingest::stage::run_cameras(&cameras, push, &StopHandle::default(), &StageMeter::new("ingest"));
+    assert!(start.elapsed() < Duration::from_secs(60));
+    let seqs = seqs.lock().unwrap();
+    for (cam, r) in cameras.iter().zip(&results) {
+        if cam.camera_id == "cam-bad" {
+            let e = r.as_ref().unwrap_err().to_string();
+            assert!(e.contains("cam-bad") && e.contains("/nonexistent/x.mp4"), "{e}");
+            continue;
+        }
+        assert_eq!(r.as_ref().unwrap().frames, 20, "{}", cam.camera_id);
+        assert_eq!(seqs[&cam.camera_id], (0..20).collect::<Vec<_>>(), "{}", cam.camera_id);
+    }
+}
