@@ -403,3 +403,34 @@ fn a_served_file_that_ends_is_reconnected_and_played_again() {
     }
     eprintln!("served file: {:?} after {} plays; {:.1} s", s.last_error, s.reconnects, t.elapsed().as_secs_f64());
 }
+
+#[test]
+fn cameras_are_added_and_removed_while_others_stream() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let server = Server::start(&["--codec", "h264", "--size", "320x240", "--fps", "15"]);
+    let counter = |n: &Arc<AtomicU64>| {
+        let n = n.clone();
+        move |_f: Frame| {
+            n.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+    };
+    let (a_frames, b_frames) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let a = SupervisedCamera::spawn(camera("cam-a", &server.url), quick(), counter(&a_frames)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Add a camera while the first streams.
+    let b = SupervisedCamera::spawn(camera("cam-b", &server.url), quick(), counter(&b_frames)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let a_before = a_frames.load(Ordering::Relaxed);
+    assert!(a_before > 0 && b_frames.load(Ordering::Relaxed) > 0);
+    // Remove the first: it stops at once; the second goes on.
+    let started = Instant::now();
+    let report = a.shutdown().unwrap();
+    assert!(report.stopped && started.elapsed() < Duration::from_secs(3));
+    let (a_after, b_mid) = (a_frames.load(Ordering::Relaxed), b_frames.load(Ordering::Relaxed));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(a_frames.load(Ordering::Relaxed), a_after, "a removed camera delivers nothing more");
+    assert!(b_frames.load(Ordering::Relaxed) > b_mid, "the other camera goes on");
+    assert_eq!(b.status().snapshot().reconnects, 0);
+    b.shutdown().unwrap();
+}
