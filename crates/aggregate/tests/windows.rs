@@ -24,6 +24,7 @@ fn synthetic_camera() -> CameraConfig {
         sample_fps: 10.0,
         // Drawn bottom to top: rightward motion is forward.
         lines: vec![CountingLine::new("v", [0.5, 1.0], [0.5, 0.0])],
+        keyframes_only: false,
     }
 }
 

@@ -93,6 +93,7 @@ fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {
         source: "simulated".into(),
         sample_fps: sim.spec().fps,
         lines: sim.counting_lines().to_vec(),
+        keyframes_only: false,
     };
     let (frames, _) = sim.run_to_end();
     let detections: usize = frames.iter().map(|f| f.detections.len()).sum();

@@ -161,6 +161,7 @@ fn detect_video(detector: &mut Detector, source: &str, args: &DetectArgs) -> any
         width: w,
         height: h,
         stall_timeout: std::time::Duration::from_secs(10),
+        keyframes_only: false,
     };
     if let Some(dir) = &args.save {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

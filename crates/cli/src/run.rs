@@ -96,6 +96,7 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
                 source: source.clone(),
                 sample_fps: args.sample_fps.unwrap_or(10.0),
                 lines,
+                keyframes_only: false,
             }],
             detector: Default::default(),
             tracker: Default::default(),
@@ -161,6 +162,7 @@ async fn run_pipeline(
             width: w,
             height: h,
             stall_timeout: std::time::Duration::from_secs(10),
+            keyframes_only: c.keyframes_only,
         })
         .collect();
     // One bounded queue per camera, so a slow detector costs each live camera its

@@ -47,6 +47,11 @@ pub struct CameraConfig {
     /// Counting lines in normalised image coordinates.
     #[serde(default)]
     pub lines: Vec<CountingLine>,
+    /// Decode keyframes only (drop the others before the decoder): for
+    /// `sample_fps` at or below the camera's keyframe rate, it saves most of the
+    /// decoding cost. See docs/benchmarks.md.
+    #[serde(default)]
+    pub keyframes_only: bool,
 }
 
 /// The object detector.

@@ -31,6 +31,10 @@ pub struct CameraSource {
     /// the camera is torn down with an error: a source that stalls never hangs ingest
     /// (and the [supervisor](crate::supervisor) restarts a live one).
     pub stall_timeout: Duration,
+    /// Decode keyframes only: buffers that are not keyframes are dropped before
+    /// the decoder. For sampling rates at or below the camera's keyframe rate,
+    /// this saves most of the decoding.
+    pub keyframes_only: bool,
 }
 
 /// Where a camera's frames go. Called on GStreamer's streaming thread; it may
@@ -163,6 +167,10 @@ pub fn run_camera_from(
             reason: "the template has no appsink named `sink`".into(),
         }
     })?;
+
+    if cam.keyframes_only {
+        drop_delta_units_before_the_decoder(&pipeline);
+    }
 
     // Sampling: drop frames that are not due before they are scaled.
     let decoded = Arc::new(AtomicU64::new(0));
@@ -317,6 +325,28 @@ pub fn run_camera_from(
         return Err(src_err("the stream ended without a single decodable video frame".into()));
     }
     Ok(report)
+}
+
+/// Drops every buffer that is not a keyframe on the sink pad of the video decoder
+/// that `uridecodebin` plugs in (avdec_h264's `skip-frame` property has no effect
+/// on GStreamer 1.22, so the buffers never reach it).
+fn drop_delta_units_before_the_decoder(pipeline: &gst::Pipeline) {
+    pipeline.connect_deep_element_added(|_, _, element| {
+        let is_video_decoder =
+            element.factory().is_some_and(|f| f.klass().contains("Decoder") && f.klass().contains("Video"));
+        if !is_video_decoder {
+            return;
+        }
+        if let Some(pad) = element.static_pad("sink") {
+            pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => {
+                    // `Handled` consumes the buffer (see the sampler's probe).
+                    gst::PadProbeReturn::Handled
+                }
+                _ => gst::PadProbeReturn::Ok,
+            });
+        }
+    });
 }
 
 /// Copies a video buffer into packed RGB (rows without padding).

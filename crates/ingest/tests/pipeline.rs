@@ -26,6 +26,7 @@ fn camera(source: String, w: u32, h: u32) -> CameraSource {
         width: w,
         height: h,
         stall_timeout: Duration::from_secs(3),
+        keyframes_only: false,
     }
 }
 
@@ -205,4 +206,24 @@ fn sixteen_cameras_in_one_process_each_get_all_their_frames_and_a_bad_one_distur
         assert_eq!(r.as_ref().unwrap().frames, 20, "{}", cam.camera_id);
         assert_eq!(seqs[&cam.camera_id], (0..20).collect::<Vec<_>>(), "{}", cam.camera_id);
     }
+}
+
+#[test]
+fn keyframes_only_decodes_only_the_keyframes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gop10.mp4");
+    let fmt = ClipFormat { width: 320, height: 180, fps: 25, keyframe_interval: 10 };
+    // A changing picture, so that the encoder really makes delta frames.
+    let frames = (0..50u32).map(|i| (0..320 * 180 * 3).map(|p| ((p as u32 / 3 + i * 7) % 251) as u8).collect());
+    write_mp4(&path, fmt, frames).unwrap();
+    let mut cam = camera(path.to_string_lossy().into_owned(), 160, 160);
+    cam.sample_fps = 25.0;
+    let (all, _) = collect(&cam);
+    assert_eq!(all.unwrap().decoded, 50);
+    cam.keyframes_only = true;
+    let (report, frames) = collect(&cam);
+    let report = report.unwrap();
+    assert_eq!((report.decoded, report.frames), (5, 5), "keyframes at 0, 10, 20, 30 and 40");
+    let pts: Vec<u64> = frames.iter().map(|f| f.pts_ns / 1_000_000).collect();
+    assert_eq!(pts, [0, 400, 800, 1200, 1600]);
 }

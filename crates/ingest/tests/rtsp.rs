@@ -86,6 +86,7 @@ fn camera(id: &str, source: &str) -> CameraSource {
         width: 160,
         height: 160,
         stall_timeout: Duration::from_secs(3),
+        keyframes_only: false,
     }
 }
 

@@ -21,6 +21,7 @@ pub fn camera(sim: &Simulation) -> CameraConfig {
         source: "file:///simulated.mp4".to_owned(),
         sample_fps: spec.fps,
         lines: sim.counting_lines().to_vec(),
+        keyframes_only: false,
     }
 }
 
