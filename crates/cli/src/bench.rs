@@ -28,6 +28,22 @@ pub enum BenchCommand {
     Detect(DetectBench),
     /// Tracking and line counting on simulated detections, one core.
     Aggregate(AggregateBench),
+    /// Ingest (decode, sample, letterbox) against bare GStreamer decode, per core.
+    Ingest(IngestBench),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestBench {
+    /// An H.264 MP4 (default: the two_way clip re-encoded at 1920x1080, 25 fps,
+    /// a keyframe a second, made once into the cache).
+    #[arg(long)]
+    clip: Option<PathBuf>,
+    /// Measurements of each kind; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Cameras run at once for the memory figure.
+    #[arg(long, default_value_t = 8)]
+    cameras: usize,
 }
 
 #[derive(Debug, Args)]
@@ -78,7 +94,123 @@ pub fn bench(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Detect(args) => bench_detect(args),
         BenchCommand::Aggregate(args) => bench_aggregate(args),
+        BenchCommand::Ingest(args) => bench_ingest(args),
     }
+}
+
+fn ingest_camera(clip: &std::path::Path, fps: f64, keyframes_only: bool) -> streetscope_ingest::CameraSource {
+    streetscope_ingest::CameraSource {
+        camera_id: "bench".into(),
+        intersection_id: "bench".into(),
+        source: clip.display().to_string(),
+        sample_fps: fps,
+        width: 640,
+        height: 640,
+        stall_timeout: Duration::from_secs(30),
+        keyframes_only,
+    }
+}
+
+/// One camera through ingest: frames out, wall and CPU seconds, and frames decoded.
+fn measure_ingest(
+    cam: &streetscope_ingest::CameraSource,
+) -> anyhow::Result<(streetscope_ingest::bench::Measured, u64)> {
+    use streetscope_ingest::bench::{process_cpu_seconds, Measured};
+    let (t, c) = (Instant::now(), process_cpu_seconds());
+    let report = streetscope_ingest::run_camera(cam, |_f| true, &streetscope_ingest::StopHandle::default())?;
+    let m = Measured { frames: report.frames, wall_s: t.elapsed().as_secs_f64(), cpu_s: process_cpu_seconds() - c };
+    Ok((m, report.decoded))
+}
+
+fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
+    use streetscope_ingest::bench::{decode_only, resident_bytes, transcode};
+    const FPS: f64 = 25.0;
+    let clip = match args.clip {
+        Some(c) => c,
+        None => {
+            let dst = crate::paths::cache_dir().join("bench").join("two_way_1080p25.mp4");
+            if !dst.is_file() {
+                let src = PathBuf::from("test-videos/out/two_way.mp4");
+                anyhow::ensure!(src.is_file(), "{} is missing: run scripts/setup.sh", src.display());
+                std::fs::create_dir_all(dst.parent().expect("a folder"))?;
+                let partial = dst.with_extension("partial.mp4");
+                transcode(&src, &partial, 1920, 1080, 25)?;
+                std::fs::rename(&partial, &dst)?;
+            }
+            dst
+        }
+    };
+    eprintln!("clip {} (H.264; each measurement decodes all of it)", clip.display());
+    let (mut ratio, mut cams_5, mut cams_key, mut bare_core, mut full_core) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in 0..args.repeat {
+        let bare = decode_only(&clip)?;
+        let (full, decoded) = measure_ingest(&ingest_camera(&clip, FPS, false))?;
+        let video_s = decoded as f64 / FPS;
+        let (s5, _) = measure_ingest(&ingest_camera(&clip, 5.0, false))?;
+        let (k1, _) = measure_ingest(&ingest_camera(&clip, 1.0, true))?;
+        eprintln!(
+            "run {}: bare decode {:.0} frames/CPU-s; ingest at {FPS} fps {:.0} frames/CPU-s (ratio {:.3}); \
+             5 fps: {:.2} CPU-s for {video_s:.0} s of video; keyframes only (1 fps): {:.2} CPU-s",
+            r + 1,
+            bare.per_core(),
+            full.per_core(),
+            full.per_core() / bare.per_core(),
+            s5.cpu_s,
+            k1.cpu_s
+        );
+        bare_core.push(bare.per_core());
+        full_core.push(full.per_core());
+        ratio.push(full.per_core() / bare.per_core());
+        cams_5.push(video_s / s5.cpu_s);
+        cams_key.push(video_s / k1.cpu_s);
+    }
+    // Memory: several cameras at once, peak resident memory above the baseline.
+    let baseline = resident_bytes();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(resident_bytes(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let cams: Vec<_> = (0..args.cameras)
+        .map(|i| streetscope_ingest::CameraSource { camera_id: format!("mem-{i}"), ..ingest_camera(&clip, 5.0, false) })
+        .collect();
+    let results = streetscope_ingest::stage::run_cameras(
+        &cams,
+        |_f| true,
+        &streetscope_ingest::StopHandle::default(),
+        &StageMeter::new("ingest"),
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().expect("the memory sampler");
+    for r in results {
+        r?;
+    }
+    let per_camera_mib = (peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(baseline)) as f64
+        / args.cameras as f64
+        / (1 << 20) as f64;
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
+    t.add_row(vec!["bare GStreamer decode (frames per CPU-second)".to_owned(), format!("{:.0}", median(bare_core))]);
+    t.add_row(vec![
+        format!("ingest at full rate ({FPS} fps: decode, letterbox 640x640 RGB) (frames per CPU-second)"),
+        format!("{:.0}", median(full_core)),
+    ]);
+    t.add_row(vec!["ratio ingest / bare decode (median of runs)".to_owned(), format!("{:.3}", median(ratio))]);
+    t.add_row(vec!["cameras per core, sampled to 5 fps".to_owned(), format!("{:.1}", median(cams_5))]);
+    t.add_row(vec!["cameras per core, keyframes only (1 fps)".to_owned(), format!("{:.1}", median(cams_key))]);
+    t.add_row(vec![
+        format!("resident memory per camera ({} at once, MiB)", args.cameras),
+        format!("{per_camera_mib:.1}"),
+    ]);
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {

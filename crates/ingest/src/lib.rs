@@ -12,6 +12,7 @@
 //!
 //! Invariant: this is the only crate that links GStreamer.
 
+pub mod bench;
 pub mod clipwriter;
 pub mod sampler;
 pub mod source;
