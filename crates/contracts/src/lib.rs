@@ -6,13 +6,15 @@
 //!
 //! - [`geometry`]: boxes, normalised points and letterbox geometry.
 //! - [`lines`]: counting lines and the side/crossing tests.
-//! - [`frame`]: the frame envelope that ingest emits and detect consumes.
+//! - [`frame`]: the frame that ingest emits and detect consumes.
+//! - [`envelope`]: the frame's versioned binary layout on the wire (`streetscope.frames`).
 //! - [`detection`]: what detect emits and aggregate consumes.
 //! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
 //! - [`config`]: the pipeline configuration with validation.
 
 pub mod config;
 pub mod detection;
+pub mod envelope;
 pub mod frame;
 pub mod geometry;
 pub mod lines;
