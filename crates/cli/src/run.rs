@@ -100,6 +100,7 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
             }],
             detector: Default::default(),
             tracker: Default::default(),
+            ingest: Default::default(),
             analytics: Default::default(),
             output: Default::default(),
         };
@@ -161,7 +162,7 @@ async fn run_pipeline(
             sample_fps: c.sample_fps,
             width: w,
             height: h,
-            stall_timeout: std::time::Duration::from_secs(10),
+            stall_timeout: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
             keyframes_only: c.keyframes_only,
         })
         .collect();
@@ -204,6 +205,15 @@ async fn run_pipeline(
         });
     }
 
+    let i = &cfg.ingest;
+    let restart = RestartPolicy {
+        initial_backoff: Duration::from_millis(i.initial_backoff_ms),
+        max_backoff: Duration::from_secs_f64(i.max_backoff_s),
+        multiplier: i.backoff_multiplier,
+        jitter: i.backoff_jitter,
+        healthy_after: Duration::from_secs_f64(i.healthy_after_s),
+        max_attempts: None,
+    };
     let statuses: Vec<CameraStatusHandle> = cameras.iter().map(CameraStatusHandle::new).collect();
     if let Some(addr) = status_addr {
         let sources = crate::status::StatusSources {
@@ -219,7 +229,7 @@ async fn run_pipeline(
         tokio::task::spawn_blocking(move || {
             let push =
                 move |f: Frame| camera_queues.get(f.camera_id.as_ref()).is_some_and(|q| q.publish_blocking(f).is_ok());
-            let policy = RestartPolicy::default();
+            let policy = restart;
             streetscope_ingest::stage::run_cameras_with(&cameras, &policy, &statuses, push, &stop, &meter)
         })
     };

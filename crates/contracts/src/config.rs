@@ -22,6 +22,9 @@ pub struct PipelineConfig {
     /// The tracker that follows vehicles from frame to frame.
     #[serde(default)]
     pub tracker: TrackerConfig,
+    /// How cameras are kept running: stall watchdog and reconnection backoff.
+    #[serde(default)]
+    pub ingest: IngestConfig,
     /// Turning movements (approaches) and event-time windows.
     #[serde(default)]
     pub analytics: AnalyticsConfig,
@@ -52,6 +55,66 @@ pub struct CameraConfig {
     /// decoding cost. See docs/benchmarks.md.
     #[serde(default)]
     pub keyframes_only: bool,
+}
+
+/// How cameras are kept running. Live cameras (RTSP, HTTP) that fail, stall or
+/// end are reconnected with exponential backoff and jitter, forever; files run once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// No decoded frame for this many seconds and the camera's pipeline is torn
+    /// down and restarted (the stall watchdog).
+    #[serde(default = "default_stall_timeout_s")]
+    pub stall_timeout_s: f64,
+    /// Delay before the first reconnection, in milliseconds.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Longest delay between two reconnections, in seconds (the backoff's cap).
+    #[serde(default = "default_max_backoff_s")]
+    pub max_backoff_s: f64,
+    /// Growth of the delay per failed attempt (at least 1).
+    #[serde(default = "default_backoff_multiplier")]
+    pub backoff_multiplier: f64,
+    /// Fraction of each delay, in [0, 1], randomly taken off it, so that cameras
+    /// behind one failed switch do not all reconnect at the same instant.
+    #[serde(default = "default_backoff_jitter")]
+    pub backoff_jitter: f64,
+    /// A connection that streamed this many seconds was healthy: the next failure
+    /// starts the backoff over.
+    #[serde(default = "default_healthy_after_s")]
+    pub healthy_after_s: f64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            stall_timeout_s: default_stall_timeout_s(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_s: default_max_backoff_s(),
+            backoff_multiplier: default_backoff_multiplier(),
+            backoff_jitter: default_backoff_jitter(),
+            healthy_after_s: default_healthy_after_s(),
+        }
+    }
+}
+
+fn default_stall_timeout_s() -> f64 {
+    10.0
+}
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_max_backoff_s() -> f64 {
+    30.0
+}
+fn default_backoff_multiplier() -> f64 {
+    2.0
+}
+fn default_backoff_jitter() -> f64 {
+    0.2
+}
+fn default_healthy_after_s() -> f64 {
+    30.0
 }
 
 /// The object detector.
@@ -574,6 +637,21 @@ impl PipelineConfig {
                 "must be in [0, 0.1] (normalised image units)",
             );
         }
+        let i = &self.ingest;
+        let mut range = |field: &str, v: f64, lo: f64, hi: f64| {
+            if !(v.is_finite() && v >= lo && v <= hi) {
+                bad(format!("ingest.{field}"), v.to_string(), &format!("must be in [{lo}, {hi}]"));
+            }
+        };
+        range("stall_timeout_s", i.stall_timeout_s, 0.5, 3600.0);
+        range("initial_backoff_ms", i.initial_backoff_ms as f64, 10.0, 600_000.0);
+        range("max_backoff_s", i.max_backoff_s, 0.1, 3600.0);
+        range("backoff_multiplier", i.backoff_multiplier, 1.0, 10.0);
+        range("backoff_jitter", i.backoff_jitter, 0.0, 1.0);
+        range("healthy_after_s", i.healthy_after_s, 0.0, 86_400.0);
+        if (i.initial_backoff_ms as f64) > i.max_backoff_s * 1000.0 {
+            bad("ingest.initial_backoff_ms".into(), i.initial_backoff_ms.to_string(), "must not exceed max_backoff_s");
+        }
         if let Err(e) = self.analytics.validate(&self.cameras) {
             errs.extend(e);
         }
@@ -731,6 +809,16 @@ mod tests {
         assert_eq!((d.window_lengths_s.as_slice(), d.allowed_lateness_s), ([60, 300, 900].as_slice(), 10.0));
         assert!(d.validate(&cfg.cameras).is_ok());
         assert!(toml::from_str::<AnalyticsConfig>("window_length = [60]").is_err());
+    }
+
+    #[test]
+    fn ingest_backoff_settings_are_checked() {
+        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        assert_eq!(cfg.ingest, IngestConfig::default());
+        let text = format!("{GOOD}\n[ingest]\nmax_backoff_s = 0.2\nbackoff_jitter = 1.5\n");
+        let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
+        assert!(err.contains("ingest.backoff_jitter = 1.5: must be in [0, 1]"), "{err}");
+        assert!(err.contains("ingest.initial_backoff_ms = 500: must not exceed max_backoff_s"), "{err}");
     }
 
     #[test]
