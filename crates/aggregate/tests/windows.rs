@@ -25,6 +25,7 @@ fn synthetic_camera() -> CameraConfig {
         // Drawn bottom to top: rightward motion is forward.
         lines: vec![CountingLine::new("v", [0.5, 1.0], [0.5, 0.0])],
         keyframes_only: false,
+        jpeg_quality: None,
     }
 }
 

@@ -108,6 +108,7 @@ fn ingest_camera(clip: &std::path::Path, fps: f64, keyframes_only: bool) -> stre
         height: 640,
         stall_timeout: Duration::from_secs(30),
         keyframes_only,
+        jpeg_quality: None,
     }
 }
 
@@ -226,6 +227,7 @@ fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {
         sample_fps: sim.spec().fps,
         lines: sim.counting_lines().to_vec(),
         keyframes_only: false,
+        jpeg_quality: None,
     };
     let (frames, _) = sim.run_to_end();
     let detections: usize = frames.iter().map(|f| f.detections.len()).sum();

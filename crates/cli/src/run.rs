@@ -97,6 +97,7 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
                 sample_fps: args.sample_fps.unwrap_or(10.0),
                 lines,
                 keyframes_only: false,
+                jpeg_quality: None,
             }],
             detector: Default::default(),
             tracker: Default::default(),
@@ -164,6 +165,7 @@ async fn run_pipeline(
             height: h,
             stall_timeout: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
             keyframes_only: c.keyframes_only,
+            jpeg_quality: c.jpeg_quality,
         })
         .collect();
     // One bounded queue per camera, so a slow detector costs each live camera its

@@ -55,6 +55,11 @@ pub struct CameraConfig {
     /// decoding cost. See docs/benchmarks.md.
     #[serde(default)]
     pub keyframes_only: bool,
+    /// Encode frames as JPEG of this quality (1-100) instead of handing over raw
+    /// RGB. Raw is best in one process; JPEG cuts what crosses Kafka about
+    /// tenfold, and the detector decodes it.
+    #[serde(default)]
+    pub jpeg_quality: Option<u8>,
 }
 
 /// How cameras are kept running. Live cameras (RTSP, HTTP) that fail, stall or
@@ -552,6 +557,9 @@ impl PipelineConfig {
             }
             if let Err(reason) = check_source(&cam.source) {
                 bad(at("source"), format!("{:?}", redact_url(&cam.source)), &reason);
+            }
+            if let Some(q) = cam.jpeg_quality.filter(|q| !(1..=100).contains(q)) {
+                bad(at("jpeg_quality"), q.to_string(), "must be in [1, 100]");
             }
             if !(cam.sample_fps.is_finite() && cam.sample_fps > 0.0 && cam.sample_fps <= 120.0) {
                 bad(at("sample_fps"), cam.sample_fps.to_string(), "must be in (0, 120]");

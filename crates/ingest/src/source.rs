@@ -35,6 +35,9 @@ pub struct CameraSource {
     /// the decoder. For sampling rates at or below the camera's keyframe rate,
     /// this saves most of the decoding.
     pub keyframes_only: bool,
+    /// JPEG quality (1-100) to encode frames with; `None` hands over raw RGB
+    /// (in one process, where nothing is gained by compressing).
+    pub jpeg_quality: Option<u8>,
 }
 
 /// Where a camera's frames go. Called on GStreamer's streaming thread; it may
@@ -151,7 +154,13 @@ pub fn run_camera_from(
 
     let desc = template::render(
         template::URI,
-        &[("uri", uri.clone()), ("width", cam.width.to_string()), ("height", cam.height.to_string())],
+        &[
+            ("uri", uri.clone()),
+            ("width", cam.width.to_string()),
+            ("height", cam.height.to_string()),
+            ("format", if cam.jpeg_quality.is_some() { "I420" } else { "RGB" }.to_owned()),
+            ("encode", cam.jpeg_quality.map(|q| format!("! jpegenc quality={}", q.clamp(1, 100))).unwrap_or_default()),
+        ],
     );
     let pipeline = gst::parse::launch(&desc)
         .map_err(|e| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: e.to_string() })?
@@ -212,6 +221,7 @@ pub fn run_camera_from(
         let camera_id: Arc<str> = Arc::from(cam.camera_id.as_str());
         let intersection_id: Arc<str> = Arc::from(cam.intersection_id.as_str());
         let (w, h) = (cam.width, cam.height);
+        let jpeg = cam.jpeg_quality.is_some();
         let frames = frames.clone();
         let sink_gone = sink_gone.clone();
         let last_frame_ms = last_frame_ms.clone();
@@ -222,8 +232,13 @@ pub fn run_camera_from(
                     let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
                         return Err(gst::FlowError::Error);
                     };
-                    let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
-                    let payload = packed_rgb(buffer, &info).ok_or(gst::FlowError::Error)?;
+                    let (payload, encoding) = if jpeg {
+                        let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                        (Arc::from(map.as_slice()), FrameEncoding::Jpeg)
+                    } else {
+                        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
+                        (packed_rgb(buffer, &info).ok_or(gst::FlowError::Error)?, FrameEncoding::Rgb8)
+                    };
                     let (sw, sh) = source_size.lock().expect("poisoned").unwrap_or((w, h));
                     let pts_ns = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
                     let (capture_time_ms, clock) = if is_file {
@@ -239,7 +254,7 @@ pub fn run_camera_from(
                         capture_time_ms,
                         clock,
                         letterbox: Letterbox::fit(sw, sh, w, h),
-                        encoding: FrameEncoding::Rgb8,
+                        encoding,
                         payload,
                     };
                     let delivered = sink.push(frame);

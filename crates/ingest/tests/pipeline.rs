@@ -27,6 +27,7 @@ fn camera(source: String, w: u32, h: u32) -> CameraSource {
         height: h,
         stall_timeout: Duration::from_secs(3),
         keyframes_only: false,
+        jpeg_quality: None,
     }
 }
 
@@ -226,4 +227,19 @@ fn keyframes_only_decodes_only_the_keyframes() {
     assert_eq!((report.decoded, report.frames), (5, 5), "keyframes at 0, 10, 20, 30 and 40");
     let pts: Vec<u64> = frames.iter().map(|f| f.pts_ns / 1_000_000).collect();
     assert_eq!(pts, [0, 400, 800, 1200, 1600]);
+}
+
+#[test]
+fn frames_can_be_encoded_as_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(&dir, 320, 180, 25);
+    let mut cam = camera(src, 160, 160);
+    cam.jpeg_quality = Some(85);
+    let (report, frames) = collect(&cam);
+    assert_eq!(report.unwrap().frames, 10);
+    let f = &frames[0];
+    assert_eq!(f.encoding, streetscope_contracts::FrameEncoding::Jpeg);
+    assert_eq!(&f.payload[..2], &[0xff, 0xd8], "a JPEG starts with SOI");
+    assert!(f.payload.len() < 160 * 160 * 3 / 4, "compressed: {} bytes", f.payload.len());
+    assert_eq!(f.letterbox, Letterbox::fit(320, 180, 160, 160));
 }

@@ -87,6 +87,7 @@ fn camera(id: &str, source: &str) -> CameraSource {
         height: 160,
         stall_timeout: Duration::from_secs(3),
         keyframes_only: false,
+        jpeg_quality: None,
     }
 }
 

@@ -22,6 +22,7 @@ pub fn camera(sim: &Simulation) -> CameraConfig {
         sample_fps: spec.fps,
         lines: sim.counting_lines().to_vec(),
         keyframes_only: false,
+        jpeg_quality: None,
     }
 }
 
