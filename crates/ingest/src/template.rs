@@ -23,10 +23,21 @@ mod tests {
 
     #[test]
     fn renders_the_uri_template() {
-        let p = render(URI, &[("uri", "file:///a.mp4".into()), ("width", "640".into()), ("height", "640".into())]);
+        let vars = |format: &str, encode: &str| {
+            vec![
+                ("uri", "file:///a.mp4".to_owned()),
+                ("width", "640".to_owned()),
+                ("height", "640".to_owned()),
+                ("format", format.to_owned()),
+                ("encode", encode.to_owned()),
+            ]
+        };
+        let p = render(URI, &vars("RGB", ""));
         assert!(p.contains("uri=\"file:///a.mp4\""));
-        assert!(p.contains("width=640,height=640"));
+        assert!(p.contains("format=RGB,width=640,height=640"));
         assert!(!p.contains('{'), "{p}");
         assert!(!p.contains('#'));
+        let p = render(URI, &vars("I420", "! jpegenc quality=90"));
+        assert!(p.contains("format=I420,width=640,height=640,pixel-aspect-ratio=1/1 ! jpegenc quality=90"), "{p}");
     }
 }
