@@ -348,44 +348,38 @@ async fn run_pipeline(
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(s: &RunSummary) {
-    let mut counts = Table::new();
-    counts.load_preset(UTF8_FULL_CONDENSED).set_header([
-        "Intersection",
-        "Camera",
-        "Line",
-        "Direction",
-        "Class",
-        "Count",
-    ]);
-    for r in &s.counts {
-        counts.add_row(vec![
-            Cell::new(&r.intersection_id),
-            Cell::new(&r.camera_id),
-            Cell::new(&r.line),
-            Cell::new(&r.direction_label),
-            Cell::new(&r.class_name),
-            Cell::new(r.count).set_alignment(CellAlignment::Right),
-        ]);
+/// A condensed table of `rows` under `header`.
+fn table<R: IntoIterator<Item = Cell>>(header: [&str; 6], rows: impl Iterator<Item = R>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+    for r in rows {
+        t.add_row(r.into_iter().collect::<Vec<_>>());
     }
+    t
+}
+
+fn print_summary(s: &RunSummary) {
+    let rows = s.counts.iter().map(|r| {
+        [&r.intersection_id, &r.camera_id, &r.line, &r.direction_label, &r.class_name]
+            .map(Cell::new)
+            .to_vec()
+            .into_iter()
+            .chain([Cell::new(r.count).set_alignment(CellAlignment::Right)])
+    });
+    let mut counts = table(["Intersection", "Camera", "Line", "Direction", "Class", "Count"], rows);
     if s.counts.is_empty() {
         counts.add_row(vec!["(no crossings)", "", "", "", "", ""]);
     }
     println!("\nCounts\n{counts}");
     if !s.turning_movements.is_empty() {
-        let mut tm = Table::new();
-        tm.load_preset(UTF8_FULL_CONDENSED).set_header(["Intersection", "Camera", "From", "To", "Class", "Count"]);
-        for r in &s.turning_movements {
-            tm.add_row(vec![
-                Cell::new(&r.intersection_id),
-                Cell::new(&r.camera_id),
-                Cell::new(&r.from),
-                Cell::new(&r.to),
-                Cell::new(&r.class_name),
-                Cell::new(r.count).set_alignment(CellAlignment::Right),
-            ]);
-        }
-        println!("\nTurning movements\n{tm}");
+        let rows = s.turning_movements.iter().map(|r| {
+            [&r.intersection_id, &r.camera_id, &r.from, &r.to, &r.class_name]
+                .map(Cell::new)
+                .to_vec()
+                .into_iter()
+                .chain([Cell::new(r.count).set_alignment(CellAlignment::Right)])
+        });
+        println!("\nTurning movements\n{}", table(["Intersection", "Camera", "From", "To", "Class", "Count"], rows));
     }
     let mut stages = Table::new();
     stages.load_preset(UTF8_FULL_CONDENSED).set_header(["Stage", "Frames", "Busy s", "Frames/s"]);

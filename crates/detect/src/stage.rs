@@ -234,13 +234,18 @@ fn inference_loop(
             continue;
         }
         let started = Instant::now();
-        batch_input.clear();
-        let mut letterboxes: Vec<Letterbox> = Vec::with_capacity(run.len());
-        for (frame, buf) in &run {
-            batch_input.extend_from_slice(buf);
-            letterboxes.push(frame.letterbox);
-        }
-        let result = detector.infer(&batch_input, &letterboxes);
+        let letterboxes: Vec<Letterbox> = run.iter().map(|(frame, _)| frame.letterbox).collect();
+        // A single frame runs from its own buffer; only real batches are copied
+        // into one contiguous tensor.
+        let result = if let [(_, buf)] = run.as_slice() {
+            detector.infer(buf, &letterboxes)
+        } else {
+            batch_input.clear();
+            for (_, buf) in &run {
+                batch_input.extend_from_slice(buf);
+            }
+            detector.infer(&batch_input, &letterboxes)
+        };
         meter.add_busy(started.elapsed().as_nanos() as u64);
         match result {
             Ok(dets) => {
