@@ -80,6 +80,9 @@ pub struct Aggregator {
     /// Window records not yet taken ([`Aggregator::take_windows`]).
     closed_windows: Vec<WindowRecord>,
     duplicates: u64,
+    /// Settings for cameras added while running ([`Aggregator::upsert_camera`]).
+    tracker_config: TrackerConfig,
+    analytics: AnalyticsConfig,
 }
 
 impl Aggregator {
@@ -134,6 +137,8 @@ impl Aggregator {
             intersections,
             closed_windows: Vec::new(),
             duplicates: 0,
+            tracker_config: tracker.clone(),
+            analytics: analytics.clone(),
         }
     }
 
@@ -300,5 +305,88 @@ impl Aggregator {
     /// Inputs ignored as duplicates so far.
     pub fn duplicates(&self) -> u64 {
         self.duplicates
+    }
+}
+
+// The camera set changes while the aggregator runs (a watched config file, the
+// registry): cameras are added, updated and removed one at a time, and no other
+// camera's state is touched.
+impl Aggregator {
+    /// Adds camera `c`, or updates the camera of its id. A new camera starts with
+    /// a fresh tracker and joins its intersection's windows (created if new). An
+    /// update keeps the camera's tracks, counts and duplicate suppression; new
+    /// counting lines (or approaches) start counting from the next frame, and
+    /// crossings held by the old lines are dropped. A change of intersection moves
+    /// the camera to the new intersection's windows.
+    pub fn upsert_camera(&mut self, c: &CameraConfig) {
+        // The camera's state built exactly as at start-up, with the same settings.
+        let mut fresh = Aggregator::with_analytics(std::slice::from_ref(c), &self.tracker_config, &self.analytics);
+        let mut state = fresh.cameras.remove(&c.id).expect("built above");
+        if let Some(old) = self.cameras.get_mut(&c.id) {
+            if old.intersection_id == c.intersection {
+                old.counter = state.counter;
+                old.turning = state.turning;
+                let (wi, _) = old.windows_at;
+                self.intersections[wi].add_camera(&c.id, c.sample_fps);
+                return;
+            }
+            // Moved to another intersection: leave the old one's windows, keep
+            // the duplicate suppression.
+            let (last_seq, last_stamp) = (old.last_seq, old.last_stamp);
+            self.leave_windows(&c.id);
+            self.cameras.remove(&c.id);
+            (state.last_seq, state.last_stamp) = (last_seq, last_stamp);
+        }
+        let wi = match self.intersections.iter().position(|w| w.intersection_id() == c.intersection) {
+            Some(wi) => wi,
+            None => {
+                self.intersections.push(fresh.intersections.remove(0));
+                self.intersections.len() - 1
+            }
+        };
+        let wc = self.intersections[wi].add_camera(&c.id, c.sample_fps);
+        state.windows_at = (wi, wc);
+        self.cameras.insert(c.id.clone(), state);
+    }
+
+    /// Removes camera `id`: its tracks end, releasing the crossings they held
+    /// (returned, and filed like any other), and it leaves its intersection's
+    /// windows, which then close without it. Its counts so far stay in
+    /// [`Aggregator::counts`]. Detections of the camera that come later are
+    /// refused as [`AggregateError::UnknownCamera`]. Unknown ids change nothing.
+    pub fn remove_camera(&mut self, id: &str) -> Vec<CrossingEvent> {
+        let Some(cam) = self.cameras.get_mut(id) else {
+            return Vec::new();
+        };
+        let mut events = Vec::new();
+        if let Some(stamp) = cam.last_stamp {
+            cam.tracker.finish();
+            let crossings = cam.counter.observe(&[], cam.tracker.retired(), stamp);
+            events = self.record(id, crossings);
+        }
+        let wi = self.leave_windows(id);
+        self.cameras.remove(id);
+        self.intersections[wi].advance(&mut self.closed_windows);
+        events
+    }
+
+    /// Takes camera `id` out of its intersection's windows, renumbering the
+    /// cameras after it; returns the intersection's index.
+    fn leave_windows(&mut self, id: &str) -> usize {
+        let (wi, wc) = self.cameras[id].windows_at;
+        self.intersections[wi].remove_camera(wc);
+        for cam in self.cameras.values_mut() {
+            if cam.windows_at.0 == wi && cam.windows_at.1 > wc {
+                cam.windows_at.1 -= 1;
+            }
+        }
+        wi
+    }
+
+    /// The ids of the cameras it knows, sorted.
+    pub fn camera_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.cameras.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 }

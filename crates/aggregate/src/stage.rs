@@ -1,5 +1,6 @@
 //! The aggregate stage: detections in, result records (crossings, turning movements, windows) out.
 
+use streetscope_contracts::cameras::CameraChange;
 use streetscope_contracts::records::{CrossingEvent, ResultRecord};
 use streetscope_contracts::FrameDetections;
 use streetscope_telemetry::StageMeter;
@@ -30,6 +31,55 @@ impl AggregateStage {
         output: impl Publish<ResultRecord>,
     ) -> Result<Aggregator, TransportError> {
         while let Some(fd) = input.next().await {
+            match self.meter.time(|| self.aggregator.process(&fd)) {
+                Ok(events) => {
+                    self.meter.item();
+                    publish_all(&mut self.aggregator, events, &output).await?;
+                }
+                Err(e) => {
+                    self.meter.error();
+                    tracing::warn!(camera = %fd.camera_id, seq = fd.seq, "skipping detections: {e}");
+                }
+            }
+        }
+        let events = self.aggregator.finish();
+        publish_all(&mut self.aggregator, events, &output).await?;
+        Ok(self.aggregator)
+    }
+}
+
+/// An input of [`AggregateStage::run_with_changes`]: detections, or a change
+/// to the camera set, applied in the order they come.
+#[derive(Debug, Clone)]
+pub enum StageInput {
+    Detections(FrameDetections),
+    Camera(CameraChange),
+}
+
+impl AggregateStage {
+    /// [`run`](Self::run) over a stream that also carries changes to the camera
+    /// set: an upsert adds the camera or updates its lines
+    /// ([`Aggregator::upsert_camera`]); a removal ends its tracks, publishing the
+    /// crossings they held ([`Aggregator::remove_camera`]). Send a camera's upsert
+    /// before its first detections.
+    pub async fn run_with_changes(
+        mut self,
+        mut input: impl Subscribe<StageInput>,
+        output: impl Publish<ResultRecord>,
+    ) -> Result<Aggregator, TransportError> {
+        while let Some(item) = input.next().await {
+            let fd = match item {
+                StageInput::Detections(fd) => fd,
+                StageInput::Camera(CameraChange::Upsert(c)) => {
+                    self.aggregator.upsert_camera(&c);
+                    continue;
+                }
+                StageInput::Camera(CameraChange::Remove { id }) => {
+                    let events = self.aggregator.remove_camera(&id);
+                    publish_all(&mut self.aggregator, events, &output).await?;
+                    continue;
+                }
+            };
             match self.meter.time(|| self.aggregator.process(&fd)) {
                 Ok(events) => {
                     self.meter.item();

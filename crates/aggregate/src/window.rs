@@ -431,3 +431,46 @@ mod tests {
         assert_eq!(out.len(), 3, "nothing more to flush");
     }
 }
+
+// The camera set of an intersection changes while it runs (cameras added and
+// removed from a watched config or the registry).
+impl Windows {
+    /// Adds a camera (or returns the index of a camera of this id); returns its
+    /// index. Until it delivers a frame it holds the windows open, like a camera
+    /// at the start.
+    pub fn add_camera(&mut self, id: &str, sample_fps: f64) -> usize {
+        if let Some(i) = self.cameras.iter().position(|c| c.id == id) {
+            self.cameras[i].sample_fps = sample_fps;
+            return i;
+        }
+        self.cameras.push(Camera { id: id.to_owned(), sample_fps, max_capture_ms: None });
+        for s in &mut self.series {
+            for acc in s.open.values_mut() {
+                acc.frames.push(FrameAcc::default());
+            }
+        }
+        self.cameras.len() - 1
+    }
+
+    /// Removes camera `cam`: it no longer holds the watermark nor appears in the
+    /// quality of windows still open; its crossings already filed stay counted.
+    /// Cameras after it move down one index.
+    pub fn remove_camera(&mut self, cam: usize) {
+        if cam >= self.cameras.len() {
+            return;
+        }
+        self.cameras.remove(cam);
+        for s in &mut self.series {
+            for acc in s.open.values_mut() {
+                if cam < acc.frames.len() {
+                    acc.frames.remove(cam);
+                }
+            }
+        }
+    }
+
+    /// The index of the camera `id`, if it is one of the intersection's.
+    pub fn camera_index(&self, id: &str) -> Option<usize> {
+        self.cameras.iter().position(|c| c.id == id)
+    }
+}

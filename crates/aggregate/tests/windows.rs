@@ -26,6 +26,8 @@ fn synthetic_camera() -> CameraConfig {
         lines: vec![CountingLine::new("v", [0.5, 1.0], [0.5, 0.0])],
         keyframes_only: false,
         jpeg_quality: None,
+        rtsp_transport: Default::default(),
+        template: None,
     }
 }
 

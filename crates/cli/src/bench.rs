@@ -109,6 +109,8 @@ fn ingest_camera(clip: &std::path::Path, fps: f64, keyframes_only: bool) -> stre
         stall_timeout: Duration::from_secs(30),
         keyframes_only,
         jpeg_quality: None,
+        rtsp_transport: Default::default(),
+        template: None,
     }
 }
 
@@ -228,6 +230,8 @@ fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {
         lines: sim.counting_lines().to_vec(),
         keyframes_only: false,
         jpeg_quality: None,
+        rtsp_transport: Default::default(),
+        template: None,
     };
     let (frames, _) = sim.run_to_end();
     let detections: usize = frames.iter().map(|f| f.detections.len()).sum();

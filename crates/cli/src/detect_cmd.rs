@@ -163,6 +163,8 @@ fn detect_video(detector: &mut Detector, source: &str, args: &DetectArgs) -> any
         stall_timeout: std::time::Duration::from_secs(10),
         keyframes_only: false,
         jpeg_quality: None,
+        rtsp_transport: Default::default(),
+        template: None,
     };
     if let Some(dir) = &args.save {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

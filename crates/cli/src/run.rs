@@ -98,6 +98,8 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
                 lines,
                 keyframes_only: false,
                 jpeg_quality: None,
+                rtsp_transport: Default::default(),
+                template: None,
             }],
             detector: Default::default(),
             tracker: Default::default(),
@@ -166,6 +168,8 @@ async fn run_pipeline(
             stall_timeout: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
             keyframes_only: c.keyframes_only,
             jpeg_quality: c.jpeg_quality,
+            rtsp_transport: Default::default(),
+            template: None,
         })
         .collect();
     // One bounded queue per camera, so a slow detector costs each live camera its

@@ -42,7 +42,8 @@ pub struct CameraConfig {
     /// Id of the intersection the camera watches.
     pub intersection: String,
     /// A file path (relative paths are taken from the config file's folder) or a
-    /// URL: `file://`, `rtsp://`, `rtsps://`, `http://`, `https://`.
+    /// URL: `file://`, `rtsp://`, `rtsps://` (H.264, H.265), `http://`,
+    /// `https://` (MJPEG), or `v4l2:///dev/video0` (a V4L2 device).
     pub source: String,
     /// Frames per second to sample from the source, by timestamp.
     #[serde(default = "default_sample_fps")]
@@ -60,6 +61,32 @@ pub struct CameraConfig {
     /// tenfold, and the detector decodes it.
     #[serde(default)]
     pub jpeg_quality: Option<u8>,
+    /// How an RTSP camera's media travels: `auto` (UDP, falling back to TCP
+    /// where UDP does not get through), `tcp` (inside the RTSP connection:
+    /// through NAT and firewalls, and no loss) or `udp` (lowest latency).
+    /// Ignored for other sources.
+    #[serde(default)]
+    pub rtsp_transport: RtspTransport,
+    /// A pipeline template of the operator's own for this camera, replacing the
+    /// built-in one of its source kind (`pipelines/templates/`): a file in the same
+    /// format, with the same placeholders (relative paths are taken from the
+    /// config file's folder). Checked when the camera starts: a missing file or an
+    /// unknown placeholder is an error that names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PathBuf>,
+}
+
+/// The transport of an RTSP camera's media (see `CameraConfig::rtsp_transport`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RtspTransport {
+    /// UDP, falling back to TCP.
+    #[default]
+    Auto,
+    /// RTP interleaved in the RTSP (TCP) connection.
+    Tcp,
+    /// RTP over UDP only.
+    Udp,
 }
 
 /// How cameras are kept running. Live cameras (RTSP, HTTP) that fail, stall or
@@ -510,7 +537,7 @@ pub enum ConfigError {
 }
 
 /// URL schemes a camera source may use.
-pub const SOURCE_SCHEMES: &[&str] = &["file", "rtsp", "rtsps", "http", "https"];
+pub const SOURCE_SCHEMES: &[&str] = &["file", "rtsp", "rtsps", "http", "https", "v4l2"];
 
 impl PipelineConfig {
     /// Parses TOML text; `origin` names it in errors (usually the file path).
@@ -524,6 +551,9 @@ impl PipelineConfig {
             for cam in &mut cfg.cameras {
                 if !cam.source.contains("://") && Path::new(&cam.source).is_relative() {
                     cam.source = base.join(&cam.source).to_string_lossy().into_owned();
+                }
+                if let Some(t) = cam.template.as_mut().filter(|t| t.is_relative()) {
+                    *t = base.join(&*t);
                 }
             }
         }

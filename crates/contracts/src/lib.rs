@@ -11,7 +11,9 @@
 //! - [`detection`]: what detect emits and aggregate consumes.
 //! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
 //! - [`config`]: the pipeline configuration with validation.
+//! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
 
+pub mod cameras;
 pub mod config;
 pub mod detection;
 pub mod envelope;

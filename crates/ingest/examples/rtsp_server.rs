@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! rtsp_server [--port N] [--codec h264|h265] [--file CLIP.mp4] [--size WxH] [--fps N]
-//!             [--user U --password P] [--silent] [--freeze-after SECS]
+//!             [--user U --password P] [--silent] [--freeze-after SECS] [--tcp-only]
 //! ```
 //!
 //! Serves `rtsp://127.0.0.1:PORT/test`: a moving `videotestsrc` pattern encoded
@@ -13,6 +13,7 @@
 //! listens on the port, accepts connections and never answers: a camera that
 //! hangs. `--freeze-after` stops sending media that many seconds into each
 //! session while keeping the session open: a camera that stalls mid-stream.
+//! `--tcp-only` refuses RTP over UDP (media only inside the RTSP connection).
 //! Once listening, prints one line, `rtsp://127.0.0.1:PORT/test`, on stdout.
 
 use std::io::Write;
@@ -31,6 +32,7 @@ struct Args {
     user: Option<(String, String)>,
     silent: bool,
     freeze_after: Option<u32>,
+    tcp_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         user: None,
         silent: false,
         freeze_after: None,
+        tcp_only: false,
     };
     let (mut user, mut password) = (None, None);
     let mut it = std::env::args().skip(1);
@@ -62,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
             "--user" => user = Some(value()?),
             "--password" => password = Some(value()?),
             "--silent" => a.silent = true,
+            "--tcp-only" => a.tcp_only = true,
             "--freeze-after" => a.freeze_after = Some(value()?.parse().map_err(|e| format!("--freeze-after: {e}"))?),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -121,6 +125,9 @@ fn main() {
     factory.set_launch(&launch(&args));
     // Each client gets its own pipeline, so a reconnecting client starts afresh.
     factory.set_shared(false);
+    if args.tcp_only {
+        factory.set_protocols(gstreamer_rtsp_server::gst_rtsp::RTSPLowerTrans::TCP);
+    }
     if let Some((user, password)) = &args.user {
         let auth = rtsp::RTSPAuth::new();
         let token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer").build();

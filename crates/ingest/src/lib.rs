@@ -5,6 +5,7 @@
 //! - [`source`]: one camera's pipeline, from source to frames.
 //! - [`supervisor`]: keeps a camera running: restarts live sources with
 //!   backoff after errors, stalls and end of stream; publishes its state.
+//! - [`reconcile`]: the live camera set: changes in, cameras started, restarted, stopped.
 //! - [`stage`]: the ingest stage, every camera supervised on its own thread.
 //! - [`template`]: the GStreamer pipeline templates kept as text in `pipelines/`.
 //! - [`sampler`]: timestamp-based sampling (pure).
@@ -14,6 +15,7 @@
 
 pub mod bench;
 pub mod clipwriter;
+pub mod reconcile;
 pub mod sampler;
 pub mod source;
 pub mod stage;

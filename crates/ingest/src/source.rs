@@ -1,6 +1,7 @@
 //! One camera's pipeline: source → decode → timestamp sampling → letterbox → frames.
 
-use std::path::Path;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,18 +11,19 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
-use streetscope_contracts::config::redact_url;
+use streetscope_contracts::config::{redact_url, RtspTransport};
 use streetscope_contracts::{CaptureClock, Frame, FrameEncoding, Letterbox};
 
 use crate::sampler::Sampler;
 use crate::{template, IngestError};
 
 /// What ingest needs to know about one camera.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CameraSource {
     pub camera_id: String,
     pub intersection_id: String,
-    /// A file path or a URL (`file://`, `rtsp://`, `http(s)://`).
+    /// A file path or a URL (`file://`, `rtsp://`, `http(s)://` MJPEG,
+    /// `v4l2:///dev/videoN`).
     pub source: String,
     pub sample_fps: f64,
     /// Model input width and height: the size frames are letterboxed to.
@@ -38,6 +40,11 @@ pub struct CameraSource {
     /// JPEG quality (1-100) to encode frames with; `None` hands over raw RGB
     /// (in one process, where nothing is gained by compressing).
     pub jpeg_quality: Option<u8>,
+    /// The transport of an RTSP source's media.
+    pub rtsp_transport: RtspTransport,
+    /// An operator's template file replacing the built-in template of the
+    /// source's kind ([`template::load`] checks it).
+    pub template: Option<PathBuf>,
 }
 
 /// Where a camera's frames go. Called on GStreamer's streaming thread; it may
@@ -92,6 +99,15 @@ pub fn source_uri(camera: &str, source: &str) -> Result<String, IngestError> {
             return Err(bad("the URL contains a double quote".into()));
         }
         crate::init()?;
+        if scheme.eq_ignore_ascii_case("v4l2") {
+            let device = v4l2_device(source);
+            if !Path::new(device).exists() {
+                return Err(bad(format!(
+                    "no such device {device}: check that the camera is plugged in and the path is right"
+                )));
+            }
+            return Ok(source.to_owned());
+        }
         if !scheme_supported(scheme) {
             return Err(bad(format!(
                 "{UNSUPPORTED_SCHEME} {scheme:?}: no installed GStreamer source handles it \
@@ -118,6 +134,37 @@ pub fn source_uri(camera: &str, source: &str) -> Result<String, IngestError> {
         source_url: source.into(),
         reason: format!("cannot make a URI of the path: {e}"),
     })
+}
+
+/// The device of a `v4l2://` URL: `v4l2:///dev/video2` is `/dev/video2`;
+/// `v4l2://` alone is `/dev/video0`.
+pub fn v4l2_device(source: &str) -> &str {
+    match source.split_once("://").map(|(_, rest)| rest) {
+        Some("") | None => "/dev/video0",
+        Some(rest) => rest,
+    }
+}
+
+/// The `protocols` of rtspsrc for a transport.
+fn rtsp_protocols(t: RtspTransport) -> &'static str {
+    match t {
+        RtspTransport::Auto => "tcp+udp+udp-mcast",
+        RtspTransport::Tcp => "tcp",
+        RtspTransport::Udp => "udp",
+    }
+}
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_TO_UNIX_S: u64 = 2_208_988_800;
+
+/// The capture time that the camera stamped on a buffer (RTSP: NTP time from
+/// the RTCP sender reports, attached by rtpjitterbuffer), in Unix milliseconds.
+fn camera_ntp_ms(buffer: &gst::BufferRef) -> Option<i64> {
+    buffer
+        .iter_meta::<gst::ReferenceTimestampMeta>()
+        .find(|m| m.reference().structure(0).is_some_and(|s| s.has_name("timestamp/x-ntp")))
+        .and_then(|m| m.timestamp().nseconds().checked_sub(NTP_TO_UNIX_S * 1_000_000_000))
+        .map(|ns| (ns / 1_000_000) as i64)
 }
 
 /// Whether an installed GStreamer source element reads URIs of `scheme`.
@@ -152,10 +199,19 @@ pub fn run_camera_from(
     let src_err =
         |reason: String| IngestError::Source { camera: cam.camera_id.clone(), source_url: redacted.clone(), reason };
 
+    let text = match &cam.template {
+        Some(path) => std::borrow::Cow::Owned(
+            template::load(path).map_err(|reason| IngestError::Pipeline { camera: cam.camera_id.clone(), reason })?,
+        ),
+        None => std::borrow::Cow::Borrowed(template::for_source(&uri)),
+    };
+    let device = if uri.to_ascii_lowercase().starts_with("v4l2://") { v4l2_device(&uri) } else { "" };
     let desc = template::render(
-        template::URI,
+        &text,
         &[
             ("uri", uri.clone()),
+            ("device", device.to_owned()),
+            ("protocols", rtsp_protocols(cam.rtsp_transport).to_owned()),
             ("width", cam.width.to_string()),
             ("height", cam.height.to_string()),
             ("format", if cam.jpeg_quality.is_some() { "I420" } else { "RGB" }.to_owned()),
@@ -163,7 +219,10 @@ pub fn run_camera_from(
         ],
     );
     let pipeline = gst::parse::launch(&desc)
-        .map_err(|e| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: e.to_string() })?
+        .map_err(|e| IngestError::Pipeline {
+            camera: cam.camera_id.clone(),
+            reason: redact_in_text(&e.to_string(), &uri),
+        })?
         .downcast::<gst::Pipeline>()
         .map_err(|_| IngestError::Pipeline { camera: cam.camera_id.clone(), reason: "not a pipeline".into() })?;
     let letterbox = pipeline.by_name("letterbox").ok_or_else(|| IngestError::Pipeline {
@@ -187,7 +246,11 @@ pub fn run_camera_from(
     let epoch = std::time::Instant::now();
     let last_frame_ms = Arc::new(AtomicU64::new(0));
     let source_size: Arc<Mutex<Option<(u32, u32)>>> = Arc::default();
+    // Camera capture times (NTP) of the last sampled frames, by stream position:
+    // read before the converter, which need not keep metas.
+    let ntp_times: Arc<Mutex<VecDeque<(u64, i64)>>> = Arc::default();
     {
+        let ntp_times = ntp_times.clone();
         let sinkpad = letterbox.static_pad("sink").expect("videoconvertscale has a sink pad");
         let sampler = Mutex::new(Sampler::new(cam.sample_fps));
         let decoded = decoded.clone();
@@ -209,6 +272,13 @@ pub fn run_camera_from(
             if let Some(info) = pad.current_caps().and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()) {
                 *source_size.lock().expect("poisoned") = Some((info.width(), info.height()));
             }
+            if let Some(ms) = camera_ntp_ms(buffer) {
+                let mut times = ntp_times.lock().expect("poisoned");
+                if times.len() >= 8 {
+                    times.pop_front();
+                }
+                times.push_back((pts, ms));
+            }
             gst::PadProbeReturn::Ok
         });
     }
@@ -225,6 +295,7 @@ pub fn run_camera_from(
         let frames = frames.clone();
         let sink_gone = sink_gone.clone();
         let last_frame_ms = last_frame_ms.clone();
+        let ntp_times = ntp_times.clone();
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |appsink| {
@@ -241,10 +312,11 @@ pub fn run_camera_from(
                     };
                     let (sw, sh) = source_size.lock().expect("poisoned").unwrap_or((w, h));
                     let pts_ns = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
-                    let (capture_time_ms, clock) = if is_file {
-                        (started_ms + (pts_ns / 1_000_000) as i64, CaptureClock::FileStart)
-                    } else {
-                        (unix_ms(SystemTime::now()), CaptureClock::Arrival)
+                    let ntp = ntp_times.lock().expect("poisoned").iter().find(|(p, _)| *p == pts_ns).map(|(_, ms)| *ms);
+                    let (capture_time_ms, clock) = match ntp {
+                        Some(ms) => (ms, CaptureClock::CameraNtp),
+                        None if is_file => (started_ms + (pts_ns / 1_000_000) as i64, CaptureClock::FileStart),
+                        None => (unix_ms(SystemTime::now()), CaptureClock::Arrival),
                     };
                     let frame = Frame {
                         camera_id: camera_id.clone(),
@@ -271,10 +343,20 @@ pub fn run_camera_from(
         );
     }
 
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| src_err("the pipeline refused to start (see the log for GStreamer's reason)".into()))?;
     let bus = pipeline.bus().expect("a pipeline has a bus");
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        // The element that refused said why on the bus (a V4L2 device that is
+        // not a camera, say).
+        let why = bus
+            .timed_pop_filtered(gst::ClockTime::from_mseconds(500), &[gst::MessageType::Error])
+            .and_then(|m| match m.view() {
+                gst::MessageView::Error(e) => Some(redact_in_text(&e.error().to_string(), &uri)),
+                _ => None,
+            })
+            .unwrap_or_else(|| "see the log for GStreamer's reason".into());
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(src_err(format!("the pipeline refused to start: {why}")));
+    }
     let mut stopped = false;
     let mut stop_asked: Option<std::time::Instant> = None;
     let result = loop {

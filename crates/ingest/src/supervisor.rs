@@ -28,7 +28,7 @@ use crate::source::{run_camera_from, CameraReport, CameraSource, FrameSink, Stop
 use crate::IngestError;
 
 /// URL schemes whose sources are live: restarted after errors and end of stream.
-pub const LIVE_SCHEMES: &[&str] = &["rtsp", "rtsps", "rtspt", "rtspu", "http", "https"];
+pub const LIVE_SCHEMES: &[&str] = &["rtsp", "rtsps", "rtspt", "rtspu", "http", "https", "v4l2"];
 
 /// The reason recorded when a live stream ends (the camera or server closed it).
 pub const STREAM_ENDED: &str = "the stream ended";

@@ -28,6 +28,8 @@ fn camera(source: String, w: u32, h: u32) -> CameraSource {
         stall_timeout: Duration::from_secs(3),
         keyframes_only: false,
         jpeg_quality: None,
+        rtsp_transport: Default::default(),
+        template: None,
     }
 }
 

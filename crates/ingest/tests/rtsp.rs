@@ -88,6 +88,8 @@ fn camera(id: &str, source: &str) -> CameraSource {
         stall_timeout: Duration::from_secs(3),
         keyframes_only: false,
         jpeg_quality: None,
+        rtsp_transport: Default::default(),
+        template: None,
     }
 }
 
@@ -435,4 +437,199 @@ fn cameras_are_added_and_removed_while_others_stream() {
     assert!(b_frames.load(Ordering::Relaxed) > b_mid, "the other camera goes on");
     assert_eq!(b.status().snapshot().reconnects, 0);
     b.shutdown().unwrap();
+}
+
+/// A camera of a config file, as the reconciler gets it.
+fn camera_config(id: &str, source: &str, sample_fps: f64, line_x: f64) -> streetscope_contracts::config::CameraConfig {
+    let text = format!(
+        "[[cameras]]\nid = {id:?}\nintersection = \"x-1\"\nsource = {source:?}\nsample_fps = {sample_fps:?}\n\
+         [[cameras.lines]]\nname = \"gate\"\nstart = [{line_x:?}, 1.0]\nend = [{line_x:?}, 0.0]\n"
+    );
+    let cfg = streetscope_contracts::PipelineConfig::from_toml_str(&text, "test", None).unwrap();
+    cfg.cameras.into_iter().next().unwrap()
+}
+
+#[test]
+fn the_reconciler_starts_updates_and_removes_cameras_one_at_a_time() {
+    use std::collections::HashMap;
+    use streetscope_contracts::cameras::CameraChange::{Remove, Upsert};
+    use streetscope_ingest::reconcile::{Applied, IngestSettings, Reconciler};
+
+    let t = Instant::now();
+    let server = Server::start(&["--fps", "15"]);
+    let frames: Arc<Mutex<HashMap<String, Vec<(Instant, Frame)>>>> = Arc::default();
+    let settings = IngestSettings { width: 160, height: 160, stall_timeout: Duration::from_secs(3), policy: quick() };
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let mut rec = {
+        let (frames, starts) = (frames.clone(), starts.clone());
+        Reconciler::new(settings, move |cam: &CameraSource| {
+            starts.lock().unwrap().push(cam.camera_id.clone());
+            let frames = frames.clone();
+            move |f: Frame| {
+                frames.lock().unwrap().entry(f.camera_id.to_string()).or_default().push((Instant::now(), f));
+                true
+            }
+        })
+    };
+    let count = |id: &str| frames.lock().unwrap().get(id).map_or(0, Vec::len);
+    let statuses = rec.statuses();
+    let status =
+        |id: &str| rec_statuses(&statuses).into_iter().find(|s| s.camera_id == id).map(|s| (s.state, s.reconnects));
+
+    assert_eq!(rec.apply(Upsert(camera_config("a", &server.url, 5.0, 0.5))).unwrap(), Applied::Started);
+    assert_eq!(rec.apply(Upsert(camera_config("b", &server.url, 5.0, 0.5))).unwrap(), Applied::Started);
+    assert!(wait_for(Duration::from_secs(20), || count("a") >= 5 && count("b") >= 5), "both stream");
+
+    // New counting lines are not ingest's business: b goes on untouched.
+    assert_eq!(rec.apply(Upsert(camera_config("b", &server.url, 5.0, 0.9))).unwrap(), Applied::Unchanged);
+    // A new sampling rate restarts b, and only b.
+    let b_before = count("b");
+    assert_eq!(rec.apply(Upsert(camera_config("b", &server.url, 10.0, 0.9))).unwrap(), Applied::Restarted);
+    assert!(wait_for(Duration::from_secs(20), || count("b") >= b_before + 10), "b streams again");
+    assert_eq!(status("a"), Some((CameraState::Streaming, 0)), "a was not touched");
+
+    // Removing a stops it at once; b goes on.
+    let removing = Instant::now();
+    assert_eq!(rec.apply(Remove { id: "a".into() }).unwrap(), Applied::Removed);
+    assert!(removing.elapsed() < Duration::from_secs(3), "{:?}", removing.elapsed());
+    assert_eq!(rec.apply(Remove { id: "a".into() }).unwrap(), Applied::Unknown);
+    assert_eq!(rec.camera_ids(), ["b"]);
+    let (a_after, b_mid) = (count("a"), count("b"));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(count("a"), a_after, "a removed camera delivers nothing more");
+    assert!(count("b") > b_mid);
+
+    // a comes back: its numbers go on from where they stopped.
+    assert_eq!(rec.apply(Upsert(camera_config("a", &server.url, 5.0, 0.5))).unwrap(), Applied::Started);
+    assert!(wait_for(Duration::from_secs(20), || count("a") >= a_after + 3));
+    let results = rec.shutdown();
+    assert_eq!(results.len(), 4, "b and a stopped by changes, then a and b at the end");
+    assert!(results.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.stopped)), "{results:?}");
+    assert_eq!(*starts.lock().unwrap(), ["a", "b", "b", "a"]);
+
+    let frames = frames.lock().unwrap();
+    for (id, fs) in frames.iter() {
+        let seqs: Vec<u64> = fs.iter().map(|(_, f)| f.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{id}: sequence numbers go back: {seqs:?}");
+        assert_eq!(seqs[0], 0, "{id}");
+    }
+    // b at 10 fps after its restart: frames 100 ms apart in the stream.
+    let b = &frames["b"];
+    let last = &b[b.len() - 3..];
+    let gap = last[2].1.pts_ns - last[1].1.pts_ns;
+    assert!((50_000_000..=150_000_000).contains(&gap), "{gap}");
+    eprintln!(
+        "reconciler: {:?} frames in {:.1} s",
+        frames.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>(),
+        t.elapsed().as_secs_f64()
+    );
+}
+
+fn rec_statuses(s: &streetscope_ingest::reconcile::CameraStatuses) -> Vec<streetscope_ingest::CameraStatus> {
+    s.handles().iter().map(|h| h.snapshot()).collect()
+}
+
+#[test]
+fn the_rtsp_transport_is_chosen_per_camera() {
+    use streetscope_contracts::config::RtspTransport;
+    let t = Instant::now();
+    let any = Server::start(&["--fps", "15"]);
+    let tcp_only = Server::start(&["--fps", "15", "--tcp-only"]);
+    let with = |url: &str, transport| CameraSource { rtsp_transport: transport, ..camera("cam-transport", url) };
+
+    // UDP against a server that takes UDP: frames, in sequence, with their geometry.
+    let (r, frames) = take_frames(&with(&any.url, RtspTransport::Udp), 5);
+    r.unwrap();
+    assert_eq!(frames.iter().map(|f| f.seq).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert!(frames.iter().all(|f| f.letterbox == Letterbox::fit(320, 240, 160, 160)));
+    // TCP against a server that takes only TCP.
+    let (r, frames) = take_frames(&with(&tcp_only.url, RtspTransport::Tcp), 3);
+    r.unwrap();
+    assert_eq!(frames.len(), 3);
+    // UDP against a server that refuses it: a clear error, soon — proof that UDP
+    // was all the camera asked for.
+    let asked = Instant::now();
+    let (r, frames) = take_frames(&with(&tcp_only.url, RtspTransport::Udp), 3);
+    let e = r.unwrap_err();
+    assert!(frames.is_empty());
+    assert!(e.starts_with("camera cam-transport: source rtsp://127.0.0.1:"), "{e}");
+    assert!(asked.elapsed() < Duration::from_secs(10), "{:?}", asked.elapsed());
+    // Auto falls back to TCP.
+    let (r, frames) = take_frames(&with(&tcp_only.url, RtspTransport::Auto), 3);
+    r.unwrap();
+    assert_eq!(frames.len(), 3);
+    eprintln!("transports in {:.1} s; UDP refused: {e}", t.elapsed().as_secs_f64());
+}
+
+#[test]
+fn a_camera_that_comes_back_with_another_resolution_and_codec_gets_the_new_geometry() {
+    let t = Instant::now();
+    let first = Server::start(&["--codec", "h264", "--size", "1280x720", "--fps", "10"]);
+    let frames = Collected::default();
+    let sup = SupervisedCamera::spawn(camera("cam-change", &first.url), quick(), frames.sink()).unwrap();
+    assert!(wait_for(Duration::from_secs(30), || frames.len() >= 4), "720p H.264 streams");
+    let port = first.kill();
+    let _second = Server::start(&["--codec", "h265", "--size", "640x360", "--fps", "10", "--port", &port.to_string()]);
+    let back = Instant::now();
+    assert!(wait_for(Duration::from_secs(30), || frames.first_after(back).is_some()), "the camera never came back");
+    let n = frames.len();
+    assert!(wait_for(Duration::from_secs(15), || frames.len() >= n + 4), "360p H.265 streams");
+    let s = sup.status().snapshot();
+    let r = sup.shutdown().unwrap();
+    assert!(s.reconnects >= 1, "{s:?}");
+    let all = frames.0.lock().unwrap();
+    assert_eq!(all.iter().map(|(_, f)| f.seq).collect::<Vec<_>>(), (0..r.frames).collect::<Vec<_>>());
+    let (big, small) = (Letterbox::fit(1280, 720, 160, 160), Letterbox::fit(640, 360, 160, 160));
+    // Both sizes letterbox to the same picture size in 160x160: the source size tells them apart.
+    let sizes: Vec<(u32, u32)> = all.iter().map(|(_, f)| (f.letterbox.src_w, f.letterbox.src_h)).collect();
+    let switch = sizes.iter().position(|&s| s == (640, 360)).expect("frames of the new size");
+    assert!(sizes[..switch].iter().all(|&s| s == (1280, 720)), "{sizes:?}");
+    assert!(sizes[switch..].iter().all(|&s| s == (640, 360)), "{sizes:?}");
+    assert!(all[..switch].iter().all(|(_, f)| f.letterbox == big));
+    assert!(all[switch..].iter().all(|(_, f)| f.letterbox == small && f.payload.len() == 160 * 160 * 3));
+    assert!(all[switch].0 >= back);
+    eprintln!(
+        "resolution and codec change: {} + {} frames, {:.1} s",
+        switch,
+        all.len() - switch,
+        t.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn frames_are_stamped_with_the_cameras_ntp_time_once_a_sender_report_came() {
+    use streetscope_contracts::CaptureClock;
+    let server = Server::start(&["--fps", "15"]);
+    let frames = Collected::default();
+    let sup = SupervisedCamera::spawn(camera("cam-ntp", &server.url), quick(), frames.sink()).unwrap();
+    let ntp = |c: &Collected| c.0.lock().unwrap().iter().filter(|(_, f)| f.clock == CaptureClock::CameraNtp).count();
+    // gst-rtsp-server sends its first RTCP sender report within a few seconds.
+    let got = wait_for(Duration::from_secs(20), || ntp(&frames) >= 5);
+    sup.shutdown().unwrap();
+    let all = frames.0.lock().unwrap();
+    let clocks: Vec<CaptureClock> = all.iter().map(|(_, f)| f.clock).collect();
+    assert!(got, "no frame stamped by the camera's clock: {clocks:?}");
+    // Arrival time until the first report, the camera's time from then on.
+    let first = clocks.iter().position(|c| *c == CaptureClock::CameraNtp).unwrap();
+    assert!(clocks[..first].iter().all(|c| *c == CaptureClock::Arrival), "{clocks:?}");
+    assert!(clocks[first..].iter().all(|c| *c == CaptureClock::CameraNtp), "{clocks:?}");
+    // The server shares this machine's clock: its capture times are close to our
+    // arrival times, a little before them, and advance with the stream.
+    let now_ms = |at: Instant| {
+        let ago = Instant::now() - at;
+        (std::time::SystemTime::now() - ago).duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    };
+    for (at, f) in &all[first..] {
+        let lag = now_ms(*at) - f.capture_time_ms;
+        assert!((-50..2000).contains(&lag), "capture {} vs arrival: lag {lag} ms", f.capture_time_ms);
+    }
+    for w in all[first..].windows(2) {
+        let (dt_capture, dt_pts) =
+            (w[1].1.capture_time_ms - w[0].1.capture_time_ms, (w[1].1.pts_ns - w[0].1.pts_ns) / 1_000_000);
+        assert!(
+            (dt_capture - dt_pts as i64).abs() <= 40,
+            "capture times advance with the stream: {dt_capture} vs {dt_pts} ms"
+        );
+    }
+    eprintln!("NTP: {} frames by arrival, then {} by the camera's clock", first, all.len() - first);
 }

@@ -23,6 +23,8 @@ pub fn camera(sim: &Simulation) -> CameraConfig {
         lines: sim.counting_lines().to_vec(),
         keyframes_only: false,
         jpeg_quality: None,
+        rtsp_transport: Default::default(),
+        template: None,
     }
 }
 

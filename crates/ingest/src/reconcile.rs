@@ -1,0 +1,257 @@
+//! The live camera set: [`CameraChange`]s in, supervised cameras started,
+//! restarted and stopped.
+//!
+//! A [`Reconciler`] owns one [`SupervisedCamera`] per camera id. It does not care
+//! where the changes come from (the watched config file of `streetscope run`, the
+//! registry's compacted topic): each change touches one camera only.
+//!
+//! - **Upsert of a new id**: the camera starts.
+//! - **Upsert of a known id**: the camera restarts only if what ingest does with
+//!   it changed (its [`CameraSource`]: source, sampling rate, encoding, …); a
+//!   change of counting lines alone leaves it streaming.
+//! - **Remove**: the camera stops; its thread is joined.
+//!
+//! Invariant: a camera's sequence numbers are monotonic for the reconciler's
+//! whole life, across restarts by updates and even across a removal and a later
+//! re-adding of the same id, so the aggregator never takes a frame of the new
+//! run for a duplicate of the old (nor the other way round).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use streetscope_contracts::cameras::CameraChange;
+use streetscope_contracts::config::{redact_url, CameraConfig};
+use streetscope_contracts::Frame;
+
+use crate::source::{CameraReport, CameraSource, FrameSink, StopHandle};
+use crate::supervisor::{CameraStatusHandle, RestartPolicy, SupervisedCamera};
+use crate::IngestError;
+
+/// What every camera shares: the model's input size, the stall watchdog and the
+/// restart policy.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Width and height frames are letterboxed to.
+    pub width: u32,
+    pub height: u32,
+    pub stall_timeout: Duration,
+    pub policy: RestartPolicy,
+}
+
+impl IngestSettings {
+    /// What ingest runs for the camera `c`.
+    pub fn source(&self, c: &CameraConfig) -> CameraSource {
+        CameraSource {
+            camera_id: c.id.clone(),
+            intersection_id: c.intersection.clone(),
+            source: c.source.clone(),
+            sample_fps: c.sample_fps,
+            width: self.width,
+            height: self.height,
+            stall_timeout: self.stall_timeout,
+            keyframes_only: c.keyframes_only,
+            jpeg_quality: c.jpeg_quality,
+            rtsp_transport: c.rtsp_transport,
+            template: c.template.clone(),
+        }
+    }
+}
+
+/// What applying one change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A new camera was started.
+    Started,
+    /// A camera was stopped and started again with its new settings.
+    Restarted,
+    /// The camera's ingest settings are the same: it goes on untouched.
+    Unchanged,
+    /// The camera was stopped and removed.
+    Removed,
+    /// A removal of a camera that is not in the set.
+    Unknown,
+}
+
+/// The cameras' statuses, shared with readers (status endpoint, metrics) while
+/// the set changes. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct CameraStatuses(Arc<Mutex<BTreeMap<String, CameraStatusHandle>>>);
+
+impl CameraStatuses {
+    /// The status handles of the cameras in the set now, by camera id.
+    pub fn handles(&self) -> Vec<CameraStatusHandle> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, CameraStatusHandle>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A camera that ended, with how it ended.
+pub type Finished = (String, Result<CameraReport, IngestError>);
+
+struct Running {
+    source: CameraSource,
+    camera: SupervisedCamera,
+}
+
+/// Starts, restarts and stops supervised cameras as [`CameraChange`]s come.
+///
+/// `make_sink` gives the sink of a camera each time the camera starts (a new id,
+/// or a restart): in `streetscope run`, the camera's own bounded queue.
+pub struct Reconciler<M> {
+    settings: IngestSettings,
+    make_sink: M,
+    running: BTreeMap<String, Running>,
+    /// Per camera id, ever: the next sequence number (see the module's invariant).
+    next_seq: HashMap<String, Arc<AtomicU64>>,
+    statuses: CameraStatuses,
+    /// Outcomes of the cameras stopped by a change (removed or restarted).
+    finished: Vec<Finished>,
+}
+
+impl<M> std::fmt::Debug for Reconciler<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler").field("cameras", &self.running.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl<M, S> Reconciler<M>
+where
+    M: FnMut(&CameraSource) -> S,
+    S: FrameSink,
+{
+    pub fn new(settings: IngestSettings, make_sink: M) -> Self {
+        Self {
+            settings,
+            make_sink,
+            running: BTreeMap::new(),
+            next_seq: HashMap::new(),
+            statuses: CameraStatuses::default(),
+            finished: Vec::new(),
+        }
+    }
+
+    /// The statuses of the cameras in the set, kept current as it changes.
+    pub fn statuses(&self) -> CameraStatuses {
+        self.statuses.clone()
+    }
+
+    /// The ids of the cameras in the set (running, or ended but not removed).
+    pub fn camera_ids(&self) -> Vec<String> {
+        self.running.keys().cloned().collect()
+    }
+
+    /// Whether every camera in the set has ended (files played, failed for
+    /// good). True for an empty set.
+    pub fn all_finished(&self) -> bool {
+        self.running.values().all(|r| r.camera.is_finished())
+    }
+
+    /// Applies one change; blocks while a stopped camera's pipeline is torn down
+    /// (a live source at once, a file within a few seconds). Fails only when a
+    /// thread cannot be spawned.
+    pub fn apply(&mut self, change: CameraChange) -> std::io::Result<Applied> {
+        match change {
+            CameraChange::Upsert(cfg) => {
+                let source = self.settings.source(&cfg);
+                let restarted = match self.running.get(&cfg.id) {
+                    Some(r) if r.source == source => return Ok(Applied::Unchanged),
+                    Some(_) => {
+                        self.stop(&cfg.id);
+                        true
+                    }
+                    None => false,
+                };
+                self.start(source)?;
+                tracing::info!(
+                    camera = %cfg.id,
+                    source = %redact_url(&cfg.source),
+                    "camera {}",
+                    if restarted { "restarted with new settings" } else { "added" }
+                );
+                Ok(if restarted { Applied::Restarted } else { Applied::Started })
+            }
+            CameraChange::Remove { id } => {
+                if self.stop(&id) {
+                    tracing::info!(camera = %id, "camera removed");
+                    Ok(Applied::Removed)
+                } else {
+                    Ok(Applied::Unknown)
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, source: CameraSource) -> std::io::Result<()> {
+        let next = self.next_seq.entry(source.camera_id.clone()).or_default().clone();
+        // The supervisor numbers this run's frames from 0: shift them past every
+        // number the camera has used.
+        let base = next.load(Ordering::SeqCst);
+        let sink = (self.make_sink)(&source);
+        let numbered = move |mut frame: Frame| {
+            frame.seq += base;
+            next.fetch_max(frame.seq + 1, Ordering::SeqCst);
+            sink.push(frame)
+        };
+        let camera = SupervisedCamera::spawn(source.clone(), self.settings.policy.clone(), numbered)?;
+        self.statuses.lock().insert(source.camera_id.clone(), camera.status().clone());
+        self.running.insert(source.camera_id.clone(), Running { source, camera });
+        Ok(())
+    }
+
+    /// Stops and joins the camera `id`; whether it was in the set.
+    fn stop(&mut self, id: &str) -> bool {
+        let Some(r) = self.running.remove(id) else {
+            return false;
+        };
+        self.statuses.lock().remove(id);
+        let outcome = r.camera.shutdown();
+        self.finished.push((id.to_owned(), outcome));
+        true
+    }
+
+    /// Stops every camera (all asked at once, then joined) and returns how each
+    /// camera ended, those stopped by earlier changes first.
+    pub fn shutdown(mut self) -> Vec<Finished> {
+        for r in self.running.values() {
+            r.camera.stop();
+        }
+        let running = std::mem::take(&mut self.running);
+        let mut out = std::mem::take(&mut self.finished);
+        out.extend(running.into_iter().map(|(id, r)| (id, r.camera.join())));
+        out
+    }
+
+    /// Applies changes from `changes` until it is closed or `stop` is asked — or,
+    /// with `until_all_finished`, until every camera in the set has ended (a run
+    /// over files) — then shuts every camera down; returns how each ended. Blocks
+    /// the calling thread.
+    pub fn run(
+        mut self,
+        changes: std::sync::mpsc::Receiver<CameraChange>,
+        stop: &StopHandle,
+        until_all_finished: bool,
+    ) -> Vec<Finished> {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            if stop.is_stopped() || (until_all_finished && self.all_finished()) {
+                break;
+            }
+            match changes.recv_timeout(Duration::from_millis(100)) {
+                Ok(change) => {
+                    let id = change.camera_id().to_owned();
+                    if let Err(e) = self.apply(change) {
+                        tracing::error!(camera = %id, "could not apply a camera change: {e}");
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.shutdown()
+    }
+}
