@@ -564,57 +564,23 @@ impl PipelineConfig {
     /// Checks every field; returns all the problems found, each naming its field and value.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errs = Vec::new();
-        let mut bad = |field: String, value: String, reason: &str| {
-            errs.push(FieldError { field, value, reason: reason.to_owned() })
-        };
         if self.cameras.is_empty() {
-            bad("cameras".into(), "[]".into(), "at least one camera is required");
+            errs.push(FieldError::new("cameras", "[]", "at least one camera is required"));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, cam) in self.cameras.iter().enumerate() {
-            let at = |f: &str| format!("cameras[{i}].{f}");
-            if !valid_id(&cam.id) {
-                bad(at("id"), format!("{:?}", cam.id), "use 1-64 characters of letters, digits, '-', '_' or '.'");
-            } else if !seen.insert(cam.id.as_str()) {
-                bad(at("id"), format!("{:?}", cam.id), "camera ids must be unique");
-            }
-            if !valid_id(&cam.intersection) {
-                bad(
-                    at("intersection"),
-                    format!("{:?}", cam.intersection),
-                    "use 1-64 characters of letters, digits, '-', '_' or '.'",
-                );
-            }
-            if let Err(reason) = check_source(&cam.source) {
-                bad(at("source"), format!("{:?}", redact_url(&cam.source)), &reason);
-            }
-            if let Some(q) = cam.jpeg_quality.filter(|q| !(1..=100).contains(q)) {
-                bad(at("jpeg_quality"), q.to_string(), "must be in [1, 100]");
-            }
-            if !(cam.sample_fps.is_finite() && cam.sample_fps > 0.0 && cam.sample_fps <= 120.0) {
-                bad(at("sample_fps"), cam.sample_fps.to_string(), "must be in (0, 120]");
-            }
-            let mut names = std::collections::HashSet::new();
-            for (j, line) in cam.lines.iter().enumerate() {
-                let at = |f: &str| format!("cameras[{i}].lines[{j}].{f}");
-                if line.name.trim().is_empty() {
-                    bad(at("name"), format!("{:?}", line.name), "must not be empty");
-                } else if !names.insert(line.name.as_str()) {
-                    bad(at("name"), format!("{:?}", line.name), "line names must be unique per camera");
-                }
-                for (f, p) in [("start", line.start), ("end", line.end)] {
-                    if !p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)) {
-                        bad(at(f), format!("{p:?}"), "coordinates are normalised: each in [0, 1]");
-                    }
-                }
-                if (line.start[0] - line.end[0]).hypot(line.start[1] - line.end[1]) < 1e-3 {
-                    bad(at("end"), format!("{:?}", line.end), "the line's start and end must differ");
-                }
-                if line.forward == line.backward {
-                    bad(at("backward"), format!("{:?}", line.backward), "must differ from `forward`");
-                }
+            errs.extend(cam.validate(&format!("cameras[{i}]")));
+            if valid_id(&cam.id) && !seen.insert(cam.id.as_str()) {
+                errs.push(FieldError::new(
+                    format!("cameras[{i}].id"),
+                    format!("{:?}", cam.id),
+                    "camera ids must be unique",
+                ));
             }
         }
+        let mut bad = |field: String, value: String, reason: &str| {
+            errs.push(FieldError { field, value, reason: reason.to_owned() })
+        };
         let d = &self.detector;
         if !(d.confidence > 0.0 && d.confidence < 1.0) {
             bad("detector.confidence".into(), d.confidence.to_string(), "must be in (0, 1)");
@@ -701,7 +667,69 @@ impl PipelineConfig {
     }
 }
 
-fn valid_id(id: &str) -> bool {
+impl CameraConfig {
+    /// Checks the camera's own fields (not what depends on other cameras, such as
+    /// unique ids); returns every problem found. Field paths start with `prefix`
+    /// (e.g. `cameras[2]`; empty for the camera's own fields, e.g. `sample_fps`).
+    pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}.") };
+        let mut more = Vec::new();
+        let mut bad = |field: String, value: String, reason: &str| {
+            more.push(FieldError { field, value, reason: reason.to_owned() })
+        };
+        let at = |f: &str| format!("{prefix}{f}");
+        if !valid_id(&self.id) {
+            bad(at("id"), format!("{:?}", self.id), "use 1-64 characters of letters, digits, '-', '_' or '.'");
+        }
+        if !valid_id(&self.intersection) {
+            bad(
+                at("intersection"),
+                format!("{:?}", self.intersection),
+                "use 1-64 characters of letters, digits, '-', '_' or '.'",
+            );
+        }
+        if let Err(reason) = check_source(&self.source) {
+            bad(at("source"), format!("{:?}", redact_url(&self.source)), &reason);
+        }
+        if let Some(q) = self.jpeg_quality.filter(|q| !(1..=100).contains(q)) {
+            bad(at("jpeg_quality"), q.to_string(), "must be in [1, 100]");
+        }
+        if !(self.sample_fps.is_finite() && self.sample_fps > 0.0 && self.sample_fps <= 120.0) {
+            bad(at("sample_fps"), self.sample_fps.to_string(), "must be in (0, 120]");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (j, line) in self.lines.iter().enumerate() {
+            let at = |f: &str| format!("{prefix}lines[{j}].{f}");
+            if line.name.trim().is_empty() {
+                bad(at("name"), format!("{:?}", line.name), "must not be empty");
+            } else if !names.insert(line.name.as_str()) {
+                bad(at("name"), format!("{:?}", line.name), "line names must be unique per camera");
+            }
+            for (f, p) in [("start", line.start), ("end", line.end)] {
+                if !p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)) {
+                    bad(at(f), format!("{p:?}"), "coordinates are normalised: each in [0, 1]");
+                }
+            }
+            if (line.start[0] - line.end[0]).hypot(line.start[1] - line.end[1]) < 1e-3 {
+                bad(at("end"), format!("{:?}", line.end), "the line's start and end must differ");
+            }
+            if line.forward == line.backward {
+                bad(at("backward"), format!("{:?}", line.backward), "must differ from `forward`");
+            }
+        }
+        more
+    }
+}
+
+impl FieldError {
+    /// A field error; `value` as the user wrote it (redact secrets first).
+    pub fn new(field: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), value: value.into(), reason: reason.into() }
+    }
+}
+
+/// Whether `id` is a valid id of a camera or intersection: 1-64 letters, digits, `-`, `_` or `.`.
+pub fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 

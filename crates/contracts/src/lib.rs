@@ -11,6 +11,7 @@
 //! - [`detection`]: what detect emits and aggregate consumes.
 //! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
 //! - [`config`]: the pipeline configuration with validation.
+//! - [`registry`]: the camera registry's records (cameras and intersections tables, API errors).
 //! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
 
 pub mod cameras;
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod geometry;
 pub mod lines;
 pub mod records;
+pub mod registry;
 
 pub use config::{ConfigError, PipelineConfig};
 pub use detection::{Detection, FrameDetections};

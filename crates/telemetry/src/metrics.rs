@@ -88,6 +88,61 @@ pub fn render(cameras: &[CameraSample], stages: &[StageStats]) -> String {
     text
 }
 
+/// What the camera registry's metrics need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistrySample {
+    pub cameras: u64,
+    pub cameras_enabled: u64,
+    pub intersections: u64,
+    /// Records in the tables that did not parse when the registry loaded them.
+    pub skipped_records: u64,
+    pub requests: Vec<RequestSample>,
+}
+
+/// Requests the registry answered with one status on one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSample {
+    pub method: String,
+    /// The route pattern, e.g. `/v1/cameras/{id}` (never the id itself).
+    pub route: String,
+    pub status: u16,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+/// Renders the camera registry's metrics in the Prometheus text format.
+pub fn render_registry(s: &RegistrySample) -> String {
+    let mut registry = Registry::with_prefix("streetscope_registry");
+    let gauge = |v: u64| {
+        let g = Gauge::<i64>::default();
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        g
+    };
+    registry.register("cameras", "Cameras in the registry", gauge(s.cameras));
+    registry.register("cameras_enabled", "Cameras in the registry that ingest runs", gauge(s.cameras_enabled));
+    registry.register("intersections", "Intersections in the registry", gauge(s.intersections));
+    registry.register(
+        "skipped_records",
+        "Records of the registry's tables that did not parse at load and were skipped",
+        gauge(s.skipped_records),
+    );
+    let requests = Family::<RequestLabels, Counter>::default();
+    registry.register("requests", "API requests answered, by method, route and status", requests.clone());
+    for r in &s.requests {
+        let l = RequestLabels { method: r.method.clone(), route: r.route.clone(), status: r.status.to_string() };
+        requests.get_or_create(&l).inc_by(r.count);
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a String cannot fail");
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +170,29 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn renders_registry_metrics() {
+        let text = render_registry(&RegistrySample {
+            cameras: 3,
+            cameras_enabled: 2,
+            intersections: 1,
+            skipped_records: 0,
+            requests: vec![RequestSample {
+                method: "GET".into(),
+                route: "/v1/cameras/{id}".into(),
+                status: 404,
+                count: 7,
+            }],
+        });
+        for line in [
+            "streetscope_registry_cameras 3",
+            "streetscope_registry_cameras_enabled 2",
+            "streetscope_registry_intersections 1",
+            "streetscope_registry_requests_total{method=\"GET\",route=\"/v1/cameras/{id}\",status=\"404\"} 7",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 }
