@@ -10,8 +10,13 @@
 //! ([`FullPolicy`]).
 
 mod inproc;
+pub mod kafka;
+pub mod kafka_bench;
+pub mod table;
+pub mod testbroker;
 
 pub use inproc::{channel, DropCounter, InProcPublisher, InProcSubscriber};
+pub use table::{MemoryTable, TableError, TableLog};
 
 use std::future::Future;
 
