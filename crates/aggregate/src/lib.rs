@@ -4,9 +4,9 @@
 //! numbers and stream positions), do no IO, and are tested with data —
 //! detections in, events and counts out.
 //!
-//! - [`tracker`]: links detections of consecutive frames into tracks (IoU with
-//!   constant-velocity prediction, then centre distance in units of the box's size
-//!   for what is left), votes each track's class.
+//! - [`tracker`]: links detections of consecutive frames into tracks (ByteTrack:
+//!   a [`kalman`] filter per track, high- then low-score detections matched by IoU
+//!   with an optimal [`assignment`]), votes each track's class.
 //! - [`counter`]: turns track movements into directional line crossings, with a
 //!   dead band around each line against jitter; each track counted at most once per
 //!   line and direction.
@@ -18,7 +18,9 @@
 //! - [`Aggregator`]: per-camera state, duplicate suppression, counts, the
 //!   turning-movement matrix, window records.
 
+pub mod assignment;
 pub mod counter;
+pub mod kalman;
 pub mod snapshot;
 pub mod stage;
 pub mod tracker;

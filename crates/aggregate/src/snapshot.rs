@@ -28,7 +28,8 @@ use crate::window::WindowsState;
 use crate::Aggregator;
 
 /// Version of the snapshot format; [`Aggregator::restore`] refuses others.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// 2: tracks carry a Kalman filter (the ByteTrack tracker).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// The whole state of an [`Aggregator`] (see the module doc).
 #[derive(Debug, Clone, Serialize, Deserialize)]

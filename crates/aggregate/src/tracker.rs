@@ -1,20 +1,37 @@
-//! A first multi-object tracker of the SORT family. Each frame, detections are
-//! associated with tracks in two greedy stages (best pair first, ties broken by
-//! track age then detection order, so results are deterministic):
+//! The multi-object tracker: ByteTrack (Zhang et al., 2022) with a Kalman motion
+//! model, for one camera.
 //!
-//! 1. **IoU** between the detection and the track's predicted box, at least
-//!    `match_iou`. The prediction is made two ways and the better IoU counts:
-//!    every edge moved by its own velocity (follows a box that grows as a vehicle
-//!    enters the picture), and the last box moved by its centre's velocity at its
-//!    last size (follows a vehicle that ends a turn, where extrapolating each edge
-//!    overshoots the change of the box's shape).
-//! 2. **Centre distance**, for the tracks and detections stage 1 left over: the
-//!    distance between the predicted centre and the detection's centre, divided
-//!    by the diagonal of the track's box, at most [`MAX_CENTRE_DISTANCE`], between
-//!    boxes whose areas differ by at most [`MAX_AREA_RATIO`]. Small boxes (bikes,
-//!    tuktuks: 10-20 px wide) lose most of their IoU to a few pixels of jitter or
-//!    prediction error; measured in their own size they are still close. A step
-//!    towards ByteTrack's second association.
+//! Each frame:
+//!
+//! 1. Every track's [`BoxFilter`] predicts its box one frame ahead (constant
+//!    velocity; a lost track holds its size).
+//! 2. Detections are split by score: *high* (at least `high_score`), *low*
+//!    (at least `low_score`), and the rest, which are ignored.
+//! 3. **High-score detections** are matched to the confirmed tracks, those seen
+//!    last frame and the lost ones alike, by IoU with the predicted box (at least
+//!    `match_iou`), solved optimally ([`assignment`](crate::assignment)); then
+//!    those left, by the distance between the centres in units of the box's
+//!    diagonal (at most [`MAX_CENTRE_DISTANCE`], areas within [`MAX_AREA_RATIO`]
+//!    of each other),
+//!    the box taken at its last size (a turning vehicle's size velocity
+//!    overshoots as the turn ends). Small boxes (bikes, tuktuks: 10-20 px wide) lose most
+//!    of their IoU to a few pixels of jitter, and a turning vehicle's box changes
+//!    shape faster than its filter follows; measured in their own size, they are
+//!    still close.
+//! 4. **Low-score detections** are matched to the confirmed tracks that were seen
+//!    last frame and are still unmatched, by IoU at least `low_match_iou`: a
+//!    vehicle half hidden or blurred keeps its track, while a low-score box alone
+//!    never starts one (most false positives are low-score).
+//! 5. **Unconfirmed tracks** (fewer than `min_hits` matches in a row) are matched
+//!    with the high-score detections left, by IoU at least `match_iou`, then by
+//!    centre distance (up to [`MAX_CENTRE_DISTANCE_NEW`]: their velocity is not
+//!    known yet); an unconfirmed track that misses a frame ends.
+//! 6. High-score detections still left with a score of at least
+//!    `new_track_score` start tracks. Confirmed tracks that were not matched are
+//!    *lost*; after more than `max_missed` frames lost they end.
+//!
+//! A matched track's reference point is the bottom-centre of its filtered box,
+//! which carries less jitter than the detection's.
 //!
 //! Each track votes its class over its detections: a detection of a vehicle cut
 //! by the image edge weighs a tenth of a whole one.
@@ -26,11 +43,14 @@ use serde::{Deserialize, Serialize};
 use streetscope_contracts::config::TrackerConfig;
 use streetscope_contracts::{BBox, Detection, NormPoint};
 
+use crate::assignment::{assign, Candidate};
+use crate::kalman::BoxFilter;
+
 /// A track's state after a frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackUpdate {
     pub track_id: u64,
-    /// Reference point (bottom-centre of the box), normalised.
+    /// Reference point (bottom-centre of the filtered box), normalised.
     pub anchor: NormPoint,
     /// Whether the track has been seen often enough to count.
     pub confirmed: bool,
@@ -51,34 +71,18 @@ pub struct RetiredTrack {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Track {
     id: u64,
-    bbox: BBox,
-    velocity: [f32; 4],
+    filter: BoxFilter,
+    /// Matches in a row until confirmed, then all matches.
     hits: u32,
+    /// Frames since the last match.
     missed: u32,
+    confirmed: bool,
     full_views: u32,
     votes: HashMap<Arc<str>, f32>,
 }
 
-/// Stage 2 gate: centre distance over the diagonal of the track's box.
-pub const MAX_CENTRE_DISTANCE: f32 = 0.5;
-/// Stage 2 gate: the larger of two boxes' areas over the smaller.
-pub const MAX_AREA_RATIO: f32 = 4.0;
-
 impl Track {
-    /// The box one frame ahead, every edge moved by its velocity.
-    fn predicted(&self) -> BBox {
-        let v = self.velocity;
-        BBox::new(self.bbox.x1 + v[0], self.bbox.y1 + v[1], self.bbox.x2 + v[2], self.bbox.y2 + v[3])
-    }
-
-    /// The box one frame ahead, moved by its centre's velocity at its present size.
-    fn predicted_rigid(&self) -> BBox {
-        let v = self.velocity;
-        let (dx, dy) = ((v[0] + v[2]) / 2.0, (v[1] + v[3]) / 2.0);
-        BBox::new(self.bbox.x1 + dx, self.bbox.y1 + dy, self.bbox.x2 + dx, self.bbox.y2 + dy)
-    }
-
-    /// Adds a detection's vote; returns whether it saw the whole vehicle.
+    /// Adds a detection's vote; counts it as a whole view unless the box touches the edge.
     fn vote(&mut self, d: &Detection, w: u32, h: u32) {
         const EDGE_PX: f32 = 2.0;
         let b = d.bbox;
@@ -98,6 +102,10 @@ impl Track {
             .map(|(c, _)| c.clone())
             .unwrap_or_else(|| Arc::from("unknown"))
     }
+
+    fn retired(&self) -> RetiredTrack {
+        RetiredTrack { track_id: self.id, confirmed: self.confirmed, class_name: self.class() }
+    }
 }
 
 /// What a [`Tracker`] carries from frame to frame, for snapshots.
@@ -114,6 +122,35 @@ pub struct Tracker {
     tracks: Vec<Track>,
     next_id: u64,
     retired: Vec<RetiredTrack>,
+}
+
+/// Centre-distance stages: at most this far, in diagonals of the predicted box.
+pub const MAX_CENTRE_DISTANCE: f32 = 0.5;
+/// The same for tracks not yet confirmed, whose velocity is barely known: a
+/// bike at 15 px a frame moves more than half its diagonal between two frames.
+pub const MAX_CENTRE_DISTANCE_NEW: f32 = 1.0;
+/// Centre-distance stages: the larger of the two boxes' areas over the smaller, at
+/// most, each box grown by [`AREA_PAD_PX`] first.
+pub const MAX_AREA_RATIO: f32 = 4.0;
+/// Added to each side of a box before comparing areas: a few pixels of jitter
+/// halve the area of a box 10 px wide, and must not make it another vehicle.
+pub const AREA_PAD_PX: f32 = 2.0;
+
+/// How a stage scores a (track, detection) pair.
+#[derive(Clone, Copy)]
+enum Metric {
+    /// IoU with the predicted box, at least this.
+    Iou(f32),
+    /// Centre distance in units of the predicted box's diagonal, at most this,
+    /// between boxes of similar area.
+    Centre(f32),
+}
+
+/// Which detections and tracks a stage may pair, and how.
+struct Stage<'a> {
+    tracks: &'a [usize],
+    dets: &'a [usize],
+    metric: Metric,
 }
 
 impl Tracker {
@@ -140,112 +177,165 @@ impl Tracker {
     pub fn finish(&mut self) {
         self.retired.clear();
         for t in self.tracks.drain(..) {
-            self.retired.push(RetiredTrack {
-                track_id: t.id,
-                confirmed: t.hits >= self.cfg.min_hits,
-                class_name: t.class(),
-            });
+            self.retired.push(t.retired());
         }
     }
 
     fn update_of(&self, t: &Track, w: u32, h: u32) -> TrackUpdate {
         TrackUpdate {
             track_id: t.id,
-            anchor: t.bbox.bottom_center_norm(w, h),
-            confirmed: t.hits >= self.cfg.min_hits,
+            anchor: t.filter.bbox().bottom_center_norm(w, h),
+            confirmed: t.confirmed,
             class_name: t.class(),
             class_settled: t.full_views >= self.cfg.settle_views,
         }
     }
 
+    /// Matches `stage.tracks` with `stage.dets` by IoU with the predicted boxes;
+    /// records the pairs in `track_det` and `det_taken`.
+    fn associate(
+        stage: Stage<'_>,
+        predicted: &[[BBox; 2]],
+        dets: &[Detection],
+        track_det: &mut [Option<usize>],
+        det_taken: &mut [bool],
+    ) {
+        let tracks: Vec<usize> = stage.tracks.iter().copied().filter(|&t| track_det[t].is_none()).collect();
+        let free: Vec<usize> = stage.dets.iter().copied().filter(|&d| !det_taken[d]).collect();
+        if tracks.is_empty() || free.is_empty() {
+            return;
+        }
+        let mut cands = Vec::new();
+        for (r, &ti) in tracks.iter().enumerate() {
+            let [p, rigid] = &predicted[ti];
+            let (diag, (cx, cy)) = (rigid.width().hypot(rigid.height()), rigid.center());
+            for (c, &di) in free.iter().enumerate() {
+                let b = &dets[di].bbox;
+                // The gain of a pair is how far inside the gate it is (ByteTrack's
+                // cost limit); a pair on the gate still gains a little.
+                let gain = match stage.metric {
+                    Metric::Iou(min) => {
+                        let iou = p.iou(b);
+                        (iou >= min).then_some(iou - min)
+                    }
+                    Metric::Centre(max_dist) => {
+                        let (dx, dy) = b.center();
+                        let dist = (dx - cx).hypot(dy - cy) / diag.max(f32::MIN_POSITIVE);
+                        let padded = |x: &BBox| (x.width() + 2.0 * AREA_PAD_PX) * (x.height() + 2.0 * AREA_PAD_PX);
+                        let (a1, a2) = (padded(rigid), padded(b));
+                        let ratio = a1.max(a2) / a1.min(a2).max(f32::MIN_POSITIVE);
+                        (dist <= max_dist && ratio <= MAX_AREA_RATIO).then_some(max_dist - dist)
+                    }
+                };
+                if let Some(g) = gain {
+                    cands.push(Candidate { row: r, col: c, gain: f64::from(g) + 1e-6 });
+                }
+            }
+        }
+        for (r, c) in assign(tracks.len(), free.len(), &cands) {
+            track_det[tracks[r]] = Some(free[c]);
+            det_taken[free[c]] = true;
+        }
+    }
+
     /// Takes the detections of the next frame (`w` x `h` pixels) and returns the
-    /// state of every track that was matched in it.
+    /// state of every track that was matched in it or started by it.
     pub fn update(&mut self, dets: &[Detection], w: u32, h: u32) -> Vec<TrackUpdate> {
         self.retired.clear();
+        // Per track, the predicted box, and the predicted centre at the last size.
+        let predicted: Vec<[BBox; 2]> = self
+            .tracks
+            .iter_mut()
+            .map(|t| {
+                let last = t.filter.bbox();
+                if t.missed > 0 {
+                    t.filter.hold_size();
+                }
+                t.filter.predict();
+                let p = t.filter.bbox();
+                let ((cx, cy), (hw, hh)) = (p.center(), (last.width() / 2.0, last.height() / 2.0));
+                [p, BBox::new(cx - hw, cy - hh, cx + hw, cy + hh)]
+            })
+            .collect();
+        let cfg = &self.cfg;
+        let (mut high, mut low) = (Vec::new(), Vec::new());
+        for (i, d) in dets.iter().enumerate() {
+            if d.score >= cfg.high_score {
+                high.push(i);
+            } else if d.score >= cfg.low_score {
+                low.push(i);
+            }
+        }
+        let (mut confirmed, mut seen_last, mut unconfirmed) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, t) in self.tracks.iter().enumerate() {
+            if t.confirmed {
+                confirmed.push(i);
+                if t.missed == 0 {
+                    seen_last.push(i);
+                }
+            } else {
+                unconfirmed.push(i);
+            }
+        }
         let mut track_det: Vec<Option<usize>> = vec![None; self.tracks.len()];
         let mut det_taken = vec![false; dets.len()];
-
-        // Stage 1: IoU with the better of the two predictions.
-        let predicted: Vec<[BBox; 2]> = self.tracks.iter().map(|t| [t.predicted(), t.predicted_rigid()]).collect();
-        let mut pairs = Vec::new();
-        for (ti, p) in predicted.iter().enumerate() {
-            for (di, d) in dets.iter().enumerate() {
-                let iou = p[0].iou(&d.bbox).max(p[1].iou(&d.bbox));
-                if iou >= self.cfg.match_iou {
-                    pairs.push((-iou, ti, di));
-                }
-            }
+        let stages = [
+            Stage { tracks: &confirmed, dets: &high, metric: Metric::Iou(cfg.match_iou) },
+            Stage { tracks: &confirmed, dets: &high, metric: Metric::Centre(MAX_CENTRE_DISTANCE) },
+            Stage { tracks: &seen_last, dets: &low, metric: Metric::Iou(cfg.low_match_iou) },
+            Stage { tracks: &unconfirmed, dets: &high, metric: Metric::Iou(cfg.match_iou) },
+            Stage { tracks: &unconfirmed, dets: &high, metric: Metric::Centre(MAX_CENTRE_DISTANCE_NEW) },
+        ];
+        for stage in stages {
+            Self::associate(stage, &predicted, dets, &mut track_det, &mut det_taken);
         }
-        assign(pairs, &mut track_det, &mut det_taken);
 
-        // Stage 2: what is left, by centre distance in units of the track's size.
-        let mut pairs = Vec::new();
-        for (ti, p) in predicted.iter().enumerate() {
-            if track_det[ti].is_some() {
-                continue;
-            }
-            let p = p[1];
-            let (diag, (cx, cy)) = (p.width().hypot(p.height()), p.center());
-            for (di, d) in dets.iter().enumerate() {
-                if det_taken[di] || diag <= 0.0 {
-                    continue;
-                }
-                let (dx, dy) = d.bbox.center();
-                let dist = (dx - cx).hypot(dy - cy) / diag;
-                let (a, b) = (p.area(), d.bbox.area());
-                let ratio = a.max(b) / a.min(b).max(f32::MIN_POSITIVE);
-                if dist <= MAX_CENTRE_DISTANCE && ratio <= MAX_AREA_RATIO {
-                    pairs.push((dist, ti, di));
-                }
-            }
-        }
-        assign(pairs, &mut track_det, &mut det_taken);
-
-        let mut matched_ids = Vec::new();
-        for (track, matched) in self.tracks.iter_mut().zip(&track_det) {
+        let (min_hits, max_missed) = (cfg.min_hits, cfg.max_missed);
+        let mut updates = Vec::new();
+        let mut keep = vec![true; self.tracks.len()];
+        for (i, (track, matched)) in self.tracks.iter_mut().zip(&track_det).enumerate() {
             match matched {
                 Some(di) => {
                     let d = &dets[*di];
-                    let old = track.bbox;
-                    let new = [d.bbox.x1 - old.x1, d.bbox.y1 - old.y1, d.bbox.x2 - old.x2, d.bbox.y2 - old.y2];
-                    // Velocity in pixels per frame, smoothed; a gap of missed frames spreads the jump.
-                    let frames = (track.missed + 1) as f32;
-                    for (v, n) in track.velocity.iter_mut().zip(new) {
-                        *v = if track.hits == 1 { n / frames } else { 0.5 * *v + 0.5 * n / frames };
-                    }
-                    track.bbox = d.bbox;
+                    track.filter.update(&d.bbox);
                     track.hits += 1;
                     track.missed = 0;
+                    track.confirmed |= track.hits >= min_hits;
                     track.vote(d, w, h);
-                    matched_ids.push(track.id);
                 }
                 None => {
                     track.missed += 1;
-                    track.bbox = track.predicted();
+                    // An unconfirmed track ends at its first miss, a lost one after the buffer.
+                    keep[i] = track.confirmed && track.missed <= max_missed;
                 }
             }
         }
-        let mut updates: Vec<TrackUpdate> =
-            self.tracks.iter().filter(|t| matched_ids.contains(&t.id)).map(|t| self.update_of(t, w, h)).collect();
-        let (max_missed, min_hits) = (self.cfg.max_missed, self.cfg.min_hits);
+        for (t, matched) in self.tracks.iter().zip(&track_det) {
+            if matched.is_some() {
+                updates.push(self.update_of(t, w, h));
+            }
+        }
+        let mut i = 0;
         let retired = &mut self.retired;
         self.tracks.retain(|t| {
-            let keep = t.missed <= max_missed;
-            if !keep {
-                retired.push(RetiredTrack { track_id: t.id, confirmed: t.hits >= min_hits, class_name: t.class() });
+            let k = keep[i];
+            i += 1;
+            if !k {
+                retired.push(t.retired());
             }
-            keep
+            k
         });
-        for (di, d) in dets.iter().enumerate() {
-            if det_taken[di] {
+        for &di in &high {
+            let d = &dets[di];
+            if det_taken[di] || d.score < self.cfg.new_track_score {
                 continue;
             }
             let mut track = Track {
                 id: self.next_id,
-                bbox: d.bbox,
-                velocity: [0.0; 4],
+                filter: BoxFilter::new(&d.bbox),
                 hits: 1,
                 missed: 0,
+                confirmed: self.cfg.min_hits <= 1,
                 full_views: 0,
                 votes: HashMap::new(),
             };
@@ -255,18 +345,6 @@ impl Tracker {
             self.tracks.push(track);
         }
         updates
-    }
-}
-
-/// Greedy assignment of `(cost, track, detection)` pairs: lowest cost first, then
-/// the older track, then the earlier detection; each track and detection once.
-fn assign(mut pairs: Vec<(f32, usize, usize)>, track_det: &mut [Option<usize>], det_taken: &mut [bool]) {
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    for (_, ti, di) in pairs {
-        if track_det[ti].is_none() && !det_taken[di] {
-            track_det[ti] = Some(di);
-            det_taken[di] = true;
-        }
     }
 }
 
@@ -280,6 +358,12 @@ mod tests {
 
     fn cfg() -> TrackerConfig {
         TrackerConfig { match_iou: 0.3, max_missed: 2, min_hits: 3, settle_views: 2, ..TrackerConfig::default() }
+    }
+
+    fn cfg_with(f: impl FnOnce(&mut TrackerConfig)) -> TrackerConfig {
+        let mut c = cfg();
+        f(&mut c);
+        c
     }
 
     #[test]
@@ -308,26 +392,100 @@ mod tests {
     }
 
     #[test]
-    fn tracks_retire_after_max_missed_frames() {
+    fn confirmed_tracks_retire_after_max_missed_frames() {
         let mut t = Tracker::new(cfg());
-        t.update(&[det(0.0, "car", 0.9)], 1000, 500);
+        for _ in 0..3 {
+            t.update(&[det(0.0, "car", 0.9)], 1000, 500);
+        }
         for _ in 0..2 {
             t.update(&[], 1000, 500);
             assert!(t.retired().is_empty());
         }
         t.update(&[], 1000, 500);
-        assert_eq!(t.retired().iter().map(|r| r.track_id).collect::<Vec<_>>(), vec![1]);
-        assert!(!t.retired()[0].confirmed);
+        assert_eq!(t.retired(), &[RetiredTrack { track_id: 1, confirmed: true, class_name: Arc::from("car") }]);
         let u = t.update(&[det(0.0, "car", 0.9)], 1000, 500);
         assert_eq!(u[0].track_id, 2);
     }
 
     #[test]
+    fn an_unconfirmed_track_ends_at_its_first_miss() {
+        let mut t = Tracker::new(cfg());
+        t.update(&[det(0.0, "car", 0.9)], 1000, 500);
+        t.update(&[det(1.0, "car", 0.9)], 1000, 500);
+        t.update(&[], 1000, 500);
+        assert_eq!(t.retired(), &[RetiredTrack { track_id: 1, confirmed: false, class_name: Arc::from("car") }]);
+    }
+
+    #[test]
+    fn low_score_detections_keep_a_track_but_never_start_one() {
+        let mut t = Tracker::new(cfg());
+        // Alone, a low-score box (0.3: between low_score and high_score) starts nothing.
+        assert!(t.update(&[det(0.0, "car", 0.3)], 1000, 500).is_empty());
+        // A high-score box below the birth threshold neither.
+        assert!(t.update(&[det(0.0, "car", 0.55)], 1000, 500).is_empty());
+        for i in 0..3 {
+            t.update(&[det(i as f32 * 10.0, "car", 0.9)], 1000, 500);
+        }
+        // Its score drops for a few frames: the second stage keeps the track.
+        for i in 3..6 {
+            let u = t.update(&[det(i as f32 * 10.0, "car", 0.3)], 1000, 500);
+            assert_eq!(u.iter().map(|u| u.track_id).collect::<Vec<_>>(), vec![1], "frame {i}");
+        }
+        // Below low_score a box is ignored, and the track is lost, not matched.
+        assert!(t.update(&[det(60.0, "car", 0.05)], 1000, 500).is_empty());
+    }
+
+    #[test]
+    fn a_small_fast_box_is_followed_through_missed_frames() {
+        // A bike (26x10 px) at 12 px a frame: after two missed frames it is 36 px
+        // from where it was last seen, more than its own length (IoU 0).
+        let mut t = Tracker::new(cfg_with(|c| c.max_missed = 5));
+        let bike = |x: f32| Detection {
+            class_id: 0,
+            class_name: Arc::from("bike"),
+            score: 0.8,
+            bbox: BBox::new(x, 300.0, x + 26.0, 310.0),
+        };
+        let mut x = 100.0;
+        for frame in 0..40 {
+            x += 12.0;
+            if frame % 7 == 5 || frame % 7 == 6 {
+                assert!(t.update(&[], 1000, 500).is_empty());
+                continue;
+            }
+            let u = t.update(&[bike(x)], 1000, 500);
+            assert_eq!(u[0].track_id, 1, "frame {frame}");
+        }
+    }
+
+    #[test]
+    fn vehicles_passing_each_other_keep_their_ids() {
+        // Two cars in adjacent lanes, overlapping as they pass in opposite
+        // directions: the motion model tells them apart where IoU alone cannot.
+        let mut t = Tracker::new(cfg());
+        let car = |x: f32, y: f32| Detection {
+            class_id: 0,
+            class_name: Arc::from("car"),
+            score: 0.9,
+            bbox: BBox::new(x, y, x + 60.0, y + 24.0),
+        };
+        let mut ids = Vec::new();
+        for i in 0..30 {
+            let (a, b) = (100.0 + 15.0 * i as f32, 535.0 - 15.0 * i as f32);
+            let u = t.update(&[car(a, 200.0), car(b, 212.0)], 1000, 500);
+            assert_eq!(u.len(), 2, "frame {i}");
+            // Car A's lane: its bottom edge at y 224 (0.448), B's at 236 (0.472).
+            ids.push(u.iter().find(|u| u.anchor.y < 0.46).unwrap().track_id);
+        }
+        assert!(ids.iter().all(|&id| id == ids[0]), "{ids:?}");
+    }
+
+    #[test]
     fn class_is_voted_by_summed_score() {
         let mut t = Tracker::new(cfg());
-        t.update(&[det(10.0, "bus", 0.5)], 1000, 500);
-        t.update(&[det(15.0, "tuktuk", 0.6)], 1000, 500);
-        let u = t.update(&[det(20.0, "bus", 0.4)], 1000, 500);
+        t.update(&[det(10.0, "bus", 0.65)], 1000, 500);
+        t.update(&[det(15.0, "tuktuk", 0.9)], 1000, 500);
+        let u = t.update(&[det(20.0, "bus", 0.6)], 1000, 500);
         assert_eq!(&*u[0].class_name, "bus");
     }
 

@@ -22,10 +22,20 @@ fn table() {
     ] {
         for seed in 1..=seeds {
             let spec = IntersectionSpec { duration_s: minutes * 60.0, ..scenario::default_four_way() };
-            let (cam, frames, truth) = simulate(spec, noise.clone(), seed);
+            let (cam, frames, ground) = simulate(spec, noise.clone(), seed);
             let counted = count(&cam, &frames, &tracker);
-            let truth = truth_counts(&truth);
+            let truth = truth_counts(&ground);
             println!("== {name} seed {seed}");
+            let (emitted, stamped): (Vec<i64>, Vec<i64>) =
+                latencies(&cam, &frames, &tracker, &ground).into_iter().unzip();
+            for (what, lags) in [("emitted", emitted), ("stamped", stamped)] {
+                let n = lags.len();
+                let (median, p90, within) = lag_summary(lags);
+                println!(
+                    "| {name} | latency, {what} | median {median} frames, 90th percentile {p90}, {:.1} % within 2 frames ({n} counts) |",
+                    within * 100.0
+                );
+            }
             let (bc, bt) = (by_line(&counted), by_line(&truth));
             for (k, t) in &bt {
                 let c = bc.get(k).copied().unwrap_or(0);

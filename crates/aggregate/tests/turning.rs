@@ -1,6 +1,6 @@
 //! Turning movements against the simulator's ground truth: the matrix is exact
 //! without noise; with the typical noise, the accuracy is printed
-//! (`-- --nocapture`) and held to the bounds the tracker achieves today.
+//! (`-- --nocapture`) and held to the bounds the tracker achieves.
 
 mod common;
 
@@ -47,14 +47,14 @@ fn with_typical_noise_the_turning_movements_are_close() {
         (c_all, t_all) = (c_all + c, t_all + t);
     }
     println!("| typical | all | {c_all}/{t_all} = {:.3} |", c_all as f64 / t_all as f64);
-    // Today (seed 1): 97.0 % of all movements, the worst 93.2 % (west -> east,
-    // bikes whose tracks break on the long straight path), none over-counted.
-    // GAP: the issue's 98 % per movement and class needs the ByteTrack/Kalman tracker.
+    // Seed 1: 99.6 % of all movements; the worst, two left turns, 97.4 % and
+    // 97.8 % (two vehicles each whose track breaks in the turn); none over-counted.
+    // GAP: the issue asks 98 % per movement.
     for (k, &t) in &bt {
         let c = bc.get(k).copied().unwrap_or(0);
         assert!(c as f64 <= t as f64 * 1.02, "{k:?} over-counted: {c}/{t}\n{table}");
-        assert!(c as f64 >= t as f64 * 0.9, "{k:?} under-counted: {c}/{t}\n{table}");
+        assert!(c as f64 >= t as f64 * 0.97, "{k:?} under-counted: {c}/{t}\n{table}");
     }
     assert!(bc.keys().all(|k| bt.contains_key(k)), "a movement that never happened\n{table}");
-    assert!(c_all as f64 >= 0.95 * t_all as f64, "{c_all}/{t_all}\n{table}");
+    assert!(c_all as f64 >= 0.99 * t_all as f64, "{c_all}/{t_all}\n{table}");
 }

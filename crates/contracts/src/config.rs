@@ -293,19 +293,44 @@ fn default_one() -> u32 {
     1
 }
 
-/// The tracker that links detections of consecutive frames.
+/// The tracker that links detections of consecutive frames: ByteTrack, with a
+/// Kalman motion model. Detections are matched to tracks in two stages, the
+/// high-score ones first and then the low-score ones, so that a vehicle whose
+/// score drops for a few frames (half hidden, blurred) keeps its track while a
+/// low-score box alone never starts one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackerConfig {
-    /// Minimum IoU between a track's last box and a detection to match them.
+    /// Minimum IoU between a track's predicted box and a high-score detection to
+    /// match them (also for tracks not yet confirmed).
     #[serde(default = "default_match_iou")]
     pub match_iou: f32,
-    /// Frames a track survives without a matching detection.
+    /// The lost-track buffer: frames a confirmed track survives without a
+    /// matching detection, its box moving on by its velocity, before it ends.
     #[serde(default = "default_max_missed")]
     pub max_missed: u32,
-    /// Matched frames before a track is confirmed and may count.
+    /// Matches in a row before a track is confirmed and may count; a track not
+    /// yet confirmed ends at its first frame without a match.
     #[serde(default = "default_min_hits")]
     pub min_hits: u32,
+    /// Detections scoring at least this are matched in the first stage and may
+    /// start tracks.
+    #[serde(default = "default_high_score")]
+    pub high_score: f32,
+    /// Detections scoring at least this (and less than `high_score`) are matched,
+    /// in the second stage, only to tracks seen in the previous frame; lower
+    /// ones are ignored. Set the detector's `confidence` this low or lower for
+    /// the second stage to see them.
+    #[serde(default = "default_low_score")]
+    pub low_score: f32,
+    /// A high-score detection that matches no track starts a new one only if it
+    /// scores at least this (the birth threshold; at least `high_score`).
+    #[serde(default = "default_new_track_score")]
+    pub new_track_score: f32,
+    /// Minimum IoU between a track's predicted box and a low-score detection to
+    /// match them (stricter than `match_iou`: low scores are less trustworthy).
+    #[serde(default = "default_low_match_iou")]
+    pub low_match_iou: f32,
     /// Detections of the whole vehicle (box not touching the image edge) a track
     /// needs before its class vote is trusted and its crossings are reported;
     /// a track that ends sooner reports them when it ends. Vehicles half out of
@@ -467,6 +492,20 @@ fn default_settle_views() -> u32 {
 fn default_line_hysteresis() -> f64 {
     0.01
 }
+// ByteTrack's own thresholds: track_thresh 0.5, det_thresh = track_thresh + 0.1,
+// low boxes from 0.1, second-stage match at IoU 0.5.
+fn default_high_score() -> f32 {
+    0.5
+}
+fn default_low_score() -> f32 {
+    0.1
+}
+fn default_new_track_score() -> f32 {
+    0.6
+}
+fn default_low_match_iou() -> f32 {
+    0.5
+}
 fn default_output() -> PathBuf {
     PathBuf::from("streetscope-results.jsonl")
 }
@@ -498,6 +537,10 @@ impl Default for TrackerConfig {
             match_iou: default_match_iou(),
             max_missed: default_max_missed(),
             min_hits: default_min_hits(),
+            high_score: default_high_score(),
+            low_score: default_low_score(),
+            new_track_score: default_new_track_score(),
+            low_match_iou: default_low_match_iou(),
             settle_views: default_settle_views(),
             line_hysteresis: default_line_hysteresis(),
         }
@@ -633,6 +676,18 @@ impl PipelineConfig {
         }
         if t.min_hits == 0 {
             bad("tracker.min_hits".into(), "0".into(), "must be at least 1");
+        }
+        if !(t.low_match_iou > 0.0 && t.low_match_iou < 1.0) {
+            bad("tracker.low_match_iou".into(), t.low_match_iou.to_string(), "must be in (0, 1)");
+        }
+        if !(t.high_score > 0.0 && t.high_score <= 1.0) {
+            bad("tracker.high_score".into(), t.high_score.to_string(), "must be in (0, 1]");
+        }
+        if !(t.low_score >= 0.0 && t.low_score <= t.high_score) {
+            bad("tracker.low_score".into(), t.low_score.to_string(), "must be in [0, high_score]");
+        }
+        if !(t.new_track_score >= t.high_score && t.new_track_score <= 1.0) {
+            bad("tracker.new_track_score".into(), t.new_track_score.to_string(), "must be in [high_score, 1]");
         }
         if !(t.line_hysteresis.is_finite() && (0.0..=0.1).contains(&t.line_hysteresis)) {
             bad(
@@ -823,6 +878,24 @@ mod tests {
         let text = format!("{GOOD}\n[detector]\nproviders = [\"gpu\"]\n");
         let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
         assert!(err.contains("gpu"), "{err}");
+    }
+
+    #[test]
+    fn tracker_score_thresholds_default_to_bytetrack_and_are_checked() {
+        let t = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap().tracker;
+        assert_eq!((t.high_score, t.low_score, t.new_track_score, t.low_match_iou), (0.5, 0.1, 0.6, 0.5));
+        for (bad, field, reason) in [
+            ("low_score = 0.7", "tracker.low_score = 0.7", "must be in [0, high_score]"),
+            ("new_track_score = 0.4", "tracker.new_track_score = 0.4", "must be in [high_score, 1]"),
+            ("high_score = 0", "tracker.high_score = 0", "must be in (0, 1]"),
+            ("low_match_iou = 1.5", "tracker.low_match_iou = 1.5", "must be in (0, 1)"),
+        ] {
+            let text = format!("{GOOD}\n[tracker]\n{bad}\n");
+            let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains(reason), "{bad}: {err}");
+        }
+        let text = format!("{GOOD}\n[tracker]\nbirth_score = 0.5\n");
+        assert!(PipelineConfig::from_toml_str(&text, "x", None).is_err(), "unknown fields are refused");
     }
 
     #[test]

@@ -135,3 +135,52 @@ pub fn by_movement(t: &Turns) -> BTreeMap<(String, String), u64> {
     }
     out
 }
+
+/// Frames from each true crossing to its count: `(emitted, stamped)` per count
+/// paired with a true crossing, where `emitted` is the frame whose processing
+/// returned the count and `stamped` the frame the count carries. Each count is
+/// paired with the nearest true crossing of its line and direction (within 5 s)
+/// not yet paired; counts with none are left out.
+pub fn latencies(
+    cam: &CameraConfig,
+    frames: &[FrameDetections],
+    tracker: &TrackerConfig,
+    truth: &GroundTruth,
+) -> Vec<(i64, i64)> {
+    let mut agg = Aggregator::new(std::slice::from_ref(cam), tracker);
+    let mut events = Vec::new();
+    for f in frames {
+        for e in agg.process(f).expect("known camera") {
+            events.push((e, f.seq));
+        }
+    }
+    let last = frames.last().map_or(0, |f| f.seq);
+    events.extend(agg.finish().into_iter().map(|e| (e, last)));
+    let mut taken = vec![false; truth.crossings.len()];
+    let mut out = Vec::new();
+    for (e, at) in events {
+        let best = truth
+            .crossings
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| !taken[*i] && c.line == e.line && c.direction == e.direction)
+            .map(|(i, c)| (i, at as i64 - c.seq as i64))
+            .filter(|(_, lag)| lag.abs() <= 50)
+            .min_by_key(|(i, lag)| (lag.abs(), *i));
+        if let Some((i, lag)) = best {
+            taken[i] = true;
+            out.push((lag, e.frame_seq as i64 - truth.crossings[i].seq as i64));
+        }
+    }
+    out
+}
+
+/// Median, 90th percentile and the share within ±2 frames of `v`.
+pub fn lag_summary(mut v: Vec<i64>) -> (i64, i64, f64) {
+    if v.is_empty() {
+        return (0, 0, 0.0);
+    }
+    v.sort_unstable();
+    let within = v.iter().filter(|x| x.abs() <= 2).count() as f64 / v.len() as f64;
+    (v[v.len() / 2], v[(v.len() - 1) * 9 / 10], within)
+}
