@@ -16,6 +16,7 @@ mod run;
 mod schema;
 mod simulate;
 mod status;
+mod watch;
 
 use std::process::ExitCode;
 

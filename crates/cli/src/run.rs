@@ -9,21 +9,24 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use streetscope_aggregate::stage::AggregateStage;
+use streetscope_aggregate::stage::{AggregateStage, StageInput};
 use streetscope_aggregate::Aggregator;
+use streetscope_contracts::cameras::CameraChange;
 use streetscope_contracts::config::{CameraConfig, PipelineConfig};
 use streetscope_contracts::records::{ResultRecord, RunSummary, StageThroughput, SCHEMA_VERSION};
 use streetscope_contracts::{CountingLine, Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
-use streetscope_ingest::{CameraSource, CameraStatusHandle, RestartPolicy, StopHandle};
+use streetscope_ingest::reconcile::{IngestSettings, Reconciler};
+use streetscope_ingest::{CameraSource, RestartPolicy, StopHandle};
 use streetscope_telemetry::StageMeter;
-use streetscope_transport::{channel, FullPolicy, Publish, Subscribe};
+use streetscope_transport::{channel, FullPolicy, InProcPublisher, Publish, Subscribe};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -89,18 +92,17 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
         PipelineConfig::from_toml_str(&text, &path.display().to_string(), path.parent())?
     } else if let Some(source) = &args.source {
         let lines = args.lines.iter().map(|l| parse_line(l)).collect::<anyhow::Result<Vec<_>>>()?;
+        // Built from JSON so that every other field takes its default.
+        let mut camera: CameraConfig = serde_json::from_value(serde_json::json!({
+            "id": args.camera_id,
+            "intersection": args.intersection_id,
+            "source": source,
+        }))
+        .context("building the camera of the quick look")?;
+        camera.sample_fps = args.sample_fps.unwrap_or(10.0);
+        camera.lines = lines;
         let cfg = PipelineConfig {
-            cameras: vec![CameraConfig {
-                id: args.camera_id.clone(),
-                intersection: args.intersection_id.clone(),
-                source: source.clone(),
-                sample_fps: args.sample_fps.unwrap_or(10.0),
-                lines,
-                keyframes_only: false,
-                jpeg_quality: None,
-                rtsp_transport: Default::default(),
-                template: None,
-            }],
+            cameras: vec![camera],
             detector: Default::default(),
             tracker: Default::default(),
             ingest: Default::default(),
@@ -138,13 +140,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .thread_name("streetscope")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_pipeline(cfg, detector, args.status_addr))
+    rt.block_on(run_pipeline(cfg, detector, args.status_addr, args.config.clone()))
 }
 
 async fn run_pipeline(
     cfg: PipelineConfig,
     detector: Detector,
     status_addr: Option<std::net::SocketAddr>,
+    config_path: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (w, h) = detector.input_size();
@@ -155,45 +158,12 @@ async fn run_pipeline(
         std::fs::File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?,
     );
 
-    let cameras: Vec<CameraSource> = cfg
-        .cameras
-        .iter()
-        .map(|c| CameraSource {
-            camera_id: c.id.clone(),
-            intersection_id: c.intersection.clone(),
-            source: c.source.clone(),
-            sample_fps: c.sample_fps,
-            width: w,
-            height: h,
-            stall_timeout: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
-            keyframes_only: c.keyframes_only,
-            jpeg_quality: c.jpeg_quality,
-            rtsp_transport: Default::default(),
-            template: None,
-        })
-        .collect();
     // One bounded queue per camera, so a slow detector costs each live camera its
     // own oldest frames and never another camera's. Files wait instead (nothing is
-    // lost by waiting). The per-camera queues feed the detector's queue.
+    // lost by waiting). The per-camera queues feed the detector's queue. A queue is
+    // made each time a camera starts (the camera set changes while running).
     let (frames_tx, frames_rx) = channel::<Frame>("frames", 4, FullPolicy::Block);
-    let mut camera_queues = std::collections::HashMap::new();
-    let mut drop_counters = Vec::new();
-    for c in &cfg.cameras {
-        let live = streetscope_ingest::supervisor::is_live(&c.source);
-        let policy = if live { FullPolicy::DropOldest } else { FullPolicy::Block };
-        let (tx, mut rx) = channel::<Frame>(&format!("frames of {}", c.id), 2, policy);
-        drop_counters.push((c.id.clone(), tx.drop_counter()));
-        camera_queues.insert(c.id.clone(), tx);
-        let out = frames_tx.clone();
-        tokio::spawn(async move {
-            while let Some(f) = rx.next().await {
-                if out.publish(f).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(frames_tx);
+    let drop_counters = crate::status::DropCounters::default();
     let (dets_tx, dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
     let (events_tx, mut events_rx) = channel::<ResultRecord>("results", 256, FullPolicy::Block);
 
@@ -220,25 +190,47 @@ async fn run_pipeline(
         healthy_after: Duration::from_secs_f64(i.healthy_after_s),
         max_attempts: None,
     };
-    let statuses: Vec<CameraStatusHandle> = cameras.iter().map(CameraStatusHandle::new).collect();
+    let settings = IngestSettings {
+        width: w,
+        height: h,
+        stall_timeout: Duration::from_secs_f64(i.stall_timeout_s),
+        policy: restart,
+    };
+    let make_sink = {
+        let (drops, meter, rt) = (drop_counters.clone(), meters[0].clone(), tokio::runtime::Handle::current());
+        move |cam: &CameraSource| camera_queue(cam, &frames_tx, &drops, &meter, &rt)
+    };
+    let mut reconciler = Reconciler::new(settings, make_sink);
+    for c in &cfg.cameras {
+        reconciler.apply(CameraChange::Upsert(c.clone())).context("starting a camera thread")?;
+    }
     if let Some(addr) = status_addr {
         let sources = crate::status::StatusSources {
-            cameras: statuses.clone(),
+            cameras: reconciler.statuses(),
             drops: drop_counters.clone(),
             stages: meters.to_vec(),
         };
         let bound = crate::status::serve(addr, std::sync::Arc::new(sources)).await?;
         eprintln!("status: http://{bound}/status  metrics: http://{bound}/metrics");
     }
+    // Changes to the camera set: to ingest (a thread that starts and stops
+    // cameras) and to the aggregate stage (in line with the detections).
+    let (ingest_changes, ingest_changes_rx) = std::sync::mpsc::channel::<CameraChange>();
+    let (aggregate_changes, aggregate_changes_rx) = tokio::sync::mpsc::channel::<CameraChange>(64);
     let ingest = {
-        let (meter, stop, statuses) = (meters[0].clone(), stop.clone(), statuses.clone());
-        tokio::task::spawn_blocking(move || {
-            let push =
-                move |f: Frame| camera_queues.get(f.camera_id.as_ref()).is_some_and(|q| q.publish_blocking(f).is_ok());
-            let policy = restart;
-            streetscope_ingest::stage::run_cameras_with(&cameras, &policy, &statuses, push, &stop, &meter)
-        })
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || reconciler.run(ingest_changes_rx, &stop, true))
     };
+    let watcher = config_path.map(|path| {
+        tokio::spawn(crate::watch::watch_cameras(
+            path,
+            cfg.clone(),
+            crate::watch::WATCH_INTERVAL,
+            ingest_changes.clone(),
+            aggregate_changes.clone(),
+        ))
+    });
+    drop((ingest_changes, aggregate_changes));
     let d = &cfg.detector;
     let stage_opts = StageOptions {
         max_batch: d.max_batch as usize,
@@ -248,16 +240,18 @@ async fn run_pipeline(
     };
     let detect =
         tokio::spawn(DetectStage::with_options(detector, meters[1].clone(), stage_opts).run(frames_rx, dets_tx));
+    let (aggregate_tx, aggregate_rx) = channel::<StageInput>("aggregate input", 64, FullPolicy::Block);
+    tokio::spawn(merge_changes(dets_rx, aggregate_changes_rx, aggregate_tx));
     let aggregate = tokio::spawn(
         AggregateStage::new(Aggregator::with_analytics(&cfg.cameras, &cfg.tracker, &cfg.analytics), meters[2].clone())
-            .run(dets_rx, events_tx),
+            .run_with_changes(aggregate_rx, events_tx),
     );
 
     let tty = std::io::stderr().is_terminal();
     let mut progress = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 5 }));
     progress.tick().await;
     let (mut crossings, mut turns, mut windows) = (0u64, 0u64, 0u64);
-    let frames_dropped = || drop_counters.iter().map(|(_, d)| d.get()).sum::<u64>();
+    let frames_dropped = || drop_counters.total();
     loop {
         tokio::select! {
             rec = events_rx.next() => {
@@ -304,6 +298,9 @@ async fn run_pipeline(
     }
 
     let camera_results = ingest.await.context("the ingest stage panicked")?;
+    if let Some(w) = watcher {
+        w.abort();
+    }
     let (detector, detect_report) = detect.await.context("the detect stage panicked")??;
     let aggregator = aggregate.await.context("the aggregate stage panicked")??;
     tracing::debug!("detector on {} finished", detector.provider().name());
@@ -332,9 +329,9 @@ async fn run_pipeline(
     out.flush().with_context(|| format!("writing {}", out_path.display()))?;
 
     print_summary(&summary);
-    for (camera, d) in &drop_counters {
-        if d.get() > 0 {
-            println!("camera {camera}: {} frames dropped (oldest first) while the detector was behind", d.get());
+    for (camera, dropped) in drop_counters.per_camera() {
+        if dropped > 0 {
+            println!("camera {camera}: {dropped} frames dropped (oldest first) while the detector was behind");
         }
     }
     println!(
@@ -342,7 +339,8 @@ async fn run_pipeline(
         out_path.display()
     );
 
-    let failed: Vec<String> = camera_results.iter().filter_map(|r| r.as_ref().err().map(|e| e.to_string())).collect();
+    let failed: Vec<String> =
+        camera_results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
     if !failed.is_empty() {
         for f in &failed {
             eprintln!("error: {f}");
@@ -350,6 +348,85 @@ async fn run_pipeline(
         bail!("{} of {} cameras failed", failed.len(), camera_results.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The queue of a camera that starts: bounded, `DropOldest` for live cameras and
+/// `Block` for files, forwarded into the detector's queue. Returns the camera's
+/// sink, which also meters the ingest stage (frames, and busy time: the camera's
+/// run less the time it waited for room downstream).
+fn camera_queue(
+    cam: &CameraSource,
+    frames: &InProcPublisher<Frame>,
+    drops: &crate::status::DropCounters,
+    meter: &StageMeter,
+    rt: &tokio::runtime::Handle,
+) -> impl Fn(Frame) -> bool + Send + Sync + 'static {
+    let live = streetscope_ingest::supervisor::is_live(&cam.source);
+    let policy = if live { FullPolicy::DropOldest } else { FullPolicy::Block };
+    let (tx, mut rx) = channel::<Frame>(&format!("frames of {}", cam.camera_id), 2, policy);
+    drops.add(&cam.camera_id, tx.drop_counter());
+    let out = frames.clone();
+    rt.spawn(async move {
+        while let Some(f) = rx.next().await {
+            if out.publish(f).await.is_err() {
+                break;
+            }
+        }
+    });
+    let busy = BusyMeter { meter: meter.clone(), started: Instant::now(), waited: AtomicU64::new(0) };
+    move |f: Frame| {
+        let t = Instant::now();
+        let ok = tx.publish_blocking(f).is_ok();
+        busy.waited.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        busy.meter.item();
+        ok
+    }
+}
+
+/// Adds a camera's busy time to the ingest meter when its sink is dropped (the
+/// camera stopped).
+struct BusyMeter {
+    meter: StageMeter,
+    started: Instant,
+    waited: AtomicU64,
+}
+
+impl Drop for BusyMeter {
+    fn drop(&mut self) {
+        let waited = Duration::from_nanos(self.waited.load(Ordering::Relaxed));
+        self.meter.add_busy(self.started.elapsed().saturating_sub(waited).as_nanos() as u64);
+    }
+}
+
+/// Feeds the aggregate stage: detections, and the camera set's changes as they
+/// come. Ends with the detections.
+async fn merge_changes(
+    mut detections: impl Subscribe<FrameDetections>,
+    mut changes: tokio::sync::mpsc::Receiver<CameraChange>,
+    out: InProcPublisher<StageInput>,
+) {
+    let mut changes_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            change = changes.recv(), if changes_open => match change {
+                Some(c) => {
+                    if out.publish(StageInput::Camera(c)).await.is_err() {
+                        break;
+                    }
+                }
+                None => changes_open = false,
+            },
+            fd = detections.next() => match fd {
+                Some(fd) => {
+                    if out.publish(StageInput::Detections(fd)).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
 }
 
 /// A condensed table of `rows` under `header`.

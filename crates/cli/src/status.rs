@@ -4,7 +4,7 @@
 //! in `streetscope-telemetry`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -14,18 +14,58 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use streetscope_ingest::{CameraState, CameraStatusHandle};
+use streetscope_ingest::reconcile::CameraStatuses;
+use streetscope_ingest::CameraState;
 use streetscope_telemetry::metrics::{render, CameraSample};
 use streetscope_telemetry::StageMeter;
 use streetscope_transport::DropCounter;
 
-/// What the endpoint reads from the running pipeline.
+/// What the endpoint reads from the running pipeline. The camera set changes
+/// while it runs: each request reads the cameras in the set at that moment.
 #[derive(Debug)]
 pub struct StatusSources {
-    pub cameras: Vec<CameraStatusHandle>,
-    /// Per camera id: frames dropped under back-pressure.
-    pub drops: Vec<(String, DropCounter)>,
+    pub cameras: CameraStatuses,
+    /// Frames dropped under back-pressure, per camera.
+    pub drops: DropCounters,
     pub stages: Vec<StageMeter>,
+}
+
+/// The drop counters of the cameras' queues, shared while cameras come and go.
+/// A camera restarted with new settings gets a new queue: its drops are the sum
+/// over its queues.
+#[derive(Debug, Clone, Default)]
+pub struct DropCounters(Arc<Mutex<Vec<(String, DropCounter)>>>);
+
+impl DropCounters {
+    pub fn add(&self, camera: &str, counter: DropCounter) {
+        self.lock().push((camera.to_owned(), counter));
+    }
+
+    /// Frames dropped from `camera`'s queues.
+    pub fn of(&self, camera: &str) -> u64 {
+        self.lock().iter().filter(|(c, _)| c == camera).map(|(_, d)| d.get()).sum()
+    }
+
+    /// Frames dropped from every queue.
+    pub fn total(&self) -> u64 {
+        self.lock().iter().map(|(_, d)| d.get()).sum()
+    }
+
+    /// Per camera that ever ran, in order of first start: frames dropped.
+    pub fn per_camera(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for (c, d) in self.lock().iter() {
+            match out.iter_mut().find(|(id, _)| id == c) {
+                Some(e) => e.1 += d.get(),
+                None => out.push((c.clone(), d.get())),
+            }
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, DropCounter)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -63,12 +103,13 @@ fn unix_ms(t: SystemTime) -> u64 {
 
 impl StatusSources {
     fn dropped(&self, camera: &str) -> u64 {
-        self.drops.iter().find(|(c, _)| c == camera).map(|(_, d)| d.get()).unwrap_or(0)
+        self.drops.of(camera)
     }
 
     fn status(&self) -> StatusJson {
         let cameras = self
             .cameras
+            .handles()
             .iter()
             .map(|h| {
                 let s = h.snapshot();
@@ -103,6 +144,7 @@ impl StatusSources {
     fn metrics(&self) -> String {
         let cameras: Vec<CameraSample> = self
             .cameras
+            .handles()
             .iter()
             .map(|h| {
                 let s = h.snapshot();
