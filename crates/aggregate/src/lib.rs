@@ -15,17 +15,25 @@
 //! - [`window`]: event-time tumbling windows per intersection, with watermarks,
 //!   late records and data-quality flags.
 //! - [`snapshot`]: the aggregator's whole state as serde data, and its restore.
+//! - [`zones`]: occupancy, dwell times and queue lengths in each camera's zones.
+//! - [`speed`]: track positions on the ground (a homography from the camera's
+//!   calibration) and smoothed speeds.
+//! - [`alerts`]: stale cameras, long queues, count anomalies.
 //! - [`Aggregator`]: per-camera state, duplicate suppression, counts, the
-//!   turning-movement matrix, window records.
+//!   turning-movement matrix, window records, alerts.
 
+pub mod alerts;
+mod analytics;
 pub mod assignment;
 pub mod counter;
 pub mod kalman;
 pub mod snapshot;
+pub mod speed;
 pub mod stage;
 pub mod tracker;
 pub mod turning;
 pub mod window;
+pub mod zones;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,10 +45,13 @@ use streetscope_contracts::{Direction, FrameDetections};
 
 pub use snapshot::{AggregatorSnapshot, RestoreError, SNAPSHOT_VERSION};
 
+use alerts::Alerts;
 use counter::{Crossing, FrameStamp, LineCounter};
+use speed::Motion;
 use tracker::Tracker;
 use turning::Turning;
 use window::Windows;
+use zones::Zones;
 
 /// Why the aggregator refused an input.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -61,6 +72,10 @@ struct CameraState {
     windows_at: (usize, usize),
     last_seq: Option<u64>,
     last_stamp: Option<FrameStamp>,
+    zones: Zones,
+    motion: Motion,
+    /// Speed under which a track in a queue zone is queued, in [`Motion::speed`]'s unit.
+    queue_max_speed: f64,
 }
 
 /// Key of a count: intersection, camera, line, direction, class.
@@ -82,6 +97,9 @@ pub struct Aggregator {
     /// Window records not yet taken ([`Aggregator::take_windows`]).
     closed_windows: Vec<WindowRecord>,
     duplicates: u64,
+    alerts: Alerts,
+    /// Intersections whose cameras are all stale (their windows follow the time reached).
+    idle: std::collections::BTreeSet<usize>,
     /// Settings for cameras added while running ([`Aggregator::upsert_camera`]).
     tracker_config: TrackerConfig,
     analytics: AnalyticsConfig,
@@ -110,6 +128,11 @@ impl Aggregator {
                 Windows::new(id, &cams, &analytics.window_lengths_s, analytics.allowed_lateness_s)
             })
             .collect();
+        let alerts = Alerts::new(
+            &analytics.alerts,
+            cameras.iter().map(|c| (c.id.as_str(), c.intersection.as_str())),
+            &analytics.window_lengths_s,
+        );
         let cameras = cameras
             .iter()
             .map(|c| {
@@ -127,6 +150,13 @@ impl Aggregator {
                     windows_at: (at, within),
                     last_seq: None,
                     last_stamp: None,
+                    zones: Zones::new(&c.zones),
+                    motion: Motion::new(c.calibration.as_deref(), analytics.speed.smoothing_s),
+                    queue_max_speed: if c.calibration.is_some() {
+                        analytics.speed.queue_max_kmh
+                    } else {
+                        analytics.speed.queue_max_image_speed
+                    },
                 };
                 (c.id.clone(), state)
             })
@@ -139,6 +169,8 @@ impl Aggregator {
             intersections,
             closed_windows: Vec::new(),
             duplicates: 0,
+            alerts,
+            idle: std::collections::BTreeSet::new(),
             tracker_config: tracker.clone(),
             analytics: analytics.clone(),
         }
@@ -161,15 +193,31 @@ impl Aggregator {
         let stamp = FrameStamp { seq: fd.seq, pts_ns: fd.pts_ns, capture_time_ms: fd.capture_time_ms };
         cam.last_stamp = Some(stamp);
         let (wi, wc) = cam.windows_at;
+        let closed_before = self.closed_windows.len();
         self.intersections[wi].frame(wc, fd.capture_time_ms, gap);
+        if self.alerts.frame(&fd.camera_id, fd.capture_time_ms) {
+            self.idle.remove(&wi);
+        }
+        let cam = self.cameras.get_mut(fd.camera_id.as_ref()).expect("found above");
         let updates = cam.tracker.update(&fd.detections, fd.width, fd.height);
+        cam.motion.observe(&updates, stamp, fd.width, fd.height);
+        let zones = (!cam.zones.is_empty()).then(|| {
+            let max = cam.queue_max_speed;
+            cam.zones.observe(&updates, cam.tracker.retired(), stamp, |id| cam.motion.speed(id).map(|v| v < max))
+        });
         let crossings = cam.counter.observe(&updates, cam.tracker.retired(), stamp);
         let events = self.record(fd.camera_id.as_ref(), crossings);
+        if let Some(zones) = zones {
+            self.file_zones(&fd.camera_id, fd.capture_time_ms, zones);
+        }
         let cam = self.cameras.get_mut(fd.camera_id.as_ref()).expect("found above");
         for r in cam.tracker.retired() {
             cam.turning.retire(r.track_id);
+            cam.motion.retire(r.track_id);
         }
         self.intersections[wi].advance(&mut self.closed_windows);
+        self.reach(fd.capture_time_ms);
+        self.judge_windows(closed_before);
         Ok(events)
     }
 
@@ -178,6 +226,7 @@ impl Aggregator {
     pub fn finish(&mut self) -> Vec<CrossingEvent> {
         let mut ids: Vec<String> = self.cameras.keys().cloned().collect();
         ids.sort();
+        let closed_before = self.closed_windows.len();
         let mut events = Vec::new();
         for id in ids {
             let cam = self.cameras.get_mut(&id).expect("listed above");
@@ -185,16 +234,22 @@ impl Aggregator {
                 continue;
             };
             cam.tracker.finish();
+            let zones = (!cam.zones.is_empty()).then(|| cam.zones.observe(&[], cam.tracker.retired(), stamp, |_| None));
             let crossings = cam.counter.observe(&[], cam.tracker.retired(), stamp);
             events.extend(self.record(&id, crossings));
+            if let Some(zones) = zones {
+                self.file_dwells(&id, zones);
+            }
             let cam = self.cameras.get_mut(&id).expect("listed above");
             for r in cam.tracker.retired() {
                 cam.turning.retire(r.track_id);
+                cam.motion.retire(r.track_id);
             }
         }
         for w in &mut self.intersections {
             w.flush(&mut self.closed_windows);
         }
+        self.judge_windows(closed_before);
         events
     }
 
@@ -221,8 +276,12 @@ impl Aggregator {
                     exit_frame_seq: m.exit.seq,
                     exit_capture_time_ms: m.exit.capture_time_ms,
                     capture_time_ms: last.capture_time_ms,
+                    speed_kmh: cam.motion.travel_kmh(m.track_id, m.entry.seq, m.exit.seq),
                 };
                 windows.turning(wc, ev.capture_time_ms, &ev.from, &ev.to, &ev.class_name);
+                if let Some(kmh) = ev.speed_kmh {
+                    windows.movement_speed(wc, ev.capture_time_ms, &ev.from, &ev.to, kmh);
+                }
                 let key = (
                     ev.intersection_id.clone(),
                     ev.camera_id.clone(),
@@ -246,6 +305,7 @@ impl Aggregator {
                 frame_seq: c.at.seq,
                 stream_time_s: c.at.pts_ns as f64 / 1e9,
                 capture_time_ms: c.at.capture_time_ms,
+                speed_kmh: cam.motion.speed_kmh_at(c.track_id, c.at.seq),
             };
             windows.crossing(wc, ev.capture_time_ms, &ev.line, ev.direction, &ev.direction_label, &ev.class_name);
             let key = (

@@ -19,16 +19,20 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use streetscope_contracts::config::{AnalyticsConfig, CameraConfig, TrackerConfig};
-use streetscope_contracts::records::{CountRow, TurningCountRow, TurningMovementEvent, WindowRecord};
+use streetscope_contracts::records::{AlertEvent, CountRow, TurningCountRow, TurningMovementEvent, WindowRecord};
 
+use crate::alerts::AlertsState;
 use crate::counter::{CounterState, FrameStamp};
+use crate::speed::MotionState;
 use crate::tracker::{Tracker, TrackerState};
 use crate::turning::TurningState;
 use crate::window::WindowsState;
+use crate::zones::ZonesState;
 use crate::Aggregator;
 
 /// Version of the snapshot format; [`Aggregator::restore`] refuses others.
-/// 2: tracks carry a Kalman filter (the ByteTrack tracker).
+/// 2: tracks carry a Kalman filter (the ByteTrack tracker); cameras carry their
+/// zones' and speeds' per-track state, the aggregator its alerts' state.
 pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// The whole state of an [`Aggregator`] (see the module doc).
@@ -43,6 +47,9 @@ pub struct AggregatorSnapshot {
     turning_events: Vec<TurningMovementEvent>,
     windows: Vec<WindowRecord>,
     duplicates: u64,
+    alerts: AlertsState,
+    /// Alerts not yet taken.
+    alert_events: Vec<AlertEvent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +61,8 @@ struct CameraSnapshot {
     tracker: TrackerState,
     counter: CounterState,
     turning: TurningState,
+    zones: ZonesState,
+    motion: MotionState,
 }
 
 /// Why a snapshot was refused.
@@ -64,7 +73,7 @@ pub enum RestoreError {
     #[error("the snapshot holds camera {0:?}, which is not configured")]
     UnknownCamera(String),
     #[error(
-        "the snapshot of camera {0:?} does not fit its configuration (intersection, counting lines or approaches changed)"
+        "the snapshot of camera {0:?} does not fit its configuration (intersection, counting lines, approaches, zones or calibration changed)"
     )]
     CameraMismatch(String),
     #[error("the snapshot of intersection {0:?} does not fit its configuration (cameras or window lengths changed)")]
@@ -90,6 +99,8 @@ impl Aggregator {
                         tracker: c.tracker.state(),
                         counter: c.counter.state(),
                         turning: c.turning.state(),
+                        zones: c.zones.state(),
+                        motion: c.motion.state(),
                     }
                 })
                 .collect(),
@@ -99,6 +110,8 @@ impl Aggregator {
             turning_events: self.turn_events.clone(),
             windows: self.closed_windows.clone(),
             duplicates: self.duplicates,
+            alerts: self.alerts.state(),
+            alert_events: self.alerts.pending().to_vec(),
         }
     }
 
@@ -121,6 +134,8 @@ impl Aggregator {
             if state.intersection_id != c.intersection_id
                 || !state.counter.restore_state(c.counter)
                 || !state.turning.restore_state(c.turning)
+                || !state.zones.restore_state(c.zones)
+                || !state.motion.restore_state(c.motion)
             {
                 return Err(RestoreError::CameraMismatch(c.id));
             }
@@ -155,6 +170,8 @@ impl Aggregator {
         agg.turn_events = snapshot.turning_events;
         agg.closed_windows = snapshot.windows;
         agg.duplicates = snapshot.duplicates;
+        agg.alerts.restore_state(snapshot.alerts, snapshot.alert_events);
+        agg.idle = agg.intersections.iter().enumerate().filter(|(_, w)| w.all_stale()).map(|(i, _)| i).collect();
         Ok(agg)
     }
 }

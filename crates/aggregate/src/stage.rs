@@ -111,5 +111,8 @@ async fn publish_all(
     for w in agg.take_windows() {
         output.publish(ResultRecord::Window(w)).await?;
     }
+    for a in agg.take_alerts() {
+        output.publish(ResultRecord::Alert(a)).await?;
+    }
     Ok(())
 }

@@ -18,12 +18,25 @@
 //! **Data quality.** Per camera, frames received in the window against
 //! `sample_fps` × length, and the runs of missing sequence numbers (filed under
 //! the window of the frame that revealed them).
+//!
+//! **Stale cameras.** A camera the aggregator declared stale ([`Windows::set_stale`])
+//! no longer holds windows open: the watermark is the least of the other cameras'
+//! (or, when every camera is stale, the time the aggregator has reached, less the
+//! allowed lateness). Its next frame makes it fresh again. Every window that
+//! overlaps its silence (from its last frame to its next) says so in the camera's
+//! `stale` flag and is not complete.
+//!
+//! **Zones, queues, speeds.** Per frame of a camera, the occupancy of each of its
+//! zones and the queue of each of its lanes are added to the windows holding the
+//! frame (means are over the camera's frames in the window); dwell times are
+//! filed by the time the vehicle left, movement speeds with their movement.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use streetscope_contracts::records::{
-    LateRecords, SeqGap, WindowCameraQuality, WindowCount, WindowRecord, WindowTurningCount, SCHEMA_VERSION,
+    LateRecords, SeqGap, WindowCameraQuality, WindowCount, WindowMovementSpeed, WindowQueue, WindowRecord,
+    WindowTurningCount, WindowZone, WindowZoneClass, SCHEMA_VERSION,
 };
 use streetscope_contracts::Direction;
 
@@ -43,6 +56,50 @@ struct FrameAcc {
     gaps: Vec<SeqGap>,
 }
 
+/// Occupancy and dwell times of one zone (or one class in a zone) in a window.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct ZoneAcc {
+    /// Sum over the camera's frames of the vehicles inside.
+    occupancy_sum: u64,
+    occupancy_max: u32,
+    dwells: u64,
+    dwell_sum_ms: i64,
+    dwell_max_ms: i64,
+}
+
+impl ZoneAcc {
+    fn occupancy(&mut self, n: u32) {
+        self.occupancy_sum += u64::from(n);
+        self.occupancy_max = self.occupancy_max.max(n);
+    }
+
+    fn dwell(&mut self, ms: i64) {
+        self.dwells += 1;
+        self.dwell_sum_ms += ms;
+        self.dwell_max_ms = self.dwell_max_ms.max(ms);
+    }
+
+    fn mean_dwell_s(&self) -> Option<f64> {
+        (self.dwells > 0).then(|| self.dwell_sum_ms as f64 / 1000.0 / self.dwells as f64)
+    }
+}
+
+/// Key of a zone: camera, zone.
+type ZoneKey = (String, String);
+/// Key of a zone's class: camera, zone, class.
+type ZoneClassKey = (String, String, String);
+/// Key of a movement's speeds: camera, from, to.
+type SpeedKey = (String, String, String);
+
+/// One frame's zones of one camera, as the windows take them.
+#[derive(Debug, Clone, Copy)]
+pub struct ZoneSample<'a> {
+    /// Per zone: its name, and the vehicles inside per class (classes with none left out).
+    pub occupancy: &'a [(String, Vec<(String, u32)>)],
+    /// Per lane: its name and the vehicles queued.
+    pub queues: &'a [(String, u32)],
+}
+
 /// What one open window has gathered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Acc {
@@ -53,11 +110,29 @@ struct Acc {
     turning: BTreeMap<TurnKey, u64>,
     /// Per camera, in [`Windows::cameras`] order.
     frames: Vec<FrameAcc>,
+    #[serde(with = "crate::snapshot::map_as_vec")]
+    zones: BTreeMap<ZoneKey, ZoneAcc>,
+    #[serde(with = "crate::snapshot::map_as_vec")]
+    zone_classes: BTreeMap<ZoneClassKey, ZoneAcc>,
+    /// Per camera and lane: the sum over frames of the vehicles queued, and the most.
+    #[serde(with = "crate::snapshot::map_as_vec")]
+    queues: BTreeMap<ZoneKey, (u64, u32)>,
+    /// Per movement: each vehicle's speed, km/h.
+    #[serde(with = "crate::snapshot::map_as_vec")]
+    speeds: BTreeMap<SpeedKey, Vec<f64>>,
 }
 
 impl Acc {
     fn new(cameras: usize) -> Self {
-        Self { counts: BTreeMap::new(), turning: BTreeMap::new(), frames: vec![FrameAcc::default(); cameras] }
+        Self {
+            counts: BTreeMap::new(),
+            turning: BTreeMap::new(),
+            frames: vec![FrameAcc::default(); cameras],
+            zones: BTreeMap::new(),
+            zone_classes: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            speeds: BTreeMap::new(),
+        }
     }
 }
 
@@ -94,6 +169,15 @@ struct Camera {
     id: String,
     sample_fps: f64,
     max_capture_ms: Option<i64>,
+    /// Its silences while stale: from its last frame to its next (`None` while
+    /// still stale), latest last.
+    stale: Vec<(i64, Option<i64>)>,
+}
+
+impl Camera {
+    fn is_stale(&self) -> bool {
+        self.stale.last().is_some_and(|s| s.1.is_none())
+    }
 }
 
 /// What [`Windows`] carry from frame to frame, for snapshots.
@@ -103,6 +187,12 @@ pub struct WindowsState {
     /// Per camera: its id and the latest capture time it delivered.
     cameras: Vec<(String, Option<i64>)>,
     series: Vec<Series>,
+    /// Per camera: its stale silences not yet behind every closed window.
+    #[serde(default)]
+    stale: Vec<Vec<(i64, Option<i64>)>>,
+    /// The watermark used while every camera is stale.
+    #[serde(default)]
+    idle_watermark: Option<i64>,
 }
 
 impl WindowsState {
@@ -118,6 +208,7 @@ pub struct Windows {
     cameras: Vec<Camera>,
     lateness_ms: i64,
     series: Vec<Series>,
+    idle_watermark: Option<i64>,
 }
 
 impl Windows {
@@ -128,7 +219,7 @@ impl Windows {
             intersection_id: intersection_id.to_owned(),
             cameras: cameras
                 .iter()
-                .map(|(id, fps)| Camera { id: id.clone(), sample_fps: *fps, max_capture_ms: None })
+                .map(|(id, fps)| Camera { id: id.clone(), sample_fps: *fps, max_capture_ms: None, stale: Vec::new() })
                 .collect(),
             lateness_ms: (allowed_lateness_s.max(0.0) * 1000.0).round() as i64,
             series: lengths_s
@@ -141,6 +232,7 @@ impl Windows {
                     late: LateRecords::default(),
                 })
                 .collect(),
+            idle_watermark: None,
         }
     }
 
@@ -154,6 +246,8 @@ impl Windows {
             intersection_id: self.intersection_id.clone(),
             cameras: self.cameras.iter().map(|c| (c.id.clone(), c.max_capture_ms)).collect(),
             series: self.series.clone(),
+            stale: self.cameras.iter().map(|c| c.stale.clone()).collect(),
+            idle_watermark: self.idle_watermark,
         }
     }
 
@@ -170,10 +264,13 @@ impl Windows {
         if state.intersection_id != self.intersection_id || !same_cameras || !same_lengths || !fits {
             return false;
         }
+        let mut stale = state.stale.into_iter();
         for (c, (_, m)) in self.cameras.iter_mut().zip(state.cameras) {
             c.max_capture_ms = m;
+            c.stale = stale.next().unwrap_or_default();
         }
         self.series = state.series;
+        self.idle_watermark = state.idle_watermark;
         true
     }
 
@@ -182,6 +279,9 @@ impl Windows {
     pub fn frame(&mut self, cam: usize, capture_ms: i64, gap: Option<SeqGap>) {
         let c = &mut self.cameras[cam];
         c.max_capture_ms = Some(c.max_capture_ms.map_or(capture_ms, |m| m.max(capture_ms)));
+        if let Some(silence) = c.stale.last_mut().filter(|s| s.1.is_none()) {
+            silence.1 = Some(capture_ms.max(silence.0));
+        }
         let n = self.cameras.len();
         for s in &mut self.series {
             match s.acc(capture_ms, n) {
@@ -236,6 +336,86 @@ impl Windows {
         }
     }
 
+    /// Camera `cam` is stale: silent since `since_ms` (its last frame, or when the
+    /// aggregator started for one that never sent any). Its watermark stops
+    /// holding windows open until its next [`frame`](Windows::frame).
+    pub fn set_stale(&mut self, cam: usize, since_ms: i64) {
+        let c = &mut self.cameras[cam];
+        if !c.is_stale() {
+            c.stale.push((since_ms, None));
+        }
+    }
+
+    /// Whether camera `cam` is stale.
+    pub fn is_stale(&self, cam: usize) -> bool {
+        self.cameras[cam].is_stale()
+    }
+
+    /// Whether every camera of the intersection is stale.
+    pub fn all_stale(&self) -> bool {
+        self.cameras.iter().all(Camera::is_stale)
+    }
+
+    /// The time the aggregator has reached (the latest capture time of any camera,
+    /// or a tick): while every camera is stale, the watermark follows it.
+    pub fn set_now(&mut self, now_ms: i64) {
+        let wm = now_ms - self.lateness_ms;
+        self.idle_watermark = Some(self.idle_watermark.map_or(wm, |w| w.max(wm)));
+    }
+
+    /// One frame of camera `cam`'s zones (see [`ZoneSample`]).
+    pub fn zones(&mut self, cam: usize, capture_ms: i64, sample: ZoneSample<'_>) {
+        let n = self.cameras.len();
+        let camera_id = &self.cameras[cam].id;
+        for s in &mut self.series {
+            // A late frame was counted late by `frame`.
+            let Some(acc) = s.acc(capture_ms, n) else {
+                continue;
+            };
+            for (zone, classes) in sample.occupancy {
+                let key = (camera_id.clone(), zone.clone());
+                acc.zones.entry(key).or_default().occupancy(classes.iter().map(|c| c.1).sum());
+                for (class, k) in classes {
+                    let key = (camera_id.clone(), zone.clone(), class.clone());
+                    acc.zone_classes.entry(key).or_default().occupancy(*k);
+                }
+            }
+            for (lane, k) in sample.queues {
+                let q = acc.queues.entry((camera_id.clone(), lane.clone())).or_insert((0, 0));
+                q.0 += u64::from(*k);
+                q.1 = q.1.max(*k);
+            }
+        }
+    }
+
+    /// A vehicle of `class` left zone `zone` of camera `cam` at `leave_ms` after `dwell_ms` inside.
+    pub fn dwell(&mut self, cam: usize, leave_ms: i64, zone: &str, class: &str, dwell_ms: i64) {
+        let n = self.cameras.len();
+        let camera_id = &self.cameras[cam].id;
+        for s in &mut self.series {
+            match s.acc(leave_ms, n) {
+                Some(acc) => {
+                    acc.zones.entry((camera_id.clone(), zone.to_owned())).or_default().dwell(dwell_ms);
+                    let key = (camera_id.clone(), zone.to_owned(), class.to_owned());
+                    acc.zone_classes.entry(key).or_default().dwell(dwell_ms);
+                }
+                None => s.late.dwells += 1,
+            }
+        }
+    }
+
+    /// The speed of a turning movement of camera `cam` completed at `capture_ms`
+    /// (a late one was counted late by [`turning`](Windows::turning)).
+    pub fn movement_speed(&mut self, cam: usize, capture_ms: i64, from: &str, to: &str, kmh: f64) {
+        let n = self.cameras.len();
+        let camera_id = &self.cameras[cam].id;
+        for s in &mut self.series {
+            if let Some(acc) = s.acc(capture_ms, n) {
+                acc.speeds.entry((camera_id.clone(), from.to_owned(), to.to_owned())).or_default().push(kmh);
+            }
+        }
+    }
+
     /// Closes the windows every camera's watermark has passed; appends their records.
     pub fn advance(&mut self, out: &mut Vec<WindowRecord>) {
         let Some(wm) = self.watermark() else {
@@ -261,9 +441,14 @@ impl Windows {
         }
     }
 
-    /// The intersection's watermark: the least of its cameras'.
+    /// The intersection's watermark: the least of its cameras' that are not stale;
+    /// when every camera is stale, the time reached less the lateness.
     fn watermark(&self) -> Option<i64> {
-        self.cameras.iter().map(|c| c.max_capture_ms.map(|m| m - self.lateness_ms)).min().flatten()
+        let mut fresh = self.cameras.iter().filter(|c| !c.is_stale()).peekable();
+        if fresh.peek().is_none() {
+            return self.idle_watermark;
+        }
+        fresh.map(|c| c.max_capture_ms.map(|m| m - self.lateness_ms)).min().flatten()
     }
 
     /// Closes series `i`'s windows that end at or before `upto`, in order.
@@ -285,6 +470,11 @@ impl Windows {
             start += l;
             self.series[i].closed_until = Some(start);
         }
+        // Silences that every closed window is past are no longer needed.
+        let closed = self.series.iter().map(|s| s.closed_until.unwrap_or(i64::MIN)).min().unwrap_or(i64::MIN);
+        for c in &mut self.cameras {
+            c.stale.retain(|s| s.1.is_none_or(|end| end > closed));
+        }
     }
 
     /// The record of series `i`'s window at `start`, removing it from the open ones.
@@ -293,6 +483,8 @@ impl Windows {
         let (length_s, end) = (s.length_s, start + s.length_ms);
         let acc = s.open.remove(&start).unwrap_or_else(|| Acc::new(self.cameras.len()));
         let late = std::mem::take(&mut s.late);
+        let received: BTreeMap<String, u64> =
+            self.cameras.iter().zip(&acc.frames).map(|(c, f)| (c.id.clone(), f.received)).collect();
         let mut complete = true;
         let cameras: Vec<WindowCameraQuality> = self
             .cameras
@@ -303,13 +495,15 @@ impl Windows {
                 // At the end of input, a window its camera's frames did not reach ended early.
                 let frame_ms = (1000.0 / c.sample_fps).ceil() as i64;
                 let reached = by_watermark || c.max_capture_ms.is_some_and(|m| m + frame_ms >= end);
-                complete &= reached && f.dropped == 0 && f.received + expected / 100 >= expected;
+                let stale = c.stale.iter().any(|&(from, to)| from < end && to.is_none_or(|to| to > start));
+                complete &= reached && !stale && f.dropped == 0 && f.received + expected / 100 >= expected;
                 WindowCameraQuality {
                     camera_id: c.id.clone(),
                     frames_expected: expected,
                     frames_received: f.received,
                     frames_dropped: f.dropped,
                     gaps: f.gaps,
+                    stale,
                 }
             })
             .collect();
@@ -345,7 +539,133 @@ impl Windows {
             cameras,
             late,
             complete,
+            zones: zone_rows(acc.zones, acc.zone_classes, &received),
+            queues: acc
+                .queues
+                .into_iter()
+                .map(|((camera_id, lane), (sum, max))| WindowQueue {
+                    mean_queue: mean(sum, received.get(&camera_id).copied().unwrap_or(0)),
+                    camera_id,
+                    lane,
+                    max_queue: max,
+                })
+                .collect(),
+            speeds: acc
+                .speeds
+                .into_iter()
+                .filter_map(|((camera_id, from, to), mut v)| {
+                    v.retain(|x| x.is_finite());
+                    if v.is_empty() {
+                        return None;
+                    }
+                    v.sort_by(f64::total_cmp);
+                    Some(WindowMovementSpeed {
+                        camera_id,
+                        from,
+                        to,
+                        vehicles: v.len() as u64,
+                        mean_kmh: v.iter().sum::<f64>() / v.len() as f64,
+                        p50_kmh: percentile(&v, 0.5),
+                        p85_kmh: percentile(&v, 0.85),
+                    })
+                })
+                .collect(),
         }
+    }
+}
+
+/// `sum / frames`, 0 for no frames.
+fn mean(sum: u64, frames: u64) -> f64 {
+    if frames == 0 {
+        0.0
+    } else {
+        sum as f64 / frames as f64
+    }
+}
+
+/// The `p` quantile of sorted, non-empty `v` by the nearest-rank method.
+pub(crate) fn percentile(v: &[f64], p: f64) -> f64 {
+    let rank = (p * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// The zone rows of a window; `received`: frames per camera id.
+fn zone_rows(
+    zones: BTreeMap<ZoneKey, ZoneAcc>,
+    classes: BTreeMap<ZoneClassKey, ZoneAcc>,
+    received: &BTreeMap<String, u64>,
+) -> Vec<WindowZone> {
+    let mut rows: Vec<WindowZone> = zones
+        .into_iter()
+        .map(|((camera_id, zone), z)| {
+            let frames = received.get(&camera_id).copied().unwrap_or(0);
+            WindowZone {
+                mean_occupancy: mean(z.occupancy_sum, frames),
+                max_occupancy: z.occupancy_max,
+                dwells: z.dwells,
+                mean_dwell_s: z.mean_dwell_s(),
+                max_dwell_s: (z.dwells > 0).then(|| z.dwell_max_ms as f64 / 1000.0),
+                classes: Vec::new(),
+                camera_id,
+                zone,
+            }
+        })
+        .collect();
+    for ((camera_id, zone, class_name), z) in classes {
+        let frames = received.get(&camera_id).copied().unwrap_or(0);
+        if let Some(row) = rows.iter_mut().find(|r| r.camera_id == camera_id && r.zone == zone) {
+            row.classes.push(WindowZoneClass {
+                class_name,
+                mean_occupancy: mean(z.occupancy_sum, frames),
+                max_occupancy: z.occupancy_max,
+                dwells: z.dwells,
+                mean_dwell_s: z.mean_dwell_s(),
+            });
+        }
+    }
+    rows
+}
+
+// The camera set of an intersection changes while it runs (cameras added and
+// removed from a watched config or the registry).
+impl Windows {
+    /// Adds a camera (or returns the index of a camera of this id); returns its
+    /// index. Until it delivers a frame it holds the windows open, like a camera
+    /// at the start.
+    pub fn add_camera(&mut self, id: &str, sample_fps: f64) -> usize {
+        if let Some(i) = self.cameras.iter().position(|c| c.id == id) {
+            self.cameras[i].sample_fps = sample_fps;
+            return i;
+        }
+        self.cameras.push(Camera { id: id.to_owned(), sample_fps, max_capture_ms: None, stale: Vec::new() });
+        for s in &mut self.series {
+            for acc in s.open.values_mut() {
+                acc.frames.push(FrameAcc::default());
+            }
+        }
+        self.cameras.len() - 1
+    }
+
+    /// Removes camera `cam`: it no longer holds the watermark nor appears in the
+    /// quality of windows still open; its crossings already filed stay counted.
+    /// Cameras after it move down one index.
+    pub fn remove_camera(&mut self, cam: usize) {
+        if cam >= self.cameras.len() {
+            return;
+        }
+        self.cameras.remove(cam);
+        for s in &mut self.series {
+            for acc in s.open.values_mut() {
+                if cam < acc.frames.len() {
+                    acc.frames.remove(cam);
+                }
+            }
+        }
+    }
+
+    /// The index of the camera `id`, if it is one of the intersection's.
+    pub fn camera_index(&self, id: &str) -> Option<usize> {
+        self.cameras.iter().position(|c| c.id == id)
     }
 }
 
@@ -398,7 +718,7 @@ mod tests {
         w.frame(1, 35_000, None);
         w.advance(&mut out);
         assert_eq!(spans(&out), vec![(0, false), (10_000, false), (20_000, false)]);
-        assert_eq!(out[1].late, LateRecords { crossings: 1, turning_movements: 1, frames: 0 });
+        assert_eq!(out[1].late, LateRecords { crossings: 1, turning_movements: 1, ..LateRecords::default() });
         assert!(out[2].late.is_empty());
         assert_eq!(out[2].cameras[0].frames_received, 0);
         w.flush(&mut out);
@@ -429,48 +749,5 @@ mod tests {
         assert_eq!((out[2].late.crossings, out[2].cameras[0].frames_received), (1, 0));
         w.flush(&mut out);
         assert_eq!(out.len(), 3, "nothing more to flush");
-    }
-}
-
-// The camera set of an intersection changes while it runs (cameras added and
-// removed from a watched config or the registry).
-impl Windows {
-    /// Adds a camera (or returns the index of a camera of this id); returns its
-    /// index. Until it delivers a frame it holds the windows open, like a camera
-    /// at the start.
-    pub fn add_camera(&mut self, id: &str, sample_fps: f64) -> usize {
-        if let Some(i) = self.cameras.iter().position(|c| c.id == id) {
-            self.cameras[i].sample_fps = sample_fps;
-            return i;
-        }
-        self.cameras.push(Camera { id: id.to_owned(), sample_fps, max_capture_ms: None });
-        for s in &mut self.series {
-            for acc in s.open.values_mut() {
-                acc.frames.push(FrameAcc::default());
-            }
-        }
-        self.cameras.len() - 1
-    }
-
-    /// Removes camera `cam`: it no longer holds the watermark nor appears in the
-    /// quality of windows still open; its crossings already filed stay counted.
-    /// Cameras after it move down one index.
-    pub fn remove_camera(&mut self, cam: usize) {
-        if cam >= self.cameras.len() {
-            return;
-        }
-        self.cameras.remove(cam);
-        for s in &mut self.series {
-            for acc in s.open.values_mut() {
-                if cam < acc.frames.len() {
-                    acc.frames.remove(cam);
-                }
-            }
-        }
-    }
-
-    /// The index of the camera `id`, if it is one of the intersection's.
-    pub fn camera_index(&self, id: &str) -> Option<usize> {
-        self.cameras.iter().position(|c| c.id == id)
     }
 }

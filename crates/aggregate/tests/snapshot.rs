@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use streetscope_aggregate::{Aggregator, AggregatorSnapshot, RestoreError};
 use streetscope_contracts::config::{AnalyticsConfig, TrackerConfig};
-use streetscope_contracts::records::{CrossingEvent, TurningMovementEvent, WindowRecord};
+use streetscope_contracts::records::{AlertEvent, CrossingEvent, TurningMovementEvent, WindowRecord};
 use streetscope_contracts::FrameDetections;
 use streetscope_simulator::{scenario, IntersectionSpec, NoiseSpec};
 
@@ -16,6 +16,7 @@ struct Out {
     crossings: Vec<CrossingEvent>,
     turns: Vec<TurningMovementEvent>,
     windows: Vec<WindowRecord>,
+    alerts: Vec<AlertEvent>,
 }
 
 impl Out {
@@ -24,6 +25,7 @@ impl Out {
             self.crossings.extend(agg.process(f).unwrap());
             self.turns.extend(agg.take_turning_events());
             self.windows.extend(agg.take_windows());
+            self.alerts.extend(agg.take_alerts());
         }
     }
 
@@ -31,6 +33,7 @@ impl Out {
         self.crossings.extend(agg.finish());
         self.turns.extend(agg.take_turning_events());
         self.windows.extend(agg.take_windows());
+        self.alerts.extend(agg.take_alerts());
     }
 }
 
@@ -38,8 +41,17 @@ impl Out {
 fn snapshot_and_restore_mid_stream_gives_the_same_records() {
     let spec = IntersectionSpec { duration_s: 600.0, ..scenario::default_four_way() };
     let noise = NoiseSpec { frame_drop_rate: 0.01, occlusion_rate_per_s: 0.02, ..NoiseSpec::typical() };
-    let (cam, frames, _) = simulate(spec, noise, 4);
-    let (tracker, analytics) = (TrackerConfig::default(), approaches(&cam));
+    let (mut cam, frames, _) = simulate(spec.clone(), noise, 4);
+    // Zones, a calibration and alerts: their state goes through the snapshot too.
+    cam.zones = spec.queue_zones();
+    cam.calibration = Some(Box::new(spec.calibration()));
+    let tracker = TrackerConfig::default();
+    let mut analytics = approaches(&cam);
+    analytics.alerts.queue_length = 2;
+    analytics.alerts.queue_for_s = 5.0;
+    analytics.alerts.queue_clear_s = 5.0;
+    analytics.alerts.anomaly_min_baseline = 1;
+    analytics.alerts.anomaly_baseline_windows = 2;
     let cams = std::slice::from_ref(&cam);
 
     let mut whole = Aggregator::with_analytics(cams, &tracker, &analytics);
@@ -67,6 +79,10 @@ fn snapshot_and_restore_mid_stream_gives_the_same_records() {
     got.finish(&mut second);
 
     assert!(expected.crossings.len() > 300 && expected.turns.len() > 100 && expected.windows.len() > 10);
+    assert!(expected.alerts.len() > 10, "{}", expected.alerts.len());
+    assert!(expected.turns.iter().filter(|t| t.speed_kmh.is_some()).count() > 100);
+    assert!(expected.windows.iter().any(|w| !w.zones.is_empty() && !w.queues.is_empty() && !w.speeds.is_empty()));
+    assert_eq!(got.alerts, expected.alerts);
     assert_eq!(got.crossings, expected.crossings);
     assert_eq!(got.turns, expected.turns);
     assert_eq!(got.windows, expected.windows);
@@ -102,6 +118,15 @@ fn a_snapshot_that_does_not_fit_the_configuration_is_refused() {
     let mut fewer = cam.clone();
     fewer.lines.pop();
     let err = Aggregator::restore(&[fewer], &tracker, &AnalyticsConfig::default(), snap.clone()).unwrap_err();
+    assert_eq!(err, RestoreError::CameraMismatch(cam.id.clone()));
+
+    let mut zoned = cam.clone();
+    zoned.zones = scenario::default_four_way().queue_zones();
+    let err = Aggregator::restore(&[zoned], &tracker, &analytics, snap.clone()).unwrap_err();
+    assert_eq!(err, RestoreError::CameraMismatch(cam.id.clone()));
+    let mut calibrated = cam.clone();
+    calibrated.calibration = Some(Box::new(scenario::default_four_way().calibration()));
+    let err = Aggregator::restore(&[calibrated], &tracker, &analytics, snap.clone()).unwrap_err();
     assert_eq!(err, RestoreError::CameraMismatch(cam.id.clone()));
 
     let shorter = AnalyticsConfig { window_lengths_s: vec![60], ..analytics.clone() };

@@ -28,6 +28,8 @@ fn synthetic_camera() -> CameraConfig {
         jpeg_quality: None,
         rtsp_transport: Default::default(),
         template: None,
+        zones: Vec::new(),
+        calibration: None,
     }
 }
 

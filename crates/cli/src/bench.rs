@@ -235,6 +235,8 @@ fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {
     };
     let (frames, _) = sim.run_to_end();
     let detections: usize = frames.iter().map(|f| f.detections.len()).sum();
+        zones: Vec::new(),
+        calibration: None,
     eprintln!(
         "{} frames, {detections} detections ({:.1} per frame), {} lines, typical noise",
         frames.len(),

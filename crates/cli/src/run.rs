@@ -280,6 +280,9 @@ async fn run_pipeline(
                             if w.complete { "" } else { " (incomplete)" }
                         );
                     }
+                    ResultRecord::Alert(a) => {
+                        println!("  alert {:?} {:?}  {}  {}: {}", a.alert, a.state, a.camera_id, a.subject, a.message);
+                    }
                     ResultRecord::Summary(_) => {}
                 }
             }

@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::lines::{CountingLine, Direction};
+use crate::zones::{validate_calibration, validate_zones};
+pub use crate::zones::{CalibrationConfig, ZoneConfig, ZoneKind};
 
 /// The whole configuration of a `streetscope run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -74,6 +76,14 @@ pub struct CameraConfig {
     /// unknown placeholder is an error that names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PathBuf>,
+    /// Zones in normalised image coordinates: occupancy, dwell time and (kind
+    /// `queue`) the queue of a lane.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Ground-plane calibration (four image points and their positions in metres),
+    /// for speeds in km/h. None: no speeds.
+    #[serde(default)]
+    pub calibration: Option<Box<CalibrationConfig>>,
 }
 
 /// The transport of an RTSP camera's media (see `CameraConfig::rtsp_transport`).
@@ -404,6 +414,144 @@ impl Default for AnalyticsConfig {
             allowed_lateness_s: default_allowed_lateness_s(),
         }
     }
+    /// Speeds of tracks, and what counts as standing still in a queue.
+    #[serde(default)]
+    pub speed: SpeedConfig,
+    /// Alerts: stale cameras, long queues, counts off their recent baseline.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// How track speeds are measured, and what counts as standing still.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedConfig {
+    /// A track's speed is the slope of a straight line fitted (least squares) to
+    /// its positions over this many seconds: longer is smoother and lags more.
+    #[serde(default = "default_smoothing_s")]
+    pub smoothing_s: f64,
+    /// A vehicle in a queue zone slower than this is queued, km/h (cameras with a
+    /// calibration).
+    #[serde(default = "default_queue_max_kmh")]
+    pub queue_max_kmh: f64,
+    /// The same for cameras without a calibration, in image heights per second.
+    #[serde(default = "default_queue_max_image_speed")]
+    pub queue_max_image_speed: f64,
+}
+
+impl Default for SpeedConfig {
+    fn default() -> Self {
+        Self {
+            smoothing_s: default_smoothing_s(),
+            queue_max_kmh: default_queue_max_kmh(),
+            queue_max_image_speed: default_queue_max_image_speed(),
+        }
+    }
+}
+
+fn default_smoothing_s() -> f64 {
+    1.0
+}
+fn default_queue_max_kmh() -> f64 {
+    5.0
+}
+fn default_queue_max_image_speed() -> f64 {
+    0.02
+}
+
+/// When alerts are raised and cleared. Time is event time (capture times), as
+/// everywhere in the analytics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// A camera that has delivered no frame for this many seconds, while other
+    /// cameras (or the stage's clock) moved on, is stale: an alert is raised, and
+    /// its watermark no longer holds its intersection's windows open (they close
+    /// without it, marked incomplete). Its next frame clears the alert. 0: never stale.
+    #[serde(default = "default_camera_stale_s")]
+    pub camera_stale_s: f64,
+    /// Queue alert: raised when a lane's queue has been at least this many
+    /// vehicles for `queue_for_s`. 0: no queue alerts.
+    #[serde(default = "default_queue_length")]
+    pub queue_length: u32,
+    /// How long the queue must stay at or over `queue_length`, seconds; dips under
+    /// it shorter than `queue_clear_s` (a queue moving up on a green) do not end it.
+    #[serde(default = "default_queue_for_s")]
+    pub queue_for_s: f64,
+    /// A raised queue alert clears once the queue has stayed under `queue_length`
+    /// this long, seconds; set it longer than a green.
+    #[serde(default = "default_queue_clear_s")]
+    pub queue_clear_s: f64,
+    /// Count anomalies are judged on windows of this length (one of
+    /// `window_lengths_s`); default the shortest. 0: no count anomalies.
+    #[serde(default)]
+    pub anomaly_window_s: Option<u32>,
+    /// The baseline of a count is its median over this many previous windows (not
+    /// anomalous, camera not stale); an anomaly lasting this many windows becomes
+    /// the new baseline.
+    #[serde(default = "default_anomaly_baseline_windows")]
+    pub anomaly_baseline_windows: u32,
+    /// Counts whose baseline is below this are not judged (too few to tell).
+    #[serde(default = "default_anomaly_min_baseline")]
+    pub anomaly_min_baseline: u64,
+    /// A window's count at or below this fraction of its baseline is an anomaly (a drop).
+    #[serde(default = "default_anomaly_low_ratio")]
+    pub anomaly_low_ratio: f64,
+    /// A window's count at or above this multiple of its baseline is an anomaly (a surge).
+    #[serde(default = "default_anomaly_high_ratio")]
+    pub anomaly_high_ratio: f64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            camera_stale_s: default_camera_stale_s(),
+            queue_length: default_queue_length(),
+            queue_for_s: default_queue_for_s(),
+            queue_clear_s: default_queue_clear_s(),
+            anomaly_window_s: None,
+            anomaly_baseline_windows: default_anomaly_baseline_windows(),
+            anomaly_min_baseline: default_anomaly_min_baseline(),
+            anomaly_low_ratio: default_anomaly_low_ratio(),
+            anomaly_high_ratio: default_anomaly_high_ratio(),
+        }
+    }
+}
+
+fn default_camera_stale_s() -> f64 {
+    30.0
+}
+fn default_queue_length() -> u32 {
+    10
+}
+fn default_queue_for_s() -> f64 {
+    60.0
+}
+fn default_queue_clear_s() -> f64 {
+    30.0
+}
+fn default_anomaly_baseline_windows() -> u32 {
+    6
+}
+fn default_anomaly_min_baseline() -> u64 {
+    10
+}
+fn default_anomaly_low_ratio() -> f64 {
+    0.5
+}
+fn default_anomaly_high_ratio() -> f64 {
+    2.0
+}
+
+impl AlertsConfig {
+    /// The window length count anomalies are judged on, if any.
+    pub fn anomaly_window(&self, window_lengths_s: &[u32]) -> Option<u32> {
+        match self.anomaly_window_s {
+            Some(0) => None,
+            Some(l) => Some(l),
+            None => window_lengths_s.iter().copied().min(),
+        }
+    }
 }
 
 fn default_window_lengths_s() -> Vec<u32> {
@@ -428,6 +576,8 @@ impl AnalyticsConfig {
         let mut lines = std::collections::HashSet::new();
         for (i, a) in self.approaches.iter().enumerate() {
             let at = |f: &str| format!("analytics.approaches[{i}].{f}");
+            speed: SpeedConfig::default(),
+            alerts: AlertsConfig::default(),
             let Some(cam) = cameras.iter().find(|c| c.id == a.camera) else {
                 bad(at("camera"), format!("{:?}", a.camera), "no camera has this id");
                 continue;
@@ -483,6 +633,34 @@ fn default_match_iou() -> f32 {
 fn default_max_missed() -> u32 {
     5
 }
+        let mut range = |field: &str, v: f64, lo: f64, hi: f64| {
+            if !(v.is_finite() && v >= lo && v <= hi) {
+                bad(format!("analytics.{field}"), v.to_string(), &format!("must be in [{lo}, {hi}]"));
+            }
+        };
+        let (sp, al) = (&self.speed, &self.alerts);
+        range("speed.smoothing_s", sp.smoothing_s, 0.2, 10.0);
+        range("speed.queue_max_kmh", sp.queue_max_kmh, 0.0, 50.0);
+        range("speed.queue_max_image_speed", sp.queue_max_image_speed, 0.0, 1.0);
+        range("alerts.camera_stale_s", al.camera_stale_s, 0.0, 86_400.0);
+        range("alerts.queue_for_s", al.queue_for_s, 0.0, 86_400.0);
+        range("alerts.queue_clear_s", al.queue_clear_s, 0.0, 86_400.0);
+        range("alerts.anomaly_low_ratio", al.anomaly_low_ratio, 0.0, 1.0);
+        range("alerts.anomaly_high_ratio", al.anomaly_high_ratio, 1.0, 1000.0);
+        if let Some(l) = al.anomaly_window_s.filter(|&l| l != 0 && !self.window_lengths_s.contains(&l)) {
+            bad(
+                "analytics.alerts.anomaly_window_s".into(),
+                l.to_string(),
+                &format!("must be one of window_lengths_s {:?}, or 0 for no count anomalies", self.window_lengths_s),
+            );
+        }
+        if !(1..=1000).contains(&al.anomaly_baseline_windows) {
+            bad(
+                "analytics.alerts.anomaly_baseline_windows".into(),
+                al.anomaly_baseline_windows.to_string(),
+                "must be in [1, 1000]",
+            );
+        }
 fn default_min_hits() -> u32 {
     3
 }
@@ -798,6 +976,10 @@ fn check_source(source: &str) -> Result<(), String> {
         }
         if rest.is_empty() {
             return Err("the URL has nothing after the scheme".into());
+        validate_zones(&self.zones, &format!("{prefix}zones"), &mut more);
+        if let Some(c) = &self.calibration {
+            validate_calibration(c, &format!("{prefix}calibration"), &mut more);
+        }
         }
     }
     Ok(())
@@ -976,6 +1158,35 @@ mod tests {
         assert_eq!(redact_url("rtsp://cam/x?a=b@c"), "rtsp://cam/x?a=b@c");
         assert_eq!(redact_url("/tmp/a.mp4"), "/tmp/a.mp4");
     }
+    #[test]
+    fn speed_and_alert_settings_default_and_are_checked() {
+        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        let a = &cfg.analytics;
+        assert_eq!((a.speed.smoothing_s, a.speed.queue_max_kmh, a.alerts.camera_stale_s), (1.0, 5.0, 30.0));
+        assert_eq!(a.alerts.anomaly_window(&a.window_lengths_s), Some(60));
+        let text = r#"
+            window_lengths_s = [60, 300]
+            [speed]
+            smoothing_s = 0
+            [alerts]
+            anomaly_window_s = 900
+            anomaly_low_ratio = 1.5
+            anomaly_baseline_windows = 0
+        "#;
+        let a: AnalyticsConfig = toml::from_str(text).unwrap();
+        let errs: Vec<String> = a.validate(&cfg.cameras).unwrap_err().iter().map(|e| e.to_string()).collect();
+        let want = [
+            "analytics.speed.smoothing_s = 0: must be in [0.2, 10]",
+            "analytics.alerts.anomaly_low_ratio = 1.5: must be in [0, 1]",
+            "analytics.alerts.anomaly_window_s = 900: must be one of window_lengths_s [60, 300], or 0 for no count anomalies",
+            "analytics.alerts.anomaly_baseline_windows = 0: must be in [1, 1000]",
+        ];
+        assert_eq!(errs, want);
+        let off = AlertsConfig { anomaly_window_s: Some(0), ..AlertsConfig::default() };
+        assert_eq!(off.anomaly_window(&[60]), None);
+        assert!(toml::from_str::<AnalyticsConfig>("[alerts]\nstale_s = 3").is_err());
+    }
+
 
     #[test]
     fn bad_source_is_redacted_in_errors() {

@@ -12,6 +12,7 @@
 //! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
 //! - [`config`]: the pipeline configuration with validation.
 //! - [`registry`]: the camera registry's records (cameras and intersections tables, API errors).
+//! - [`zones`]: zones and ground-plane calibrations, their geometric tests and checks.
 //! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
 
 pub mod cameras;
@@ -25,6 +26,7 @@ pub mod records;
 pub mod registry;
 
 pub use config::{ConfigError, PipelineConfig};
+pub mod zones;
 pub use detection::{Detection, FrameDetections};
 pub use frame::{CaptureClock, Frame, FrameEncoding};
 pub use geometry::{BBox, Letterbox, NormPoint};

@@ -19,6 +19,7 @@ pub enum ResultRecord {
     Crossing(CrossingEvent),
     TurningMovement(TurningMovementEvent),
     Window(WindowRecord),
+    Alert(AlertEvent),
     Summary(RunSummary),
 }
 
@@ -44,6 +45,35 @@ pub struct CrossingEvent {
     /// Capture time of that frame, milliseconds since the Unix epoch.
     pub capture_time_ms: i64,
 }
+    /// The vehicle's speed at the crossing, km/h (its positions over
+    /// `analytics.speed.smoothing_s` around the frame); only for cameras with a
+    /// calibration, when its positions there are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_kmh: Option<f64>,
+}
+
+/// Running totals of one intersection since its counting began: published to
+/// `streetscope.counts` (key = intersection id) by the distributed aggregator
+/// every `aggregate.counts_interval_s` while it changes. The latest record per
+/// intersection is the current truth; replays after a fault republish the same
+/// totals, never larger ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CountsRecord {
+    pub schema_version: u32,
+    pub intersection_id: String,
+    /// Capture time of the newest frame counted, milliseconds since the Unix epoch.
+    pub as_of_capture_time_ms: i64,
+    /// Frames aggregated (duplicates excluded).
+    pub frames: u64,
+    /// Replayed inputs recognised by (camera, sequence number) and dropped.
+    pub duplicates: u64,
+    /// Crossings per camera, line, direction and class, sorted.
+    pub counts: Vec<CountRow>,
+    /// The turning-movement matrix per class, sorted.
+    pub turning_movements: Vec<TurningCountRow>,
+    /// Every camera that sent frames was a recording and has ended: these
+    /// counts are final (as at the end of `streetscope run` on files).
+    pub complete: bool,
 
 /// One row of the run's counts: crossings of one line, in one direction, by one class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -119,6 +149,10 @@ pub struct TurningMovementEvent {
     /// complete. Time windows file the movement under this time.
     pub capture_time_ms: i64,
 }
+    /// The vehicle's mean speed from the entry crossing to the exit crossing,
+    /// km/h (distance travelled over time taken); only for cameras with a calibration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_kmh: Option<f64>,
 
 /// One cell of the turning-movement matrix: vehicles of one class that came in by
 /// one approach and left by another.
@@ -165,10 +199,128 @@ pub struct WindowRecord {
     pub late: LateRecords,
     /// Whether the counts can be trusted as whole: the window was closed by the
     /// watermarks (not flushed before its end at the end of the input) and every
-    /// camera delivered its frames (no sequence gaps, and at least 99 % of the
-    /// frames expected).
+    /// camera delivered its frames (no sequence gaps, at least 99 % of the
+    /// frames expected, and no camera stale).
     pub complete: bool,
 }
+    /// Occupancy and dwell times per camera and zone, sorted (absent: no zones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<WindowZone>,
+    /// Queue length per camera and lane (queue zones), sorted (absent: no queue zones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<WindowQueue>,
+    /// Speeds per camera and turning movement (calibrated cameras), sorted
+    /// (absent: no movement with a speed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speeds: Vec<WindowMovementSpeed>,
+}
+
+/// Occupancy and dwell times of one zone in a window. Occupancy counts the
+/// confirmed tracks whose reference point is inside the zone, in each frame of the
+/// camera in the window; a dwell is filed under the window in which the track left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowZone {
+    pub camera_id: String,
+    pub zone: String,
+    /// Vehicles inside, averaged over the camera's frames in the window.
+    pub mean_occupancy: f64,
+    /// Most vehicles inside in one frame.
+    pub max_occupancy: u32,
+    /// Vehicles that left the zone in the window (their dwell is known).
+    pub dwells: u64,
+    /// Their mean time inside, seconds (first frame inside to first frame outside);
+    /// absent when none left.
+    pub mean_dwell_s: Option<f64>,
+    /// The longest of them, seconds.
+    pub max_dwell_s: Option<f64>,
+    /// The same per class of vehicle, sorted by class.
+    pub classes: Vec<WindowZoneClass>,
+}
+
+/// Occupancy and dwell times of one class of vehicle in one zone in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowZoneClass {
+    pub class_name: String,
+    pub mean_occupancy: f64,
+    pub max_occupancy: u32,
+    pub dwells: u64,
+    pub mean_dwell_s: Option<f64>,
+}
+
+/// Queue of one lane in a window: the vehicles in its queue zones slower than
+/// `analytics.speed.queue_max_kmh` (or `queue_max_image_speed` without a calibration).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowQueue {
+    pub camera_id: String,
+    pub lane: String,
+    /// Vehicles queued, averaged over the camera's frames in the window.
+    pub mean_queue: f64,
+    /// Most vehicles queued in one frame.
+    pub max_queue: u32,
+}
+
+/// Speeds of the vehicles that completed one turning movement in a window (each
+/// vehicle's mean speed from its entry to its exit crossing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowMovementSpeed {
+    pub camera_id: String,
+    pub from: String,
+    pub to: String,
+    /// Vehicles with a known speed.
+    pub vehicles: u64,
+    pub mean_kmh: f64,
+    /// Median.
+    pub p50_kmh: f64,
+    /// 85th percentile: the speed 85 % of the vehicles did not exceed.
+    pub p85_kmh: f64,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A camera delivered no frame for `analytics.alerts.camera_stale_s`.
+    CameraStale,
+    /// A lane's queue stayed at or over `queue_length` for `queue_for_s`.
+    Queue,
+    /// A window's count was far off the median of the previous windows.
+    CountAnomaly,
+}
+
+/// Whether an alert starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Raised,
+    Cleared,
+}
+
+/// An alert raised or cleared (topic `streetscope.alerts`). Each raised alert is
+/// cleared by a later record of the same kind, camera and subject, once its cause
+/// has gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertEvent {
+    pub schema_version: u32,
+    pub intersection_id: String,
+    pub camera_id: String,
+    pub alert: AlertKind,
+    pub state: AlertState,
+    /// What the alert is about within the camera: the camera id (stale), the lane
+    /// (queue), or `line/direction_label` (count anomaly).
+    pub subject: String,
+    /// Event time of the change, milliseconds since the Unix epoch: when the
+    /// camera had been silent for `camera_stale_s`, or its next frame; when the
+    /// queue had been long (or short) for long enough; the window's end.
+    pub time_ms: i64,
+    /// What was measured: seconds without frames; vehicles queued; the window's count.
+    pub value: f64,
+    /// What it was held against: `camera_stale_s`; `queue_length`; the baseline (median count).
+    pub threshold: f64,
+    /// For count anomalies, the window judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start_ms: Option<i64>,
+    /// A sentence for people.
+    pub message: String,
 
 /// Crossings of one line, in one direction, by one class, in a window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -206,6 +358,11 @@ pub struct WindowCameraQuality {
     /// that revealed them.
     pub gaps: Vec<SeqGap>,
 }
+    /// The camera was stale (no frames for `analytics.alerts.camera_stale_s`) at
+    /// some time in the window, so its watermark did not hold the window open
+    /// (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 
 /// A run of missing sequence numbers of one camera, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -224,6 +381,13 @@ pub struct LateRecords {
     /// Frames (out of order by more than the allowed lateness).
     pub frames: u64,
 }
+    /// Dwell times of vehicles that left a zone (absent: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dwells: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 
 impl LateRecords {
     /// Whether nothing came late.

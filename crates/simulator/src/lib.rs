@@ -58,7 +58,7 @@ pub use signal::SignalState;
 pub use sim::{NoiseStats, SimError, Simulation};
 pub use spec::{
     Approach, ApproachSpec, Approaches, ClassSpec, DrivingSide, IntersectionSpec, Movement, NoiseSpec, PhaseSpec,
-    SignalPlan, TurningRatios,
+    SignalPlan, TurningRatios, PX_PER_M,
 };
 pub use truth::{
     CrossingTime, DetectionSource, GroundTruth, LineCount, MovementKey, QueueSample, SimFrame, TrueObject,

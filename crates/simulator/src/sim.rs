@@ -484,6 +484,7 @@ impl Simulation {
         let p_occlusion = 1.0 - (-noise.occlusion_rate_per_s * self.dt).exp();
         let mut queued = [0u32; 4];
         let mut queued_in_view = [0u32; 4];
+        let mut queued_by_lane = [[0u32; MAX_LANES as usize]; 4];
         let mut objects = Vec::with_capacity(self.vehicles.len());
         let mut found: Vec<(Detection, DetectionSource)> = Vec::with_capacity(self.vehicles.len() + 2);
         let mut visible = 0usize;
@@ -500,6 +501,7 @@ impl Simulation {
             if is_queued {
                 queued[r.from.index()] += 1;
                 queued_in_view[r.from.index()] += u32::from(detectable);
+                queued_by_lane[r.from.index()][r.lane_in as usize] += u32::from(detectable);
             }
             if !detectable {
                 continue;
@@ -543,6 +545,7 @@ impl Simulation {
                 speed_px_s: v.v,
                 movement: MovementKey { from: r.from, to: r.to, movement: r.movement },
                 queued: is_queued,
+                lane_in: r.lane_in,
             });
 
             // The detector's view of it.
@@ -594,6 +597,8 @@ impl Simulation {
                     approach: a,
                     queued: queued[a.index()],
                     queued_in_view: queued_in_view[a.index()],
+                    queued_in_view_by_lane: queued_by_lane[a.index()][..self.spec.approaches.get(a).lanes_in as usize]
+                        .to_vec(),
                     backlog,
                 });
             }

@@ -11,8 +11,12 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use streetscope_contracts::config::FieldError;
+use streetscope_contracts::config::{CalibrationConfig, FieldError, ZoneConfig, ZoneKind};
 use streetscope_contracts::CountingLine;
+
+/// Scale of the default vehicle classes: about 12 pixels to the metre (a car is
+/// 54 px, 4.5 m, long). [`IntersectionSpec::calibration`] assumes it.
+pub const PX_PER_M: f64 = 12.0;
 
 /// One arm of the four-way junction, named for the compass direction it leaves
 /// the junction towards on a north-up image (north is the top of the image).
@@ -537,6 +541,57 @@ impl IntersectionSpec {
         }
         lines.extend(self.extra_lines.iter().cloned());
         lines
+    }
+
+    /// One queue zone per inbound lane of every arm (kind `queue`), named
+    /// `"{arm}_q{k}"` for lane `k` (0 the innermost), lane `"{arm}_{k}"`: the lane
+    /// from the image edge to half a lane width past its stop line (so that the
+    /// reference point of a vehicle standing with its front on the line is inside),
+    /// across the lane's width. Their queues are
+    /// [`QueueSample::queued_in_view_by_lane`](crate::QueueSample::queued_in_view_by_lane)
+    /// when the aggregator's queue speed equals [`IntersectionSpec::queue_speed_px_s`].
+    pub fn queue_zones(&self) -> Vec<ZoneConfig> {
+        let [hx, hy] = self.junction_half_size();
+        let [cx, cy] = self.center_px();
+        let (w, h) = (f64::from(self.width), f64::from(self.height));
+        let lw = self.lane_width_px;
+        let side = match self.driving_side {
+            DrivingSide::Right => 1.0,
+            DrivingSide::Left => -1.0,
+        };
+        let mut zones = Vec::new();
+        for a in Approach::ALL {
+            let o = a.outward();
+            let along = if o[0] == 0.0 { hy } else { hx };
+            // Inbound heading is -o; its right hand is [o[1], -o[0]].
+            let right = [o[1], -o[0]];
+            for k in 0..self.approaches.get(a).lanes_in {
+                let (near, far) = (side * f64::from(k) * lw, side * f64::from(k + 1) * lw);
+                let (t0, t1) = (along - 0.5 * lw, along + w.max(h));
+                let corner = |t: f64, off: f64| {
+                    let p = [cx + o[0] * t + right[0] * off, cy + o[1] * t + right[1] * off];
+                    [(p[0] / w).clamp(0.0, 1.0), (p[1] / h).clamp(0.0, 1.0)]
+                };
+                let mut zone = ZoneConfig::new(
+                    format!("{}_q{k}", a.name()),
+                    vec![corner(t0, near), corner(t1, near), corner(t1, far), corner(t0, far)],
+                    ZoneKind::Queue,
+                );
+                zone.lane = Some(format!("{}_{k}", a.name()));
+                zones.push(zone);
+            }
+        }
+        zones
+    }
+
+    /// A ground-plane calibration of the (top-down) image at [`PX_PER_M`]: the
+    /// image's corners and their positions in metres.
+    pub fn calibration(&self) -> CalibrationConfig {
+        let (w, h) = (f64::from(self.width) / PX_PER_M, f64::from(self.height) / PX_PER_M);
+        CalibrationConfig {
+            image: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+            world: [[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]],
+        }
     }
 
     /// Number of frames the simulation yields.

@@ -59,6 +59,8 @@ pub struct TrueObject {
     pub movement: MovementKey,
     /// Whether it is queued: slower than the queue speed, before its stop line.
     pub queued: bool,
+    /// Its inbound lane, 0 the innermost.
+    pub lane_in: u32,
 }
 
 /// Where a detection came from.
@@ -166,6 +168,11 @@ pub struct QueueSample {
     pub queued: u32,
     /// Those of them a camera could detect.
     pub queued_in_view: u32,
+    /// Those a camera could detect per inbound lane (0 the innermost), one entry
+    /// per lane of the approach: what the queue zones of
+    /// [`IntersectionSpec::queue_zones`](crate::IntersectionSpec::queue_zones) measure.
+    #[serde(default)]
+    pub queued_in_view_by_lane: Vec<u32>,
     /// Vehicles that arrived but wait for room to enter the simulated road.
     pub backlog: u32,
 }

@@ -392,3 +392,30 @@ fn counting_lines_count_inbound_traffic_forward() {
         assert_eq!((line.forward.as_str(), line.backward.as_str()), ("in", "out"));
     }
 }
+
+#[test]
+fn queue_zones_hold_each_queued_vehicle_in_its_own_lane() {
+    for spec in [scenario::stop_and_go(), IntersectionSpec { driving_side: DrivingSide::Left, ..short(300.0) }] {
+        let zones = spec.queue_zones();
+        let lanes: u32 = Approach::ALL.iter().map(|&a| spec.approaches.get(a).lanes_in).sum();
+        assert_eq!(zones.len(), lanes as usize);
+        let (w, h) = (spec.width, spec.height);
+        let (frames, truth) = run(spec, NoiseSpec::none(), 5);
+        let mut checked = 0;
+        for f in &frames {
+            for o in f.objects.iter().filter(|o| o.queued) {
+                let anchor = o.bbox.bottom_center_norm(w, h);
+                let inside: Vec<&str> = zones.iter().filter(|z| z.contains(anchor)).map(|z| z.name.as_str()).collect();
+                let own = format!("{}_q{}", o.movement.from.name(), o.lane_in);
+                assert_eq!(inside, vec![own.as_str()], "vehicle {} at frame {}", o.vehicle_id, f.seq);
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+        // Per lane, the queue samples add up to the approach's.
+        for q in &truth.queues {
+            assert_eq!(q.queued_in_view_by_lane.iter().sum::<u32>(), q.queued_in_view, "{q:?}");
+        }
+        assert!(truth.queues.iter().any(|q| q.queued_in_view_by_lane.iter().filter(|&&n| n > 0).count() > 1));
+    }
+}

@@ -25,6 +25,8 @@ pub fn camera(sim: &Simulation) -> CameraConfig {
         jpeg_quality: None,
         rtsp_transport: Default::default(),
         template: None,
+        zones: Vec::new(),
+        calibration: None,
     }
 }
 
