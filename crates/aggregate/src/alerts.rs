@@ -131,6 +131,28 @@ impl Alerts {
         }
     }
 
+    /// Watches camera `id` of `intersection_id` (added while running, or moved to
+    /// another intersection); a new camera's silence counts from now.
+    pub fn upsert_camera(&mut self, id: &str, intersection_id: &str) {
+        let w = self.cameras.entry(id.to_owned()).or_insert_with(|| CameraWatch {
+            intersection_id: intersection_id.to_owned(),
+            last_frame_ms: None,
+            stale: false,
+        });
+        w.intersection_id = intersection_id.to_owned();
+        if w.last_frame_ms.is_none() {
+            w.last_frame_ms = self.now_ms;
+        }
+        self.next_check_ms = i64::MIN;
+    }
+
+    /// Stops watching camera `id` (removed); its queue and count alerts are forgotten.
+    pub fn remove_camera(&mut self, id: &str) {
+        self.cameras.remove(id);
+        self.queues.retain(|k, _| k.0 != id);
+        self.counts.retain(|k, _| k.1 != id);
+    }
+
     /// The event time reached, if any input carried one.
     pub fn now_ms(&self) -> Option<i64> {
         self.now_ms

@@ -388,6 +388,15 @@ impl Aggregator {
             if old.intersection_id == c.intersection {
                 old.counter = state.counter;
                 old.turning = state.turning;
+                // New zones or a new calibration start afresh (stays in the old zones end unreported).
+                if old.zones.configs() != c.zones.as_slice() {
+                    old.zones = state.zones;
+                }
+                if !old.motion.has_calibration(c.calibration.as_deref()) {
+                    old.motion = state.motion;
+                }
+                old.queue_max_speed = state.queue_max_speed;
+                self.alerts.upsert_camera(&c.id, &c.intersection);
                 let (wi, _) = old.windows_at;
                 self.intersections[wi].add_camera(&c.id, c.sample_fps);
                 return;
@@ -409,6 +418,7 @@ impl Aggregator {
         let wc = self.intersections[wi].add_camera(&c.id, c.sample_fps);
         state.windows_at = (wi, wc);
         self.cameras.insert(c.id.clone(), state);
+        self.alerts.upsert_camera(&c.id, &c.intersection);
     }
 
     /// Removes camera `id`: its tracks end, releasing the crossings they held
@@ -428,6 +438,7 @@ impl Aggregator {
         }
         let wi = self.leave_windows(id);
         self.cameras.remove(id);
+        self.alerts.remove_camera(id);
         self.intersections[wi].advance(&mut self.closed_windows);
         events
     }

@@ -130,6 +130,7 @@ pub struct MotionState {
 /// Positions and speeds of one camera's tracks.
 #[derive(Debug)]
 pub struct Motion {
+    calibration: Option<CalibrationConfig>,
     homography: Option<Homography>,
     smoothing_ms: f64,
     tracks: HashMap<u64, TrackMotion>,
@@ -167,7 +168,17 @@ impl Motion {
     /// refuses those); `smoothing_s`: see the module doc.
     pub fn new(calibration: Option<&CalibrationConfig>, smoothing_s: f64) -> Self {
         let homography = calibration.and_then(|c| Homography::from_config(c).ok());
-        Self { homography, smoothing_ms: smoothing_s.max(0.01) * 1000.0, tracks: HashMap::new() }
+        Self {
+            calibration: calibration.cloned(),
+            homography,
+            smoothing_ms: smoothing_s.max(0.01) * 1000.0,
+            tracks: HashMap::new(),
+        }
+    }
+
+    /// Whether it was made with `calibration`.
+    pub fn has_calibration(&self, calibration: Option<&CalibrationConfig>) -> bool {
+        self.calibration.as_ref() == calibration
     }
 
     /// Whether positions are in metres (the camera has a calibration).

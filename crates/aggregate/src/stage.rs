@@ -54,6 +54,12 @@ impl AggregateStage {
 pub enum StageInput {
     Detections(FrameDetections),
     Camera(CameraChange),
+    /// The time has reached this event time (ms since the Unix epoch) without a
+    /// frame: a timer's tick ([`Aggregator::tick`]), so that silent cameras turn
+    /// stale and windows close when no camera sends anything. Send the latest
+    /// capture time seen plus the wall-clock time since it arrived, so that a
+    /// backlog of frames never looks like silence.
+    Tick(i64),
 }
 
 impl AggregateStage {
@@ -77,6 +83,11 @@ impl AggregateStage {
                 StageInput::Camera(CameraChange::Remove { id }) => {
                     let events = self.aggregator.remove_camera(&id);
                     publish_all(&mut self.aggregator, events, &output).await?;
+                    continue;
+                }
+                StageInput::Tick(now_ms) => {
+                    self.aggregator.tick(now_ms);
+                    publish_all(&mut self.aggregator, Vec::new(), &output).await?;
                     continue;
                 }
             };

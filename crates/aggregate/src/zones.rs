@@ -104,6 +104,11 @@ impl Zones {
         self.zones.is_empty()
     }
 
+    /// The zones as configured.
+    pub fn configs(&self) -> &[ZoneConfig] {
+        &self.zones
+    }
+
     pub fn zone(&self, i: usize) -> &ZoneConfig {
         &self.zones[i]
     }

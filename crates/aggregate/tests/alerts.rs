@@ -259,3 +259,32 @@ fn a_count_that_drops_is_an_anomaly_until_it_recovers() {
     // Normal traffic raised nothing before the drop.
     assert!(all.iter().all(|a| a.4 >= 1000), "{all:?}");
 }
+
+#[test]
+fn a_camera_added_while_running_is_watched_and_a_removed_one_is_not() {
+    let spec = IntersectionSpec { duration_s: 60.0, ..scenario::default_four_way() };
+    let (cam, frames, _) = simulate(spec, NoiseSpec::none(), 3);
+    let mut analytics = AnalyticsConfig { window_lengths_s: vec![60], ..AnalyticsConfig::default() };
+    analytics.alerts.camera_stale_s = 10.0;
+    analytics.alerts.anomaly_window_s = Some(0);
+    let mut agg = Aggregator::with_analytics(std::slice::from_ref(&cam), &TrackerConfig::default(), &analytics);
+    let mut out = Out::default();
+    let split = frames.iter().position(|f| f.capture_time_ms >= EPOCH + 20_000).unwrap();
+    feed(&mut agg, &frames[..split], &mut out);
+    // A camera added at 19.9 s that never sends a frame: stale 10 s later.
+    let late = CameraConfig { id: "cam-late".into(), ..cam.clone() };
+    agg.upsert_camera(&late);
+    feed(&mut agg, &frames[split..], &mut out);
+    assert_eq!(
+        summary(&out.alerts, EPOCH),
+        vec![(AlertKind::CameraStale, AlertState::Raised, "cam-late".into(), "cam-late".into(), 29)]
+    );
+    // Removed, it raises nothing more; the camera that stays turns stale when the ticks go on.
+    agg.remove_camera("cam-late");
+    agg.tick(EPOCH + 100_000);
+    let alerts = agg.take_alerts();
+    assert_eq!(
+        summary(&alerts, EPOCH),
+        vec![(AlertKind::CameraStale, AlertState::Raised, cam.id.clone(), cam.id.clone(), 69)]
+    );
+}
