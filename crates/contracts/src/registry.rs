@@ -292,7 +292,7 @@ impl From<FieldError> for ApiFieldError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApiError {
     /// What kind of error: `invalid`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `unavailable`.
+    /// `method_not_allowed`, `conflict`, `unavailable`.
     pub error: String,
     /// A sentence for people.
     pub message: String,

@@ -234,6 +234,11 @@ fn tokens_are_required_and_read_tokens_cannot_write() {
     let doc = h.call("GET", "/openapi.json", None, None);
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json()["openapi"], "3.1.0");
+    // Unknown endpoints and methods answer JSON too.
+    let a = h.call("GET", "/v2/cameras", Some(READ), None);
+    assert_eq!((a.status, a.json()["error"].clone()), (404, json!("not_found")), "{}", a.text);
+    let a = h.call("PATCH", "/v1/intersections/x-1", Some(WRITE), Some("{}"));
+    assert_eq!((a.status, a.json()["error"].clone()), (405, json!("method_not_allowed")), "{}", a.text);
 }
 
 #[test]
