@@ -226,10 +226,12 @@ where
         out
     }
 
-    /// Applies changes from `changes` until it is closed or `stop` is asked — or,
-    /// with `until_all_finished`, until every camera in the set has ended (a run
-    /// over files) — then shuts every camera down; returns how each ended. Blocks
-    /// the calling thread.
+    /// Applies changes from `changes` until `stop` is asked, then shuts every
+    /// camera down; returns how each ended. Blocks the calling thread. With
+    /// `until_all_finished`, it also returns once every camera in the set has
+    /// ended (a run over files), and a closed `changes` only means that no more
+    /// changes come (a run without a watched file); without it, a closed
+    /// `changes` ends the run (the source of changes is gone).
     pub fn run(
         mut self,
         changes: std::sync::mpsc::Receiver<CameraChange>,
@@ -237,9 +239,14 @@ where
         until_all_finished: bool,
     ) -> Vec<Finished> {
         use std::sync::mpsc::RecvTimeoutError;
+        let mut closed = false;
         loop {
             if stop.is_stopped() || (until_all_finished && self.all_finished()) {
                 break;
+            }
+            if closed {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
             }
             match changes.recv_timeout(Duration::from_millis(100)) {
                 Ok(change) => {
@@ -249,6 +256,7 @@ where
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) if until_all_finished => closed = true,
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
