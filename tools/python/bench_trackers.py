@@ -39,7 +39,7 @@ FPS = 10.0
 # so that the comparison is of implementations, not of settings.
 BYTETRACK = dict(
     frame_rate=FPS,
-    lost_track_buffer=30,  # in 30 fps frames: 10 frames at 10 fps (Streetscope: max_missed 10)
+    lost_track_buffer=15,  # in 30 fps frames: 5 frames at 10 fps (Streetscope: max_missed 5)
     track_activation_threshold=0.6,  # new_track_score
     high_conf_det_threshold=0.5,  # high_score
     minimum_consecutive_frames=3,  # min_hits

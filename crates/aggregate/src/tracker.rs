@@ -12,12 +12,11 @@
 //!    `match_iou`), solved optimally ([`assignment`](crate::assignment)); then
 //!    those left, by the distance between the centres in units of the box's
 //!    diagonal (at most [`MAX_CENTRE_DISTANCE`], areas within [`MAX_AREA_RATIO`]
-//!    of each other),
-//!    the box taken at its last size (a turning vehicle's size velocity
-//!    overshoots as the turn ends). Small boxes (bikes, tuktuks: 10-20 px wide) lose most
-//!    of their IoU to a few pixels of jitter, and a turning vehicle's box changes
-//!    shape faster than its filter follows; measured in their own size, they are
-//!    still close.
+//!    of each other), the box taken at its last size (a turning vehicle's size
+//!    velocity overshoots as the turn ends). Small boxes (bikes, tuktuks: 10-20 px
+//!    wide) lose most of their IoU to a few pixels of jitter, and a turning
+//!    vehicle's box changes shape faster than its filter follows; measured in
+//!    their own size, they are still close.
 //! 4. **Low-score detections** are matched to the confirmed tracks that were seen
 //!    last frame and are still unmatched, by IoU at least `low_match_iou`: a
 //!    vehicle half hidden or blurred keeps its track, while a low-score box alone
