@@ -5,6 +5,7 @@
 //! - `clips`: generates the test clips of `test-videos/`.
 //! - `bench`: benchmarks against the limit that matters, in the same run.
 //! - `simulate`: simulated traffic, detections and ground truth.
+//! - `registry`: the camera registry's API; `cameras`, `intersections`: its clients.
 //! - `schema`: writes the documents generated from the types (JSON Schemas, config reference).
 
 mod bench;
@@ -12,6 +13,7 @@ mod clips;
 mod detect_cmd;
 mod draw;
 mod paths;
+mod registry_cmd;
 mod run;
 mod schema;
 mod simulate;
@@ -47,6 +49,13 @@ enum Command {
     Clips(clips::ClipsCommand),
     /// Simulates traffic through a junction: detections with noise, and the ground truth.
     Simulate(simulate::SimulateArgs),
+    /// The camera registry's REST API: cameras and intersections, kept in the
+    /// compacted Kafka topics (docs/registry.md).
+    Registry(registry_cmd::RegistryArgs),
+    /// Cameras in the registry: add, update, rm, list, get (a client of its API).
+    Cameras(registry_cmd::CamerasArgs),
+    /// Intersections in the registry: add, update, rm, list, get (a client of its API).
+    Intersections(registry_cmd::IntersectionsArgs),
     /// Writes (or checks) the JSON Schemas and the configuration reference under docs/.
     Schema(schema::SchemaArgs),
 }
@@ -61,6 +70,9 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::bench(cmd),
         Command::Schema(args) => schema::schema(args),
         Command::Simulate(args) => simulate::simulate(args),
+        Command::Registry(args) => registry_cmd::registry(args),
+        Command::Cameras(args) => registry_cmd::cameras(args),
+        Command::Intersections(args) => registry_cmd::intersections(args),
     };
     match result {
         Ok(code) => code,

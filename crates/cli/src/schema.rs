@@ -32,6 +32,7 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("schemas/detections.schema.json", text(&schemars::schema_for!(FrameDetections))),
         ("schemas/pipeline-config.schema.json", text(&config)),
         ("configuration.md", config_reference(config.as_value())),
+        ("registry-openapi.json", streetscope_registry::openapi::document_text()),
     ]
 }
 
