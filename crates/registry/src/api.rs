@@ -60,7 +60,12 @@ pub fn router<T: TableLog>(registry: Arc<Registry<T>>, tokens: Tokens) -> Router
         .route_layer(middleware::from_fn_with_state(app.clone(), count_request::<T>))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into(), Vec::new()) })
         .method_not_allowed_fallback(|| async {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint has no such method".into(), Vec::new())
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint has no such method".into(),
+                Vec::new(),
+            )
         })
         .with_state(app)
 }
