@@ -451,13 +451,12 @@ fn camera_config(id: &str, source: &str, sample_fps: f64, line_x: f64) -> street
 
 #[test]
 fn the_reconciler_starts_updates_and_removes_cameras_one_at_a_time() {
-    use std::collections::HashMap;
     use streetscope_contracts::cameras::CameraChange::{Remove, Upsert};
     use streetscope_ingest::reconcile::{Applied, IngestSettings, Reconciler};
 
     let t = Instant::now();
     let server = Server::start(&["--fps", "15"]);
-    let frames: Arc<Mutex<HashMap<String, Vec<(Instant, Frame)>>>> = Arc::default();
+    let frames: Arc<Mutex<PerCamera>> = Arc::default();
     let settings = IngestSettings { width: 160, height: 160, stall_timeout: Duration::from_secs(3), policy: quick() };
     let starts = Arc::new(Mutex::new(Vec::new()));
     let mut rec = {
@@ -524,6 +523,9 @@ fn the_reconciler_starts_updates_and_removes_cameras_one_at_a_time() {
         t.elapsed().as_secs_f64()
     );
 }
+
+/// Frames with their arrival time, per camera id.
+type PerCamera = std::collections::HashMap<String, Vec<(Instant, Frame)>>;
 
 fn rec_statuses(s: &streetscope_ingest::reconcile::CameraStatuses) -> Vec<streetscope_ingest::CameraStatus> {
     s.handles().iter().map(|h| h.snapshot()).collect()
