@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -72,6 +73,11 @@ pub struct Counts {
     pub skipped_records: u64,
 }
 
+/// How long a write to a table may take before the change is answered as
+/// failed (503). Writes hold the registry's lock, so a broker that does not
+/// answer must not stall every request.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The camera registry over two tables of the same kind (in memory, or Kafka
 /// compacted topics).
 #[derive(Debug)]
@@ -80,15 +86,30 @@ pub struct Registry<T: TableLog> {
     intersections: T,
     view: RwLock<View>,
     skipped: AtomicU64,
+    write_timeout: Duration,
 }
 
 impl<T: TableLog> Registry<T> {
     /// Opens the registry: reads both tables to their end and builds the view.
     /// A record that does not parse is logged (by key) and skipped.
     pub async fn open(cameras: T, intersections: T) -> Result<Self, RegistryError> {
-        let registry = Self { cameras, intersections, view: RwLock::default(), skipped: AtomicU64::new(0) };
+        let registry = Self {
+            cameras,
+            intersections,
+            view: RwLock::default(),
+            skipped: AtomicU64::new(0),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+        };
         registry.reload().await?;
         Ok(registry)
+    }
+
+    /// Sets how long a write may take before the change is answered as failed.
+    /// A write that timed out may still land in the table later; the view
+    /// then shows it only after a restart (or [`Registry::reload`]).
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
     }
 
     /// Rebuilds the view from the tables.
@@ -281,15 +302,26 @@ impl<T: TableLog> Registry<T> {
 
     async fn put<V: Serialize>(&self, table: &T, key: &str, value: &V) -> Result<(), RegistryError> {
         let bytes = serde_json::to_vec(value).expect("registry records serialise");
-        table.write(key, Some(bytes)).await.map_err(|e| {
-            tracing::error!(table = table.name(), key, "write failed: {e}");
-            RegistryError::Storage(e)
-        })
+        self.write(table, key, Some(bytes)).await
     }
 
     async fn tombstone(&self, table: &T, key: &str) -> Result<(), RegistryError> {
-        table.write(key, None).await.map_err(|e| {
-            tracing::error!(table = table.name(), key, "delete failed: {e}");
+        self.write(table, key, None).await
+    }
+
+    async fn write(&self, table: &T, key: &str, value: Option<Vec<u8>>) -> Result<(), RegistryError> {
+        let result = match tokio::time::timeout(self.write_timeout, table.write(key, value)).await {
+            Ok(r) => r,
+            Err(_) => Err(TableError {
+                table: table.name().to_owned(),
+                message: format!(
+                    "the write was not acknowledged within {:?}; it may still land: read the record back",
+                    self.write_timeout
+                ),
+            }),
+        };
+        result.map_err(|e| {
+            tracing::error!(table = table.name(), key, "write failed: {e}");
             RegistryError::Storage(e)
         })
     }
@@ -447,4 +479,48 @@ pub fn parse_error(kind: Kind, e: &serde_json::Error) -> RegistryError {
         ("(body)".to_owned(), String::new())
     };
     RegistryError::Invalid { kind, errors: vec![FieldError::new(field, value, message)] }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use streetscope_transport::MemoryTable;
+
+    use super::*;
+
+    /// A table whose writes never complete (a broker that does not answer).
+    #[derive(Debug, Clone)]
+    struct Hanging(MemoryTable);
+
+    impl TableLog for Hanging {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        async fn write(&self, _key: &str, _value: Option<Vec<u8>>) -> Result<(), TableError> {
+            std::future::pending().await
+        }
+        async fn read_all(&self) -> Result<BTreeMap<String, Vec<u8>>, TableError> {
+            self.0.read_all().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_hangs_fails_after_the_timeout_and_changes_nothing() {
+        let t = |n: &str| Hanging(MemoryTable::new(n));
+        let reg = Registry::open(t("c"), t("i")).await.unwrap().with_write_timeout(Duration::from_secs(2));
+        let spec: IntersectionSpec = serde_json::from_str(r#"{"id": "x-1"}"#).unwrap();
+        let err = reg.create_intersection(spec).await.unwrap_err();
+        assert!(matches!(&err, RegistryError::Storage(e) if e.message.contains("not acknowledged")), "{err}");
+        assert!(reg.intersections().await.is_empty());
+        // The lock is free again: reads and further writes are not stuck.
+        assert!(reg.intersection("x-1").await.is_none());
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut v = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
+        merge_patch(&mut v, &serde_json::json!({"a": null, "b": {"c": 5}, "e": [2, 3], "f": "x"}));
+        assert_eq!(v, serde_json::json!({"b": {"c": 5, "d": 3}, "e": [2, 3], "f": "x"}));
+    }
 }
