@@ -401,8 +401,10 @@ impl Drop for BusyMeter {
     }
 }
 
-/// Feeds the aggregate stage: detections, and the camera set's changes as they
-/// come. Ends with the detections.
+/// Feeds the aggregate stage: detections, the camera set's changes as they
+/// come, and a tick every second with the event time reached (the latest capture
+/// time plus the wall-clock time since it arrived: a backlog of frames never looks
+/// like silence, a silent camera does). Ends with the detections.
 async fn merge_changes(
     mut detections: impl Subscribe<FrameDetections>,
     mut changes: tokio::sync::mpsc::Receiver<CameraChange>,
@@ -410,6 +412,9 @@ async fn merge_changes(
 ) {
     let mut changes_open = true;
     loop {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut latest: Option<(i64, Instant)> = None;
         tokio::select! {
             biased;
             change = changes.recv(), if changes_open => match change {
@@ -423,12 +428,23 @@ async fn merge_changes(
             fd = detections.next() => match fd {
                 Some(fd) => {
                     if out.publish(StageInput::Detections(fd)).await.is_err() {
+                    if latest.is_none_or(|(t, _)| fd.capture_time_ms >= t) {
+                        latest = Some((fd.capture_time_ms, Instant::now()));
+                    }
                         break;
                     }
                 }
                 None => break,
             },
         }
+            _ = tick.tick() => {
+                if let Some((t, at)) = latest {
+                    let now = t + at.elapsed().as_millis() as i64;
+                    if out.publish(StageInput::Tick(now)).await.is_err() {
+                        break;
+                    }
+                }
+            }
     }
 }
 
