@@ -29,6 +29,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-rtsp libgstrtspserver-1.0-dev
+  libssl-dev zlib1g-dev libzstd-dev openssl socat
   python3 python3-pip
 )
 missing=()

@@ -30,6 +30,7 @@ fn synthetic_camera() -> CameraConfig {
         template: None,
         zones: Vec::new(),
         calibration: None,
+        frame_ids: None,
     }
 }
 

@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Aggregate(AggregateBench),
     /// Ingest (decode, sample, letterbox) against bare GStreamer decode, per core.
     Ingest(IngestBench),
+    /// Frames through Kafka against bare rdkafka produce+consume, same size, same run.
+    Kafka(crate::bench_kafka::KafkaBench),
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +97,7 @@ pub fn bench(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Detect(args) => bench_detect(args),
         BenchCommand::Aggregate(args) => bench_aggregate(args),
         BenchCommand::Ingest(args) => bench_ingest(args),
+        BenchCommand::Kafka(args) => crate::bench_kafka::bench_kafka(args),
     }
 }
 
@@ -232,11 +235,12 @@ fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {
         jpeg_quality: None,
         rtsp_transport: Default::default(),
         template: None,
+        frame_ids: None,
+        zones: Vec::new(),
+        calibration: None,
     };
     let (frames, _) = sim.run_to_end();
     let detections: usize = frames.iter().map(|f| f.detections.len()).sum();
-        zones: Vec::new(),
-        calibration: None,
     eprintln!(
         "{} frames, {detections} detections ({:.1} per frame), {} lines, typical noise",
         frames.len(),

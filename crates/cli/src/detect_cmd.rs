@@ -18,8 +18,16 @@ use crate::draw;
 pub struct DetectArgs {
     /// Images (JPEG, PNG), folders of images, or videos (files or rtsp:// and
     /// http(s):// URLs).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "cluster")]
     pub sources: Vec<String>,
+    /// Run as the detect stage of a distributed deployment instead: consume
+    /// frames from Kafka in the `detectors` group, publish detections. The file
+    /// is the cluster configuration (`[kafka]`, `[detector]`, ...).
+    #[arg(long, env = "STREETSCOPE_CLUSTER_CONFIG", conflicts_with = "sources")]
+    pub cluster: Option<PathBuf>,
+    /// With --cluster: overrides `kafka.brokers`.
+    #[arg(long, env = "STREETSCOPE_BROKERS", requires = "cluster")]
+    pub brokers: Option<String>,
     /// Frames per second to sample from videos.
     #[arg(long, default_value_t = 5.0)]
     pub fps: f64,
@@ -94,6 +102,10 @@ fn collect_images(sources: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
+    if let Some(cluster) = &args.cluster {
+        let c = crate::cluster::ClusterArgs { cluster: cluster.clone(), brokers: args.brokers.clone() };
+        return crate::cluster::detect::detect_stage(&c);
+    }
     let (videos, stills): (Vec<&String>, Vec<&String>) = args.sources.iter().partition(|s| is_video(s));
     let stills: Vec<PathBuf> = stills.into_iter().map(PathBuf::from).collect();
     let images = if stills.is_empty() { Vec::new() } else { collect_images(&stills)? };

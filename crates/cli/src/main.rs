@@ -9,7 +9,9 @@
 //! - `schema`: writes the documents generated from the types (JSON Schemas, config reference).
 
 mod bench;
+mod bench_kafka;
 mod clips;
+mod cluster;
 mod detect_cmd;
 mod draw;
 mod paths;
@@ -49,6 +51,15 @@ enum Command {
     Clips(clips::ClipsCommand),
     /// Simulates traffic through a junction: detections with noise, and the ground truth.
     Simulate(simulate::SimulateArgs),
+    /// Ingest pod of a distributed deployment: runs the cameras of its share of
+    /// the registry and publishes their frames to Kafka.
+    Ingest(cluster::ClusterArgs),
+    /// Aggregator of a distributed deployment: tracks, counts and publishes
+    /// results per intersection from the detections on Kafka.
+    Aggregate(cluster::ClusterArgs),
+    /// Kafka topics of a distributed deployment.
+    #[command(subcommand)]
+    Topics(cluster::topics::TopicsCommand),
     /// The camera registry's REST API: cameras and intersections, kept in the
     /// compacted Kafka topics (docs/registry.md).
     Registry(registry_cmd::RegistryArgs),
@@ -70,6 +81,9 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::bench(cmd),
         Command::Schema(args) => schema::schema(args),
         Command::Simulate(args) => simulate::simulate(args),
+        Command::Ingest(args) => cluster::ingest::ingest_stage(&args),
+        Command::Aggregate(args) => cluster::aggregate::aggregate_stage(&args),
+        Command::Topics(cmd) => cluster::topics::topics(cmd),
         Command::Registry(args) => registry_cmd::registry(args),
         Command::Cameras(args) => registry_cmd::cameras(args),
         Command::Intersections(args) => registry_cmd::intersections(args),

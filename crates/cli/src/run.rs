@@ -189,6 +189,7 @@ async fn run_pipeline(
         jitter: i.backoff_jitter,
         healthy_after: Duration::from_secs_f64(i.healthy_after_s),
         max_attempts: None,
+        restart_after_end: true,
     };
     let settings = IngestSettings {
         width: w,
@@ -283,7 +284,7 @@ async fn run_pipeline(
                     ResultRecord::Alert(a) => {
                         println!("  alert {:?} {:?}  {}  {}: {}", a.alert, a.state, a.camera_id, a.subject, a.message);
                     }
-                    ResultRecord::Summary(_) => {}
+                    ResultRecord::Summary(_) | ResultRecord::Counts(_) => {}
                 }
             }
             _ = progress.tick() => {
@@ -411,10 +412,10 @@ async fn merge_changes(
     out: InProcPublisher<StageInput>,
 ) {
     let mut changes_open = true;
-    loop {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut latest: Option<(i64, Instant)> = None;
+    loop {
         tokio::select! {
             biased;
             change = changes.recv(), if changes_open => match change {
@@ -427,16 +428,15 @@ async fn merge_changes(
             },
             fd = detections.next() => match fd {
                 Some(fd) => {
-                    if out.publish(StageInput::Detections(fd)).await.is_err() {
                     if latest.is_none_or(|(t, _)| fd.capture_time_ms >= t) {
                         latest = Some((fd.capture_time_ms, Instant::now()));
                     }
+                    if out.publish(StageInput::Detections(fd)).await.is_err() {
                         break;
                     }
                 }
                 None => break,
             },
-        }
             _ = tick.tick() => {
                 if let Some((t, at)) = latest {
                     let now = t + at.elapsed().as_millis() as i64;
@@ -445,6 +445,7 @@ async fn merge_changes(
                     }
                 }
             }
+        }
     }
 }
 

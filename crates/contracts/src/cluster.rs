@@ -120,13 +120,25 @@ impl ClusterConfig {
         }
         let a = &self.aggregate;
         if !(0.1..=3600.0).contains(&a.snapshot_interval_s) {
-            errs.push(FieldError::new("aggregate.snapshot_interval_s", a.snapshot_interval_s.to_string(), "must be in [0.1, 3600]"));
+            errs.push(FieldError::new(
+                "aggregate.snapshot_interval_s",
+                a.snapshot_interval_s.to_string(),
+                "must be in [0.1, 3600]",
+            ));
         }
         if !(0.1..=3600.0).contains(&a.counts_interval_s) {
-            errs.push(FieldError::new("aggregate.counts_interval_s", a.counts_interval_s.to_string(), "must be in [0.1, 3600]"));
+            errs.push(FieldError::new(
+                "aggregate.counts_interval_s",
+                a.counts_interval_s.to_string(),
+                "must be in [0.1, 3600]",
+            ));
         }
         if !(0.5..=86_400.0).contains(&a.finish_idle_s) {
-            errs.push(FieldError::new("aggregate.finish_idle_s", a.finish_idle_s.to_string(), "must be in [0.5, 86400]"));
+            errs.push(FieldError::new(
+                "aggregate.finish_idle_s",
+                a.finish_idle_s.to_string(),
+                "must be in [0.5, 86400]",
+            ));
         }
         if errs.is_empty() {
             Ok(())

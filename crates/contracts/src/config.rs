@@ -76,6 +76,14 @@ pub struct CameraConfig {
     /// unknown placeholder is an error that names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PathBuf>,
+    /// How frames are numbered: `sequence` (one after another, continued across
+    /// reconnections: live cameras) or `media` (by sampling slot of the
+    /// position in the media: recordings — files, or recorded footage served
+    /// over RTSP — which then play once, and whose replay after a reconnection
+    /// or a failover to another ingest pod is recognised downstream as
+    /// duplicates). Default: `media` for files, `sequence` for live sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_ids: Option<FrameIds>,
     /// Zones in normalised image coordinates: occupancy, dwell time and (kind
     /// `queue`) the queue of a lane.
     #[serde(default)]
@@ -84,6 +92,16 @@ pub struct CameraConfig {
     /// for speeds in km/h. None: no speeds.
     #[serde(default)]
     pub calibration: Option<Box<CalibrationConfig>>,
+}
+
+/// How a camera's frames are numbered (see `CameraConfig::frame_ids`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameIds {
+    /// One after another, continued across reconnections.
+    Sequence,
+    /// By sampling slot of the position in the media.
+    Media,
 }
 
 /// The transport of an RTSP camera's media (see `CameraConfig::rtsp_transport`).
@@ -388,32 +406,6 @@ pub struct AnalyticsConfig {
     /// confirmed and its class settled (a few frames) or until the track ends.
     #[serde(default = "default_allowed_lateness_s")]
     pub allowed_lateness_s: f64,
-}
-
-/// One approach of an intersection as one camera sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApproachConfig {
-    /// Id of the camera.
-    pub camera: String,
-    /// Name of the approach, e.g. `"north"`: the `from` and `to` of turning movements.
-    pub name: String,
-    /// Name of the camera's counting line across the approach.
-    pub line: String,
-    /// The direction of a crossing of `line` that enters the intersection; the
-    /// other direction leaves it.
-    #[serde(default = "default_entering")]
-    pub entering: Direction,
-}
-
-impl Default for AnalyticsConfig {
-    fn default() -> Self {
-        Self {
-            approaches: Vec::new(),
-            window_lengths_s: default_window_lengths_s(),
-            allowed_lateness_s: default_allowed_lateness_s(),
-        }
-    }
     /// Speeds of tracks, and what counts as standing still in a queue.
     #[serde(default)]
     pub speed: SpeedConfig,
@@ -554,6 +546,34 @@ impl AlertsConfig {
     }
 }
 
+/// One approach of an intersection as one camera sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproachConfig {
+    /// Id of the camera.
+    pub camera: String,
+    /// Name of the approach, e.g. `"north"`: the `from` and `to` of turning movements.
+    pub name: String,
+    /// Name of the camera's counting line across the approach.
+    pub line: String,
+    /// The direction of a crossing of `line` that enters the intersection; the
+    /// other direction leaves it.
+    #[serde(default = "default_entering")]
+    pub entering: Direction,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            approaches: Vec::new(),
+            window_lengths_s: default_window_lengths_s(),
+            allowed_lateness_s: default_allowed_lateness_s(),
+            speed: SpeedConfig::default(),
+            alerts: AlertsConfig::default(),
+        }
+    }
+}
+
 fn default_window_lengths_s() -> Vec<u32> {
     vec![60, 300, 900]
 }
@@ -576,8 +596,6 @@ impl AnalyticsConfig {
         let mut lines = std::collections::HashSet::new();
         for (i, a) in self.approaches.iter().enumerate() {
             let at = |f: &str| format!("analytics.approaches[{i}].{f}");
-            speed: SpeedConfig::default(),
-            alerts: AlertsConfig::default(),
             let Some(cam) = cameras.iter().find(|c| c.id == a.camera) else {
                 bad(at("camera"), format!("{:?}", a.camera), "no camera has this id");
                 continue;
@@ -607,32 +625,6 @@ impl AnalyticsConfig {
                 "must be in [0, 3600] seconds",
             );
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs)
-        }
-    }
-}
-
-fn default_sample_fps() -> f64 {
-    10.0
-}
-fn default_confidence() -> f32 {
-    0.25
-}
-fn default_iou() -> f32 {
-    0.7
-}
-fn default_true() -> bool {
-    true
-}
-fn default_match_iou() -> f32 {
-    0.3
-}
-fn default_max_missed() -> u32 {
-    5
-}
         let mut range = |field: &str, v: f64, lo: f64, hi: f64| {
             if !(v.is_finite() && v >= lo && v <= hi) {
                 bad(format!("analytics.{field}"), v.to_string(), &format!("must be in [{lo}, {hi}]"));
@@ -661,6 +653,32 @@ fn default_max_missed() -> u32 {
                 "must be in [1, 1000]",
             );
         }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+fn default_sample_fps() -> f64 {
+    10.0
+}
+fn default_confidence() -> f32 {
+    0.25
+}
+fn default_iou() -> f32 {
+    0.7
+}
+fn default_true() -> bool {
+    true
+}
+fn default_match_iou() -> f32 {
+    0.3
+}
+fn default_max_missed() -> u32 {
+    5
+}
 fn default_min_hits() -> u32 {
     3
 }
@@ -950,6 +968,10 @@ impl CameraConfig {
                 bad(at("backward"), format!("{:?}", line.backward), "must differ from `forward`");
             }
         }
+        validate_zones(&self.zones, &format!("{prefix}zones"), &mut more);
+        if let Some(c) = &self.calibration {
+            validate_calibration(c, &format!("{prefix}calibration"), &mut more);
+        }
         more
     }
 }
@@ -976,10 +998,6 @@ fn check_source(source: &str) -> Result<(), String> {
         }
         if rest.is_empty() {
             return Err("the URL has nothing after the scheme".into());
-        validate_zones(&self.zones, &format!("{prefix}zones"), &mut more);
-        if let Some(c) = &self.calibration {
-            validate_calibration(c, &format!("{prefix}calibration"), &mut more);
-        }
         }
     }
     Ok(())
@@ -1133,32 +1151,6 @@ mod tests {
     }
 
     #[test]
-    fn ingest_backoff_settings_are_checked() {
-        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
-        assert_eq!(cfg.ingest, IngestConfig::default());
-        let text = format!("{GOOD}\n[ingest]\nmax_backoff_s = 0.2\nbackoff_jitter = 1.5\n");
-        let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
-        assert!(err.contains("ingest.backoff_jitter = 1.5: must be in [0, 1]"), "{err}");
-        assert!(err.contains("ingest.initial_backoff_ms = 500: must not exceed max_backoff_s"), "{err}");
-    }
-
-    #[test]
-    fn duplicate_camera_ids_are_refused() {
-        let mut cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
-        cfg.cameras.push(cfg.cameras[0].clone());
-        let errs = cfg.validate().unwrap_err();
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].field, "cameras[1].id");
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"), "rtsp://admin:***@10.0.0.5:554/stream1");
-        assert_eq!(redact_url("rtsp://admin@cam/x"), "rtsp://admin@cam/x");
-        assert_eq!(redact_url("rtsp://cam/x?a=b@c"), "rtsp://cam/x?a=b@c");
-        assert_eq!(redact_url("/tmp/a.mp4"), "/tmp/a.mp4");
-    }
-    #[test]
     fn speed_and_alert_settings_default_and_are_checked() {
         let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
         let a = &cfg.analytics;
@@ -1187,6 +1179,32 @@ mod tests {
         assert!(toml::from_str::<AnalyticsConfig>("[alerts]\nstale_s = 3").is_err());
     }
 
+    #[test]
+    fn ingest_backoff_settings_are_checked() {
+        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        assert_eq!(cfg.ingest, IngestConfig::default());
+        let text = format!("{GOOD}\n[ingest]\nmax_backoff_s = 0.2\nbackoff_jitter = 1.5\n");
+        let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
+        assert!(err.contains("ingest.backoff_jitter = 1.5: must be in [0, 1]"), "{err}");
+        assert!(err.contains("ingest.initial_backoff_ms = 500: must not exceed max_backoff_s"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_camera_ids_are_refused() {
+        let mut cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        cfg.cameras.push(cfg.cameras[0].clone());
+        let errs = cfg.validate().unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "cameras[1].id");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"), "rtsp://admin:***@10.0.0.5:554/stream1");
+        assert_eq!(redact_url("rtsp://admin@cam/x"), "rtsp://admin@cam/x");
+        assert_eq!(redact_url("rtsp://cam/x?a=b@c"), "rtsp://cam/x?a=b@c");
+        assert_eq!(redact_url("/tmp/a.mp4"), "/tmp/a.mp4");
+    }
 
     #[test]
     fn bad_source_is_redacted_in_errors() {

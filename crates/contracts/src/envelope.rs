@@ -101,7 +101,11 @@ impl Frame {
             *v = u32::from_be_bytes(r.array("letterbox")?);
         }
         let [src_w, src_h, dst_w, dst_h, scaled_w, scaled_h, pad_x, pad_y] = lb;
-        if scaled_w + pad_x > dst_w || scaled_h + pad_y > dst_h || src_w == 0 || src_h == 0 {
+        if u64::from(scaled_w) + u64::from(pad_x) > u64::from(dst_w)
+            || u64::from(scaled_h) + u64::from(pad_y) > u64::from(dst_h)
+            || src_w == 0
+            || src_h == 0
+        {
             return Err(EnvelopeError { at: 32, what: format!("inconsistent letterbox {lb:?}") });
         }
         let camera_id = r.string("camera id")?;

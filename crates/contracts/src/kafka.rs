@@ -369,15 +369,27 @@ impl KafkaConfig {
         }
         if let Some(sasl) = &self.security.sasl {
             if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&sasl.mechanism.as_str()) {
-                bad("security.sasl.mechanism", format!("{:?}", sasl.mechanism), "use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+                bad(
+                    "security.sasl.mechanism",
+                    format!("{:?}", sasl.mechanism),
+                    "use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                );
             }
             if sasl.password_file.is_some() == sasl.password_env.is_some() {
-                bad("security.sasl", "password_file/password_env".into(), "set exactly one of password_file and password_env");
+                bad(
+                    "security.sasl",
+                    "password_file/password_env".into(),
+                    "set exactly one of password_file and password_env",
+                );
             }
         }
         if let Some(tls) = &self.security.tls {
             if tls.cert_file.is_some() != tls.key_file.is_some() {
-                bad("security.tls", "cert_file/key_file".into(), "a client certificate needs both cert_file and key_file");
+                bad(
+                    "security.tls",
+                    "cert_file/key_file".into(),
+                    "a client certificate needs both cert_file and key_file",
+                );
             }
         }
         for key in self.extra.keys() {
@@ -387,8 +399,15 @@ impl KafkaConfig {
             }
         }
         for (field, t) in self.topics.all() {
-            if t.name.is_empty() || t.name.len() > 249 || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-                bad(&format!("topics.{field}.name"), format!("{:?}", t.name), "1-249 characters of letters, digits, '.', '_' or '-'");
+            if t.name.is_empty()
+                || t.name.len() > 249
+                || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                bad(
+                    &format!("topics.{field}.name"),
+                    format!("{:?}", t.name),
+                    "1-249 characters of letters, digits, '.', '_' or '-'",
+                );
             }
             if t.partitions == 0 {
                 bad(&format!("topics.{field}.partitions"), "0".into(), "at least 1");
@@ -397,7 +416,11 @@ impl KafkaConfig {
                 bad(&format!("topics.{field}.replication"), "0".into(), "at least 1");
             }
             if !["delete", "compact"].contains(&t.cleanup_policy.as_str()) {
-                bad(&format!("topics.{field}.cleanup_policy"), format!("{:?}", t.cleanup_policy), "use delete or compact");
+                bad(
+                    &format!("topics.{field}.cleanup_policy"),
+                    format!("{:?}", t.cleanup_policy),
+                    "use delete or compact",
+                );
             }
         }
         if self.topics.snapshots.partitions != self.topics.detections.partitions {
@@ -407,9 +430,17 @@ impl KafkaConfig {
                 "must equal topics.detections.partitions (an aggregator restores a detections partition from the snapshots partition of the same number)",
             );
         }
-        for (field, t) in [("cameras", &self.topics.cameras), ("intersections", &self.topics.intersections), ("snapshots", &self.topics.snapshots)] {
+        for (field, t) in [
+            ("cameras", &self.topics.cameras),
+            ("intersections", &self.topics.intersections),
+            ("snapshots", &self.topics.snapshots),
+        ] {
             if t.cleanup_policy != "compact" {
-                bad(&format!("topics.{field}.cleanup_policy"), format!("{:?}", t.cleanup_policy), "this topic is a table: it must be compact");
+                bad(
+                    &format!("topics.{field}.cleanup_policy"),
+                    format!("{:?}", t.cleanup_policy),
+                    "this topic is a table: it must be compact",
+                );
             }
         }
         errs

@@ -11,22 +11,25 @@
 //! - [`detection`]: what detect emits and aggregate consumes.
 //! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
 //! - [`config`]: the pipeline configuration with validation.
+//! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
 //! - [`registry`]: the camera registry's records (cameras and intersections tables, API errors).
 //! - [`zones`]: zones and ground-plane calibrations, their geometric tests and checks.
-//! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
 
 pub mod cameras;
+pub mod cluster;
 pub mod config;
 pub mod detection;
 pub mod envelope;
 pub mod frame;
 pub mod geometry;
+pub mod kafka;
 pub mod lines;
 pub mod records;
 pub mod registry;
+pub mod trace;
+pub mod zones;
 
 pub use config::{ConfigError, PipelineConfig};
-pub mod zones;
 pub use detection::{Detection, FrameDetections};
 pub use frame::{CaptureClock, Frame, FrameEncoding};
 pub use geometry::{BBox, Letterbox, NormPoint};

@@ -20,6 +20,7 @@ pub enum ResultRecord {
     TurningMovement(TurningMovementEvent),
     Window(WindowRecord),
     Alert(AlertEvent),
+    Counts(CountsRecord),
     Summary(RunSummary),
 }
 
@@ -44,7 +45,6 @@ pub struct CrossingEvent {
     pub stream_time_s: f64,
     /// Capture time of that frame, milliseconds since the Unix epoch.
     pub capture_time_ms: i64,
-}
     /// The vehicle's speed at the crossing, km/h (its positions over
     /// `analytics.speed.smoothing_s` around the frame); only for cameras with a
     /// calibration, when its positions there are known.
@@ -74,6 +74,7 @@ pub struct CountsRecord {
     /// Every camera that sent frames was a recording and has ended: these
     /// counts are final (as at the end of `streetscope run` on files).
     pub complete: bool,
+}
 
 /// One row of the run's counts: crossings of one line, in one direction, by one class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -148,11 +149,11 @@ pub struct TurningMovementEvent {
     /// Capture time of the later of the two crossings: when the movement was
     /// complete. Time windows file the movement under this time.
     pub capture_time_ms: i64,
-}
     /// The vehicle's mean speed from the entry crossing to the exit crossing,
     /// km/h (distance travelled over time taken); only for cameras with a calibration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed_kmh: Option<f64>,
+}
 
 /// One cell of the turning-movement matrix: vehicles of one class that came in by
 /// one approach and left by another.
@@ -202,7 +203,6 @@ pub struct WindowRecord {
     /// camera delivered its frames (no sequence gaps, at least 99 % of the
     /// frames expected, and no camera stale).
     pub complete: bool,
-}
     /// Occupancy and dwell times per camera and zone, sorted (absent: no zones).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<WindowZone>,
@@ -321,6 +321,7 @@ pub struct AlertEvent {
     pub window_start_ms: Option<i64>,
     /// A sentence for people.
     pub message: String,
+}
 
 /// Crossings of one line, in one direction, by one class, in a window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -357,12 +358,12 @@ pub struct WindowCameraQuality {
     /// Runs of missing sequence numbers, filed under the window of the frame
     /// that revealed them.
     pub gaps: Vec<SeqGap>,
-}
     /// The camera was stale (no frames for `analytics.alerts.camera_stale_s`) at
     /// some time in the window, so its watermark did not hold the window open
     /// (absent: false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,
+}
 
 /// A run of missing sequence numbers of one camera, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -380,7 +381,6 @@ pub struct LateRecords {
     pub turning_movements: u64,
     /// Frames (out of order by more than the allowed lateness).
     pub frames: u64,
-}
     /// Dwell times of vehicles that left a zone (absent: 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dwells: u64,
@@ -388,6 +388,7 @@ pub struct LateRecords {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
 
 impl LateRecords {
     /// Whether nothing came late.

@@ -15,6 +15,7 @@
 
 pub mod bench;
 pub mod clipwriter;
+pub mod numbering;
 pub mod reconcile;
 pub mod sampler;
 pub mod source;

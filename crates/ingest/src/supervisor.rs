@@ -58,6 +58,10 @@ pub struct RestartPolicy {
     /// Give up (state `Failed`) after this many consecutive failed attempts;
     /// `None` retries forever, which is what a city's cameras need.
     pub max_attempts: Option<u32>,
+    /// Whether a live stream that ends (end of stream, not an error) is
+    /// connected again. True for cameras; false for recordings served over a
+    /// live protocol (`frame_ids = "media"`), which, like files, play once.
+    pub restart_after_end: bool,
 }
 
 impl Default for RestartPolicy {
@@ -69,6 +73,7 @@ impl Default for RestartPolicy {
             jitter: 0.2,
             healthy_after: Duration::from_secs(30),
             max_attempts: None,
+            restart_after_end: true,
         }
     }
 }
@@ -274,7 +279,7 @@ pub fn supervise(
         let error = match result {
             Ok(report) => {
                 total.decoded += report.decoded;
-                if report.stopped || !live {
+                if report.stopped || !live || !policy.restart_after_end {
                     // Asked to stop, downstream gone, or a file that ended.
                     total.stopped = report.stopped;
                     status.set_state(CameraState::Stopped);

@@ -22,7 +22,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -203,15 +205,22 @@ impl Pending {
 impl Producer {
     /// A producer tuned for `role` ([`Role::FrameProducer`] or [`Role::RecordProducer`]).
     pub fn new(cfg: &KafkaConfig, role: Role) -> Result<Self> {
-        let inner: FutureProducer =
-            client_config(cfg, role)?.create().map_err(|source| KafkaTransportError::Client { role: "producer", source })?;
+        let inner: FutureProducer = client_config(cfg, role)?
+            .create()
+            .map_err(|source| KafkaTransportError::Client { role: "producer", source })?;
         Ok(Self { inner })
     }
 
     /// Queues one message (`value` None: a tombstone). Waits only when
     /// librdkafka's own queue is full (back-pressure), then returns the pending
     /// delivery.
-    pub async fn send(&self, topic: &str, key: &str, value: Option<&[u8]>, headers: &[(&str, &[u8])]) -> Result<Pending> {
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> Result<Pending> {
         let mut h = OwnedHeaders::new_with_capacity(headers.len());
         for (k, v) in headers {
             h = h.insert(Header { key: k, value: Some(*v) });
@@ -372,7 +381,8 @@ impl GroupConsumer {
     /// Marks everything up to and including `offset` of a partition as done:
     /// it is committed within half a second, and before the partition is revoked.
     pub fn mark_done(&self, topic: &str, partition: i32, offset: i64) {
-        if let Err(e) = self.inner.store_offset(topic, partition, offset + 1) {
+        // librdkafka stores `offset + 1`: the next message to read.
+        if let Err(e) = self.inner.store_offset(topic, partition, offset) {
             // A partition revoked meanwhile: its next owner replays (duplicates are dropped downstream).
             tracing::debug!(topic, partition, offset, error = %e, "offset not stored");
         }
@@ -382,7 +392,9 @@ impl GroupConsumer {
     pub fn commit_now(&self) -> Result<()> {
         match self.inner.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
             Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
-            Err(source) => Err(KafkaTransportError::Broker { what: format!("commit for group {}", self.group), source }),
+            Err(source) => {
+                Err(KafkaTransportError::Broker { what: format!("commit for group {}", self.group), source })
+            }
         }
     }
 
@@ -513,7 +525,10 @@ impl DeadLetters {
             }
         }
         let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
-        self.producer.send_durable(&self.topic, &key, Some(msg.payload().unwrap_or_default()), &headers).await.map(|_| ())
+        self.producer
+            .send_durable(&self.topic, &key, Some(msg.payload().unwrap_or_default()), &headers)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -537,7 +552,11 @@ impl fmt::Debug for KafkaTable {
 impl KafkaTable {
     /// The table kept in `topic`.
     pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<Self> {
-        Ok(Self { cfg: Arc::new(cfg.clone()), topic: topic.to_owned(), producer: Producer::new(cfg, Role::RecordProducer)? })
+        Ok(Self {
+            cfg: Arc::new(cfg.clone()),
+            topic: topic.to_owned(),
+            producer: Producer::new(cfg, Role::RecordProducer)?,
+        })
     }
 
     fn err(&self, e: impl fmt::Display) -> TableError {
@@ -601,11 +620,7 @@ impl LogRecord {
 /// Reads `topic` (or only `partitions` of it) from the beginning to its end as
 /// it is now: every message as (partition, key, value), in order per partition.
 /// Blocking; for tables, tools and tests — stages consume in groups.
-pub fn read_log(
-    cfg: &KafkaConfig,
-    topic: &str,
-    partitions: Option<&[i32]>,
-) -> Result<Vec<LogRecord>> {
+pub fn read_log(cfg: &KafkaConfig, topic: &str, partitions: Option<&[i32]>) -> Result<Vec<LogRecord>> {
     let consumer: BaseConsumer = client_config(cfg, Role::Admin)?
         .set("group.id", format!("{}-log-reader", cfg.client_id))
         .set("enable.auto.commit", "false")
@@ -664,10 +679,7 @@ pub fn read_log(
     Ok(rows)
 }
 
-fn partition_ids<C: ClientContext>(consumer: &BaseConsumer<C>, topic: &str) -> Result<Vec<i32>>
-where
-    C: ConsumerContext,
-{
+fn partition_ids<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str) -> Result<Vec<i32>> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(|source| KafkaTransportError::Broker { what: format!("metadata of {topic}"), source })?;
@@ -719,7 +731,10 @@ impl fmt::Display for TopicChange {
                 write!(f, "configured {topic}: {}", s.join(", "))
             }
             Self::MorePartitions { topic, has, wanted } => {
-                write!(f, "kept       {topic}: has {has} partitions, config asks {wanted} (Kafka cannot remove partitions)")
+                write!(
+                    f,
+                    "kept       {topic}: has {has} partitions, config asks {wanted} (Kafka cannot remove partitions)"
+                )
             }
             Self::Failed { topic, reason } => write!(f, "FAILED     {topic}: {reason}"),
         }
@@ -741,19 +756,26 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<Vec<TopicChange>> {
     let admin: AdminClient<DefaultClientContext> = client_config(cfg, Role::Admin)?
         .create()
         .map_err(|source| KafkaTransportError::Client { role: "admin client", source })?;
-    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30))).operation_timeout(Some(Duration::from_secs(30)));
+    let opts = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(30)))
+        .operation_timeout(Some(Duration::from_secs(30)));
     let md = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(15))
         .map_err(|source| KafkaTransportError::Broker { what: "cluster metadata".into(), source })?;
-    let existing: HashMap<String, usize> =
-        md.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name().to_owned(), t.partitions().len())).collect();
+    let existing: HashMap<String, usize> = md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_owned(), t.partitions().len()))
+        .collect();
     let mut changes = Vec::new();
     for (_, t) in cfg.topics.all() {
         let settings = topic_settings(t);
         match existing.get(&t.name) {
             None => {
-                let mut nt = NewTopic::new(&t.name, t.partitions as i32, TopicReplication::Fixed(i32::from(t.replication)));
+                let mut nt =
+                    NewTopic::new(&t.name, t.partitions as i32, TopicReplication::Fixed(i32::from(t.replication)));
                 for (k, v) in &settings {
                     nt = nt.set(k, v);
                 }
@@ -763,7 +785,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<Vec<TopicChange>> {
                     .map_err(|source| KafkaTransportError::Broker { what: format!("create {}", t.name), source })?;
                 changes.push(match res.into_iter().next() {
                     Some(Ok(_)) | None => TopicChange::Created { topic: t.name.clone(), partitions: t.partitions },
-                    Some(Err((_, code))) if code == rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists => {
+                    Some(Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))) => {
                         TopicChange::Unchanged { topic: t.name.clone() }
                     }
                     Some(Err((_, code))) => TopicChange::Failed { topic: t.name.clone(), reason: code.to_string() },
@@ -775,13 +797,23 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<Vec<TopicChange>> {
                     let np = NewPartitions::new(&t.name, t.partitions as usize);
                     match admin.create_partitions([&np], &opts).await {
                         Ok(r) if r.iter().all(|r| r.is_ok()) => {
-                            changes.push(TopicChange::PartitionsAdded { topic: t.name.clone(), from: has, to: t.partitions });
+                            changes.push(TopicChange::PartitionsAdded {
+                                topic: t.name.clone(),
+                                from: has,
+                                to: t.partitions,
+                            });
                         }
                         Ok(r) => changes.push(TopicChange::Failed {
                             topic: t.name.clone(),
-                            reason: format!("adding partitions: {:?}", r.into_iter().filter_map(|r| r.err()).collect::<Vec<_>>()),
+                            reason: format!(
+                                "adding partitions: {:?}",
+                                r.into_iter().filter_map(|r| r.err()).collect::<Vec<_>>()
+                            ),
                         }),
-                        Err(e) => changes.push(TopicChange::Failed { topic: t.name.clone(), reason: format!("adding partitions: {e}") }),
+                        Err(e) => changes.push(TopicChange::Failed {
+                            topic: t.name.clone(),
+                            reason: format!("adding partitions: {e}"),
+                        }),
                     }
                     changed = true;
                 } else if has > t.partitions as usize {

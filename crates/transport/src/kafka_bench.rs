@@ -82,7 +82,9 @@ pub async fn bare(cfg: &KafkaConfig, topic: &str, size: usize, n: usize) -> Resu
         }
     }
     for d in deliveries {
-        d.await.map_err(|_| KafkaTransportError::Timeout("bare delivery".into()))?.map_err(|(e, _)| broker_err("bare send")(e))?;
+        d.await
+            .map_err(|_| KafkaTransportError::Timeout("bare delivery".into()))?
+            .map_err(|(e, _)| broker_err("bare send")(e))?;
     }
     let (got, done) = read.await.map_err(|_| KafkaTransportError::Timeout("bare consumer".into()))?;
     if got < n {
@@ -102,7 +104,8 @@ fn assigned_consumer(cfg: &KafkaConfig, topic: &str) -> Result<BaseConsumer> {
     let parts: Vec<i32> = md.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut tpl = TopicPartitionList::new();
     for p in parts {
-        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).map_err(broker_err("watermarks"))?;
+        let (_, high) =
+            consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).map_err(broker_err("watermarks"))?;
         tpl.add_partition_offset(topic, p, Offset::Offset(high)).map_err(broker_err("assign"))?;
     }
     consumer.assign(&tpl).map_err(broker_err("assign"))?;
@@ -123,7 +126,9 @@ pub async fn streetscope(cfg: &KafkaConfig, topic: &str, frames: &[Frame], n: us
                 let o = crate::kafka::Origin::of(&m);
                 consumer.mark_done(&o.topic, o.partition, o.offset);
             }
-            Err(_) if Instant::now() > deadline => return Err(KafkaTransportError::Timeout("joining the group".into())),
+            Err(_) if Instant::now() > deadline => {
+                return Err(KafkaTransportError::Timeout("joining the group".into()))
+            }
             Err(_) => {}
         }
     }

@@ -165,14 +165,23 @@ impl TestBroker {
     }
 
     /// Adds a SCRAM user (`mechanism`: `SCRAM-SHA-256` or `SCRAM-SHA-512`).
-    pub fn add_user(&self, name: &str, password: &str, mechanism: &str) {
+    /// tansu refuses unauthenticated administration once `--authentication` is
+    /// on, so the broker is restarted without it for the change (the users live
+    /// in its SQLite store) and then with it again.
+    pub fn add_user(&mut self, name: &str, password: &str, mechanism: &str) {
         let m = if mechanism == "SCRAM-SHA-256" { "scram256" } else { "scram512" };
+        let auth = self.authentication;
+        self.broker.kill();
+        self.authentication = false;
+        self.spawn_broker();
         let out = Command::new(tansu_bin())
             .args(["user", "create", "--broker", &format!("tcp://127.0.0.1:{}", self.port), name, password])
             .args(["--mechanism", m])
             .output()
             .expect("running tansu user create");
         assert!(out.status.success(), "tansu user create failed: {}", String::from_utf8_lossy(&out.stderr));
+        self.authentication = auth;
+        self.restart();
     }
 
     /// Kills the broker (SIGKILL) and starts it again on the same port and store.
@@ -199,11 +208,35 @@ fn make_tls(dir: &Path) -> TlsFiles {
         .chain(&["-keyout", "ca.key", "-out", "ca.pem"])
         .copied()
         .collect::<Vec<_>>());
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr"]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "broker.key",
+        "-out",
+        "broker.csr",
+    ]);
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("san.ext");
     run(&[
-        "x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.ext", "-out", "broker.pem",
+        "x509",
+        "-req",
+        "-in",
+        "broker.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "broker.pem",
     ]);
     TlsFiles { ca: dir.join("ca.pem"), cert: dir.join("broker.pem"), key: dir.join("broker.key") }
 }

@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use streetscope_contracts::kafka::{KafkaConfig, SaslConfig, TlsConfig};
+use streetscope_transport::kafka::KafkaTable;
 use streetscope_transport::kafka::{
     dlq_headers, ensure_topics, header, payload, read_log, Assignment, DeadLetters, GroupConsumer, Incoming, Origin,
     Producer, Role, TopicChange,
 };
 use streetscope_transport::testbroker::TestBroker;
-use streetscope_transport::kafka::KafkaTable;
 use streetscope_transport::TableLog;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -67,8 +67,10 @@ fn topics_are_created_once_and_a_second_run_changes_nothing() {
     more.topics.frames.partitions = 3;
     let third = rt.block_on(ensure_topics(&more)).unwrap();
     assert!(
-        third.iter().any(|c| matches!(c, TopicChange::PartitionsAdded { topic, from: 2, to: 3 } if topic == "streetscope.frames")
-            || matches!(c, TopicChange::Failed { .. })),
+        third.iter().any(
+            |c| matches!(c, TopicChange::PartitionsAdded { topic, from: 2, to: 3 } if topic == "streetscope.frames")
+                || matches!(c, TopicChange::Failed { .. })
+        ),
         "{third:?}"
     );
 }
@@ -213,7 +215,7 @@ fn tls_with_a_throwaway_ca_works_and_a_client_without_it_is_refused() {
 #[test]
 fn sasl_scram_over_tls_authenticates_and_never_shows_the_password() {
     let dir = tempfile::tempdir().unwrap();
-    let b = TestBroker::start_with(dir.path(), true, true);
+    let mut b = TestBroker::start_with(dir.path(), true, true);
     b.add_user("ingest", "pa55-w0rd-xyz", "SCRAM-SHA-256");
     let pw = dir.path().join("kafka-password");
     std::fs::write(&pw, "pa55-w0rd-xyz\n").unwrap();

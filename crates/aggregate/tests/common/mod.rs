@@ -27,6 +27,7 @@ pub fn camera(sim: &Simulation) -> CameraConfig {
         template: None,
         zones: Vec::new(),
         calibration: None,
+        frame_ids: None,
     }
 }
 

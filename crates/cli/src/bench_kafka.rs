@@ -1,0 +1,123 @@
+//! `streetscope bench kafka`: frames through Kafka (envelope, trace header,
+//! group consumer, decode) against bare rdkafka produce+consume of payloads of
+//! the same size, alternating, in the same run. See `kafka_bench` in the
+//! transport crate for what each side does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use streetscope_contracts::kafka::KafkaConfig;
+use streetscope_contracts::Frame;
+use streetscope_transport::kafka::ensure_topics;
+use streetscope_transport::kafka_bench;
+use streetscope_transport::testbroker::TestBroker;
+
+#[derive(Debug, Args)]
+pub struct KafkaBench {
+    /// Brokers to measure against. Default: a test broker (tansu, from
+    /// scripts/install-broker.sh) started on 127.0.0.1 for the run.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Frames per measurement.
+    #[arg(long, default_value_t = 2000)]
+    frames: usize,
+    /// Measurements of each kind, alternating; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Clip the frames are taken from (letterboxed to 640x640, JPEG).
+    #[arg(long, default_value = "test-videos/out/two_way.mp4")]
+    clip: PathBuf,
+    /// JPEG quality of the frames.
+    #[arg(long, default_value_t = 85)]
+    quality: u8,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn bench_kafka(args: KafkaBench) -> anyhow::Result<ExitCode> {
+    let frames = sample_frames(&args)?;
+    let size = frames.iter().map(|f| f.payload.len()).sum::<usize>() / frames.len();
+    eprintln!("{} distinct 640x640 JPEG frames from {}, {size} bytes on average", frames.len(), args.clip.display());
+    let dir = tempfile::tempdir()?;
+    let _broker;
+    let brokers = match &args.brokers {
+        Some(b) => b.clone(),
+        None => {
+            let b = TestBroker::start(dir.path());
+            let s = b.brokers();
+            _broker = b;
+            s
+        }
+    };
+    let mut cfg = KafkaConfig::with_brokers(&brokers);
+    cfg.topics.frames.name = format!("streetscope.bench-frames-{}", std::process::id());
+    cfg.topics.frames.partitions = 4;
+    let rt = crate::cluster::runtime("streetscope-bench")?;
+    rt.block_on(ensure_topics(&cfg)).context("creating the bench topic")?;
+    let topic = cfg.topics.frames.name.clone();
+    let (mut bare, mut ours) = (Vec::new(), Vec::new());
+    for i in 0..args.repeat {
+        let b = rt.block_on(kafka_bench::bare(&cfg, &topic, size, args.frames))?;
+        let s = rt.block_on(kafka_bench::streetscope(&cfg, &topic, &frames, args.frames, &format!("bench-{i}")))?;
+        eprintln!(
+            "run {}: bare {:.0} msg/s ({:.1} MB/s), streetscope {:.0} frames/s ({} B/frame with envelope) — ratio {:.3}",
+            i + 1,
+            b.rate(),
+            b.rate() * size as f64 / 1e6,
+            s.rate(),
+            s.bytes_per_message,
+            s.rate() / b.rate()
+        );
+        bare.push(b.rate());
+        ours.push(s.rate());
+    }
+    let ratios: Vec<f64> = ours.iter().zip(&bare).map(|(s, b)| s / b).collect();
+    println!("| | bare rdkafka | streetscope | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| median of {} (msg/s) | {:.0} | {:.0} | **{:.3}** |",
+        args.repeat,
+        median(bare),
+        median(ours),
+        median(ratios)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Up to 64 frames of the clip as the ingest stage makes them for Kafka.
+fn sample_frames(args: &KafkaBench) -> anyhow::Result<Vec<Frame>> {
+    anyhow::ensure!(args.clip.exists(), "{} is missing: scripts/setup.sh generates the clips", args.clip.display());
+    let spec: streetscope_contracts::config::CameraConfig = serde_json::from_value(serde_json::json!({
+        "id": "bench-cam",
+        "intersection": "bench-x",
+        "source": args.clip.display().to_string(),
+        "sample_fps": 5.0,
+        "jpeg_quality": args.quality,
+    }))?;
+    let settings = streetscope_ingest::reconcile::IngestSettings {
+        width: 640,
+        height: 640,
+        stall_timeout: Duration::from_secs(30),
+        policy: Default::default(),
+    };
+    let cam = settings.source(&spec);
+    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = {
+        let frames = frames.clone();
+        move |f: Frame| {
+            let mut v = frames.lock().expect("poisoned");
+            v.push(f);
+            v.len() < 64
+        }
+    };
+    let _ = streetscope_ingest::source::run_camera(&cam, sink, &Default::default());
+    let v = std::mem::take(&mut *frames.lock().expect("poisoned"));
+    anyhow::ensure!(!v.is_empty(), "no frames from {}", args.clip.display());
+    Ok(v)
+}

@@ -1,0 +1,101 @@
+//! The distributed stages: each runs as its own process and talks to the others
+//! through Kafka topics (DESIGN.md). The stage logic is the same as in
+//! `streetscope run`; only the transport differs.
+//!
+//! - `topics`: creates the topics, idempotently.
+//! - `ingest`: runs the cameras of the cameras-topic partitions assigned to this
+//!   pod and produces frames.
+//! - `detect`: consumes frames in the `detectors` group, produces detections.
+//! - `aggregate`: consumes detections in the `aggregators` group, keeps each
+//!   intersection's state (snapshots + replay), produces events, counts, alerts.
+
+pub mod aggregate;
+pub mod detect;
+pub mod ingest;
+pub mod topics;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use streetscope_contracts::cluster::ClusterConfig;
+use streetscope_contracts::trace::TraceContext;
+
+/// Where a distributed stage finds its configuration.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The cluster configuration (TOML: `[kafka]` and the stage sections).
+    #[arg(long, env = "STREETSCOPE_CLUSTER_CONFIG")]
+    pub cluster: PathBuf,
+    /// Overrides `kafka.brokers` of the file.
+    #[arg(long, env = "STREETSCOPE_BROKERS")]
+    pub brokers: Option<String>,
+}
+
+impl ClusterArgs {
+    /// Reads and validates the configuration.
+    pub fn load(&self) -> anyhow::Result<ClusterConfig> {
+        let mut cfg = ClusterConfig::from_file(&self.cluster)?;
+        if let Some(b) = &self.brokers {
+            cfg.kafka.brokers = b.clone();
+            if let Err(errs) = cfg.validate() {
+                let list: Vec<String> = errs.iter().map(|e| format!("  - {e}")).collect();
+                anyhow::bail!("--brokers: invalid configuration:\n{}", list.join("\n"));
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// 24 bytes that differ between calls and processes, for trace and span ids
+/// (not for secrets).
+pub fn random_bytes() -> [u8; 24] {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = [0u8; 24];
+    for chunk in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+/// A new span id.
+pub fn span_id() -> [u8; 8] {
+    let mut s = [0; 8];
+    s.copy_from_slice(&random_bytes()[..8]);
+    s
+}
+
+/// The trace context of an incoming message continued by this stage, or a new
+/// root when the message carried none.
+pub fn continue_trace(incoming: Option<&[u8]>) -> TraceContext {
+    incoming
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(TraceContext::parse)
+        .map(|t| t.child(span_id()))
+        .unwrap_or_else(|| TraceContext::root(random_bytes()))
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A multi-threaded runtime for a stage.
+pub fn runtime(name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name(name).build()?)
+}

@@ -1,0 +1,548 @@
+//! Distributed mode end to end, against a real Kafka-protocol broker on
+//! 127.0.0.1: tansu (`cargo install tansu`, done by scripts/setup.sh) with its
+//! durable SQLite store, the test clips served over RTSP by the ingest crate's
+//! `rtsp_server`, and every stage a separate `streetscope` process.
+//!
+//! Each test starts its own broker on a free port in its own folder and stops
+//! everything it started, whatever happens (the guards kill on drop). Waits are
+//! bounded; a test that does not converge fails with what it saw.
+//!
+//! What is checked: the final counts per intersection on `streetscope.counts`
+//! equal the counts of `streetscope run` on the same clips — with no fault, and
+//! after each fault of the Kafka issue on its own.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use streetscope_contracts::kafka::KafkaConfig;
+use streetscope_contracts::registry::{CameraSpec, IntersectionSpec};
+use streetscope_registry::client::Client;
+use streetscope_testclips::GroundTruth;
+use streetscope_transport::kafka::{read_log, Producer, Role};
+use streetscope_transport::testbroker::TestBroker;
+
+const BIN: &str = env!("CARGO_BIN_EXE_streetscope");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed (SIGKILL) when dropped; its output goes to a log file.
+struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, dir: &Path, mut cmd: Command) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        cmd.stdout(f.try_clone().unwrap()).stderr(f).stdin(Stdio::null());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Self { name: name.into(), child: Some(child), log }
+    }
+
+    fn streetscope(name: &str, dir: &Path, args: &[&str]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn");
+        Self::spawn(name, dir, cmd)
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn rtsp_server_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let bin = profile_dir.join("examples/rtsp_server");
+    if !bin.exists() {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "streetscope-ingest", "--example", "rtsp_server"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building the rtsp_server example");
+    }
+    bin
+}
+
+/// An RTSP server playing `clip` from its start to each client.
+struct RtspServer {
+    url: String,
+    _child: ChildGuard,
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl RtspServer {
+    fn start(clip: &Path) -> Self {
+        let mut child = Command::new(rtsp_server_bin())
+            .args(["--port", "0", "--file", clip.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut url = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut url).unwrap();
+        let url = url.trim().to_owned();
+        assert!(url.starts_with("rtsp://127.0.0.1:"), "rtsp_server said {url:?}");
+        Self { url, _child: ChildGuard(child) }
+    }
+}
+
+fn truth_of(name: &str) -> GroundTruth {
+    GroundTruth::from_json(&std::fs::read_to_string(repo().join(format!("test-videos/{name}.truth.json"))).unwrap())
+        .unwrap()
+}
+
+fn clip_path(name: &str) -> PathBuf {
+    let p = repo().join(format!("test-videos/out/{name}.mp4"));
+    assert!(p.exists(), "{} is missing: scripts/setup.sh generates the clips", p.display());
+    p
+}
+
+const CLIPS: [&str; 2] = ["one_bus", "two_way"];
+
+/// The detector and tracker settings of the demo, shared by both modes.
+const STAGE_SETTINGS: &str = r#"
+[detector]
+class_names = ["bike", "bus", "car", "lorry", "tuktuk", "van"]
+class_agnostic_nms = true
+# Frames are never shed here: after a fault the backlog must be worked off, not skipped.
+shed_stale_ms = 0
+
+[tracker]
+match_iou = 0.3
+max_missed = 5
+min_hits = 3
+settle_views = 5
+line_hysteresis = 0.01
+"#;
+
+/// The camera spec of `clip` (its ground-truth lines), as TOML lines under `[[cameras]]` or JSON.
+fn camera_json(clip: &str, source: &str) -> Value {
+    let truth = truth_of(clip);
+    let lines: Vec<Value> = truth
+        .lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({"name": l.name, "start": l.start, "end": l.end, "forward": l.forward, "backward": l.backward})
+        })
+        .collect();
+    serde_json::json!({
+        "id": format!("cam-{clip}"),
+        "intersection": format!("x-{clip}"),
+        "source": source,
+        "sample_fps": 10.0,
+        "lines": lines,
+        "frame_ids": "media",
+    })
+}
+
+/// Counts of `streetscope run` on the clip files, per intersection:
+/// (camera, line, direction, class) → count.
+type Counts = BTreeMap<String, BTreeMap<(String, String, String, String), u64>>;
+
+fn counts_of(rows: &[Value]) -> BTreeMap<(String, String, String, String), u64> {
+    rows.iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_owned();
+            ((s("camera_id"), s("line"), s("direction"), s("class_name")), c["count"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+fn one_process_counts(dir: &Path) -> Counts {
+    let mut cfg = String::new();
+    for clip in CLIPS {
+        let cam = camera_json(clip, clip_path(clip).to_str().unwrap());
+        cfg += &format!(
+            "[[cameras]]\nid = {:?}\nintersection = {:?}\nsource = {:?}\nsample_fps = 10\n",
+            cam["id"].as_str().unwrap(),
+            cam["intersection"].as_str().unwrap(),
+            cam["source"].as_str().unwrap()
+        );
+        for l in cam["lines"].as_array().unwrap() {
+            cfg += &format!(
+                "[[cameras.lines]]\nname = {}\nstart = {}\nend = {}\nforward = {}\nbackward = {}\n",
+                l["name"], l["start"], l["end"], l["forward"], l["backward"]
+            );
+        }
+    }
+    cfg += STAGE_SETTINGS;
+    let path = dir.join("one-process.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let out = dir.join("one-process.jsonl");
+    let res = Command::new(BIN)
+        .args(["run", "--config", path.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "streetscope run failed:\n{}", String::from_utf8_lossy(&res.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let mut by: Counts = BTreeMap::new();
+    for c in summary["counts"].as_array().unwrap() {
+        let x = c["intersection_id"].as_str().unwrap().to_owned();
+        by.entry(x).or_default().extend(counts_of(std::slice::from_ref(c)));
+    }
+    by
+}
+
+/// A distributed deployment under test.
+struct Cluster {
+    dir: PathBuf,
+    broker: TestBroker,
+    cfg_path: PathBuf,
+    kafka: KafkaConfig,
+    _servers: Vec<RtspServer>,
+    _registry: Proc,
+    ingest: Vec<Proc>,
+    detect: Vec<Proc>,
+    aggregate: Vec<Proc>,
+}
+
+impl Cluster {
+    fn start(dir: &Path) -> Self {
+        let broker = TestBroker::start(&dir.join("broker"));
+        let cfg_text = format!(
+            r#"
+[kafka]
+brokers = "{}"
+session_timeout_ms = 6000
+[kafka.topics.cameras]
+name = "streetscope.cameras"
+partitions = 2
+cleanup_policy = "compact"
+[kafka.topics.frames]
+name = "streetscope.frames"
+partitions = 4
+[kafka.topics.detections]
+name = "streetscope.detections"
+partitions = 2
+[kafka.topics.snapshots]
+name = "streetscope.snapshots"
+partitions = 2
+cleanup_policy = "compact"
+
+[aggregate]
+snapshot_interval_s = 1
+counts_interval_s = 1
+finish_idle_s = 120
+
+[ingest]
+stall_timeout_s = 5
+initial_backoff_ms = 200
+max_backoff_s = 2
+{STAGE_SETTINGS}"#,
+            broker.brokers()
+        );
+        let cfg_path = dir.join("cluster.toml");
+        std::fs::write(&cfg_path, cfg_text).unwrap();
+        let kafka = streetscope_contracts::cluster::ClusterConfig::from_file(&cfg_path).unwrap().kafka;
+
+        let out =
+            Command::new(BIN).args(["topics", "create", "--cluster", cfg_path.to_str().unwrap()]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "topics create failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("created    streetscope.frames (4 partitions)"), "{text}");
+        let again =
+            Command::new(BIN).args(["topics", "create", "--cluster", cfg_path.to_str().unwrap()]).output().unwrap();
+        let again = String::from_utf8_lossy(&again.stdout);
+        assert!(again.contains("9 topics, 0 changed"), "a second run changes nothing:\n{again}");
+
+        let servers: Vec<RtspServer> = CLIPS.iter().map(|c| RtspServer::start(&clip_path(c))).collect();
+        // The cameras go in through the registry's API, as an operator's would.
+        let port = free_port();
+        std::fs::write(dir.join("tokens"), "test-admin-token write\n").unwrap();
+        let registry = Proc::streetscope(
+            "registry",
+            dir,
+            &[
+                "registry",
+                "--cluster",
+                cfg_path.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--tokens-file",
+                dir.join("tokens").to_str().unwrap(),
+            ],
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start:\n{}", registry.log_text());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), Some("test-admin-token".into()));
+        for (clip, server) in CLIPS.iter().zip(&servers) {
+            let cam = camera_json(clip, &server.url);
+            let x: IntersectionSpec =
+                serde_json::from_value(serde_json::json!({"id": cam["intersection"], "approaches": []})).unwrap();
+            client.create_intersection(&x).unwrap();
+            let spec: CameraSpec = serde_json::from_value(cam).unwrap();
+            client.create_camera(&spec).unwrap();
+        }
+        Self {
+            dir: dir.to_path_buf(),
+            broker,
+            cfg_path,
+            kafka,
+            _servers: servers,
+            _registry: registry,
+            ingest: Vec::new(),
+            detect: Vec::new(),
+            aggregate: Vec::new(),
+        }
+    }
+
+    fn stage(&self, kind: &str, n: usize) -> Proc {
+        let args: Vec<&str> = match kind {
+            "detect" => vec!["detect", "--cluster", self.cfg_path.to_str().unwrap()],
+            other => vec![other, "--cluster", self.cfg_path.to_str().unwrap()],
+        };
+        Proc::streetscope(&format!("{kind}-{n}"), &self.dir, &args)
+    }
+
+    fn start_all(&mut self) {
+        self.aggregate.push(self.stage("aggregate", 0));
+        self.detect.push(self.stage("detect", 0));
+        self.ingest.push(self.stage("ingest", 0));
+        self.ingest.push(self.stage("ingest", 1));
+    }
+
+    /// Latest counts record per intersection on the counts topic.
+    fn latest_counts(&self) -> BTreeMap<String, Value> {
+        let mut latest = BTreeMap::new();
+        let Ok(rows) = read_log(&self.kafka, &self.kafka.topics.counts.name, None) else { return latest };
+        for r in rows {
+            let Some(v) = r.value.and_then(|v| serde_json::from_slice::<Value>(&v).ok()) else { continue };
+            if v["record"] == "counts" {
+                latest.insert(r.key, v);
+            }
+        }
+        latest
+    }
+
+    /// Waits until every intersection's counts are complete (all its
+    /// recordings ended and their tracks ended) and checks they equal
+    /// `expected`; fails with the last counts seen.
+    fn wait_for(&self, expected: &Counts, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut last = BTreeMap::new();
+        while Instant::now() < deadline {
+            last = self.latest_counts();
+            let got: Counts =
+                last.iter().map(|(k, v)| (k.clone(), counts_of(v["counts"].as_array().unwrap()))).collect();
+            let complete = last.len() == expected.len() && last.values().all(|v| v["complete"] == true);
+            if complete {
+                assert_eq!(
+                    &got, expected,
+                    "final counts differ from streetscope run's.\nlast counts records: {last:#?}"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let logs: Vec<String> = self
+            .aggregate
+            .iter()
+            .chain(&self.detect)
+            .chain(&self.ingest)
+            .map(|p| {
+                let t = p.log_text();
+                let tail: Vec<&str> = t.lines().rev().take(15).collect();
+                format!("--- {} ---\n{}", p.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect();
+        panic!(
+            "counts did not converge.\nexpected: {expected:#?}\nlast counts records: {last:#?}\n{}",
+            logs.join("\n")
+        );
+    }
+
+    fn frames_on_topic(&self) -> usize {
+        read_log(&self.kafka, &self.kafka.topics.frames.name, None).map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Waits until at least `n` frames are on the frames topic.
+    fn wait_frames(&self, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.frames_on_topic() < n {
+            assert!(Instant::now() < deadline, "fewer than {n} frames reached Kafka in {limit:?}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+fn expected(dir: &Path) -> Counts {
+    let e = one_process_counts(dir);
+    assert_eq!(e.len(), CLIPS.len(), "streetscope run counted every clip: {e:#?}");
+    e
+}
+
+#[test]
+fn distributed_run_counts_exactly_like_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected(dir.path());
+    let mut c = Cluster::start(dir.path());
+    c.start_all();
+    c.wait_for(&expected, LIMIT);
+
+    // Latency from a frame's capture (arrival at ingest) to the crossing event
+    // it produced landing on the events topic; the detector's time per frame apart.
+    let events = read_log(&c.kafka, &c.kafka.topics.events.name, None).unwrap();
+    let mut latency_ms: Vec<i64> = events
+        .iter()
+        .filter_map(|r| {
+            let v: Value = serde_json::from_slice(r.value.as_ref()?).ok()?;
+            if v["record"] != "crossing" {
+                return None;
+            }
+            Some(r.timestamp_ms? - v["capture_time_ms"].as_i64()?)
+        })
+        .collect();
+    assert!(!latency_ms.is_empty(), "crossing events on the events topic");
+    latency_ms.sort_unstable();
+    assert!(latency_ms[0] >= 0, "an event cannot precede its frame: {latency_ms:?}");
+    let pct = |q: f64| latency_ms[((latency_ms.len() - 1) as f64 * q).round() as usize];
+    let detect_log = c.detect[0].log_text();
+    let inference = detect_log
+        .lines()
+        .rev()
+        .find_map(|l| l.split("inference_ms_per_frame=").nth(1))
+        .map(|s| s.split_whitespace().next().unwrap_or("?").trim_matches('"').to_owned())
+        .unwrap_or_else(|| "?".into());
+    eprintln!(
+        "end-to-end latency, capture to crossing event: p50 {} ms, p99 {} ms over {} events; inference {inference} ms per frame",
+        pct(0.5),
+        pct(0.99),
+        latency_ms.len()
+    );
+}
+
+#[test]
+fn detector_killed_and_restarted_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected(dir.path());
+    let mut c = Cluster::start(dir.path());
+    c.start_all();
+    c.wait_frames(40, LIMIT);
+    std::thread::sleep(Duration::from_secs(3));
+    c.detect[0].kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    c.detect[0] = c.stage("detect", 1);
+    c.wait_for(&expected, LIMIT);
+}
+
+#[test]
+fn aggregator_killed_and_restarted_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected(dir.path());
+    let mut c = Cluster::start(dir.path());
+    c.start_all();
+    c.wait_frames(60, LIMIT);
+    std::thread::sleep(Duration::from_secs(5));
+    c.aggregate[0].kill9();
+    std::thread::sleep(Duration::from_secs(1));
+    c.aggregate[0] = c.stage("aggregate", 1);
+    c.wait_for(&expected, LIMIT);
+}
+
+#[test]
+fn broker_restart_with_durable_store_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected(dir.path());
+    let mut c = Cluster::start(dir.path());
+    c.start_all();
+    c.wait_frames(40, LIMIT);
+    c.broker.restart();
+    c.wait_for(&expected, LIMIT);
+}
+
+#[test]
+fn a_second_detector_joining_rebalances_without_loss_or_double_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected(dir.path());
+    let mut c = Cluster::start(dir.path());
+    c.start_all();
+    c.wait_frames(40, LIMIT);
+    let second = c.stage("detect", 1);
+    c.detect.push(second);
+    c.wait_for(&expected, LIMIT);
+    let log = c.detect[0].log_text() + &c.detect[1].log_text();
+    assert!(log.contains("frames partitions changed"), "the group rebalanced:\n{log}");
+}
+
+#[test]
+fn an_ingest_pod_killed_moves_its_cameras_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected(dir.path());
+    let mut c = Cluster::start(dir.path());
+    c.start_all();
+    c.wait_frames(30, LIMIT);
+    // Kill the pod that runs a camera (with two partitions and two pods, each usually has one).
+    let victim = (0..2).find(|&i| c.ingest[i].log_text().contains("camera started")).expect("a pod runs a camera");
+    c.ingest[victim].kill9();
+    c.wait_for(&expected, LIMIT);
+    let survivor = &c.ingest[1 - victim];
+    let started = survivor.log_text().matches("camera started").count();
+    assert!(started >= CLIPS.len(), "the surviving pod runs every camera in the end:\n{}", survivor.log_text());
+}
+
+#[test]
+fn poison_messages_go_to_the_dead_letter_topic_and_processing_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected(dir.path());
+    let mut c = Cluster::start(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let producer = Producer::new(&c.kafka, Role::RecordProducer).unwrap();
+    rt.block_on(async {
+        producer.send_durable(&c.kafka.topics.frames.name, "cam-one_bus", Some(b"not a frame"), &[]).await.unwrap();
+        producer.send_durable(&c.kafka.topics.detections.name, "x-one_bus", Some(b"{not json"), &[]).await.unwrap();
+    });
+    c.start_all();
+    c.wait_for(&expected, LIMIT);
+    let dlq = read_log(&c.kafka, &c.kafka.topics.dlq.name, None).unwrap();
+    assert_eq!(dlq.len(), 2, "both poison messages are dead letters: {dlq:?}");
+    let frames = dlq.iter().find(|r| r.key == "cam-one_bus").expect("the frame's dead letter");
+    assert_eq!(frames.header("streetscope.dlq.topic").as_deref(), Some("streetscope.frames"));
+    assert_eq!(frames.header("streetscope.dlq.stage").as_deref(), Some("detect"));
+    assert!(frames.header("streetscope.dlq.reason").unwrap().starts_with("frame envelope:"), "{frames:?}");
+    let dets = dlq.iter().find(|r| r.key == "x-one_bus").expect("the detections' dead letter");
+    assert_eq!(dets.header("streetscope.dlq.topic").as_deref(), Some("streetscope.detections"));
+    assert!(dets.header("streetscope.dlq.reason").unwrap().starts_with("detections JSON:"), "{dets:?}");
+    assert!(dets.header("streetscope.dlq.offset").is_some() && dets.header("streetscope.dlq.partition").is_some());
+}
