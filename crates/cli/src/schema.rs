@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::Value;
+use streetscope_contracts::cluster::ClusterConfig;
 use streetscope_contracts::config::PipelineConfig;
 use streetscope_contracts::records::ResultRecord;
 use streetscope_contracts::FrameDetections;
@@ -27,11 +28,15 @@ pub struct SchemaArgs {
 pub fn schemas() -> Vec<(&'static str, String)> {
     let text = |s: &schemars::Schema| serde_json::to_string_pretty(s).expect("schemas serialise") + "\n";
     let config = schemars::schema_for!(PipelineConfig);
+    let cluster = schemars::schema_for!(ClusterConfig);
+    let mut reference = config_reference(config.as_value());
+    reference += &cluster_reference(cluster.as_value());
     vec![
         ("schemas/result-record.schema.json", text(&schemars::schema_for!(ResultRecord))),
         ("schemas/detections.schema.json", text(&schemars::schema_for!(FrameDetections))),
         ("schemas/pipeline-config.schema.json", text(&config)),
-        ("configuration.md", config_reference(config.as_value())),
+        ("schemas/cluster-config.schema.json", text(&cluster)),
+        ("configuration.md", reference),
         ("registry-openapi.json", streetscope_registry::openapi::document_text()),
     ]
 }
@@ -56,7 +61,37 @@ fn config_reference(schema: &Value) -> String {
         ("[tracker]", Some("TrackerConfig")),
         ("[output]", Some("OutputConfig")),
     ];
-    for (title, def) in sections {
+    md += &sections_reference(schema, &sections);
+    md
+}
+
+/// The distributed stages' configuration (`--cluster FILE`).
+fn cluster_reference(schema: &Value) -> String {
+    let mut md = String::from(
+        "\n# Cluster configuration (distributed mode)\n\n\
+         The file given to `streetscope topics|registry|ingest|detect|aggregate --cluster FILE` \
+         (docs/distributed.md). Besides the sections below it takes `[detector]`, `[tracker]`, `[ingest]` \
+         and `[analytics]` as above. Secrets are never in it: it names the files or environment variables \
+         that hold them. The JSON Schema is \
+         [schemas/cluster-config.schema.json](schemas/cluster-config.schema.json).\n",
+    );
+    let sections = [
+        ("[kafka]", Some("KafkaConfig")),
+        ("[kafka.security]", Some("KafkaSecurity")),
+        ("[kafka.security.tls]", Some("TlsConfig")),
+        ("[kafka.security.sasl]", Some("SaslConfig")),
+        ("[kafka.topics.<name>]", Some("TopicSpec")),
+        ("[kafka.groups]", Some("GroupsConfig")),
+        ("[aggregate]", Some("AggregateStateConfig")),
+    ];
+    md += &sections_reference(schema, &sections);
+    md
+}
+
+/// A table per section: field, type, default, description.
+fn sections_reference(schema: &Value, sections: &[(&str, Option<&str>)]) -> String {
+    let mut md = String::new();
+    for &(title, def) in sections {
         let node = match def {
             Some(d) => &schema["$defs"][d],
             None => schema,
