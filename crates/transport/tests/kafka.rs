@@ -21,7 +21,7 @@ fn rt() -> tokio::runtime::Runtime {
 fn config(b: &TestBroker) -> KafkaConfig {
     let mut k = KafkaConfig::with_brokers(&b.brokers());
     k.session_timeout_ms = 6000;
-    for (_, t) in [
+    for t in [
         &mut k.topics.cameras,
         &mut k.topics.intersections,
         &mut k.topics.frames,
@@ -31,10 +31,7 @@ fn config(b: &TestBroker) -> KafkaConfig {
         &mut k.topics.alerts,
         &mut k.topics.snapshots,
         &mut k.topics.dlq,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ] {
         t.partitions = t.partitions.min(2);
     }
     k
