@@ -14,12 +14,13 @@ only() { # package allowed-direct-dependent
 }
 only gstreamer streetscope-ingest
 only ort streetscope-detect
+only rdkafka streetscope-transport
 for forbidden in gstreamer ort tokio async-channel; do
   if cargo tree --locked -e normal -p streetscope-contracts --prefix none | awk '{print $1}' | grep -qx "$forbidden"; then
     echo "invariant broken: streetscope-contracts depends on $forbidden"; fail=1
   fi
 done
-if cargo tree --locked -e normal -p streetscope-aggregate --prefix none | awk '{print $1}' | grep -qxE 'gstreamer|ort|tokio'; then
+if cargo tree --locked -e normal -p streetscope-aggregate --prefix none | awk '{print $1}' | grep -qxE 'gstreamer|ort|tokio|rdkafka'; then
   echo "invariant broken: streetscope-aggregate pulls in IO crates"; fail=1
 fi
 [ $fail = 0 ] && echo "crate invariants hold"

@@ -10,7 +10,9 @@
 //! ([`FullPolicy`]).
 
 mod inproc;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "kafka")]
 pub mod kafka_bench;
 pub mod table;
 pub mod testbroker;
