@@ -25,7 +25,23 @@
 //!    with the high-score detections left, by IoU at least `match_iou`, then by
 //!    centre distance (up to [`MAX_CENTRE_DISTANCE_NEW`]: their velocity is not
 //!    known yet); an unconfirmed track that misses a frame ends.
-//! 6. High-score detections still left with a score of at least
+//! 6. **Re-finding**: confirmed tracks still unmatched whose predicted box lies
+//!    wholly inside the image are matched with the high-score detections left,
+//!    by centre distance with the gate widened by the distance the track travels,
+//!    at its estimated speed, from the frame it was last seen to this one
+//!    ([`MAX_CENTRE_DISTANCE`] + travel / diagonal). A vehicle turning in the
+//!    junction leaves its constant-velocity prediction by a distance that grows
+//!    with its speed and the frames it went unseen, and a small, fast one (a bike
+//!    on a right turn) leaves the gate of step 3 within a frame or two; a new track
+//!    would then take it over inside the junction, and its movement would be
+//!    lost. The widened gate takes in a change of heading of up to about 60°
+//!    over that distance (a prediction off by `2 · travel · sin(Δθ / 2)`), not a
+//!    reversal (beyond step 3's gate), and reduces to step 3's for a standing
+//!    vehicle. It only takes
+//!    detections no other stage wanted (which would otherwise start a track), and
+//!    only for tracks whose vehicle cannot have left the picture: a track leaving
+//!    by the image edge must not take the vehicle entering beside it.
+//! 7. High-score detections still left with a score of at least
 //!    `new_track_score` start tracks. Confirmed tracks that were not matched are
 //!    *lost*; after more than `max_missed` frames lost they end.
 //!
@@ -143,6 +159,20 @@ enum Metric {
     /// Centre distance in units of the predicted box's diagonal, at most this,
     /// between boxes of similar area.
     Centre(f32),
+    /// Centre distance as [`Metric::Centre`], the gate widened by the
+    /// [`Predicted::travel`] of the track in diagonals (step 6 of the module doc).
+    Reach(f32),
+}
+
+/// A track's predicted box this frame.
+struct Predicted {
+    /// The filter's prediction.
+    bbox: BBox,
+    /// The same centre at the last size.
+    rigid: BBox,
+    /// How far the track moves, at its estimated speed, from the frame it was
+    /// last seen to this one, pixels.
+    travel: f32,
 }
 
 /// Which detections and tracks a stage may pair, and how.
@@ -194,7 +224,7 @@ impl Tracker {
     /// records the pairs in `track_det` and `det_taken`.
     fn associate(
         stage: Stage<'_>,
-        predicted: &[[BBox; 2]],
+        predicted: &[Predicted],
         dets: &[Detection],
         track_det: &mut [Option<usize>],
         det_taken: &mut [bool],
@@ -206,7 +236,7 @@ impl Tracker {
         }
         let mut cands = Vec::new();
         for (r, &ti) in tracks.iter().enumerate() {
-            let [p, rigid] = &predicted[ti];
+            let Predicted { bbox: p, rigid, travel } = &predicted[ti];
             let (diag, (cx, cy)) = (rigid.width().hypot(rigid.height()), rigid.center());
             for (c, &di) in free.iter().enumerate() {
                 let b = &dets[di].bbox;
@@ -217,7 +247,11 @@ impl Tracker {
                         let iou = p.iou(b);
                         (iou >= min).then_some(iou - min)
                     }
-                    Metric::Centre(max_dist) => {
+                    Metric::Centre(max_dist) | Metric::Reach(max_dist) => {
+                        let max_dist = match stage.metric {
+                            Metric::Reach(_) => max_dist + travel / diag.max(f32::MIN_POSITIVE),
+                            _ => max_dist,
+                        };
                         let (dx, dy) = b.center();
                         let dist = (dx - cx).hypot(dy - cy) / diag.max(f32::MIN_POSITIVE);
                         let padded = |x: &BBox| (x.width() + 2.0 * AREA_PAD_PX) * (x.height() + 2.0 * AREA_PAD_PX);
@@ -242,7 +276,7 @@ impl Tracker {
     pub fn update(&mut self, dets: &[Detection], w: u32, h: u32) -> Vec<TrackUpdate> {
         self.retired.clear();
         // Per track, the predicted box, and the predicted centre at the last size.
-        let predicted: Vec<[BBox; 2]> = self
+        let predicted: Vec<Predicted> = self
             .tracks
             .iter_mut()
             .map(|t| {
@@ -253,7 +287,9 @@ impl Tracker {
                 t.filter.predict();
                 let p = t.filter.bbox();
                 let ((cx, cy), (hw, hh)) = (p.center(), (last.width() / 2.0, last.height() / 2.0));
-                [p, BBox::new(cx - hw, cy - hh, cx + hw, cy + hh)]
+                let (vx, vy) = t.filter.velocity();
+                let travel = (t.missed + 1) as f32 * vx.hypot(vy) as f32;
+                Predicted { bbox: p, rigid: BBox::new(cx - hw, cy - hh, cx + hw, cy + hh), travel }
             })
             .collect();
         let cfg = &self.cfg;
@@ -266,9 +302,16 @@ impl Tracker {
             }
         }
         let (mut confirmed, mut seen_last, mut unconfirmed) = (Vec::new(), Vec::new(), Vec::new());
+        // Confirmed tracks predicted wholly inside the image: those that may be re-found.
+        let mut inside = Vec::new();
+        let (wf, hf) = (w as f32, h as f32);
         for (i, t) in self.tracks.iter().enumerate() {
             if t.confirmed {
                 confirmed.push(i);
+                let p = &predicted[i].bbox;
+                if p.x1 > 0.0 && p.y1 > 0.0 && p.x2 < wf && p.y2 < hf {
+                    inside.push(i);
+                }
                 if t.missed == 0 {
                     seen_last.push(i);
                 }
@@ -284,6 +327,7 @@ impl Tracker {
             Stage { tracks: &seen_last, dets: &low, metric: Metric::Iou(cfg.low_match_iou) },
             Stage { tracks: &unconfirmed, dets: &high, metric: Metric::Iou(cfg.match_iou) },
             Stage { tracks: &unconfirmed, dets: &high, metric: Metric::Centre(MAX_CENTRE_DISTANCE_NEW) },
+            Stage { tracks: &inside, dets: &high, metric: Metric::Reach(MAX_CENTRE_DISTANCE) },
         ];
         for stage in stages {
             Self::associate(stage, &predicted, dets, &mut track_det, &mut det_taken);
@@ -477,6 +521,90 @@ mod tests {
             ids.push(u.iter().find(|u| u.anchor.y < 0.46).unwrap().track_id);
         }
         assert!(ids.iter().all(|&id| id == ids[0]), "{ids:?}");
+    }
+
+    /// A bike (12x26 px, 12 px a frame) riding north that turns right onto an
+    /// eastbound road on a quarter circle of radius 30 px, its box turning from
+    /// upright to flat. `skip`: frames of the turn without a detection.
+    fn turning_bike(t: &mut Tracker, skip: &[usize]) -> Vec<Vec<u64>> {
+        let mut ids = Vec::new();
+        let bike = |cx: f32, cy: f32, w: f32, h: f32| Detection {
+            class_id: 0,
+            class_name: Arc::from("bike"),
+            score: 0.8,
+            bbox: BBox::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0),
+        };
+        let mut frames = Vec::new();
+        for i in 0..8 {
+            frames.push(bike(300.0, 400.0 - 12.0 * i as f32, 12.0, 26.0));
+        }
+        // The arc from heading north to heading east, centred 30 px east of the last point.
+        let (ox, oy) = (330.0, 400.0 - 12.0 * 7.0);
+        for k in 1..=4 {
+            let a = std::f32::consts::FRAC_PI_2 * k as f32 / 4.0;
+            let (w, h) = (12.0 + 14.0 * a.sin(), 26.0 - 14.0 * a.sin());
+            frames.push(bike(ox - 30.0 * a.cos(), oy - 30.0 * a.sin(), w, h));
+        }
+        for i in 1..8 {
+            frames.push(bike(330.0 + 12.0 * i as f32, oy - 30.0, 26.0, 12.0));
+        }
+        for (i, d) in frames.into_iter().enumerate() {
+            let dets = if skip.contains(&i) { vec![] } else { vec![d] };
+            ids.push(t.update(&dets, 1000, 500).iter().map(|u| u.track_id).collect());
+        }
+        ids
+    }
+
+    #[test]
+    fn a_track_lost_in_a_tight_turn_is_found_again() {
+        // Frames 8 to 11 are the turn; the bike is missed in two of them.
+        let ids = turning_bike(&mut Tracker::new(cfg_with(|c| c.max_missed = 5)), &[9, 10]);
+        let seen: Vec<u64> = ids.iter().flatten().copied().collect();
+        assert!(seen.iter().all(|&id| id == 1), "{ids:?}");
+        assert_eq!(seen.len(), 19 - 2, "{ids:?}");
+    }
+
+    #[test]
+    fn a_track_leaving_by_the_edge_does_not_take_a_vehicle_entering_beside_it() {
+        // A car drives north out of the picture; as it goes, another comes in
+        // southbound in the next lane, 30 px to its left.
+        let mut t = Tracker::new(cfg_with(|c| c.max_missed = 5));
+        let car = |x: f32, y: f32| Detection {
+            class_id: 0,
+            class_name: Arc::from("car"),
+            score: 0.9,
+            bbox: BBox::new(x, y.max(0.0), x + 24.0, (y + 50.0).max(1.0)),
+        };
+        for i in 0..6 {
+            let u = t.update(&[car(500.0, 60.0 - 15.0 * i as f32)], 1000, 500);
+            assert_eq!(u[0].track_id, 1);
+        }
+        // Gone (its box would be above the image); the other car's first boxes.
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            ids.extend(t.update(&[car(470.0, -20.0 + 8.0 * i as f32)], 1000, 500).iter().map(|u| u.track_id));
+        }
+        assert!(ids.iter().all(|&id| id == 2), "{ids:?}");
+    }
+
+    #[test]
+    fn a_lost_track_does_not_take_a_vehicle_behind_it() {
+        // A bike at 12 px a frame, missed for two frames; a new bike appears 24 px
+        // behind where it was last seen: not where it could have got to.
+        let mut t = Tracker::new(cfg_with(|c| c.max_missed = 5));
+        let bike = |x: f32| Detection {
+            class_id: 0,
+            class_name: Arc::from("bike"),
+            score: 0.8,
+            bbox: BBox::new(x, 300.0, x + 26.0, 312.0),
+        };
+        for i in 0..8 {
+            t.update(&[bike(100.0 + 12.0 * i as f32)], 1000, 500);
+        }
+        t.update(&[], 1000, 500);
+        t.update(&[], 1000, 500);
+        let u = t.update(&[bike(100.0 + 12.0 * 7.0 - 24.0)], 1000, 500);
+        assert_eq!(u.iter().map(|u| u.track_id).collect::<Vec<_>>(), vec![2]);
     }
 
     #[test]

@@ -47,14 +47,23 @@ fn with_typical_noise_the_turning_movements_are_close() {
         (c_all, t_all) = (c_all + c, t_all + t);
     }
     println!("| typical | all | {c_all}/{t_all} = {:.3} |", c_all as f64 / t_all as f64);
-    // Seed 1: 99.6 % of all movements; the worst, two left turns, 97.4 % and
-    // 97.8 % (two vehicles each whose track breaks in the turn); none over-counted.
-    // GAP: the issue asks 98 % per movement.
+    // Seed 1: every movement and class exact (before the tracker re-found tracks
+    // lost in a turn: 99.6 % of all, two movements at 97.4 % and 97.8 %). The
+    // issue's bound: at least 98 % per movement, none over by more than 2 %; per
+    // class too where a class has 20 vehicles or more, and within one vehicle below.
     for (k, &t) in &bt {
         let c = bc.get(k).copied().unwrap_or(0);
         assert!(c as f64 <= t as f64 * 1.02, "{k:?} over-counted: {c}/{t}\n{table}");
-        assert!(c as f64 >= t as f64 * 0.97, "{k:?} under-counted: {c}/{t}\n{table}");
+        assert!(c as f64 >= t as f64 * 0.98, "{k:?} under-counted: {c}/{t}\n{table}");
     }
-    assert!(bc.keys().all(|k| bt.contains_key(k)), "a movement that never happened\n{table}");
+    for (k, &t) in &truth {
+        let c = counted.get(k).copied().unwrap_or(0);
+        if t >= 20 {
+            assert!((0.98..=1.02).contains(&(c as f64 / t as f64)), "{k:?}: {c}/{t}\n{table}");
+        } else {
+            assert!(c.abs_diff(t) <= 1, "{k:?}: {c}/{t}\n{table}");
+        }
+    }
+    assert!(counted.keys().all(|k| truth.contains_key(k)), "a movement or class that never happened\n{table}");
     assert!(c_all as f64 >= 0.99 * t_all as f64, "{c_all}/{t_all}\n{table}");
 }
