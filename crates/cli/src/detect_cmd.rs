@@ -28,6 +28,9 @@ pub struct DetectArgs {
     /// With --cluster: overrides `kafka.brokers`.
     #[arg(long, env = "STREETSCOPE_BROKERS", requires = "cluster")]
     pub brokers: Option<String>,
+    /// With --cluster: serve /healthz, /status and /metrics on this address.
+    #[arg(long, env = "STREETSCOPE_STATUS_ADDR", requires = "cluster")]
+    pub status_addr: Option<std::net::SocketAddr>,
     /// Frames per second to sample from videos.
     #[arg(long, default_value_t = 5.0)]
     pub fps: f64,
@@ -103,7 +106,11 @@ fn collect_images(sources: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if let Some(cluster) = &args.cluster {
-        let c = crate::cluster::ClusterArgs { cluster: cluster.clone(), brokers: args.brokers.clone() };
+        let c = crate::cluster::ClusterArgs {
+            cluster: cluster.clone(),
+            brokers: args.brokers.clone(),
+            status_addr: args.status_addr,
+        };
         return crate::cluster::detect::detect_stage(&c);
     }
     let (videos, stills): (Vec<&String>, Vec<&String>) = args.sources.iter().partition(|s| is_video(s));

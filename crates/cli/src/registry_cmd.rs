@@ -51,6 +51,7 @@ pub fn registry(args: RegistryArgs) -> anyhow::Result<ExitCode> {
             let cluster = crate::cluster::ClusterArgs {
                 cluster: args.cluster.clone().context("--cluster or --in-memory is needed")?,
                 brokers: args.brokers.clone(),
+                status_addr: None,
             }
             .load()?;
             let k = &cluster.kafka;

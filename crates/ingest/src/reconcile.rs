@@ -85,6 +85,17 @@ impl CameraStatuses {
         self.lock().values().cloned().collect()
     }
 
+    /// Adds (or replaces) a camera's status, for callers that supervise
+    /// cameras themselves (the distributed ingest pod).
+    pub fn insert(&self, camera_id: &str, status: CameraStatusHandle) {
+        self.lock().insert(camera_id.to_owned(), status);
+    }
+
+    /// Removes a camera's status.
+    pub fn remove(&self, camera_id: &str) {
+        self.lock().remove(camera_id);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, CameraStatusHandle>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -143,7 +143,7 @@ impl TestBroker {
         cmd.current_dir(&self.dir)
             .args(["broker", "--listener-url", &listen, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", "sqlite://tansu.db", "--silent"])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("STREETSCOPE_TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
             .stderr(out);

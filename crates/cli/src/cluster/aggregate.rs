@@ -39,11 +39,13 @@ use streetscope_transport::kafka::{
     Producer, Role,
 };
 
+use streetscope_telemetry::StageMeter;
+
 use super::ClusterArgs;
 
 pub fn aggregate_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.load()?;
-    super::runtime("streetscope-aggregate")?.block_on(run(cfg))
+    super::runtime("streetscope-aggregate")?.block_on(run(args, cfg))
 }
 
 /// The registry as the aggregator needs it.
@@ -136,8 +138,15 @@ struct Stage {
     pending: Vec<Pending>,
 }
 
-async fn run(cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
+async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
     let k = &cfg.kafka;
+    let meter = StageMeter::new("aggregate");
+    let sources = crate::status::StatusSources {
+        cameras: Default::default(),
+        drops: Default::default(),
+        stages: vec![meter.clone()],
+    };
+    super::serve_status(args, sources).await?;
     let consumer = GroupConsumer::new(k, &k.groups.aggregate, &[&k.topics.detections.name])?;
     let producer = Producer::new(k, Role::RecordProducer)?;
     let dlq = DeadLetters::new(producer.clone(), &k.topics.dlq.name, "aggregate");
@@ -170,7 +179,15 @@ async fn run(cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             incoming = stage.consumer.next() => match incoming {
-                Incoming::Message(m) => stage.handle(&m).await?,
+                Incoming::Message(m) => {
+                    let t = Instant::now();
+                    if stage.handle(&m).await? {
+                        meter.item();
+                    } else {
+                        meter.error();
+                    }
+                    meter.add_busy(t.elapsed().as_nanos() as u64);
+                }
                 Incoming::Rebalance(Assignment::Assigned(parts)) => stage.assigned(&parts).await?,
                 Incoming::Rebalance(Assignment::Revoked(parts)) => stage.revoked(&parts),
             },
@@ -195,23 +212,28 @@ impl Stage {
         &self.cfg.kafka.topics
     }
 
-    async fn handle(&mut self, m: &OwnedMessage) -> anyhow::Result<()> {
+    /// Handles one message; false when it was a dead letter or skipped.
+    async fn handle(&mut self, m: &OwnedMessage) -> anyhow::Result<bool> {
         let origin = Origin::of(m);
         let (partition, offset) = (origin.partition, origin.offset);
         if header(m, headers::END_OF_STREAM).is_some() {
             match serde_json::from_slice::<EndOfStream>(payload(m)) {
                 Ok(marker) => self.end_of_stream(marker).await?,
-                Err(e) => self.dlq.send(m, &format!("end-of-stream marker: {e}")).await?,
+                Err(e) => {
+                    self.dlq.send(m, &format!("end-of-stream marker: {e}")).await?;
+                    self.processed.insert(partition, offset);
+                    return Ok(false);
+                }
             }
             self.processed.insert(partition, offset);
-            return Ok(());
+            return Ok(true);
         }
         let fd: FrameDetections = match serde_json::from_slice(payload(m)) {
             Ok(fd) => fd,
             Err(e) => {
                 self.dlq.send(m, &format!("detections JSON: {e}")).await?;
                 self.processed.insert(partition, offset);
-                return Ok(());
+                return Ok(false);
             }
         };
         let trace = super::continue_trace(header(m, TRACEPARENT)).to_string();
@@ -219,7 +241,7 @@ impl Stage {
         if !self.ensure_intersection(&intersection, fd.camera_id.as_ref(), partition).await {
             tracing::warn!(camera = %fd.camera_id, intersection, seq = fd.seq, "detections of a camera the registry does not know: skipped");
             self.processed.insert(partition, offset);
-            return Ok(());
+            return Ok(false);
         }
         let h = self.held.get_mut(&intersection).expect("ensured above");
         let dups = h.agg.duplicates();
@@ -247,7 +269,7 @@ impl Stage {
         records.extend(h.agg.take_alerts().into_iter().map(ResultRecord::Alert));
         self.publish(&intersection, records, &trace).await?;
         self.processed.insert(partition, offset);
-        Ok(())
+        Ok(true)
     }
 
     /// A recorded camera ended; once every camera of its intersection that sent

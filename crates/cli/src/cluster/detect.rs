@@ -62,10 +62,10 @@ pub fn detect_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let mut detector = Detector::load(&model, DetectorOptions::from_config(&cfg.detector))?;
     let warm = detector.warm_up()?;
     tracing::info!("detector ready on {} (warm-up {warm:.2} s)", detector.provider().name());
-    super::runtime("streetscope-detect")?.block_on(run(cfg, detector))
+    super::runtime("streetscope-detect")?.block_on(run(args, cfg, detector))
 }
 
-async fn run(cfg: ClusterConfig, detector: Detector) -> anyhow::Result<ExitCode> {
+async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyhow::Result<ExitCode> {
     let k = &cfg.kafka;
     let consumer = Arc::new(GroupConsumer::new(k, &k.groups.detect, &[&k.topics.frames.name])?);
     let producer = Producer::new(k, Role::RecordProducer)?;
@@ -80,6 +80,12 @@ async fn run(cfg: ClusterConfig, detector: Detector) -> anyhow::Result<ExitCode>
         shed_stale_after: (d.shed_stale_ms > 0).then(|| Duration::from_millis(d.shed_stale_ms)),
     };
     let meter = StageMeter::new("detect");
+    let sources = crate::status::StatusSources {
+        cameras: Default::default(),
+        drops: Default::default(),
+        stages: vec![meter.clone()],
+    };
+    super::serve_status(args, sources).await?;
     let (frames_tx, frames_rx) = channel::<Frame>("frames", 8, FullPolicy::Block);
     let (dets_tx, mut dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
     let stage = tokio::spawn(DetectStage::with_options(detector, meter.clone(), opts).run(frames_rx, dets_tx));

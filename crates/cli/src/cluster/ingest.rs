@@ -28,22 +28,24 @@ use streetscope_contracts::registry::CameraSpec;
 use streetscope_contracts::trace::{TraceContext, TRACEPARENT};
 use streetscope_contracts::Frame;
 use streetscope_ingest::numbering::MediaNumbering;
-use streetscope_ingest::reconcile::IngestSettings;
+use streetscope_ingest::reconcile::{CameraStatuses, IngestSettings};
 use streetscope_ingest::supervisor::{is_live, RestartPolicy, SupervisedCamera};
 use streetscope_registry::redact::scrub_text;
+use streetscope_telemetry::StageMeter;
 use streetscope_transport::kafka::{
     is_tombstone, key, payload, Assignment, DeadLetters, GroupConsumer, Incoming, Origin, Producer, Role,
 };
 use streetscope_transport::{channel, FullPolicy, Subscribe};
 
 use super::ClusterArgs;
+use crate::status::DropCounters;
 
 /// JPEG quality for cameras that do not set one: frames cross the network.
 const DEFAULT_JPEG_QUALITY: u8 = 85;
 
 pub fn ingest_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.load()?;
-    super::runtime("streetscope-ingest")?.block_on(run(cfg))
+    super::runtime("streetscope-ingest")?.block_on(run(args, cfg))
 }
 
 /// A camera running on this pod.
@@ -56,6 +58,7 @@ struct Running {
 
 struct Pod {
     cfg: ClusterConfig,
+    meter: StageMeter,
     producer: Producer,
     policy: RestartPolicy,
     running: HashMap<String, Running>,
@@ -63,10 +66,17 @@ struct Pod {
     produced: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
     dropped: HashMap<String, streetscope_transport::DropCounter>,
+    /// What the status endpoint shows: the cameras running here and their drops.
+    statuses: CameraStatuses,
+    drops: DropCounters,
 }
 
-async fn run(cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
+async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
     let k = &cfg.kafka;
+    let (statuses, drops, meter) = (CameraStatuses::default(), DropCounters::default(), StageMeter::new("produce"));
+    let sources =
+        crate::status::StatusSources { cameras: statuses.clone(), drops: drops.clone(), stages: vec![meter.clone()] };
+    super::serve_status(args, sources).await?;
     let consumer = GroupConsumer::new(k, &k.groups.ingest, &[&k.topics.cameras.name])?;
     let producer = Producer::new(k, Role::FrameProducer)?;
     let dlq = DeadLetters::new(Producer::new(k, Role::RecordProducer)?, &k.topics.dlq.name, "ingest");
@@ -88,6 +98,9 @@ async fn run(cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
         produced: Arc::default(),
         failed: Arc::default(),
         dropped: HashMap::new(),
+        statuses,
+        drops,
+        meter,
     };
     let mut report = tokio::time::interval(Duration::from_secs(10));
     let mut ended = tokio::time::interval(Duration::from_millis(500));
@@ -185,6 +198,7 @@ impl Pod {
         let policy = if live { FullPolicy::DropOldest } else { FullPolicy::Block };
         let (tx, mut rx) = channel::<Frame>(&format!("frames of {}", c.id), 8, policy);
         self.dropped.insert(c.id.clone(), tx.drop_counter());
+        self.drops.add(&c.id, tx.drop_counter());
         // Recordings are numbered by media position and play once (see `frame_ids`).
         let media = c.frame_ids.unwrap_or(if live { FrameIds::Sequence } else { FrameIds::Media }) == FrameIds::Media;
         let policy = RestartPolicy { restart_after_end: !media, ..self.policy.clone() };
@@ -196,8 +210,9 @@ impl Pod {
             tx.publish_blocking(f).is_ok()
         };
         let camera = SupervisedCamera::spawn(source, policy, sink)?;
+        self.statuses.insert(&c.id, camera.status().clone());
         let (producer, topic) = (self.producer.clone(), self.cfg.kafka.topics.frames.name.clone());
-        let (produced, failed) = (self.produced.clone(), self.failed.clone());
+        let (produced, failed, meter) = (self.produced.clone(), self.failed.clone(), self.meter.clone());
         let forwarder = tokio::spawn(async move {
             let mut last_seq = None;
             while let Some(frame) = rx.next().await {
@@ -206,12 +221,16 @@ impl Pod {
                 let bytes = frame.to_envelope();
                 match producer.send(&topic, &frame.camera_id, Some(&bytes), &[(TRACEPARENT, trace.as_bytes())]).await {
                     Ok(p) => {
-                        let (produced, failed) = (produced.clone(), failed.clone());
+                        let (produced, failed, meter) = (produced.clone(), failed.clone(), meter.clone());
                         let camera = frame.camera_id.clone();
                         tokio::spawn(async move {
                             match p.durable().await {
-                                Ok(_) => produced.fetch_add(1, Ordering::Relaxed),
+                                Ok(_) => {
+                                    meter.item();
+                                    produced.fetch_add(1, Ordering::Relaxed)
+                                }
                                 Err(e) => {
+                                    meter.error();
                                     tracing::warn!(%camera, seq = frame.seq, "frame lost: {e}");
                                     failed.fetch_add(1, Ordering::Relaxed)
                                 }
@@ -220,6 +239,7 @@ impl Pod {
                     }
                     Err(e) => {
                         tracing::warn!(camera = %frame.camera_id, seq = frame.seq, "frame lost: {e}");
+                        meter.error();
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -239,6 +259,7 @@ impl Pod {
         for id in done {
             let r = self.running.remove(&id).expect("listed above");
             self.dropped.remove(&id);
+            self.statuses.remove(&id);
             let camera = r.camera;
             let report = tokio::task::spawn_blocking(move || camera.join()).await;
             let last_seq = r.forwarder.await.ok().flatten();
@@ -280,5 +301,6 @@ impl Pod {
         // The queue's sender went with the camera: the forwarder drains what is left and ends.
         let _ = r.forwarder.await;
         self.dropped.remove(id);
+        self.statuses.remove(id);
     }
 }

@@ -31,6 +31,10 @@ pub struct ClusterArgs {
     /// Overrides `kafka.brokers` of the file.
     #[arg(long, env = "STREETSCOPE_BROKERS")]
     pub brokers: Option<String>,
+    /// Serve /healthz, /status (JSON) and /metrics (Prometheus) on this address
+    /// (e.g. 0.0.0.0:9464 for Kubernetes probes and scraping).
+    #[arg(long, env = "STREETSCOPE_STATUS_ADDR")]
+    pub status_addr: Option<std::net::SocketAddr>,
 }
 
 impl ClusterArgs {
@@ -46,6 +50,16 @@ impl ClusterArgs {
         }
         Ok(cfg)
     }
+}
+
+/// Serves the stage's status endpoint when `--status-addr` asks for one. Must
+/// be called inside the stage's runtime.
+pub async fn serve_status(args: &ClusterArgs, sources: crate::status::StatusSources) -> anyhow::Result<()> {
+    if let Some(addr) = args.status_addr {
+        let bound = crate::status::serve(addr, std::sync::Arc::new(sources)).await?;
+        tracing::info!("status: http://{bound}/status  metrics: http://{bound}/metrics");
+    }
+    Ok(())
 }
 
 /// 24 bytes that differ between calls and processes, for trace and span ids
