@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use streetscope_contracts::kafka::KafkaConfig;
 use streetscope_contracts::Frame;
+use streetscope_ingest::bench::process_cpu_seconds;
 use streetscope_transport::kafka::ensure_topics;
 use streetscope_transport::kafka_bench;
 use streetscope_transport::testbroker::TestBroker;
@@ -56,17 +57,35 @@ pub fn bench_kafka(args: KafkaBench) -> anyhow::Result<ExitCode> {
         }
     };
     let mut cfg = KafkaConfig::with_brokers(&brokers);
-    cfg.topics.frames.name = format!("streetscope.bench-frames-{}", std::process::id());
     cfg.topics.frames.partitions = 4;
     let rt = crate::cluster::runtime("streetscope-bench")?;
-    rt.block_on(ensure_topics(&cfg)).context("creating the bench topic")?;
-    let topic = cfg.topics.frames.name.clone();
+    // A fresh topic for every measurement, so that no consumer reads another's messages.
+    let mut fresh_topic = |side: &str, i: usize| -> anyhow::Result<KafkaConfig> {
+        cfg.topics.frames.name = format!("streetscope.bench-{}-{side}-{i}", std::process::id());
+        rt.block_on(ensure_topics(&cfg)).context("creating the bench topic")?;
+        Ok(cfg.clone())
+    };
     let (mut bare, mut ours) = (Vec::new(), Vec::new());
+    // Client CPU (producer + consumer, this process; the broker is another) per message.
+    let (mut bare_cpu, mut ours_cpu) = (Vec::new(), Vec::new());
     for i in 0..args.repeat {
-        let b = rt.block_on(kafka_bench::bare(&cfg, &topic, size, args.frames))?;
-        let s = rt.block_on(kafka_bench::streetscope(&cfg, &topic, &frames, args.frames, &format!("bench-{i}")))?;
+        let c = fresh_topic("bare", i)?;
+        let cpu = process_cpu_seconds();
+        let b = rt.block_on(kafka_bench::bare(&c, &c.topics.frames.name, size, args.frames))?;
+        let b_cpu = (process_cpu_seconds() - cpu) * 1e3 / args.frames as f64;
+        let c = fresh_topic("streetscope", i)?;
+        let cpu = process_cpu_seconds();
+        let s = rt.block_on(kafka_bench::streetscope(
+            &c,
+            &c.topics.frames.name,
+            &frames,
+            args.frames,
+            &format!("bench-{i}"),
+        ))?;
+        let s_cpu = (process_cpu_seconds() - cpu) * 1e3 / args.frames as f64;
         eprintln!(
-            "run {}: bare {:.0} msg/s ({:.1} MB/s), streetscope {:.0} frames/s ({} B/frame with envelope) — ratio {:.3}",
+            "run {}: bare {:.0} msg/s ({:.1} MB/s, {b_cpu:.3} client CPU-ms/msg), streetscope {:.0} frames/s \
+             ({} B/frame with envelope, {s_cpu:.3} client CPU-ms/frame) — ratio {:.3}",
             i + 1,
             b.rate(),
             b.rate() * size as f64 / 1e6,
@@ -74,6 +93,8 @@ pub fn bench_kafka(args: KafkaBench) -> anyhow::Result<ExitCode> {
             s.bytes_per_message,
             s.rate() / b.rate()
         );
+        bare_cpu.push(b_cpu);
+        ours_cpu.push(s_cpu);
         bare.push(b.rate());
         ours.push(s.rate());
     }
@@ -86,6 +107,12 @@ pub fn bench_kafka(args: KafkaBench) -> anyhow::Result<ExitCode> {
         median(bare),
         median(ours),
         median(ratios)
+    );
+    println!(
+        "| median client CPU-ms per message | {:.3} | {:.3} | {:.2}x |",
+        median(bare_cpu.clone()),
+        median(ours_cpu.clone()),
+        median(ours_cpu) / median(bare_cpu)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! rtsp_server [--port N] [--codec h264|h265] [--file CLIP.mp4] [--size WxH] [--fps N]
 //!             [--user U --password P] [--silent] [--freeze-after SECS] [--tcp-only]
+//!             [--resize-after SECS --resize-to WxH]
 //! ```
 //!
 //! Serves `rtsp://127.0.0.1:PORT/test`: a moving `videotestsrc` pattern encoded
@@ -14,6 +15,9 @@
 //! hangs. `--freeze-after` stops sending media that many seconds into each
 //! session while keeping the session open: a camera that stalls mid-stream.
 //! `--tcp-only` refuses RTP over UDP (media only inside the RTSP connection).
+//! `--resize-after` changes the generated picture's size that many seconds into
+//! each session, in the same RTP stream (the encoder sends new parameter sets):
+//! a camera reconfigured while a client watches.
 //! Once listening, prints one line, `rtsp://127.0.0.1:PORT/test`, on stdout.
 
 use std::io::Write;
@@ -33,6 +37,8 @@ struct Args {
     silent: bool,
     freeze_after: Option<u32>,
     tcp_only: bool,
+    resize_after: Option<u32>,
+    resize_to: Option<(u32, u32)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -44,6 +50,8 @@ fn parse_args() -> Result<Args, String> {
         fps: 25,
         user: None,
         silent: false,
+        resize_after: None,
+        resize_to: None,
         freeze_after: None,
         tcp_only: false,
     };
@@ -66,6 +74,15 @@ fn parse_args() -> Result<Args, String> {
             "--password" => password = Some(value()?),
             "--silent" => a.silent = true,
             "--tcp-only" => a.tcp_only = true,
+            "--resize-after" => a.resize_after = Some(value()?.parse().map_err(|e| format!("--resize-after: {e}"))?),
+            "--resize-to" => {
+                let v = value()?;
+                let (w, h) = v.split_once('x').ok_or("--resize-to: use WxH")?;
+                a.resize_to = Some((
+                    w.parse().map_err(|e| format!("--resize-to: {e}"))?,
+                    h.parse().map_err(|e| format!("--resize-to: {e}"))?,
+                ));
+            }
             "--freeze-after" => a.freeze_after = Some(value()?.parse().map_err(|e| format!("--freeze-after: {e}"))?),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -90,7 +107,7 @@ fn launch(a: &Args) -> String {
     }
     let (w, h) = a.size;
     let src = format!(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate={}/1 ! videoconvert",
+        "videotestsrc is-live=true pattern=ball ! capsfilter name=size caps=video/x-raw,width={w},height={h},framerate={}/1 ! videoconvert",
         a.fps
     );
     let gop = a.fps;
@@ -139,6 +156,22 @@ fn main() {
                 .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
                 .build(),
         );
+    }
+    if let (Some(secs), Some((w, h))) = (args.resize_after, args.resize_to) {
+        let fps = args.fps as i32;
+        factory.connect_media_configure(move |_, media| {
+            let Some(size) = media.element().downcast::<gst::Bin>().ok().and_then(|b| b.by_name("size")) else {
+                return;
+            };
+            gst::glib::timeout_add_seconds_once(secs, move || {
+                let caps = gst::Caps::builder("video/x-raw")
+                    .field("width", w as i32)
+                    .field("height", h as i32)
+                    .field("framerate", gst::Fraction::new(fps, 1))
+                    .build();
+                size.set_property("caps", caps);
+            });
+        });
     }
     if let Some(secs) = args.freeze_after {
         factory.connect_media_configure(move |_, media| {

@@ -599,6 +599,32 @@ fn a_camera_that_comes_back_with_another_resolution_and_codec_gets_the_new_geome
 }
 
 #[test]
+fn a_resolution_change_inside_one_session_gets_the_new_geometry_without_reconnecting() {
+    // The camera's encoder switches from 1280x720 to 640x480 three seconds into
+    // the session; the RTP stream goes on with new parameter sets in-band.
+    let server = Server::start(&["--size", "1280x720", "--fps", "10", "--resize-after", "3", "--resize-to", "640x480"]);
+    let frames = Collected::default();
+    let sup = SupervisedCamera::spawn(camera("cam-resize", &server.url), quick(), frames.sink()).unwrap();
+    let changed = || frames.0.lock().unwrap().iter().filter(|(_, f)| f.letterbox.src_w == 640).count();
+    assert!(wait_for(Duration::from_secs(40), || changed() >= 4), "no frame of the new size arrived");
+    let s = sup.status().snapshot();
+    let r = sup.shutdown().unwrap();
+    assert_eq!(s.reconnects, 0, "the size changed inside the session, without a reconnection: {s:?}");
+    let all = frames.0.lock().unwrap();
+    assert_eq!(all.iter().map(|(_, f)| f.seq).collect::<Vec<_>>(), (0..r.frames).collect::<Vec<_>>());
+    let sizes: Vec<(u32, u32)> = all.iter().map(|(_, f)| (f.letterbox.src_w, f.letterbox.src_h)).collect();
+    let switch = sizes.iter().position(|&s| s == (640, 480)).expect("frames of the new size");
+    assert!(switch > 0 && sizes[..switch].iter().all(|&s| s == (1280, 720)), "{sizes:?}");
+    assert!(sizes[switch..].iter().all(|&s| s == (640, 480)), "{sizes:?}");
+    // 16:9 and 4:3 letterbox differently into the square model input.
+    let (wide, four_three) = (Letterbox::fit(1280, 720, 160, 160), Letterbox::fit(640, 480, 160, 160));
+    assert_ne!(wide, four_three);
+    assert!(all[..switch].iter().all(|(_, f)| f.letterbox == wide));
+    assert!(all[switch..].iter().all(|(_, f)| f.letterbox == four_three && f.payload.len() == 160 * 160 * 3));
+    eprintln!("resolution change in one session: {} + {} frames", switch, all.len() - switch);
+}
+
+#[test]
 fn frames_are_stamped_with_the_cameras_ntp_time_once_a_sender_report_came() {
     use streetscope_contracts::CaptureClock;
     let server = Server::start(&["--fps", "15"]);
