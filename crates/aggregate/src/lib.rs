@@ -10,8 +10,8 @@
 //! - [`counter`]: turns track movements into directional line crossings, with a
 //!   dead band around each line against jitter; each track counted at most once per
 //!   line and direction.
-//! - [`turning`]: pairs each track's entry and exit crossings of the configured
-//!   approaches into a turning movement.
+//! - [`turning`]: pairs each track's entry and exit of the configured approaches
+//!   (crossings of their lines, or positions in their zones) into a turning movement.
 //! - [`window`]: event-time tumbling windows per intersection, with watermarks,
 //!   late records and data-quality flags.
 //! - [`snapshot`]: the aggregator's whole state as serde data, and its restore.
@@ -49,7 +49,7 @@ use alerts::Alerts;
 use counter::{Crossing, FrameStamp, LineCounter};
 use speed::Motion;
 use tracker::Tracker;
-use turning::Turning;
+use turning::{Movement, Turning};
 use window::Windows;
 use zones::Zones;
 
@@ -114,7 +114,7 @@ impl Aggregator {
 
     /// An aggregator with turning movements and windows as `analytics` says.
     /// `analytics` should have passed [`AnalyticsConfig::validate`]; approaches of
-    /// unknown cameras or lines are ignored.
+    /// unknown cameras, lines or zones are ignored.
     pub fn with_analytics(cameras: &[CameraConfig], tracker: &TrackerConfig, analytics: &AnalyticsConfig) -> Self {
         let mut ids: Vec<&str> = cameras.iter().map(|c| c.intersection.as_str()).collect();
         ids.sort_unstable();
@@ -146,7 +146,7 @@ impl Aggregator {
                     intersection_id: c.intersection.clone(),
                     tracker: Tracker::new(tracker.clone()),
                     counter: LineCounter::new(c.lines.clone(), tracker.line_hysteresis),
-                    turning: Turning::new(c.lines.iter().map(|l| l.name.as_str()), &approaches),
+                    turning: Turning::new(c.lines.iter().map(|l| l.name.as_str()), &c.zones, &approaches),
                     windows_at: (at, within),
                     last_seq: None,
                     last_stamp: None,
@@ -201,20 +201,20 @@ impl Aggregator {
         let cam = self.cameras.get_mut(fd.camera_id.as_ref()).expect("found above");
         let updates = cam.tracker.update(&fd.detections, fd.width, fd.height);
         cam.motion.observe(&updates, stamp, fd.width, fd.height);
+        let moves = cam.turning.track(&updates, stamp);
         let zones = (!cam.zones.is_empty()).then(|| {
             let max = cam.queue_max_speed;
             cam.zones.observe(&updates, cam.tracker.retired(), stamp, |id| cam.motion.speed(id).map(|v| v < max))
         });
         let crossings = cam.counter.observe(&updates, cam.tracker.retired(), stamp);
         let events = self.record(fd.camera_id.as_ref(), crossings);
+        for m in moves {
+            self.file_movement(&fd.camera_id, m);
+        }
         if let Some(zones) = zones {
             self.file_zones(&fd.camera_id, fd.capture_time_ms, zones);
         }
-        let cam = self.cameras.get_mut(fd.camera_id.as_ref()).expect("found above");
-        for r in cam.tracker.retired() {
-            cam.turning.retire(r.track_id);
-            cam.motion.retire(r.track_id);
-        }
+        self.retire_tracks(fd.camera_id.as_ref());
         self.intersections[wi].advance(&mut self.closed_windows);
         self.reach(fd.capture_time_ms);
         self.judge_windows(closed_before);
@@ -240,17 +240,58 @@ impl Aggregator {
             if let Some(zones) = zones {
                 self.file_dwells(&id, zones);
             }
-            let cam = self.cameras.get_mut(&id).expect("listed above");
-            for r in cam.tracker.retired() {
-                cam.turning.retire(r.track_id);
-                cam.motion.retire(r.track_id);
-            }
+            self.retire_tracks(&id);
         }
         for w in &mut self.intersections {
             w.flush(&mut self.closed_windows);
         }
         self.judge_windows(closed_before);
         events
+    }
+
+    /// Forgets the tracks of camera `camera_id` that ended at its last update,
+    /// filing the turning movements they complete.
+    fn retire_tracks(&mut self, camera_id: &str) {
+        let cam = self.cameras.get_mut(camera_id).expect("a known camera");
+        let moves: Vec<Movement> = cam.tracker.retired().iter().filter_map(|r| cam.turning.retire(r)).collect();
+        for m in moves {
+            self.file_movement(camera_id, m);
+        }
+        let cam = self.cameras.get_mut(camera_id).expect("a known camera");
+        for r in cam.tracker.retired() {
+            cam.motion.retire(r.track_id);
+        }
+    }
+
+    /// Adds a turning movement of camera `camera_id` to the events, the matrix and the windows.
+    fn file_movement(&mut self, camera_id: &str, m: Movement) {
+        let cam = &self.cameras[camera_id];
+        let last = if m.exit.capture_time_ms >= m.entry.capture_time_ms { m.exit } else { m.entry };
+        let ev = TurningMovementEvent {
+            schema_version: SCHEMA_VERSION,
+            intersection_id: cam.intersection_id.clone(),
+            camera_id: camera_id.to_owned(),
+            track_id: m.track_id,
+            from: cam.turning.name(m.from).to_owned(),
+            to: cam.turning.name(m.to).to_owned(),
+            class_name: m.class_name.to_string(),
+            entry_frame_seq: m.entry.seq,
+            entry_capture_time_ms: m.entry.capture_time_ms,
+            exit_frame_seq: m.exit.seq,
+            exit_capture_time_ms: m.exit.capture_time_ms,
+            capture_time_ms: last.capture_time_ms,
+            speed_kmh: cam.motion.travel_kmh(m.track_id, m.entry.seq, m.exit.seq),
+        };
+        let (wi, wc) = cam.windows_at;
+        let windows = &mut self.intersections[wi];
+        windows.turning(wc, ev.capture_time_ms, &ev.from, &ev.to, &ev.class_name);
+        if let Some(kmh) = ev.speed_kmh {
+            windows.movement_speed(wc, ev.capture_time_ms, &ev.from, &ev.to, kmh);
+        }
+        let key =
+            (ev.intersection_id.clone(), ev.camera_id.clone(), ev.from.clone(), ev.to.clone(), ev.class_name.clone());
+        *self.turn_counts.entry(key).or_insert(0) += 1;
+        self.turn_events.push(ev);
     }
 
     /// Turns crossings into events and adds them to the counts, the turning
@@ -260,38 +301,9 @@ impl Aggregator {
         let windows = &mut self.intersections[cam.windows_at.0];
         let wc = cam.windows_at.1;
         let mut events = Vec::with_capacity(crossings.len());
+        let mut moves = Vec::new();
         for c in crossings {
-            if let Some(m) = cam.turning.observe(&c) {
-                let last = if m.exit.capture_time_ms >= m.entry.capture_time_ms { m.exit } else { m.entry };
-                let ev = TurningMovementEvent {
-                    schema_version: SCHEMA_VERSION,
-                    intersection_id: cam.intersection_id.clone(),
-                    camera_id: camera_id.to_owned(),
-                    track_id: m.track_id,
-                    from: cam.turning.name(m.from).to_owned(),
-                    to: cam.turning.name(m.to).to_owned(),
-                    class_name: c.class_name.to_string(),
-                    entry_frame_seq: m.entry.seq,
-                    entry_capture_time_ms: m.entry.capture_time_ms,
-                    exit_frame_seq: m.exit.seq,
-                    exit_capture_time_ms: m.exit.capture_time_ms,
-                    capture_time_ms: last.capture_time_ms,
-                    speed_kmh: cam.motion.travel_kmh(m.track_id, m.entry.seq, m.exit.seq),
-                };
-                windows.turning(wc, ev.capture_time_ms, &ev.from, &ev.to, &ev.class_name);
-                if let Some(kmh) = ev.speed_kmh {
-                    windows.movement_speed(wc, ev.capture_time_ms, &ev.from, &ev.to, kmh);
-                }
-                let key = (
-                    ev.intersection_id.clone(),
-                    ev.camera_id.clone(),
-                    ev.from.clone(),
-                    ev.to.clone(),
-                    ev.class_name.clone(),
-                );
-                *self.turn_counts.entry(key).or_insert(0) += 1;
-                self.turn_events.push(ev);
-            }
+            moves.extend(cam.turning.observe(&c));
             let line = cam.counter.line(c.line);
             let ev = CrossingEvent {
                 schema_version: streetscope_contracts::records::SCHEMA_VERSION,
@@ -317,6 +329,9 @@ impl Aggregator {
             );
             self.counts.entry(key).or_insert_with(|| (ev.direction_label.clone(), 0)).1 += 1;
             events.push(ev);
+        }
+        for m in moves {
+            self.file_movement(camera_id, m);
         }
         events
     }
@@ -435,6 +450,7 @@ impl Aggregator {
             cam.tracker.finish();
             let crossings = cam.counter.observe(&[], cam.tracker.retired(), stamp);
             events = self.record(id, crossings);
+            self.retire_tracks(id);
         }
         let wi = self.leave_windows(id);
         self.cameras.remove(id);

@@ -81,12 +81,7 @@ fn make_inputs(case: &str, mut spec: IntersectionSpec, noise: NoiseSpec, seed: u
     let approaches = ["north", "east", "south", "west"]
         .iter()
         .filter(|a| camera.lines.iter().any(|l| l.name == **a))
-        .map(|a| ApproachConfig {
-            camera: camera.id.clone(),
-            name: (*a).to_owned(),
-            line: (*a).to_owned(),
-            entering: Direction::Forward,
-        })
+        .map(|a| ApproachConfig::line(&camera.id, a, a, Direction::Forward))
         .collect::<Vec<ApproachConfig>>();
     // Through serde, so that fields added later take their defaults.
     let analytics: AnalyticsConfig = serde_json::from_value(serde_json::json!({

@@ -42,11 +42,18 @@ fn snapshot_and_restore_mid_stream_gives_the_same_records() {
     let spec = IntersectionSpec { duration_s: 600.0, ..scenario::default_four_way() };
     let noise = NoiseSpec { frame_drop_rate: 0.01, occlusion_rate_per_s: 0.02, ..NoiseSpec::typical() };
     let (mut cam, frames, _) = simulate(spec.clone(), noise, 4);
-    // Zones, a calibration and alerts: their state goes through the snapshot too.
+    // Zones, a calibration and alerts: their state goes through the snapshot
+    // too; approaches by lines (north, south) and by zones (east, west).
     cam.zones = spec.queue_zones();
     cam.calibration = Some(Box::new(spec.calibration()));
     let tracker = TrackerConfig::default();
     let mut analytics = approaches(&cam);
+    let (zoned, by_zones) = zone_approaches(&cam, &spec);
+    cam = zoned;
+    analytics.approaches.retain(|a| ["north", "south"].contains(&a.name.as_str()));
+    analytics
+        .approaches
+        .extend(by_zones.approaches.into_iter().filter(|a| ["east", "west"].contains(&a.name.as_str())));
     analytics.alerts.queue_length = 2;
     analytics.alerts.queue_for_s = 5.0;
     analytics.alerts.queue_clear_s = 5.0;

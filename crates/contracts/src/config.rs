@@ -389,9 +389,11 @@ pub struct OutputConfig {
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsConfig {
     /// The approaches of each camera's intersection, each tied to one of the
-    /// camera's counting lines. A vehicle that crosses one approach's line in its
-    /// entering direction and another's in its exiting direction makes a turning
-    /// movement from the first to the second. None: no turning movements.
+    /// camera's counting lines or to one of its zones. A vehicle that crosses one
+    /// approach's line in its entering direction and another's in its exiting
+    /// direction makes a turning movement from the first to the second; with
+    /// zones, a vehicle first seen in one approach's zone that then keeps to
+    /// another's. None: no turning movements.
     #[serde(default)]
     pub approaches: Vec<ApproachConfig>,
     /// Lengths of the event-time tumbling windows, seconds. Each window is
@@ -546,7 +548,16 @@ impl AlertsConfig {
     }
 }
 
-/// One approach of an intersection as one camera sees it.
+/// One approach of an intersection as one camera sees it: a counting line
+/// across it (`line`) or a zone over it (`zone`), exactly one of the two.
+///
+/// With a line, a vehicle enters by crossing the line in the `entering`
+/// direction and leaves by crossing another approach's line the other way.
+/// With a zone (the approach's road, drawn from the junction outwards, not
+/// overlapping another approach's zone), a vehicle entered from the approach
+/// whose zone holds the first of its positions that lie in any approach's zone,
+/// and left by another approach once it has kept to that one's zone for three
+/// positions in a row (or was last seen there when its track ended).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproachConfig {
@@ -554,12 +565,67 @@ pub struct ApproachConfig {
     pub camera: String,
     /// Name of the approach, e.g. `"north"`: the `from` and `to` of turning movements.
     pub name: String,
-    /// Name of the camera's counting line across the approach.
-    pub line: String,
+    /// Name of the camera's counting line across the approach (or set `zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    /// Name of the camera's zone (`cameras.zones`) over the approach (or set `line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
     /// The direction of a crossing of `line` that enters the intersection; the
-    /// other direction leaves it.
+    /// other direction leaves it. Not used with a zone.
     #[serde(default = "default_entering")]
     pub entering: Direction,
+}
+
+impl ApproachConfig {
+    /// An approach across counting line `line`, entered by crossing it `entering`.
+    pub fn line(camera: &str, name: &str, line: &str, entering: Direction) -> Self {
+        Self { camera: camera.into(), name: name.into(), line: Some(line.into()), zone: None, entering }
+    }
+
+    /// An approach over zone `zone`.
+    pub fn zone(camera: &str, name: &str, zone: &str) -> Self {
+        Self {
+            camera: camera.into(),
+            name: name.into(),
+            line: None,
+            zone: Some(zone.into()),
+            entering: default_entering(),
+        }
+    }
+
+    /// Checks that the approach names exactly one of a line and a zone, that
+    /// camera `cam` (the approach's) has it, and that no approach before it took
+    /// it: `taken` holds (camera, `"line"` or `"zone"`, name) of those. Reports
+    /// each problem once, to `bad(field, value, reason)` with the field's name
+    /// (`"line"` or `"zone"`).
+    pub fn check_target<'a>(
+        &'a self,
+        cam: &CameraConfig,
+        taken: &mut std::collections::HashSet<(&'a str, &'static str, &'a str)>,
+        mut bad: impl FnMut(&str, String, &str),
+    ) {
+        match (&self.line, &self.zone) {
+            (None, None) => bad("line", "none".into(), "an approach needs a counting line (`line`) or a zone (`zone`)"),
+            (Some(_), Some(zone)) => {
+                bad("zone", format!("{zone:?}"), "an approach has a line or a zone, not both: remove one")
+            }
+            (Some(line), None) => {
+                if !cam.lines.iter().any(|l| &l.name == line) {
+                    bad("line", format!("{line:?}"), "the camera has no counting line of this name");
+                } else if !taken.insert((&self.camera, "line", line)) {
+                    bad("line", format!("{line:?}"), "a line can belong to one approach only");
+                }
+            }
+            (None, Some(zone)) => {
+                if !cam.zones.iter().any(|z| &z.name == zone) {
+                    bad("zone", format!("{zone:?}"), "the camera has no zone of this name");
+                } else if !taken.insert((&self.camera, "zone", zone)) {
+                    bad("zone", format!("{zone:?}"), "a zone can belong to one approach only");
+                }
+            }
+        }
+    }
 }
 
 impl Default for AnalyticsConfig {
@@ -593,7 +659,7 @@ impl AnalyticsConfig {
             errs.push(FieldError { field, value, reason: reason.to_owned() })
         };
         let mut names = std::collections::HashSet::new();
-        let mut lines = std::collections::HashSet::new();
+        let mut taken = std::collections::HashSet::new();
         for (i, a) in self.approaches.iter().enumerate() {
             let at = |f: &str| format!("analytics.approaches[{i}].{f}");
             let Some(cam) = cameras.iter().find(|c| c.id == a.camera) else {
@@ -605,11 +671,7 @@ impl AnalyticsConfig {
             } else if !names.insert((a.camera.as_str(), a.name.as_str())) {
                 bad(at("name"), format!("{:?}", a.name), "approach names must be unique per camera");
             }
-            if !cam.lines.iter().any(|l| l.name == a.line) {
-                bad(at("line"), format!("{:?}", a.line), "the camera has no counting line of this name");
-            } else if !lines.insert((a.camera.as_str(), a.line.as_str())) {
-                bad(at("line"), format!("{:?}", a.line), "a line can belong to one approach only");
-            }
+            a.check_target(cam, &mut taken, |f, v, r| bad(at(f), v, r));
         }
         for (i, &len) in self.window_lengths_s.iter().enumerate() {
             if !(1..=86_400).contains(&len) {
@@ -1148,6 +1210,68 @@ mod tests {
         assert_eq!((d.window_lengths_s.as_slice(), d.allowed_lateness_s), ([60, 300, 900].as_slice(), 10.0));
         assert!(d.validate(&cfg.cameras).is_ok());
         assert!(toml::from_str::<AnalyticsConfig>("window_length = [60]").is_err());
+    }
+
+    #[test]
+    fn an_approach_has_a_line_or_a_zone_of_its_camera() {
+        let text = format!(
+            "{GOOD}{}",
+            r#"
+            [[cameras.zones]]
+            name = "north_arm"
+            polygon = [[0.4, 0.0], [0.6, 0.0], [0.6, 0.3], [0.4, 0.3]]
+            [[cameras.zones]]
+            name = "east_arm"
+            polygon = [[0.7, 0.4], [1.0, 0.4], [1.0, 0.6], [0.7, 0.6]]
+            [[analytics.approaches]]
+            camera = "cam-1"
+            name = "north"
+            zone = "north_arm"
+            [[analytics.approaches]]
+            camera = "cam-1"
+            name = "west"
+            line = "west"
+            "#
+        );
+        let cfg = PipelineConfig::from_toml_str(&text, "x", None).unwrap();
+        let a = &cfg.analytics.approaches;
+        assert_eq!(a[0], ApproachConfig::zone("cam-1", "north", "north_arm"));
+        assert_eq!(a[1], ApproachConfig::line("cam-1", "west", "west", Direction::Forward));
+        let bad = r#"
+            [[approaches]]
+            camera = "cam-1"
+            name = "nothing"
+            [[approaches]]
+            camera = "cam-1"
+            name = "both"
+            line = "west"
+            zone = "east_arm"
+            [[approaches]]
+            camera = "cam-1"
+            name = "south"
+            zone = "south_arm"
+            [[approaches]]
+            camera = "cam-1"
+            name = "north"
+            zone = "north_arm"
+            [[approaches]]
+            camera = "cam-1"
+            name = "north_again"
+            zone = "north_arm"
+        "#;
+        let a: AnalyticsConfig = toml::from_str(bad).unwrap();
+        let errs: Vec<String> = a.validate(&cfg.cameras).unwrap_err().iter().map(|e| e.to_string()).collect();
+        let want = [
+            "analytics.approaches[0].line = none: an approach needs a counting line (`line`) or a zone (`zone`)",
+            "analytics.approaches[1].zone = \"east_arm\": an approach has a line or a zone, not both: remove one",
+            "analytics.approaches[2].zone = \"south_arm\": the camera has no zone of this name",
+            "analytics.approaches[4].zone = \"north_arm\": a zone can belong to one approach only",
+        ];
+        assert_eq!(errs, want);
+        // A line approach serialises without a zone, and the other way round.
+        let json = serde_json::to_value(&cfg.analytics.approaches).unwrap();
+        assert_eq!(json[0].get("line"), None);
+        assert_eq!(json[1].get("zone"), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! A camera is a [`CameraConfig`] — the same type, with the same checks, as a
 //! camera of a pipeline config — plus an `enabled` flag. An intersection names
-//! its approaches, each tied to a counting line of one of its cameras.
+//! its approaches, each tied to a counting line or a zone of one of its cameras.
 //!
 //! The checks here look at one record alone ([`CameraSpec::validate`],
 //! [`IntersectionSpec::validate`]); the registry adds those that need the other
@@ -185,7 +185,7 @@ pub struct GeoLocation {
 }
 
 /// A registered intersection: its name and its approaches, each seen by one of
-/// its cameras across one of that camera's counting lines.
+/// its cameras across one of that camera's counting lines or over one of its zones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntersectionSpec {
@@ -201,7 +201,7 @@ pub struct IntersectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<GeoLocation>,
     /// The approaches, for turning movements: each names a camera of this
-    /// intersection and one of its counting lines. None: no turning movements.
+    /// intersection and one of its counting lines or zones. None: no turning movements.
     #[serde(default)]
     pub approaches: Vec<ApproachConfig>,
 }
@@ -213,8 +213,8 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 
 impl IntersectionSpec {
     /// Checks the intersection against the registered cameras: each approach
-    /// names a camera of this intersection and one of its counting lines, a
-    /// line serves one approach, approach names are unique per camera.
+    /// names a camera of this intersection and one of its counting lines or
+    /// zones, a line or zone serves one approach, approach names are unique per camera.
     pub fn validate<'a>(&self, cameras: impl Fn(&str) -> Option<&'a CameraConfig>) -> Vec<FieldError> {
         let mut errs = Vec::new();
         let mut bad = |field: String, value: String, reason: &str| errs.push(FieldError::new(field, value, reason));
@@ -240,7 +240,7 @@ impl IntersectionSpec {
             }
         }
         let mut names = std::collections::HashSet::new();
-        let mut lines = std::collections::HashSet::new();
+        let mut taken = std::collections::HashSet::new();
         for (i, a) in self.approaches.iter().enumerate() {
             let at = |f: &str| format!("approaches[{i}].{f}");
             let Some(cam) = cameras(&a.camera) else {
@@ -260,11 +260,7 @@ impl IntersectionSpec {
             } else if !names.insert((a.camera.as_str(), a.name.as_str())) {
                 bad(at("name"), format!("{:?}", a.name), "approach names must be unique per camera");
             }
-            if !cam.lines.iter().any(|l| l.name == a.line) {
-                bad(at("line"), format!("{:?}", a.line), "the camera has no counting line of this name");
-            } else if !lines.insert((a.camera.as_str(), a.line.as_str())) {
-                bad(at("line"), format!("{:?}", a.line), "a line can belong to one approach only");
-            }
+            a.check_target(cam, &mut taken, |f, v, r| bad(at(f), v, r));
         }
         errs
     }
@@ -403,7 +399,8 @@ mod tests {
                 {"camera": "cam-1", "name": "south", "line": "north"},
                 {"camera": "cam-1", "name": "east", "line": "nope"},
                 {"camera": "cam-2", "name": "west", "line": "north"},
-                {"camera": "cam-9", "name": "west", "line": "north"}
+                {"camera": "cam-9", "name": "west", "line": "north"},
+                {"camera": "cam-1", "name": "arm", "zone": "nope"}
             ]
         }))
         .unwrap();
@@ -416,6 +413,7 @@ mod tests {
                 "approaches[2].line = \"nope\": the camera has no counting line of this name",
                 "approaches[3].camera = \"cam-2\": the camera belongs to intersection \"y\"",
                 "approaches[4].camera = \"cam-9\": no registered camera has this id",
+                "approaches[5].zone = \"nope\": the camera has no zone of this name",
             ]
         );
         assert!(serde_json::from_value::<IntersectionSpec>(serde_json::json!({"id": "x", "nme": "a"})).is_err());

@@ -90,7 +90,7 @@ pub fn document() -> Value {
                     "responses": write_errors(vec![
                         ("200", ok("Replaced.", r("CameraSpec"))),
                         ("404", err("No such camera.")),
-                        ("409", err("An intersection's approach uses the camera or a line the update removes."))
+                        ("409", err("An intersection's approach uses the camera or a line or zone the update removes."))
                     ])
                 },
                 "patch": {
@@ -100,7 +100,7 @@ pub fn document() -> Value {
                     "responses": write_errors(vec![
                         ("200", ok("Changed.", r("CameraSpec"))),
                         ("404", err("No such camera.")),
-                        ("409", err("An intersection's approach uses the camera or a line the patch removes."))
+                        ("409", err("An intersection's approach uses the camera or a line or zone the patch removes."))
                     ])
                 },
                 "delete": {
@@ -119,7 +119,7 @@ pub fn document() -> Value {
                 },
                 "post": {
                     "operationId": "createIntersection",
-                    "summary": "Registers an intersection; its approaches name its cameras and their lines.",
+                    "summary": "Registers an intersection; its approaches name its cameras and their lines or zones.",
                     "requestBody": body("IntersectionSpec"),
                     "responses": write_errors(vec![
                         ("201", ok("Created; `Location` names it.", r("IntersectionSpec"))),

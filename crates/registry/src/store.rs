@@ -398,7 +398,7 @@ fn check_camera(view: &View, spec: &CameraSpec) -> Result<(), RegistryError> {
 }
 
 /// An updated camera must keep serving the approaches that name it: same
-/// intersection, and the lines they use.
+/// intersection, and the lines or zones they use.
 fn check_camera_still_fits_approaches(view: &View, spec: &CameraSpec) -> Result<(), RegistryError> {
     let mut errors = Vec::new();
     for inter in view.intersections.values() {
@@ -412,12 +412,21 @@ fn check_camera_still_fits_approaches(view: &View, spec: &CameraSpec) -> Result<
                         a.name, inter.id
                     ),
                 ));
-            } else if !spec.camera.lines.iter().any(|l| l.name == a.line) {
+            } else if let Some(line) = a.line.as_ref().filter(|l| !spec.camera.lines.iter().any(|x| &x.name == *l)) {
                 errors.push(FieldError::new(
                     "lines",
-                    format!("no line {:?}", a.line),
+                    format!("no line {line:?}"),
                     format!(
                         "intersection {:?} approach {i} ({:?}) uses this line; keep it or change the approach first",
+                        inter.id, a.name
+                    ),
+                ));
+            } else if let Some(zone) = a.zone.as_ref().filter(|z| !spec.camera.zones.iter().any(|x| &x.name == *z)) {
+                errors.push(FieldError::new(
+                    "zones",
+                    format!("no zone {zone:?}"),
+                    format!(
+                        "intersection {:?} approach {i} ({:?}) uses this zone; keep it or change the approach first",
                         inter.id, a.name
                     ),
                 ));

@@ -181,6 +181,19 @@ fn conflicts_get_409_and_unknown_ids_404() {
     let a = h.call("PATCH", "/v1/cameras/cam-1", Some(WRITE), Some(r#"{"lines": []}"#));
     assert_eq!((a.status, a.fields()), (409, vec!["lines".to_owned()]), "{}", a.text);
     assert_eq!(h.tables(), before);
+    // Nor the zone of an approach by zone.
+    let zone = r#"{"zones": [{"name": "east_arm", "polygon": [[0.7, 0.4], [1.0, 0.4], [1.0, 0.6]]}]}"#;
+    assert_eq!(h.call("PATCH", "/v1/cameras/cam-1", Some(WRITE), Some(zone)).status, 200);
+    let by_zone = json!({ "id": "x-1", "approaches": [
+        { "camera": "cam-1", "name": "n", "line": "north" },
+        { "camera": "cam-1", "name": "e", "zone": "east_arm" }
+    ] });
+    let a = h.call("PUT", "/v1/intersections/x-1", Some(WRITE), Some(&by_zone.to_string()));
+    assert_eq!(a.status, 200, "{}", a.text);
+    let before = h.tables();
+    let a = h.call("PATCH", "/v1/cameras/cam-1", Some(WRITE), Some(r#"{"zones": []}"#));
+    assert_eq!((a.status, a.fields()), (409, vec!["zones".to_owned()]), "{}", a.text);
+    assert_eq!(h.tables(), before);
     // Once the approach is gone, the camera and then the intersection can go.
     let a = h.call("PUT", "/v1/intersections/x-1", Some(WRITE), Some(&intersection("x-1").to_string()));
     assert_eq!(a.status, 200);

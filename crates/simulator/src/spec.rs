@@ -584,6 +584,38 @@ impl IntersectionSpec {
         zones
     }
 
+    /// One zone per arm that has lanes (kind `zone`), named `"{arm}_arm"`: the
+    /// arm's road from its stop line (the junction's edge) to the image edge, as
+    /// wide as the junction, so that zones of neighbouring arms meet at most at
+    /// a corner. For turning movements by zones
+    /// ([`ApproachConfig`](streetscope_contracts::config::ApproachConfig)::zone):
+    /// a vehicle's first position in any of them is in the arm it comes from,
+    /// its last in the arm it leaves by.
+    pub fn approach_zones(&self) -> Vec<ZoneConfig> {
+        let [hx, hy] = self.junction_half_size();
+        let [cx, cy] = self.center_px();
+        let (w, h) = (f64::from(self.width), f64::from(self.height));
+        let mut zones = Vec::new();
+        for a in Approach::ALL {
+            let s = self.approaches.get(a);
+            if s.lanes_in == 0 && s.lanes_out == 0 {
+                continue;
+            }
+            let o = a.outward();
+            let (along, across) = if o[0] == 0.0 { (hy, hx) } else { (hx, hy) };
+            let v = [-o[1], o[0]];
+            let corner = |t: f64, off: f64| {
+                let p = [cx + o[0] * t + v[0] * off, cy + o[1] * t + v[1] * off];
+                [(p[0] / w).clamp(0.0, 1.0), (p[1] / h).clamp(0.0, 1.0)]
+            };
+            let far = along + w.max(h);
+            let polygon =
+                vec![corner(along, -across), corner(far, -across), corner(far, across), corner(along, across)];
+            zones.push(ZoneConfig::new(format!("{}_arm", a.name()), polygon, ZoneKind::Zone));
+        }
+        zones
+    }
+
     /// A ground-plane calibration of the (top-down) image at [`PX_PER_M`]: the
     /// image's corners and their positions in metres.
     pub fn calibration(&self) -> CalibrationConfig {

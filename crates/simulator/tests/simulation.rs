@@ -394,6 +394,42 @@ fn counting_lines_count_inbound_traffic_forward() {
 }
 
 #[test]
+fn approach_zones_hold_each_vehicle_first_in_its_arm_and_last_in_its_exit() {
+    for spec in [short(600.0), IntersectionSpec { driving_side: DrivingSide::Left, ..short(300.0) }] {
+        let zones = spec.approach_zones();
+        assert_eq!(
+            zones.iter().map(|z| z.name.as_str()).collect::<Vec<_>>(),
+            ["north_arm", "east_arm", "south_arm", "west_arm"]
+        );
+        let (w, h) = (spec.width, spec.height);
+        let (frames, truth) = run(spec, NoiseSpec::none(), 3);
+        // Per vehicle, the arms of its positions inside a zone, in order.
+        let mut seen: std::collections::BTreeMap<u64, Vec<&str>> = Default::default();
+        for f in &frames {
+            for o in &f.objects {
+                let anchor = o.bbox.bottom_center_norm(w, h);
+                let inside: Vec<&str> = zones.iter().filter(|z| z.contains(anchor)).map(|z| z.name.as_str()).collect();
+                assert!(inside.len() <= 1, "vehicle {} at frame {} in {inside:?}", o.vehicle_id, f.seq);
+                seen.entry(o.vehicle_id).or_default().extend(inside);
+            }
+        }
+        let mut checked = 0;
+        for v in truth.vehicles.iter().filter(|v| v.entry.is_some() && v.exit.is_some()) {
+            let arms = &seen[&v.id];
+            let (from, to) = (format!("{}_arm", v.movement.from.name()), format!("{}_arm", v.movement.to.name()));
+            assert_eq!(
+                (arms.first().copied(), arms.last().copied()),
+                (Some(from.as_str()), Some(to.as_str())),
+                "vehicle {}",
+                v.id
+            );
+            checked += 1;
+        }
+        assert!(checked > 50, "{checked}");
+    }
+}
+
+#[test]
 fn queue_zones_hold_each_queued_vehicle_in_its_own_lane() {
     for spec in [scenario::stop_and_go(), IntersectionSpec { driving_side: DrivingSide::Left, ..short(300.0) }] {
         let zones = spec.queue_zones();

@@ -91,14 +91,21 @@ pub fn approaches(cam: &CameraConfig) -> AnalyticsConfig {
         .lines
         .iter()
         .filter(|l| ["north", "east", "south", "west"].contains(&l.name.as_str()))
-        .map(|l| ApproachConfig {
-            camera: cam.id.clone(),
-            name: l.name.clone(),
-            line: l.name.clone(),
-            entering: Direction::Forward,
-        })
+        .map(|l| ApproachConfig::line(&cam.id, &l.name, &l.name, Direction::Forward))
         .collect();
     AnalyticsConfig { approaches, ..AnalyticsConfig::default() }
+}
+
+/// The junction's approaches by zones instead: the camera with the simulator's
+/// arm zones ([`IntersectionSpec::approach_zones`]) added, and one approach per
+/// arm over its zone, named for the arm as with lines.
+pub fn zone_approaches(cam: &CameraConfig, spec: &IntersectionSpec) -> (CameraConfig, AnalyticsConfig) {
+    let zones = spec.approach_zones();
+    let approaches =
+        zones.iter().map(|z| ApproachConfig::zone(&cam.id, z.name.trim_end_matches("_arm"), &z.name)).collect();
+    let mut cam = cam.clone();
+    cam.zones.extend(zones);
+    (cam, AnalyticsConfig { approaches, ..AnalyticsConfig::default() })
 }
 
 /// (from, to, class) -> vehicles.
