@@ -102,6 +102,11 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl StatusSources {
+    /// The sources of a stage without cameras (a detector, an aggregator).
+    pub fn of_stage(meter: &StageMeter) -> Self {
+        Self { cameras: CameraStatuses::default(), drops: DropCounters::default(), stages: vec![meter.clone()] }
+    }
+
     fn dropped(&self, camera: &str) -> u64 {
         self.drops.of(camera)
     }

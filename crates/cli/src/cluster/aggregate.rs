@@ -141,12 +141,7 @@ struct Stage {
 async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
     let k = &cfg.kafka;
     let meter = StageMeter::new("aggregate");
-    let sources = crate::status::StatusSources {
-        cameras: Default::default(),
-        drops: Default::default(),
-        stages: vec![meter.clone()],
-    };
-    super::serve_status(args, sources).await?;
+    super::serve_status(args, crate::status::StatusSources::of_stage(&meter)).await?;
     let consumer = GroupConsumer::new(k, &k.groups.aggregate, &[&k.topics.detections.name])?;
     let producer = Producer::new(k, Role::RecordProducer)?;
     let dlq = DeadLetters::new(producer.clone(), &k.topics.dlq.name, "aggregate");

@@ -80,12 +80,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
         shed_stale_after: (d.shed_stale_ms > 0).then(|| Duration::from_millis(d.shed_stale_ms)),
     };
     let meter = StageMeter::new("detect");
-    let sources = crate::status::StatusSources {
-        cameras: Default::default(),
-        drops: Default::default(),
-        stages: vec![meter.clone()],
-    };
-    super::serve_status(args, sources).await?;
+    super::serve_status(args, crate::status::StatusSources::of_stage(&meter)).await?;
     let (frames_tx, frames_rx) = channel::<Frame>("frames", 8, FullPolicy::Block);
     let (dets_tx, mut dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
     let stage = tokio::spawn(DetectStage::with_options(detector, meter.clone(), opts).run(frames_rx, dets_tx));
