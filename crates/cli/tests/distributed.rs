@@ -11,6 +11,8 @@
 //! equal the counts of `streetscope run` on the same clips — with no fault, and
 //! after each fault of the Kafka issue on its own.
 
+mod common;
+use common::rtsp_server_bin;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -88,21 +90,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-fn rtsp_server_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let bin = profile_dir.join("examples/rtsp_server");
-    if !bin.exists() {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "streetscope-ingest", "--example", "rtsp_server"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building the rtsp_server example");
-    }
-    bin
 }
 
 /// An RTSP server playing `clip` from its start to each client.

@@ -3,6 +3,8 @@
 //! Needs what `scripts/setup.sh` fetches and generates (the model, bus.jpg, the
 //! clips in `test-videos/out/`); a missing piece fails with a message that says so.
 
+mod common;
+use common::rtsp_server_bin;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -301,22 +303,6 @@ fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
     response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
-}
-
-/// The ingest crate's `rtsp_server` example (built by `cargo test`, or here).
-fn rtsp_server_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let bin = profile_dir.join("examples/rtsp_server");
-    if !bin.exists() {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "streetscope-ingest", "--example", "rtsp_server"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building the rtsp_server example");
-    }
-    bin
 }
 
 #[test]

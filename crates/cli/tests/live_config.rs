@@ -5,6 +5,8 @@
 //! Needs what `scripts/setup.sh` fetches and generates (the model, the clips in
 //! `test-videos/out/`); a missing piece fails with a message that says so.
 
+mod common;
+use common::rtsp_server_bin;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,22 +26,6 @@ fn repo() -> PathBuf {
 fn need(path: &Path) -> &Path {
     assert!(path.exists(), "{} is missing: run scripts/setup.sh first", path.display());
     path
-}
-
-/// The ingest crate's `rtsp_server` example (built by `cargo test`, or here).
-fn rtsp_server_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let bin = profile_dir.join("examples/rtsp_server");
-    if !bin.exists() {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "streetscope-ingest", "--example", "rtsp_server"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building the rtsp_server example");
-    }
-    bin
 }
 
 /// A child process killed when dropped.
