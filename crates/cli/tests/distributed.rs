@@ -205,6 +205,12 @@ fn one_process_counts(dir: &Path) -> Counts {
     cfg += STAGE_SETTINGS;
     // Two files share one slow CPU detector here: a camera may wait long for room downstream.
     cfg += "\n[ingest]\nstall_timeout_s = 120\n";
+    // The reference run is the same for every test of one build: it is kept,
+    // keyed by everything it depends on, so that each test does not redo it.
+    let cache = reference_cache_path(&cfg);
+    if let Some(counts) = std::fs::read(&cache).ok().and_then(|b| serde_json::from_slice::<Vec<_>>(&b).ok()) {
+        return counts_from_rows(counts);
+    }
     let path = dir.join("one-process.toml");
     std::fs::write(&path, cfg).unwrap();
     let out = dir.join("one-process.jsonl");
@@ -220,7 +226,42 @@ fn one_process_counts(dir: &Path) -> Counts {
         let x = c["intersection_id"].as_str().unwrap().to_owned();
         by.entry(x).or_default().extend(counts_of(std::slice::from_ref(c)));
     }
+    let rows: Vec<(String, (String, String, String, String), u64)> =
+        by.iter().flat_map(|(x, m)| m.iter().map(move |(k, n)| (x.clone(), k.clone(), *n))).collect();
+    let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    std::fs::write(&tmp, serde_json::to_vec(&rows).unwrap()).unwrap();
+    std::fs::rename(&tmp, &cache).unwrap();
     by
+}
+
+fn counts_from_rows(rows: Vec<(String, (String, String, String, String), u64)>) -> Counts {
+    let mut by: Counts = BTreeMap::new();
+    for (x, k, n) in rows {
+        by.entry(x).or_default().insert(k, n);
+    }
+    by
+}
+
+/// Where the reference counts of `cfg` are kept: in the build's target folder,
+/// named by a hash of the configuration, the binary, the model and the clips.
+fn reference_cache_path(cfg: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cfg.hash(&mut h);
+    // The model `streetscope run` loads (see `paths::default_model`).
+    let cache = std::env::var_os("STREETSCOPE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/streetscope"));
+    let model = std::env::var_os("STREETSCOPE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache.join("models/yolo11n_seg_fp16.onnx"));
+    for f in [PathBuf::from(BIN), clip_path(CLIPS[0]), clip_path(CLIPS[1]), model] {
+        let m = std::fs::metadata(&f).ok();
+        (f.display().to_string(), m.as_ref().map(|m| m.len()), m.and_then(|m| m.modified().ok())).hash(&mut h);
+    }
+    let target = PathBuf::from(BIN).parent().unwrap().to_path_buf();
+    target.join("test-cache").join(format!("distributed-reference-{:016x}.json", h.finish()))
 }
 
 /// A distributed deployment under test.
