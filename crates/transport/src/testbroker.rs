@@ -68,6 +68,11 @@ pub struct TlsFiles {
     /// The broker's certificate (for 127.0.0.1 and localhost) and key.
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A client certificate signed by the CA (the broker requires one: mutual
+    /// TLS), its key encrypted with the password in `client_key_password`.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub client_key_password: PathBuf,
 }
 
 /// A running test broker.
@@ -118,10 +123,11 @@ impl TestBroker {
             let out = std::fs::File::create(&log).expect("proxy log");
             let child = Command::new("socat")
                 .arg(format!(
-                    "openssl-listen:{},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+                    "openssl-listen:{},bind=127.0.0.1,reuseaddr,fork,cert={},key={},cafile={},verify=1",
                     client_port,
                     t.cert.display(),
-                    t.key.display()
+                    t.key.display(),
+                    t.ca.display()
                 ))
                 .arg(format!("tcp:127.0.0.1:{port}"))
                 .stdout(Stdio::null())
@@ -197,7 +203,8 @@ impl TestBroker {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1/localhost, made with `openssl`.
+/// A CA, a server certificate for 127.0.0.1/localhost and a client certificate,
+/// made with `openssl`.
 fn make_tls(dir: &Path) -> TlsFiles {
     let run = |args: &[&str]| {
         let out = Command::new("openssl").current_dir(dir).args(args).output().expect("running openssl");
@@ -238,5 +245,42 @@ fn make_tls(dir: &Path) -> TlsFiles {
         "-out",
         "broker.pem",
     ]);
-    TlsFiles { ca: dir.join("ca.pem"), cert: dir.join("broker.pem"), key: dir.join("broker.key") }
+    // The client's certificate, its key encrypted (PKCS#8, AES-256) with a password kept in a file.
+    std::fs::write(dir.join("client-key-password"), "client-key-pa55\n").expect("client key password");
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-passout",
+        "file:client-key-password",
+        "-subj",
+        "/CN=streetscope-test-client",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "client.pem",
+    ]);
+    TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("broker.pem"),
+        key: dir.join("broker.key"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+        client_key_password: dir.join("client-key-password"),
+    }
 }

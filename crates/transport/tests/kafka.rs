@@ -188,12 +188,25 @@ fn a_table_survives_a_broker_restart_and_tombstones_delete() {
     assert_eq!(rows.into_iter().collect::<Vec<_>>(), vec![("cam-a".to_owned(), b"3".to_vec())]);
 }
 
+/// TLS settings of a client that trusts the test CA and presents its client
+/// certificate (the key's password read from its file).
+fn mutual_tls(b: &TestBroker) -> TlsConfig {
+    let t = b.tls().unwrap();
+    TlsConfig {
+        ca_file: Some(t.ca.clone()),
+        cert_file: Some(t.client_cert.clone()),
+        key_file: Some(t.client_key.clone()),
+        key_password_file: Some(t.client_key_password.clone()),
+        ..TlsConfig::default()
+    }
+}
+
 #[test]
-fn tls_with_a_throwaway_ca_works_and_a_client_without_it_is_refused() {
+fn mutual_tls_with_a_throwaway_ca_works_and_clients_without_the_ca_or_a_certificate_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestBroker::start_with(dir.path(), true, false);
     let mut k = config(&b);
-    k.security.tls = Some(TlsConfig { ca_file: Some(b.tls().unwrap().ca.clone()), ..TlsConfig::default() });
+    k.security.tls = Some(mutual_tls(&b));
     let rt = rt();
     rt.block_on(async {
         ensure_topics(&k).await.unwrap();
@@ -201,12 +214,22 @@ fn tls_with_a_throwaway_ca_works_and_a_client_without_it_is_refused() {
         t.write("cam-tls", Some(b"over TLS".to_vec())).await.unwrap();
         assert_eq!(t.read_all().await.unwrap().get("cam-tls").map(Vec::as_slice), Some(&b"over TLS"[..]));
     });
+    let refused = |tls: TlsConfig| {
+        let mut c = k.clone();
+        c.security.tls = Some(tls);
+        c.extra.insert("socket.timeout.ms".into(), "4000".into());
+        read_log(&c, "streetscope.cameras", None).map(|rows| rows.len())
+    };
     // Trusting only the system's CAs, the broker's certificate is refused.
-    let mut untrusting = k.clone();
-    untrusting.security.tls = Some(TlsConfig::default());
-    untrusting.extra.insert("socket.timeout.ms".into(), "4000".into());
-    let err = read_log(&untrusting, "streetscope.cameras", None).unwrap_err().to_string();
-    assert!(!err.is_empty());
+    assert!(refused(TlsConfig { ca_file: None, ..mutual_tls(&b) }).is_err(), "a client without the CA got in");
+    // Without a client certificate, the broker refuses the client.
+    let anonymous = TlsConfig { cert_file: None, key_file: None, key_password_file: None, ..mutual_tls(&b) };
+    assert!(refused(anonymous).is_err(), "a client without a certificate got in");
+    // A wrong key password is a clear configuration error that does not show the password.
+    let wrong = dir.path().join("wrong-password");
+    std::fs::write(&wrong, "not-the-password").unwrap();
+    let err = refused(TlsConfig { key_password_file: Some(wrong), ..mutual_tls(&b) }).unwrap_err().to_string();
+    assert!(!err.contains("not-the-password") && !err.contains("client-key-pa55"), "{err}");
 }
 
 #[test]
@@ -217,7 +240,7 @@ fn sasl_scram_over_tls_authenticates_and_never_shows_the_password() {
     let pw = dir.path().join("kafka-password");
     std::fs::write(&pw, "pa55-w0rd-xyz\n").unwrap();
     let mut k = config(&b);
-    k.security.tls = Some(TlsConfig { ca_file: Some(b.tls().unwrap().ca.clone()), ..TlsConfig::default() });
+    k.security.tls = Some(mutual_tls(&b));
     k.security.sasl = Some(SaslConfig {
         mechanism: "SCRAM-SHA-256".into(),
         username: "ingest".into(),
