@@ -58,26 +58,21 @@ pub fn assign(rows: usize, cols: usize, candidates: &[Candidate]) -> Vec<(usize,
             parent[hi] = lo;
         }
     }
-    // Group candidates by component, in order of their root.
-    let mut groups: Vec<(usize, Vec<Candidate>)> = Vec::new();
+    // Candidates by component, in order of their root; each component is a run
+    // of `order`.
     let root_of: Vec<usize> = cands.iter().map(|c| find(&mut parent, c.row)).collect();
     let mut order: Vec<usize> = (0..cands.len()).collect();
     order.sort_by_key(|&i| (root_of[i], cands[i].row, cands[i].col));
-    for i in order {
-        match groups.last_mut() {
-            Some((r, g)) if *r == root_of[i] => g.push(cands[i]),
-            _ => groups.push((root_of[i], vec![cands[i]])),
-        }
-    }
 
     let mut out = Vec::new();
-    for (_, g) in groups {
-        if g.len() == 1 {
-            out.push((g[0].row, g[0].col));
+    for run in order.chunk_by(|&a, &b| root_of[a] == root_of[b]) {
+        if let [only] = run {
+            out.push((cands[*only].row, cands[*only].col));
             continue;
         }
-        let mut rs: Vec<usize> = g.iter().map(|c| c.row).collect();
-        let mut cs: Vec<usize> = g.iter().map(|c| c.col).collect();
+        let g = run.iter().map(|&i| &cands[i]);
+        let mut rs: Vec<usize> = g.clone().map(|c| c.row).collect();
+        let mut cs: Vec<usize> = g.clone().map(|c| c.col).collect();
         rs.sort_unstable();
         rs.dedup();
         cs.sort_unstable();
@@ -85,7 +80,7 @@ pub fn assign(rows: usize, cols: usize, candidates: &[Candidate]) -> Vec<(usize,
         let transpose = rs.len() > cs.len();
         let (n, m) = if transpose { (cs.len(), rs.len()) } else { (rs.len(), cs.len()) };
         let mut w = Matrix::new(n, m, 0i64);
-        for c in &g {
+        for c in g {
             let (i, j) = (rs.binary_search(&c.row).expect("listed"), cs.binary_search(&c.col).expect("listed"));
             let (i, j) = if transpose { (j, i) } else { (i, j) };
             w[(i, j)] = w[(i, j)].max(weight(c.gain));

@@ -93,11 +93,29 @@ impl BoxFilter {
         self.mean[3] = self.mean[3].max(1.0);
     }
 
+    /// Whether the covariance has the filter's own structure: the four
+    /// coordinates independent, each coupled with its velocity only (a 2x2
+    /// block per coordinate). [`BoxFilter::new`] makes it so and
+    /// [`BoxFilter::predict`] and [`BoxFilter::update`] keep it (every noise is
+    /// diagonal, and the transition couples a coordinate with its velocity only).
+    fn blockwise(&self) -> bool {
+        (0..8).all(|i| (0..8).all(|j| i % 4 == j % 4 || self.cov[(i, j)] == 0.0))
+    }
+
     /// Corrects the estimate with a detection.
     pub fn update(&mut self, b: &BBox) {
         let z = measure(b);
         let r = stds(self.mean[2], self.mean[3], STD_POSITION, MIN_STD_PX);
-        let r = Meas::from_column_slice(&r);
+        if self.blockwise() {
+            self.update_blockwise(&z, &r);
+        } else {
+            self.update_dense(&z, &r, b);
+        }
+    }
+
+    /// [`BoxFilter::update`] in matrix form, for any covariance.
+    fn update_dense(&mut self, z: &Meas, r: &[f64; 4], b: &BBox) {
+        let r = Meas::from_column_slice(r);
         // H = [I 0]: H P is P's top four rows; S = H P Hᵀ + R its top-left block.
         let hp: SMatrix<f64, 4, 8> = self.cov.fixed_rows::<4>(0).into_owned();
         let s = hp.fixed_columns::<4>(0) + SMatrix::<f64, 4, 4>::from_diagonal(&r.component_mul(&r));
@@ -126,6 +144,30 @@ impl BoxFilter {
         self.cov -= kt.transpose() * hp;
         // Keep it symmetric against rounding.
         self.cov = (self.cov + self.cov.transpose()) * 0.5;
+    }
+
+    /// [`BoxFilter::update`] for a covariance of the filter's own structure:
+    /// the same arithmetic as the matrix form below, term for term (the terms
+    /// the structure makes zero left out), so the result is the same to the bit,
+    /// in a twentieth of the operations: per coordinate `i`, with `p`, `q`, `v`
+    /// its position variance, position-velocity covariance and velocity
+    /// variance, `S = p + r²`, `K = [p, q] / S`.
+    fn update_blockwise(&mut self, z: &Meas, r: &[f64; 4]) {
+        let y = z - self.mean.fixed_rows::<4>(0);
+        for (i, &ri) in r.iter().enumerate() {
+            let (p, q, v) = (self.cov[(i, i)], self.cov[(i, i + 4)], self.cov[(i + 4, i + 4)]);
+            let inv = 1.0 / (p + ri * ri);
+            let (kp, kq) = (p * inv, q * inv);
+            self.mean[i] += kp * y[i];
+            self.mean[i + 4] += kq * y[i];
+            // P - K H P, made symmetric as the matrix form does: the mean of
+            // the two off-diagonal terms.
+            let pq = ((q - kp * q) + (q - kq * p)) * 0.5;
+            self.cov[(i, i)] = p - kp * p;
+            self.cov[(i, i + 4)] = pq;
+            self.cov[(i + 4, i)] = pq;
+            self.cov[(i + 4, i + 4)] = v - kq * q;
+        }
     }
 
     /// The estimated box.
@@ -248,6 +290,29 @@ mod tests {
         let mean = f.mean + kt.transpose() * (measure(&z) - f.mean.fixed_rows::<4>(0));
         let cov = f.cov - kt.transpose() * hp;
         assert!((fast.mean - mean).abs().max() < 1e-9 && (fast.cov - cov).abs().max() < 1e-9);
+    }
+
+    #[test]
+    fn the_blockwise_update_equals_the_matrix_one_to_the_bit() {
+        // A track through starts, stops, turns and missed frames.
+        let mut f = BoxFilter::new(&bx(100.0, 200.0, 30.0, 60.0));
+        for i in 1..60 {
+            let t = i as f32;
+            f.predict();
+            if i % 7 == 3 {
+                f.hold_size();
+                continue;
+            }
+            let z = bx(100.0 + 3.0 * t + (t * 0.7).sin() * 4.0, 200.0 - t * t * 0.05, 30.0 + t * 0.3, 60.0 - t * 0.4);
+            assert!(f.blockwise(), "step {i}");
+            let mut dense = f.clone();
+            f.update(&z);
+            // The matrix form, forced.
+            let r = stds(dense.mean[2], dense.mean[3], STD_POSITION, MIN_STD_PX);
+            dense.update_dense(&measure(&z), &r, &z);
+            assert_eq!(f.mean, dense.mean, "step {i}");
+            assert_eq!(f.cov, dense.cov, "step {i}");
+        }
     }
 
     #[test]

@@ -113,11 +113,12 @@ struct Sample {
     p: [f64; 2],
 }
 
+/// A track's positions. Its smoothed speed is fitted to them when asked for
+/// (most cameras never ask: no queue zones), not at every frame. Snapshots taken
+/// before held the speed too; it is ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct TrackMotion {
     samples: VecDeque<Sample>,
-    /// The smoothed speed at the last sample, units per second.
-    speed: Option<f64>,
 }
 
 /// What [`Motion`] carries from frame to frame, for snapshots: per track, sorted by id.
@@ -196,7 +197,6 @@ impl Motion {
     /// Takes the track updates of frame `at` (a `w` x `h` image).
     pub fn observe(&mut self, updates: &[TrackUpdate], at: FrameStamp, w: u32, h: u32) {
         let t_ms = at.pts_ns as f64 / 1e6;
-        let window = self.smoothing_ms;
         for u in updates {
             let Some(p) = self.position(u.anchor, w, h) else {
                 self.tracks.remove(&u.track_id);
@@ -208,8 +208,6 @@ impl Motion {
                 *tm = TrackMotion::default();
             }
             tm.samples.push_back(Sample { seq: at.seq, t_ms, p });
-            let recent = tm.samples.iter().rev().take_while(|s| s.t_ms >= t_ms - window).copied();
-            tm.speed = fit(recent).filter(|(_, span)| *span >= window / 2.0).map(|(v, _)| v[0].hypot(v[1]) * 1000.0);
             while tm.samples.front().is_some_and(|s| s.t_ms < t_ms - HISTORY_MS as f64) {
                 tm.samples.pop_front();
             }
@@ -224,14 +222,23 @@ impl Motion {
     /// The track's smoothed speed at its last position: km/h with a calibration,
     /// image heights per second without; `None` until it has enough positions.
     pub fn speed(&self, track_id: u64) -> Option<f64> {
-        let v = self.tracks.get(&track_id)?.speed?;
+        let v = self.smoothed(self.tracks.get(&track_id)?)?;
         Some(if self.calibrated() { v * 3.6 } else { v })
+    }
+
+    /// The speed fitted to a track's positions over the smoothing time up to
+    /// its last one, units per second; `None` until they span half of it.
+    fn smoothed(&self, tm: &TrackMotion) -> Option<f64> {
+        let (t_ms, window) = (tm.samples.back()?.t_ms, self.smoothing_ms);
+        let recent = tm.samples.iter().rev().take_while(|s| s.t_ms >= t_ms - window).copied();
+        fit(recent).filter(|(_, span)| *span >= window / 2.0).map(|(v, _)| v[0].hypot(v[1]) * 1000.0)
     }
 
     /// Every track's smoothed speed (as [`Motion::speed`]), by track id.
     pub fn speeds(&self) -> Vec<(u64, f64)> {
         let scale = if self.calibrated() { 3.6 } else { 1.0 };
-        let mut v: Vec<(u64, f64)> = self.tracks.iter().filter_map(|(&id, t)| Some((id, t.speed? * scale))).collect();
+        let mut v: Vec<(u64, f64)> =
+            self.tracks.iter().filter_map(|(&id, t)| Some((id, self.smoothed(t)? * scale))).collect();
         v.sort_by_key(|t| t.0);
         v
     }

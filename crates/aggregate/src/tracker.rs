@@ -51,7 +51,6 @@
 //! Each track votes its class over its detections: a detection of a vehicle cut
 //! by the image edge weighs a tenth of a whole one.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -93,7 +92,9 @@ struct Track {
     missed: u32,
     confirmed: bool,
     full_views: u32,
-    votes: HashMap<Arc<str>, f32>,
+    /// Summed score per class, in the order first seen (a handful at most).
+    #[serde(with = "votes_as_map")]
+    votes: Vec<(Arc<str>, f32)>,
 }
 
 impl Track {
@@ -106,20 +107,41 @@ impl Track {
         if !cut {
             self.full_views += 1;
         }
-        *self.votes.entry(d.class_name.clone()).or_insert(0.0) += weight * d.score;
+        let name = &d.class_name;
+        match self.votes.iter_mut().find(|(c, _)| Arc::ptr_eq(c, name) || c == name) {
+            Some((_, v)) => *v += weight * d.score,
+            None => self.votes.push((name.clone(), weight * d.score)),
+        }
     }
 
     fn class(&self) -> Arc<str> {
         // Highest vote; ties go to the alphabetically first name, for determinism.
         self.votes
             .iter()
-            .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
             .map(|(c, _)| c.clone())
             .unwrap_or_else(|| Arc::from("unknown"))
     }
 
     fn retired(&self) -> RetiredTrack {
         RetiredTrack { track_id: self.id, confirmed: self.confirmed, class_name: self.class() }
+    }
+}
+
+/// A track's votes in snapshots: a map from class to summed score, as they
+/// were when the votes were a hash map.
+mod votes_as_map {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(votes: &[(Arc<str>, f32)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(votes.iter().map(|(c, v)| (c, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(Arc<str>, f32)>, D::Error> {
+        Ok(BTreeMap::<Arc<str>, f32>::deserialize(d)?.into_iter().collect())
     }
 }
 
@@ -137,6 +159,35 @@ pub struct Tracker {
     tracks: Vec<Track>,
     next_id: u64,
     retired: Vec<RetiredTrack>,
+    scratch: Scratch,
+}
+
+/// Buffers of [`Tracker::update`], kept from frame to frame so that a frame
+/// allocates nothing once they have grown: the per-frame work is a few hundred
+/// small comparisons, and allocating its lists cost as much as making them.
+#[derive(Debug, Default)]
+struct Scratch {
+    predicted: Vec<Predicted>,
+    high: Vec<usize>,
+    low: Vec<usize>,
+    confirmed: Vec<usize>,
+    seen_last: Vec<usize>,
+    unconfirmed: Vec<usize>,
+    inside: Vec<usize>,
+    track_det: Vec<Option<usize>>,
+    det_taken: Vec<bool>,
+    keep: Vec<bool>,
+    pairing: Pairing,
+}
+
+/// Buffers of [`Tracker::associate`].
+#[derive(Debug, Default)]
+struct Pairing {
+    tracks: Vec<usize>,
+    free: Vec<usize>,
+    cands: Vec<Candidate>,
+    /// Positions in `free`, by the detection's left edge.
+    by_x: Vec<usize>,
 }
 
 /// Centre-distance stages: at most this far, in diagonals of the predicted box.
@@ -165,14 +216,24 @@ enum Metric {
 }
 
 /// A track's predicted box this frame.
+#[derive(Debug)]
 struct Predicted {
     /// The filter's prediction.
     bbox: BBox,
     /// The same centre at the last size.
     rigid: BBox,
+    /// The filter's velocity, pixels per frame.
+    velocity: (f64, f64),
+    /// Frames from the one it was last seen in to this one.
+    frames: u32,
+}
+
+impl Predicted {
     /// How far the track moves, at its estimated speed, from the frame it was
     /// last seen to this one, pixels.
-    travel: f32,
+    fn travel(&self) -> f32 {
+        self.frames as f32 * self.velocity.0.hypot(self.velocity.1) as f32
+    }
 }
 
 /// Which detections and tracks a stage may pair, and how.
@@ -184,7 +245,7 @@ struct Stage<'a> {
 
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
-        Self { cfg, tracks: Vec::new(), next_id: 1, retired: Vec::new() }
+        Self { cfg, tracks: Vec::new(), next_id: 1, retired: Vec::new(), scratch: Scratch::default() }
     }
 
     /// Its state between frames.
@@ -194,7 +255,7 @@ impl Tracker {
 
     /// A tracker with `cfg` that goes on from `state`.
     pub fn restore(cfg: TrackerConfig, state: TrackerState) -> Self {
-        Self { cfg, tracks: state.tracks, next_id: state.next_id, retired: Vec::new() }
+        Self { cfg, tracks: state.tracks, next_id: state.next_id, retired: Vec::new(), scratch: Scratch::default() }
     }
 
     /// The tracks that ended at the last update (or [`Tracker::finish`]).
@@ -228,44 +289,88 @@ impl Tracker {
         dets: &[Detection],
         track_det: &mut [Option<usize>],
         det_taken: &mut [bool],
+        buf: &mut Pairing,
     ) {
-        let tracks: Vec<usize> = stage.tracks.iter().copied().filter(|&t| track_det[t].is_none()).collect();
-        let free: Vec<usize> = stage.dets.iter().copied().filter(|&d| !det_taken[d]).collect();
+        let Pairing { tracks, free, cands, by_x } = buf;
+        tracks.clear();
+        tracks.extend(stage.tracks.iter().copied().filter(|&t| track_det[t].is_none()));
+        free.clear();
+        free.extend(stage.dets.iter().copied().filter(|&d| !det_taken[d]));
         if tracks.is_empty() || free.is_empty() {
             return;
         }
-        let mut cands = Vec::new();
-        for (r, &ti) in tracks.iter().enumerate() {
-            let Predicted { bbox: p, rigid, travel } = &predicted[ti];
-            let (diag, (cx, cy)) = (rigid.width().hypot(rigid.height()), rigid.center());
-            for (c, &di) in free.iter().enumerate() {
-                let b = &dets[di].bbox;
-                // The gain of a pair is how far inside the gate it is (ByteTrack's
-                // cost limit); a pair on the gate still gains a little.
-                let gain = match stage.metric {
-                    Metric::Iou(min) => {
+        cands.clear();
+        // The gain of a pair is how far inside the gate it is (ByteTrack's cost
+        // limit); a pair on the gate still gains a little.
+        let mut pair =
+            |row: usize, col: usize, gain: f32| cands.push(Candidate { row, col, gain: f64::from(gain) + 1e-6 });
+        match stage.metric {
+            Metric::Iou(min) if min > 0.0 => {
+                // Only overlapping boxes can pass a gate above 0, and most pairs
+                // do not overlap: sweep the detections in order of their left
+                // edges, from the first whose right edge can reach the track's
+                // box (the widest detection's width, and a pixel against
+                // rounding) to the first that starts right of it.
+                by_x.clear();
+                by_x.extend((0..free.len()).filter(|&c| {
+                    let b = &dets[free[c]].bbox;
+                    b.x1.is_finite() && b.x2.is_finite()
+                }));
+                by_x.sort_unstable_by(|&a, &b| dets[free[a]].bbox.x1.total_cmp(&dets[free[b]].bbox.x1));
+                let widest = by_x.iter().map(|&c| dets[free[c]].bbox.width()).fold(0.0f32, f32::max);
+                for (r, &ti) in tracks.iter().enumerate() {
+                    let p = &predicted[ti].bbox;
+                    let reach = p.x1 - widest - 1.0;
+                    let first = by_x.partition_point(|&c| dets[free[c]].bbox.x1 <= reach);
+                    for &c in &by_x[first..] {
+                        let b = &dets[free[c]].bbox;
+                        if b.x1 >= p.x2 {
+                            break;
+                        }
+                        if b.x2 <= p.x1 || p.y2 <= b.y1 || b.y2 <= p.y1 {
+                            continue;
+                        }
                         let iou = p.iou(b);
-                        (iou >= min).then_some(iou - min)
+                        if iou >= min {
+                            pair(r, c, iou - min);
+                        }
                     }
-                    Metric::Centre(max_dist) | Metric::Reach(max_dist) => {
-                        let max_dist = match stage.metric {
-                            Metric::Reach(_) => max_dist + travel / diag.max(f32::MIN_POSITIVE),
-                            _ => max_dist,
-                        };
+                }
+            }
+            Metric::Iou(min) => {
+                for (r, &ti) in tracks.iter().enumerate() {
+                    for (c, &di) in free.iter().enumerate() {
+                        let iou = predicted[ti].bbox.iou(&dets[di].bbox);
+                        if iou >= min {
+                            pair(r, c, iou - min);
+                        }
+                    }
+                }
+            }
+            Metric::Centre(max) | Metric::Reach(max) => {
+                for (r, &ti) in tracks.iter().enumerate() {
+                    let pr = &predicted[ti];
+                    let rigid = &pr.rigid;
+                    let (diag, (cx, cy)) = (rigid.width().hypot(rigid.height()), rigid.center());
+                    let max_dist = match stage.metric {
+                        Metric::Reach(_) => max + pr.travel() / diag.max(f32::MIN_POSITIVE),
+                        _ => max,
+                    };
+                    for (c, &di) in free.iter().enumerate() {
+                        let b = &dets[di].bbox;
                         let (dx, dy) = b.center();
                         let dist = (dx - cx).hypot(dy - cy) / diag.max(f32::MIN_POSITIVE);
                         let padded = |x: &BBox| (x.width() + 2.0 * AREA_PAD_PX) * (x.height() + 2.0 * AREA_PAD_PX);
                         let (a1, a2) = (padded(rigid), padded(b));
                         let ratio = a1.max(a2) / a1.min(a2).max(f32::MIN_POSITIVE);
-                        (dist <= max_dist && ratio <= MAX_AREA_RATIO).then_some(max_dist - dist)
+                        if dist <= max_dist && ratio <= MAX_AREA_RATIO {
+                            pair(r, c, max_dist - dist);
+                        }
                     }
-                };
-                if let Some(g) = gain {
-                    cands.push(Candidate { row: r, col: c, gain: f64::from(g) + 1e-6 });
                 }
             }
         }
-        for (r, c) in assign(tracks.len(), free.len(), &cands) {
+        for (r, c) in assign(tracks.len(), free.len(), cands) {
             track_det[tracks[r]] = Some(free[c]);
             det_taken[free[c]] = true;
         }
@@ -275,25 +380,24 @@ impl Tracker {
     /// state of every track that was matched in it or started by it.
     pub fn update(&mut self, dets: &[Detection], w: u32, h: u32) -> Vec<TrackUpdate> {
         self.retired.clear();
+        let mut sc = std::mem::take(&mut self.scratch);
         // Per track, the predicted box, and the predicted centre at the last size.
-        let predicted: Vec<Predicted> = self
-            .tracks
-            .iter_mut()
-            .map(|t| {
-                let last = t.filter.bbox();
-                if t.missed > 0 {
-                    t.filter.hold_size();
-                }
-                t.filter.predict();
-                let p = t.filter.bbox();
-                let ((cx, cy), (hw, hh)) = (p.center(), (last.width() / 2.0, last.height() / 2.0));
-                let (vx, vy) = t.filter.velocity();
-                let travel = (t.missed + 1) as f32 * vx.hypot(vy) as f32;
-                Predicted { bbox: p, rigid: BBox::new(cx - hw, cy - hh, cx + hw, cy + hh), travel }
-            })
-            .collect();
+        sc.predicted.clear();
+        sc.predicted.extend(self.tracks.iter_mut().map(|t| {
+            let last = t.filter.bbox();
+            if t.missed > 0 {
+                t.filter.hold_size();
+            }
+            t.filter.predict();
+            let p = t.filter.bbox();
+            let ((cx, cy), (hw, hh)) = (p.center(), (last.width() / 2.0, last.height() / 2.0));
+            let rigid = BBox::new(cx - hw, cy - hh, cx + hw, cy + hh);
+            Predicted { bbox: p, rigid, velocity: t.filter.velocity(), frames: t.missed + 1 }
+        }));
         let cfg = &self.cfg;
-        let (mut high, mut low) = (Vec::new(), Vec::new());
+        let (high, low) = (&mut sc.high, &mut sc.low);
+        high.clear();
+        low.clear();
         for (i, d) in dets.iter().enumerate() {
             if d.score >= cfg.high_score {
                 high.push(i);
@@ -301,14 +405,17 @@ impl Tracker {
                 low.push(i);
             }
         }
-        let (mut confirmed, mut seen_last, mut unconfirmed) = (Vec::new(), Vec::new(), Vec::new());
+        let (confirmed, seen_last, unconfirmed) = (&mut sc.confirmed, &mut sc.seen_last, &mut sc.unconfirmed);
         // Confirmed tracks predicted wholly inside the image: those that may be re-found.
-        let mut inside = Vec::new();
+        let inside = &mut sc.inside;
+        for list in [&mut *confirmed, &mut *seen_last, &mut *unconfirmed, &mut *inside] {
+            list.clear();
+        }
         let (wf, hf) = (w as f32, h as f32);
         for (i, t) in self.tracks.iter().enumerate() {
             if t.confirmed {
                 confirmed.push(i);
-                let p = &predicted[i].bbox;
+                let p = &sc.predicted[i].bbox;
                 if p.x1 > 0.0 && p.y1 > 0.0 && p.x2 < wf && p.y2 < hf {
                     inside.push(i);
                 }
@@ -319,24 +426,29 @@ impl Tracker {
                 unconfirmed.push(i);
             }
         }
-        let mut track_det: Vec<Option<usize>> = vec![None; self.tracks.len()];
-        let mut det_taken = vec![false; dets.len()];
+        let (track_det, det_taken) = (&mut sc.track_det, &mut sc.det_taken);
+        track_det.clear();
+        track_det.resize(self.tracks.len(), None);
+        det_taken.clear();
+        det_taken.resize(dets.len(), false);
         let stages = [
-            Stage { tracks: &confirmed, dets: &high, metric: Metric::Iou(cfg.match_iou) },
-            Stage { tracks: &confirmed, dets: &high, metric: Metric::Centre(MAX_CENTRE_DISTANCE) },
-            Stage { tracks: &seen_last, dets: &low, metric: Metric::Iou(cfg.low_match_iou) },
-            Stage { tracks: &unconfirmed, dets: &high, metric: Metric::Iou(cfg.match_iou) },
-            Stage { tracks: &unconfirmed, dets: &high, metric: Metric::Centre(MAX_CENTRE_DISTANCE_NEW) },
-            Stage { tracks: &inside, dets: &high, metric: Metric::Reach(MAX_CENTRE_DISTANCE) },
+            Stage { tracks: confirmed, dets: high, metric: Metric::Iou(cfg.match_iou) },
+            Stage { tracks: confirmed, dets: high, metric: Metric::Centre(MAX_CENTRE_DISTANCE) },
+            Stage { tracks: seen_last, dets: low, metric: Metric::Iou(cfg.low_match_iou) },
+            Stage { tracks: unconfirmed, dets: high, metric: Metric::Iou(cfg.match_iou) },
+            Stage { tracks: unconfirmed, dets: high, metric: Metric::Centre(MAX_CENTRE_DISTANCE_NEW) },
+            Stage { tracks: inside, dets: high, metric: Metric::Reach(MAX_CENTRE_DISTANCE) },
         ];
         for stage in stages {
-            Self::associate(stage, &predicted, dets, &mut track_det, &mut det_taken);
+            Self::associate(stage, &sc.predicted, dets, track_det, det_taken, &mut sc.pairing);
         }
 
         let (min_hits, max_missed) = (cfg.min_hits, cfg.max_missed);
-        let mut updates = Vec::new();
-        let mut keep = vec![true; self.tracks.len()];
-        for (i, (track, matched)) in self.tracks.iter_mut().zip(&track_det).enumerate() {
+        let mut updates = Vec::with_capacity(dets.len());
+        let keep = &mut sc.keep;
+        keep.clear();
+        keep.resize(self.tracks.len(), true);
+        for (i, (track, matched)) in self.tracks.iter_mut().zip(track_det.iter()).enumerate() {
             match matched {
                 Some(di) => {
                     let d = &dets[*di];
@@ -353,7 +465,7 @@ impl Tracker {
                 }
             }
         }
-        for (t, matched) in self.tracks.iter().zip(&track_det) {
+        for (t, matched) in self.tracks.iter().zip(track_det.iter()) {
             if matched.is_some() {
                 updates.push(self.update_of(t, w, h));
             }
@@ -368,7 +480,7 @@ impl Tracker {
             }
             k
         });
-        for &di in &high {
+        for &di in high.iter() {
             let d = &dets[di];
             if det_taken[di] || d.score < self.cfg.new_track_score {
                 continue;
@@ -380,13 +492,14 @@ impl Tracker {
                 missed: 0,
                 confirmed: self.cfg.min_hits <= 1,
                 full_views: 0,
-                votes: HashMap::new(),
+                votes: Vec::new(),
             };
             track.vote(d, w, h);
             self.next_id += 1;
             updates.push(self.update_of(&track, w, h));
             self.tracks.push(track);
         }
+        self.scratch = sc;
         updates
     }
 }
