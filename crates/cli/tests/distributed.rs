@@ -174,9 +174,13 @@ fn camera_json(clip: &str, source: &str) -> Value {
 
 /// Counts of `streetscope run` on the clip files, per intersection:
 /// (camera, line, direction, class) → count.
-type Counts = BTreeMap<String, BTreeMap<(String, String, String, String), u64>>;
+/// (camera, line, direction, class).
+type CountKey = (String, String, String, String);
+type Counts = BTreeMap<String, BTreeMap<CountKey, u64>>;
+/// One count of an intersection, as the reference cache keeps it.
+type CountRow = (String, CountKey, u64);
 
-fn counts_of(rows: &[Value]) -> BTreeMap<(String, String, String, String), u64> {
+fn counts_of(rows: &[Value]) -> BTreeMap<CountKey, u64> {
     rows.iter()
         .map(|c| {
             let s = |k: &str| c[k].as_str().unwrap().to_owned();
@@ -226,7 +230,7 @@ fn one_process_counts(dir: &Path) -> Counts {
         let x = c["intersection_id"].as_str().unwrap().to_owned();
         by.entry(x).or_default().extend(counts_of(std::slice::from_ref(c)));
     }
-    let rows: Vec<(String, (String, String, String, String), u64)> =
+    let rows: Vec<CountRow> =
         by.iter().flat_map(|(x, m)| m.iter().map(move |(k, n)| (x.clone(), k.clone(), *n))).collect();
     let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
     std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
@@ -235,7 +239,7 @@ fn one_process_counts(dir: &Path) -> Counts {
     by
 }
 
-fn counts_from_rows(rows: Vec<(String, (String, String, String, String), u64)>) -> Counts {
+fn counts_from_rows(rows: Vec<CountRow>) -> Counts {
     let mut by: Counts = BTreeMap::new();
     for (x, k, n) in rows {
         by.entry(x).or_default().insert(k, n);
