@@ -227,24 +227,18 @@ fn make_tls(dir: &Path) -> TlsFiles {
         "-out",
         "broker.csr",
     ]);
+    // Signs `{name}.csr` with the CA into `{name}.pem`, with the extensions of `ext`.
+    let sign = |name: &str, ext: Option<&str>| {
+        let (csr, pem) = (format!("{name}.csr"), format!("{name}.pem"));
+        let mut args = vec!["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"];
+        args.extend(["-days", "2", "-out", &pem]);
+        if let Some(e) = ext {
+            args.extend(["-extfile", e]);
+        }
+        run(&args);
+    };
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("san.ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "broker.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "broker.pem",
-    ]);
+    sign("broker", Some("san.ext"));
     // The client's certificate, its key encrypted (PKCS#8, AES-256) with a password kept in a file.
     std::fs::write(dir.join("client-key-password"), "client-key-pa55\n").expect("client key password");
     run(&[
@@ -260,21 +254,7 @@ fn make_tls(dir: &Path) -> TlsFiles {
         "-out",
         "client.csr",
     ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "client.pem",
-    ]);
+    sign("client", None);
     TlsFiles {
         ca: dir.join("ca.pem"),
         cert: dir.join("broker.pem"),
