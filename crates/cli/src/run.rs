@@ -181,20 +181,11 @@ async fn run_pipeline(
         });
     }
 
-    let i = &cfg.ingest;
-    let restart = RestartPolicy {
-        initial_backoff: Duration::from_millis(i.initial_backoff_ms),
-        max_backoff: Duration::from_secs_f64(i.max_backoff_s),
-        multiplier: i.backoff_multiplier,
-        jitter: i.backoff_jitter,
-        healthy_after: Duration::from_secs_f64(i.healthy_after_s),
-        max_attempts: None,
-        restart_after_end: true,
-    };
+    let restart = RestartPolicy::from_config(&cfg.ingest);
     let settings = IngestSettings {
         width: w,
         height: h,
-        stall_timeout: Duration::from_secs_f64(i.stall_timeout_s),
+        stall_timeout: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
         policy: restart,
     };
     let make_sink = {
@@ -232,13 +223,7 @@ async fn run_pipeline(
         ))
     });
     drop((ingest_changes, aggregate_changes));
-    let d = &cfg.detector;
-    let stage_opts = StageOptions {
-        max_batch: d.max_batch as usize,
-        max_wait: Duration::from_millis(d.max_wait_ms),
-        workers: d.preprocess_threads as usize,
-        shed_stale_after: (d.shed_stale_ms > 0).then(|| Duration::from_millis(d.shed_stale_ms)),
-    };
+    let stage_opts = StageOptions::from_config(&cfg.detector);
     let detect =
         tokio::spawn(DetectStage::with_options(detector, meters[1].clone(), stage_opts).run(frames_rx, dets_tx));
     let (aggregate_tx, aggregate_rx) = channel::<StageInput>("aggregate input", 64, FullPolicy::Block);

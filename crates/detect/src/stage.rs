@@ -34,6 +34,18 @@ pub struct StageOptions {
     pub shed_stale_after: Option<Duration>,
 }
 
+impl StageOptions {
+    /// The options a `[detector]` section asks for.
+    pub fn from_config(d: &streetscope_contracts::config::DetectorConfig) -> Self {
+        Self {
+            max_batch: d.max_batch as usize,
+            max_wait: Duration::from_millis(d.max_wait_ms),
+            workers: d.preprocess_threads as usize,
+            shed_stale_after: (d.shed_stale_ms > 0).then(|| Duration::from_millis(d.shed_stale_ms)),
+        }
+    }
+}
+
 impl Default for StageOptions {
     fn default() -> Self {
         Self { max_batch: 1, max_wait: Duration::from_millis(5), workers: 1, shed_stale_after: None }

@@ -64,6 +64,21 @@ pub struct RestartPolicy {
     pub restart_after_end: bool,
 }
 
+impl RestartPolicy {
+    /// The policy an `[ingest]` section asks for (recordings restart after their end).
+    pub fn from_config(i: &streetscope_contracts::config::IngestConfig) -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(i.initial_backoff_ms),
+            max_backoff: Duration::from_secs_f64(i.max_backoff_s),
+            multiplier: i.backoff_multiplier,
+            jitter: i.backoff_jitter,
+            healthy_after: Duration::from_secs_f64(i.healthy_after_s),
+            max_attempts: None,
+            restart_after_end: true,
+        }
+    }
+}
+
 impl Default for RestartPolicy {
     fn default() -> Self {
         Self {

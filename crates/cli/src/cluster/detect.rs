@@ -72,13 +72,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
     let dlq = DeadLetters::new(producer.clone(), &k.topics.dlq.name, "detect");
     let detections_topic = k.topics.detections.name.clone();
 
-    let d = &cfg.detector;
-    let opts = StageOptions {
-        max_batch: d.max_batch as usize,
-        max_wait: Duration::from_millis(d.max_wait_ms),
-        workers: d.preprocess_threads as usize,
-        shed_stale_after: (d.shed_stale_ms > 0).then(|| Duration::from_millis(d.shed_stale_ms)),
-    };
+    let opts = StageOptions::from_config(&cfg.detector);
     let meter = StageMeter::new("detect");
     super::serve_status(args, crate::status::StatusSources::of_stage(&meter)).await?;
     let (frames_tx, frames_rx) = channel::<Frame>("frames", 8, FullPolicy::Block);

@@ -80,16 +80,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
     let consumer = GroupConsumer::new(k, &k.groups.ingest, &[&k.topics.cameras.name])?;
     let producer = Producer::new(k, Role::FrameProducer)?;
     let dlq = DeadLetters::new(Producer::new(k, Role::RecordProducer)?, &k.topics.dlq.name, "ingest");
-    let i = &cfg.ingest;
-    let policy = RestartPolicy {
-        initial_backoff: Duration::from_millis(i.initial_backoff_ms),
-        max_backoff: Duration::from_secs_f64(i.max_backoff_s),
-        multiplier: i.backoff_multiplier,
-        jitter: i.backoff_jitter,
-        healthy_after: Duration::from_secs_f64(i.healthy_after_s),
-        max_attempts: None,
-        restart_after_end: true,
-    };
+    let policy = RestartPolicy::from_config(&cfg.ingest);
     let mut pod = Pod {
         cfg: cfg.clone(),
         producer,
