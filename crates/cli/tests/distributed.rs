@@ -379,6 +379,16 @@ max_backoff_s = 2
         Proc::streetscope(&format!("{kind}-{n}"), &self.dir, &args)
     }
 
+    /// The running processes of stage `kind`.
+    fn procs(&mut self, kind: &str) -> &mut Vec<Proc> {
+        match kind {
+            "ingest" => &mut self.ingest,
+            "detect" => &mut self.detect,
+            "aggregate" => &mut self.aggregate,
+            other => panic!("no stage {other:?}"),
+        }
+    }
+
     fn start_all(&mut self) {
         self.aggregate.push(self.stage("aggregate", 0));
         self.detect.push(self.stage("detect", 0));
@@ -540,33 +550,31 @@ fn distributed_run_counts_exactly_like_one_process() {
 /// Redpanda end that rebalance at the rebalance timeout instead.
 const RESTART_AFTER: Duration = Duration::from_secs(8);
 
-#[test]
-fn detector_killed_and_restarted_loses_and_doubles_nothing() {
+/// Runs the cluster until `frames` are on the frames topic and `settle` more
+/// has passed, kill -9s the first `kind` stage, starts it again after
+/// [`RESTART_AFTER`], and checks the final counts.
+fn killed_and_restarted(kind: &str, frames: usize, settle: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let expected = expected(dir.path());
     let mut c = Cluster::start(dir.path());
     c.start_all();
-    c.wait_frames(40, LIMIT);
-    c.wait_log(&c.detect[0], "detect stage running frames=", LIMIT);
-    std::thread::sleep(Duration::from_secs(3));
-    c.detect[0].kill9();
+    c.wait_frames(frames, LIMIT);
+    std::thread::sleep(settle);
+    c.procs(kind)[0].kill9();
     std::thread::sleep(RESTART_AFTER);
-    c.detect[0] = c.stage("detect", 1);
+    let new = c.stage(kind, 1);
+    c.procs(kind)[0] = new;
     c.wait_for(&expected, LIMIT);
 }
 
 #[test]
+fn detector_killed_and_restarted_loses_and_doubles_nothing() {
+    killed_and_restarted("detect", 40, Duration::from_secs(3));
+}
+
+#[test]
 fn aggregator_killed_and_restarted_loses_and_doubles_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let expected = expected(dir.path());
-    let mut c = Cluster::start(dir.path());
-    c.start_all();
-    c.wait_frames(60, LIMIT);
-    std::thread::sleep(Duration::from_secs(5));
-    c.aggregate[0].kill9();
-    std::thread::sleep(RESTART_AFTER);
-    c.aggregate[0] = c.stage("aggregate", 1);
-    c.wait_for(&expected, LIMIT);
+    killed_and_restarted("aggregate", 60, Duration::from_secs(5));
 }
 
 #[test]
