@@ -46,6 +46,11 @@ pub struct IngestBench {
     /// Cameras run at once for the memory figure.
     #[arg(long, default_value_t = 8)]
     cameras: usize,
+    /// A pipeline template to measure instead of the built-in one for files
+    /// (as a camera's `template`; e.g. one that letterboxes with GStreamer's
+    /// `videoconvertscale`, to compare).
+    #[arg(long)]
+    template: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -101,7 +106,12 @@ pub fn bench(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn ingest_camera(clip: &std::path::Path, fps: f64, keyframes_only: bool) -> streetscope_ingest::CameraSource {
+fn ingest_camera(
+    clip: &std::path::Path,
+    fps: f64,
+    keyframes_only: bool,
+    template: Option<&std::path::Path>,
+) -> streetscope_ingest::CameraSource {
     streetscope_ingest::CameraSource {
         camera_id: "bench".into(),
         intersection_id: "bench".into(),
@@ -113,7 +123,7 @@ fn ingest_camera(clip: &std::path::Path, fps: f64, keyframes_only: bool) -> stre
         keyframes_only,
         jpeg_quality: None,
         rtsp_transport: Default::default(),
-        template: None,
+        template: template.map(std::path::Path::to_path_buf),
     }
 }
 
@@ -131,6 +141,8 @@ fn measure_ingest(
 fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
     use streetscope_ingest::bench::{decode_only, resident_bytes, transcode};
     const FPS: f64 = 25.0;
+    // What the ingest pods of the distributed mode encode with by default.
+    const JPEG_QUALITY: u8 = 85;
     let clip = match args.clip {
         Some(c) => c,
         None => {
@@ -147,27 +159,41 @@ fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
         }
     };
     eprintln!("clip {} (H.264; each measurement decodes all of it)", clip.display());
+    let template = args.template.as_deref();
+    if let Some(t) = template {
+        eprintln!("template {}", t.display());
+    }
     let (mut ratio, mut cams_5, mut cams_key, mut bare_core, mut full_core) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut jpeg_core, mut jpeg_ratio) = (Vec::new(), Vec::new());
     for r in 0..args.repeat {
         let bare = decode_only(&clip)?;
-        let (full, decoded) = measure_ingest(&ingest_camera(&clip, FPS, false))?;
+        let (full, decoded) = measure_ingest(&ingest_camera(&clip, FPS, false, template))?;
+        let jpeg_cam = streetscope_ingest::CameraSource {
+            jpeg_quality: Some(JPEG_QUALITY),
+            ..ingest_camera(&clip, FPS, false, template)
+        };
+        let (jpeg, _) = measure_ingest(&jpeg_cam)?;
         let video_s = decoded as f64 / FPS;
-        let (s5, _) = measure_ingest(&ingest_camera(&clip, 5.0, false))?;
-        let (k1, _) = measure_ingest(&ingest_camera(&clip, 1.0, true))?;
+        let (s5, _) = measure_ingest(&ingest_camera(&clip, 5.0, false, template))?;
+        let (k1, _) = measure_ingest(&ingest_camera(&clip, 1.0, true, template))?;
         eprintln!(
-            "run {}: bare decode {:.0} frames/CPU-s; ingest at {FPS} fps {:.0} frames/CPU-s (ratio {:.3}); \
-             5 fps: {:.2} CPU-s for {video_s:.0} s of video; keyframes only (1 fps): {:.2} CPU-s",
+            "run {}: bare decode {:.0} frames/CPU-s; ingest at {FPS} fps {:.0} frames/CPU-s (ratio {:.3}), \
+             JPEG {:.0} (ratio {:.3}); 5 fps: {:.2} CPU-s for {video_s:.0} s of video; keyframes only (1 fps): {:.2} CPU-s",
             r + 1,
             bare.per_core(),
             full.per_core(),
             full.per_core() / bare.per_core(),
+            jpeg.per_core(),
+            jpeg.per_core() / bare.per_core(),
             s5.cpu_s,
             k1.cpu_s
         );
         bare_core.push(bare.per_core());
         full_core.push(full.per_core());
         ratio.push(full.per_core() / bare.per_core());
+        jpeg_core.push(jpeg.per_core());
+        jpeg_ratio.push(jpeg.per_core() / bare.per_core());
         cams_5.push(video_s / s5.cpu_s);
         cams_key.push(video_s / k1.cpu_s);
     }
@@ -185,7 +211,10 @@ fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
         })
     };
     let cams: Vec<_> = (0..args.cameras)
-        .map(|i| streetscope_ingest::CameraSource { camera_id: format!("mem-{i}"), ..ingest_camera(&clip, 5.0, false) })
+        .map(|i| streetscope_ingest::CameraSource {
+            camera_id: format!("mem-{i}"),
+            ..ingest_camera(&clip, 5.0, false, template)
+        })
         .collect();
     let results = streetscope_ingest::stage::run_cameras(
         &cams,
@@ -209,6 +238,14 @@ fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
         format!("{:.0}", median(full_core)),
     ]);
     t.add_row(vec!["ratio ingest / bare decode (median of runs)".to_owned(), format!("{:.3}", median(ratio))]);
+    t.add_row(vec![
+        format!("ingest at full rate, JPEG quality {JPEG_QUALITY} (frames per CPU-second)"),
+        format!("{:.0}", median(jpeg_core)),
+    ]);
+    t.add_row(vec![
+        "ratio ingest JPEG / bare decode (median of runs)".to_owned(),
+        format!("{:.3}", median(jpeg_ratio)),
+    ]);
     t.add_row(vec!["cameras per core, sampled to 5 fps".to_owned(), format!("{:.1}", median(cams_5))]);
     t.add_row(vec!["cameras per core, keyframes only (1 fps)".to_owned(), format!("{:.1}", median(cams_key))]);
     t.add_row(vec![

@@ -7,6 +7,7 @@
 //!   backoff after errors, stalls and end of stream; publishes its state.
 //! - [`reconcile`]: the live camera set: changes in, cameras started, restarted, stopped.
 //! - [`stage`]: the ingest stage, every camera supervised on its own thread.
+//! - [`letterbox`]: the `streetscopeletterbox` element: scaling, borders and RGB in Rust.
 //! - [`template`]: the GStreamer pipeline templates kept as text in `pipelines/`.
 //! - [`sampler`]: timestamp-based sampling (pure).
 //! - [`clipwriter`]: writes RGB frames to an H.264 MP4 (test clips).
@@ -15,6 +16,7 @@
 
 pub mod bench;
 pub mod clipwriter;
+pub mod letterbox;
 pub mod numbering;
 pub mod reconcile;
 pub mod sampler;
@@ -40,7 +42,9 @@ pub enum IngestError {
     Write { path: String, reason: String },
 }
 
-/// Initialises GStreamer once per process.
+/// Initialises GStreamer once per process
+/// and registers Streetscope's own elements with it.
 pub fn init() -> Result<(), IngestError> {
-    gstreamer::init().map_err(|e| IngestError::Init(e.to_string()))
+    gstreamer::init().map_err(|e| IngestError::Init(e.to_string()))?;
+    letterbox::register().map_err(IngestError::Init)
 }

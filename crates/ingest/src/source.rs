@@ -251,7 +251,10 @@ pub fn run_camera_from(
     let ntp_times: Arc<Mutex<VecDeque<(u64, i64)>>> = Arc::default();
     {
         let ntp_times = ntp_times.clone();
-        let sinkpad = letterbox.static_pad("sink").expect("videoconvertscale has a sink pad");
+        let sinkpad = letterbox.static_pad("sink").ok_or_else(|| IngestError::Pipeline {
+            camera: cam.camera_id.clone(),
+            reason: "the element named `letterbox` has no sink pad".into(),
+        })?;
         let sampler = Mutex::new(Sampler::new(cam.sample_fps));
         let decoded = decoded.clone();
         let source_size = source_size.clone();

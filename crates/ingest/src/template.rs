@@ -128,6 +128,8 @@ mod tests {
         assert!(render(RTSP, &vars("RGB", "")).starts_with("rtspsrc location=\"file:///a.mp4\" protocols=tcp "));
         assert!(render(MJPEG, &vars("RGB", "")).contains("multipartdemux ! image/jpeg ! jpegdec"));
         assert!(render(V4L2, &vars("RGB", "")).starts_with("v4l2src device=\"/dev/video3\" "));
+        // The example operator template in pipelines/examples/ is valid too.
+        check(include_str!("../../../pipelines/examples/uri-videoconvertscale.pipeline")).unwrap();
     }
 
     #[test]

@@ -223,3 +223,60 @@ fn an_operators_template_replaces_the_built_in_one_and_is_checked() {
     assert!(e.contains("unknown placeholder(s) {url}; known: {uri} {device}"), "{e}");
     assert!(!e.contains("pw"), "{e}");
 }
+
+/// The first frame of a `videotestsrc` pattern of `src` size through a template
+/// whose letterbox element is `letterbox`, as RGB (or JPEG with `jpeg`).
+fn pattern_frame(letterbox: &str, pattern: &str, src: (u32, u32), dst: u32, jpeg: Option<u8>) -> Frame {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pattern.pipeline");
+    std::fs::write(
+        &path,
+        format!(
+            "videotestsrc is-live=true pattern={pattern} ! video/x-raw,format=I420,width={},height={},framerate=10/1\n\
+               ! {letterbox} name=letterbox\n\
+               ! video/x-raw,format={{format}},width={{width}},height={{height}},pixel-aspect-ratio=1/1 {{encode}}\n\
+               ! appsink name=sink sync=false max-buffers=2\n",
+            src.0, src.1
+        ),
+    )
+    .unwrap();
+    let cam = CameraSource {
+        template: Some(path),
+        width: dst,
+        height: dst,
+        jpeg_quality: jpeg,
+        ..camera("cam-pattern", "rtsp://127.0.0.1:9/unused")
+    };
+    let (r, mut frames) = take_frames(&cam, 1, Duration::from_secs(20));
+    r.unwrap();
+    frames.remove(0)
+}
+
+#[test]
+fn the_rust_letterbox_draws_what_videoconvertscale_draws() {
+    // What the built-in templates used before: the reference.
+    let reference = "videoconvertscale add-borders=true method=bilinear dither=none chroma-mode=none";
+    let sizes = [((400, 200), 160), ((1920, 1080), 640), ((640, 480), 640), ((270, 480), 320), ((704, 576), 640)];
+    for pattern in ["smpte100", "zone-plate"] {
+        for (src, dst) in sizes {
+            let ours = pattern_frame("streetscopeletterbox", pattern, src, dst, None);
+            let gst = pattern_frame(reference, pattern, src, dst, None);
+            assert_eq!(ours.letterbox, gst.letterbox, "{src:?}");
+            assert_eq!(ours.letterbox, Letterbox::fit(src.0, src.1, dst, dst));
+            assert_eq!(ours.payload.len(), gst.payload.len());
+            // The same picture in the same place (a zone plate shows any shift),
+            // the same colours, the same borders: the scalers round differently,
+            // and differ more only where a bar's sharp edge falls between pixels.
+            let diffs: Vec<u8> = ours.payload.iter().zip(gst.payload.iter()).map(|(a, b)| a.abs_diff(*b)).collect();
+            let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+            let far = diffs.iter().filter(|&&d| d > 24).count() as f64 / diffs.len() as f64;
+            eprintln!("{pattern} {src:?} -> {dst}: mean difference {mean:.2}, {:.2} % differ by > 24", far * 100.0);
+            assert!(mean < 3.0 && far < 0.03, "{pattern} {src:?}: mean {mean:.2}, far {far:.4}");
+        }
+    }
+    // JPEG: letterboxed I420 into jpegenc.
+    let jpeg = pattern_frame("streetscopeletterbox", "smpte100", (1920, 1080), 640, Some(80));
+    assert_eq!(&jpeg.payload[..2], &[0xff, 0xd8], "a JPEG starts with SOI");
+    assert_eq!(jpeg.encoding, streetscope_contracts::FrameEncoding::Jpeg);
+    assert_eq!(jpeg.letterbox, Letterbox::fit(1920, 1080, 640, 640));
+}
