@@ -178,7 +178,7 @@ impl Turning {
                 approaches
                     .iter()
                     .position(|a| a.zone.is_none() && a.line.as_deref() == Some(l))
-                    .map(|i| (i, approaches[i].entering))
+                    .map(|i| (i, approaches[i].entering()))
             })
             .collect();
         let zones = approaches

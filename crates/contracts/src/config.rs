@@ -572,39 +572,52 @@ pub struct ApproachConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
     /// The direction of a crossing of `line` that enters the intersection; the
-    /// other direction leaves it. Not used with a zone.
-    #[serde(default = "default_entering")]
-    pub entering: Direction,
+    /// other direction leaves it (default `forward`). Only for a line: a zone
+    /// approach refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entering: Option<Direction>,
+}
+
+/// What the approaches checked so far have taken, to check the next against:
+/// lines and zones (an approach each), and the polygons of zone approaches
+/// (which must not overlap).
+#[derive(Debug, Default)]
+pub struct ApproachTargets<'a> {
+    taken: std::collections::HashSet<(&'a str, &'static str, &'a str)>,
+    /// (camera, approach, zone, polygon) of zone approaches.
+    zones: Vec<(&'a str, &'a str, &'a str, &'a [[f64; 2]])>,
 }
 
 impl ApproachConfig {
     /// An approach across counting line `line`, entered by crossing it `entering`.
     pub fn line(camera: &str, name: &str, line: &str, entering: Direction) -> Self {
-        Self { camera: camera.into(), name: name.into(), line: Some(line.into()), zone: None, entering }
+        Self { camera: camera.into(), name: name.into(), line: Some(line.into()), zone: None, entering: Some(entering) }
+    }
+
+    /// The direction of a crossing of the approach's line that enters the
+    /// intersection (`forward` unless set).
+    pub fn entering(&self) -> Direction {
+        self.entering.unwrap_or(Direction::Forward)
     }
 
     /// An approach over zone `zone`.
     pub fn zone(camera: &str, name: &str, zone: &str) -> Self {
-        Self {
-            camera: camera.into(),
-            name: name.into(),
-            line: None,
-            zone: Some(zone.into()),
-            entering: default_entering(),
-        }
+        Self { camera: camera.into(), name: name.into(), line: None, zone: Some(zone.into()), entering: None }
     }
 
     /// Checks that the approach names exactly one of a line and a zone, that
-    /// camera `cam` (the approach's) has it, and that no approach before it took
-    /// it: `taken` holds (camera, `"line"` or `"zone"`, name) of those. Reports
-    /// each problem once, to `bad(field, value, reason)` with the field's name
-    /// (`"line"` or `"zone"`).
+    /// camera `cam` (the approach's) has it, that no approach before it took
+    /// it, that a zone approach's zone overlaps no other approach's zone and
+    /// that it sets no `entering`; `taken` holds what the approaches before it
+    /// took. Reports each problem once, to `bad(field, value, reason)` with the
+    /// field's name (`"line"`, `"zone"` or `"entering"`).
     pub fn check_target<'a>(
         &'a self,
-        cam: &CameraConfig,
-        taken: &mut std::collections::HashSet<(&'a str, &'static str, &'a str)>,
+        cam: &'a CameraConfig,
+        taken: &mut ApproachTargets<'a>,
         mut bad: impl FnMut(&str, String, &str),
     ) {
+        let taken_lines_and_zones = &mut taken.taken;
         match (&self.line, &self.zone) {
             (None, None) => bad("line", "none".into(), "an approach needs a counting line (`line`) or a zone (`zone`)"),
             (Some(_), Some(zone)) => {
@@ -613,16 +626,41 @@ impl ApproachConfig {
             (Some(line), None) => {
                 if !cam.lines.iter().any(|l| &l.name == line) {
                     bad("line", format!("{line:?}"), "the camera has no counting line of this name");
-                } else if !taken.insert((&self.camera, "line", line)) {
+                } else if !taken_lines_and_zones.insert((&self.camera, "line", line)) {
                     bad("line", format!("{line:?}"), "a line can belong to one approach only");
                 }
             }
             (None, Some(zone)) => {
-                if !cam.zones.iter().any(|z| &z.name == zone) {
-                    bad("zone", format!("{zone:?}"), "the camera has no zone of this name");
-                } else if !taken.insert((&self.camera, "zone", zone)) {
-                    bad("zone", format!("{zone:?}"), "a zone can belong to one approach only");
+                if let Some(entering) = self.entering {
+                    bad(
+                        "entering",
+                        format!("{entering:?}").to_lowercase(),
+                        "only a line approach has an entering direction; a zone approach's vehicles enter \
+                         from its zone: remove it",
+                    );
                 }
+                let Some(z) = cam.zones.iter().find(|z| &z.name == zone) else {
+                    bad("zone", format!("{zone:?}"), "the camera has no zone of this name");
+                    return;
+                };
+                if !taken_lines_and_zones.insert((&self.camera, "zone", zone)) {
+                    bad("zone", format!("{zone:?}"), "a zone can belong to one approach only");
+                    return;
+                }
+                let overlapping = taken.zones.iter().find(|(camera, _, _, polygon)| {
+                    *camera == self.camera && crate::zones::polygons_overlap(polygon, &z.polygon)
+                });
+                if let Some((_, approach, other, _)) = overlapping {
+                    bad(
+                        "zone",
+                        format!("{zone:?}"),
+                        &format!(
+                            "overlaps zone {other:?} of approach {approach:?}: a vehicle in both could have come \
+                             from either; approach zones may touch but not overlap"
+                        ),
+                    );
+                }
+                taken.zones.push((&self.camera, &self.name, zone, &z.polygon));
             }
         }
     }
@@ -646,9 +684,6 @@ fn default_window_lengths_s() -> Vec<u32> {
 fn default_allowed_lateness_s() -> f64 {
     10.0
 }
-fn default_entering() -> Direction {
-    Direction::Forward
-}
 
 impl AnalyticsConfig {
     /// Checks every field against the cameras; returns all the problems found,
@@ -659,7 +694,7 @@ impl AnalyticsConfig {
             errs.push(FieldError { field, value, reason: reason.to_owned() })
         };
         let mut names = std::collections::HashSet::new();
-        let mut taken = std::collections::HashSet::new();
+        let mut taken = ApproachTargets::default();
         for (i, a) in self.approaches.iter().enumerate() {
             let at = |f: &str| format!("analytics.approaches[{i}].{f}");
             let Some(cam) = cameras.iter().find(|c| c.id == a.camera) else {
@@ -1195,7 +1230,7 @@ mod tests {
             line = "x"
         "#;
         let a: AnalyticsConfig = toml::from_str(text).unwrap();
-        assert_eq!(a.approaches[0].entering, Direction::Forward);
+        assert_eq!(a.approaches[0].entering(), Direction::Forward);
         let errs: Vec<String> = a.validate(&cfg.cameras).unwrap_err().iter().map(|e| e.to_string()).collect();
         let want = [
             "analytics.approaches[1].name = \"west\": approach names must be unique per camera",
@@ -1223,6 +1258,15 @@ mod tests {
             [[cameras.zones]]
             name = "east_arm"
             polygon = [[0.7, 0.4], [1.0, 0.4], [1.0, 0.6], [0.7, 0.6]]
+            [[cameras.zones]]
+            name = "north_wide"
+            polygon = [[0.3, 0.1], [0.7, 0.1], [0.7, 0.2], [0.3, 0.2]]
+            [[cameras.zones]]
+            name = "north_inner"
+            polygon = [[0.45, 0.05], [0.55, 0.05], [0.55, 0.25], [0.45, 0.25]]
+            [[cameras.zones]]
+            name = "beside_north"
+            polygon = [[0.6, 0.0], [0.7, 0.0], [0.7, 0.3], [0.6, 0.3]]
             [[analytics.approaches]]
             camera = "cam-1"
             name = "north"
@@ -1236,7 +1280,12 @@ mod tests {
         let cfg = PipelineConfig::from_toml_str(&text, "x", None).unwrap();
         let a = &cfg.analytics.approaches;
         assert_eq!(a[0], ApproachConfig::zone("cam-1", "north", "north_arm"));
-        assert_eq!(a[1], ApproachConfig::line("cam-1", "west", "west", Direction::Forward));
+        // `entering` left out: forward, and serialised as it was written.
+        assert_eq!(
+            a[1],
+            ApproachConfig { entering: None, ..ApproachConfig::line("cam-1", "west", "west", Direction::Forward) }
+        );
+        assert_eq!(a[1].entering(), Direction::Forward);
         let bad = r#"
             [[approaches]]
             camera = "cam-1"
@@ -1258,6 +1307,19 @@ mod tests {
             camera = "cam-1"
             name = "north_again"
             zone = "north_arm"
+            [[approaches]]
+            camera = "cam-1"
+            name = "wide"
+            zone = "north_wide"
+            [[approaches]]
+            camera = "cam-1"
+            name = "inner"
+            zone = "north_inner"
+            [[approaches]]
+            camera = "cam-1"
+            name = "beside"
+            zone = "beside_north"
+            entering = "backward"
         "#;
         let a: AnalyticsConfig = toml::from_str(bad).unwrap();
         let errs: Vec<String> = a.validate(&cfg.cameras).unwrap_err().iter().map(|e| e.to_string()).collect();
@@ -1266,6 +1328,13 @@ mod tests {
             "analytics.approaches[1].zone = \"east_arm\": an approach has a line or a zone, not both: remove one",
             "analytics.approaches[2].zone = \"south_arm\": the camera has no zone of this name",
             "analytics.approaches[4].zone = \"north_arm\": a zone can belong to one approach only",
+            "analytics.approaches[5].zone = \"north_wide\": overlaps zone \"north_arm\" of approach \"north\": a vehicle \
+             in both could have come from either; approach zones may touch but not overlap",
+            "analytics.approaches[6].zone = \"north_inner\": overlaps zone \"north_arm\" of approach \"north\": a \
+             vehicle in both could have come from either; approach zones may touch but not overlap",
+            // Touching north_arm along x = 0.6 is fine; `entering` is not.
+            "analytics.approaches[7].entering = backward: only a line approach has an entering direction; a zone \
+             approach's vehicles enter from its zone: remove it",
         ];
         assert_eq!(errs, want);
         // A line approach serialises without a zone, and the other way round.

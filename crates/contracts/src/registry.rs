@@ -240,7 +240,7 @@ impl IntersectionSpec {
             }
         }
         let mut names = std::collections::HashSet::new();
-        let mut taken = std::collections::HashSet::new();
+        let mut taken = crate::config::ApproachTargets::default();
         for (i, a) in self.approaches.iter().enumerate() {
             let at = |f: &str| format!("approaches[{i}].{f}");
             let Some(cam) = cameras(&a.camera) else {

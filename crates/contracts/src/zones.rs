@@ -106,6 +106,27 @@ pub fn polygon_contains(polygon: &[[f64; 2]], p: NormPoint) -> bool {
     inside
 }
 
+/// Whether two simple polygons share some area: an edge of one crosses an
+/// edge of the other, or a corner of one lies strictly inside the other.
+/// Polygons that only touch (a shared edge or corner) do not overlap.
+pub fn polygons_overlap(a: &[[f64; 2]], b: &[[f64; 2]]) -> bool {
+    let edges = |p: &[[f64; 2]]| (0..p.len()).map(|i| (p[i], p[(i + 1) % p.len()])).collect::<Vec<_>>();
+    let (ea, eb) = (edges(a), edges(b));
+    let crossing = ea.iter().any(|&(p1, p2)| {
+        eb.iter().any(|&(q1, q2)| {
+            let (d1, d2) = (orient(q1, q2, p1), orient(q1, q2, p2));
+            let (d3, d4) = (orient(p1, p2, q1), orient(p1, p2, q2));
+            d1 * d2 < 0.0 && d3 * d4 < 0.0
+        })
+    });
+    let strictly_inside = |p: &[[f64; 2]], q: [f64; 2]| {
+        let point = NormPoint::new(q[0], q[1]);
+        let on_edge = edges(p).iter().any(|&(a, b)| segments_touch(a, b, q, q));
+        !on_edge && polygon_contains(p, point)
+    };
+    crossing || a.iter().any(|&q| strictly_inside(b, q)) || b.iter().any(|&q| strictly_inside(a, q))
+}
+
 /// Twice the signed area of the triangle `a b c` (positive when counter-clockwise
 /// in a y-up frame).
 fn orient(a: [f64; 2], b: [f64; 2], c: [f64; 2]) -> f64 {
@@ -293,6 +314,25 @@ mod tests {
 
     fn square() -> Vec<[f64; 2]> {
         vec![[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.5]]
+    }
+
+    #[test]
+    fn polygons_overlap_when_they_share_area_not_when_they_touch() {
+        let square = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
+        let shifted = |dx: f64, dy: f64| square.map(|[x, y]| [x + dx, y + dy]);
+        assert!(polygons_overlap(&square, &shifted(0.5, 0.5)), "corners inside each other");
+        assert!(!polygons_overlap(&square, &shifted(1.0, 0.0)), "a shared edge");
+        assert!(!polygons_overlap(&square, &shifted(1.0, 1.0)), "a shared corner");
+        assert!(!polygons_overlap(&square, &shifted(2.0, 0.0)), "apart");
+        let inner = [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]];
+        assert!(polygons_overlap(&square, &inner) && polygons_overlap(&inner, &square), "one inside the other");
+        // A cross: the bars cross without a corner of either inside the other.
+        let wide = [[-1.0, 0.4], [2.0, 0.4], [2.0, 0.6], [-1.0, 0.6]];
+        let tall = [[0.4, -1.0], [0.6, -1.0], [0.6, 2.0], [0.4, 2.0]];
+        assert!(polygons_overlap(&wide, &tall));
+        // An L around the square's corner touches it along two edges only.
+        let l = [[1.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0], [0.0, 1.0], [1.0, 1.0]];
+        assert!(!polygons_overlap(&square, &l));
     }
 
     #[test]
