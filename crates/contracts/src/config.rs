@@ -650,6 +650,7 @@ impl ApproachConfig {
                 let overlapping = taken.zones.iter().find(|(camera, _, _, polygon)| {
                     *camera == self.camera && crate::zones::polygons_overlap(polygon, &z.polygon)
                 });
+                // Only zones that passed are checked against: one problem, one report.
                 if let Some((_, approach, other, _)) = overlapping {
                     bad(
                         "zone",
@@ -659,6 +660,7 @@ impl ApproachConfig {
                              from either; approach zones may touch but not overlap"
                         ),
                     );
+                    return;
                 }
                 taken.zones.push((&self.camera, &self.name, zone, &z.polygon));
             }
