@@ -325,35 +325,21 @@ fn integer_ratio(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32) -> Option<usize
 /// two, weighed a half each (rows first, then columns, each rounded).
 #[inline(always)]
 fn scale_row_by_integer(r0: &[u8], r1: &[u8], k: usize, out: &mut [u8]) {
-    // The ratio as a constant for the common ones, so that the compiler
-    // vectorises the picking and averaging.
+    // The common ratios as constants: `row_by` is inlined into each arm, where
+    // the compiler vectorises the picking and averaging for that ratio.
     match k {
         1 => out.copy_from_slice(&r0[..out.len()]),
-        2 => row_by::<2>(r0, r1, out),
-        3 => row_by::<3>(r0, r1, out),
-        4 => row_by::<4>(r0, r1, out),
-        5 => row_by::<5>(r0, r1, out),
-        6 => row_by::<6>(r0, r1, out),
-        _ => row_by_any(r0, r1, k, out),
+        2 => row_by(r0, r1, 2, out),
+        3 => row_by(r0, r1, 3, out),
+        4 => row_by(r0, r1, 4, out),
+        5 => row_by(r0, r1, 5, out),
+        6 => row_by(r0, r1, 6, out),
+        _ => row_by(r0, r1, k, out),
     }
 }
 
 #[inline(always)]
-fn row_by<const K: usize>(r0: &[u8], r1: &[u8], out: &mut [u8]) {
-    let span = K * out.len();
-    if K % 2 == 1 {
-        for (o, c) in out.iter_mut().zip(r0[..span].chunks_exact(K)) {
-            *o = c[K / 2];
-        }
-    } else {
-        for ((o, a), b) in out.iter_mut().zip(r0[..span].chunks_exact(K)).zip(r1[..span].chunks_exact(K)) {
-            *o = average(average(a[K / 2 - 1], b[K / 2 - 1]), average(a[K / 2], b[K / 2]));
-        }
-    }
-}
-
-#[inline(always)]
-fn row_by_any(r0: &[u8], r1: &[u8], k: usize, out: &mut [u8]) {
+fn row_by(r0: &[u8], r1: &[u8], k: usize, out: &mut [u8]) {
     let span = k * out.len();
     if k % 2 == 1 {
         for (o, c) in out.iter_mut().zip(r0[..span].chunks_exact(k)) {
