@@ -660,6 +660,27 @@ mod tests {
     }
 
     #[test]
+    fn odd_source_sizes_and_upscaling_work_too() {
+        for (w, h, dst) in [(641u32, 361u32, 320u32), (33, 17, 64), (1, 1, 8), (3, 1001, 100)] {
+            let (y, u, v) = flat(w, h, [235, 128, 128]);
+            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+            let mut s = Scaler::new(w, h, dst, dst, Matrix::Bt709, false);
+            let g = s.geometry();
+            s.scale(plane(&y, w as usize, w, h), plane(&u, cw as usize, cw, ch), plane(&v, cw as usize, cw, ch))
+                .unwrap();
+            let mut rgb = vec![7u8; (dst * dst * 3) as usize];
+            s.write_rgb(&mut rgb, dst as usize * 3).unwrap();
+            for (row, line) in rgb.chunks_exact(dst as usize * 3).enumerate() {
+                for (x, p) in line.chunks_exact(3).enumerate() {
+                    let inside = (g.pad_y as usize..(g.pad_y + g.scaled_h) as usize).contains(&row)
+                        && (g.pad_x as usize..(g.pad_x + g.scaled_w) as usize).contains(&x);
+                    assert_eq!(p, if inside { [255; 3] } else { [0; 3] }, "{w}x{h}: pixel {x},{row}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn i420_output_has_limited_range_black_borders_and_the_picture_in_place() {
         let (y, u, v) = flat(960, 540, [100, 90, 160]);
         let mut s = Scaler::new(960, 540, 640, 640, Matrix::Bt709, false);
