@@ -97,7 +97,8 @@ pub struct Letterbox {
 
 impl Letterbox {
     /// The letterbox that GStreamer's `videoconvertscale add-borders=true`
-    /// produces (ingest letterboxes with it): the scaled size is rounded *down*
+    /// produces, and ingest's own `streetscopeletterbox` element draws (it uses
+    /// this function): the scaled size is rounded *down*
     /// to whole pixels, the padding split evenly with the odd pixel on the
     /// right/bottom. Ultralytics' `LetterBox` rounds the scaled size to the
     /// nearest pixel instead, so for sizes such as 704x576 the two differ by a pixel.

@@ -570,7 +570,8 @@ mod element {
                 Ok(Plane { data, stride: inframe.plane_stride()[i as usize] as usize, width: pw, height: ph })
             };
             state.scaler.scale(plane(0)?, plane(1)?, plane(2)?).map_err(fail)?;
-            let strides: Vec<usize> = outframe.plane_stride().iter().map(|&s| s as usize).collect();
+            let strides: [usize; 3] =
+                std::array::from_fn(|i| outframe.plane_stride().get(i).map_or(0, |&s| s as usize));
             if state.rgb_out {
                 let out = outframe.plane_data_mut(0).map_err(|e| fail(format!("output: {e}")))?;
                 state.scaler.write_rgb(out, strides[0]).map_err(fail)?;
