@@ -142,7 +142,7 @@ fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
     use streetscope_ingest::bench::{decode_only, resident_bytes, transcode};
     const FPS: f64 = 25.0;
     // What the ingest pods of the distributed mode encode with by default.
-    const JPEG_QUALITY: u8 = 85;
+    const JPEG_QUALITY: u8 = crate::cluster::ingest::DEFAULT_JPEG_QUALITY;
     let clip = match args.clip {
         Some(c) => c,
         None => {

@@ -41,7 +41,7 @@ use super::ClusterArgs;
 use crate::status::DropCounters;
 
 /// JPEG quality for cameras that do not set one: frames cross the network.
-const DEFAULT_JPEG_QUALITY: u8 = 85;
+pub(crate) const DEFAULT_JPEG_QUALITY: u8 = 85;
 
 pub fn ingest_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.load()?;
