@@ -154,7 +154,8 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- $_ := set $detector "tensorrt" $trt -}}
 {{- end -}}
 {{- end }}
-{{- if $detector }}
+{{- /* Only detectors read [detector]: the other stages' file leaves it out, so a detector setting rolls the detectors alone. */ -}}
+{{- if and .pool $detector }}
 {{ include "streetscope.toml.table" (dict "path" "detector" "data" $detector) }}
 {{- end }}
 {{- range $section := list "tracker" "ingest" "analytics" "aggregate" "registry" }}
