@@ -181,6 +181,11 @@ impl BoxFilter {
         (self.mean[4], self.mean[5])
     }
 
+    /// The estimated rate of change of the width and height, pixels per frame.
+    pub fn size_velocity(&self) -> (f64, f64) {
+        (self.mean[6], self.mean[7])
+    }
+
     /// Stops the size from changing (a lost track's size is held, as ByteTrack does
     /// with its height velocity).
     pub fn hold_size(&mut self) {

@@ -45,11 +45,40 @@
 //!    `new_track_score` start tracks. Confirmed tracks that were not matched are
 //!    *lost*; after more than `max_missed` frames lost they end.
 //!
+//! **A track never joins two vehicles whose motion contradicts it.** Two rules
+//! hold in every stage above, for lost tracks:
+//! - *Gone by the edge.* When a track is matched, the frames its vehicle needs to
+//!   leave the picture are estimated: the distance from the box's trailing edge
+//!   to the image border it moves towards, over that edge's speed (the centre's
+//!   velocity and half the size's rate of change: a box cut by the border
+//!   shrinks as its vehicle leaves). A lost track that has been unseen for that
+//!   long has left the picture: it is matched with nothing and ends at once. A
+//!   vehicle that then enters by the same edge (the other carriageway, seconds
+//!   later) starts a track of its own, even where its first, clipped box lies
+//!   where the old track's prediction does.
+//! - *No reversal.* A lost track that was moving (it would have travelled more
+//!   than a slack of [`HEADING_SLACK`] of its diagonal and [`HEADING_SLACK_PX`]
+//!   since it was last seen) is not matched with a detection whose centre lies
+//!   more than that slack behind the centre where it was last seen, along its
+//!   heading: vehicles do not back up in traffic, and the one that seems to is
+//!   another, going the other way.
+//!
 //! A matched track's reference point is the bottom-centre of its filtered box,
 //! which carries less jitter than the detection's.
 //!
 //! Each track votes its class over its detections: a detection of a vehicle cut
 //! by the image edge weighs a tenth of a whole one.
+//!
+//! **One class per vehicle.** The vote is *fixed* the first time the track is
+//! confirmed and has seen the whole vehicle `settle_views` times: that is the
+//! moment the counter, the turning movements and the zones may first report the
+//! track, and from then on the track's class never changes, whatever later
+//! detections say. Every record of one track (crossings of every line, its
+//! turning movement, its zone dwells, the windows and totals they feed) therefore
+//! carries one class, and per-class counts of consecutive lines reconcile. A
+//! track that ends before it settles has the class of its final vote, and its
+//! records are released only then (see `docs/accuracy.md`, "One class per
+//! vehicle").
 
 use std::sync::Arc;
 
@@ -95,6 +124,39 @@ struct Track {
     /// Summed score per class, in the order first seen (a handful at most).
     #[serde(with = "votes_as_map")]
     votes: Vec<(Arc<str>, f32)>,
+    /// The class fixed when the track was first confirmed with its class settled
+    /// (see the module doc); `None` before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fixed_class: Option<Arc<str>>,
+    /// Frames after its last match at which its vehicle has left the picture at
+    /// its estimated speed (see the module doc); `None`: not moving out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leaves_after: Option<f32>,
+}
+
+/// Frames a vehicle with box `b` (in a `w` x `h` image) needs to leave the
+/// picture by its trailing edge, moving at centre velocity `v` with its size
+/// changing at `dv` (pixels per frame); `None` when it is not moving out.
+fn frames_to_leave(b: &BBox, v: (f64, f64), dv: (f64, f64), w: u32, h: u32) -> Option<f32> {
+    // Slower than this, an edge is standing (jitter): it leaves nothing.
+    const MIN_EDGE_SPEED: f64 = 0.5;
+    let axis = |lo: f32, hi: f32, v: f64, dv: f64, size: f32| -> Option<f64> {
+        let (lo_speed, hi_speed) = (v - dv / 2.0, v + dv / 2.0);
+        if lo_speed > MIN_EDGE_SPEED && v > 0.0 {
+            // Moving towards the far border: the low edge trails.
+            Some((f64::from(size) - f64::from(lo)).max(0.0) / lo_speed)
+        } else if hi_speed < -MIN_EDGE_SPEED && v < 0.0 {
+            Some(f64::from(hi).max(0.0) / -hi_speed)
+        } else {
+            None
+        }
+    };
+    let x = axis(b.x1, b.x2, v.0, dv.0, w as f32);
+    let y = axis(b.y1, b.y2, v.1, dv.1, h as f32);
+    match (x, y) {
+        (Some(a), Some(b)) => Some(a.min(b) as f32),
+        (a, b) => a.or(b).map(|f| f as f32),
+    }
 }
 
 impl Track {
@@ -115,6 +177,9 @@ impl Track {
     }
 
     fn class(&self) -> Arc<str> {
+        if let Some(c) = &self.fixed_class {
+            return c.clone();
+        }
         // Highest vote; ties go to the alphabetically first name, for determinism.
         self.votes
             .iter()
@@ -202,6 +267,16 @@ pub const MAX_AREA_RATIO: f32 = 4.0;
 /// halve the area of a box 10 px wide, and must not make it another vehicle.
 pub const AREA_PAD_PX: f32 = 2.0;
 
+/// The no-reversal rule's slack, in diagonals of the track's box, plus
+/// [`HEADING_SLACK_PX`]: a lost track that would have travelled less since it was
+/// last seen has no heading to keep (its motion is jitter), and a detection that
+/// lies less far behind the centre where it was last seen, along its heading,
+/// does not reverse it.
+pub const HEADING_SLACK: f32 = 0.1;
+/// The part of the no-reversal rule's slack that does not grow with the box: the
+/// jitter of a small box's centre is a few pixels whatever its size.
+pub const HEADING_SLACK_PX: f32 = 6.0;
+
 /// How a stage scores a (track, detection) pair.
 #[derive(Clone, Copy)]
 enum Metric {
@@ -226,6 +301,8 @@ struct Predicted {
     velocity: (f64, f64),
     /// Frames from the one it was last seen in to this one.
     frames: u32,
+    /// Whether it is lost and its vehicle has left the picture by now.
+    gone: bool,
 }
 
 impl Predicted {
@@ -233,6 +310,25 @@ impl Predicted {
     /// last seen to this one, pixels.
     fn travel(&self) -> f32 {
         self.frames as f32 * self.velocity.0.hypot(self.velocity.1) as f32
+    }
+
+    /// Whether matching `b` would reverse the heading of this lost track (see
+    /// the module doc).
+    fn reverses(&self, b: &BBox) -> bool {
+        if self.frames <= 1 {
+            return false;
+        }
+        let slack = HEADING_SLACK * self.rigid.width().hypot(self.rigid.height()) + HEADING_SLACK_PX;
+        let travel = self.travel();
+        if travel <= slack {
+            return false;
+        }
+        let speed = self.velocity.0.hypot(self.velocity.1) as f32;
+        let (ux, uy) = (self.velocity.0 as f32 / speed, self.velocity.1 as f32 / speed);
+        let ((px, py), (dx, dy)) = (self.bbox.center(), b.center());
+        // Along the heading, from the centre last seen (the prediction less the travel).
+        let ahead = (dx - px) * ux + (dy - py) * uy + travel;
+        ahead < -slack
     }
 }
 
@@ -277,7 +373,7 @@ impl Tracker {
             anchor: t.filter.bbox().bottom_center_norm(w, h),
             confirmed: t.confirmed,
             class_name: t.class(),
-            class_settled: t.full_views >= self.cfg.settle_views,
+            class_settled: t.fixed_class.is_some() || t.full_views >= self.cfg.settle_views,
         }
     }
 
@@ -331,7 +427,7 @@ impl Tracker {
                             continue;
                         }
                         let iou = p.iou(b);
-                        if iou >= min {
+                        if iou >= min && !predicted[ti].reverses(b) {
                             pair(r, c, iou - min);
                         }
                     }
@@ -341,7 +437,7 @@ impl Tracker {
                 for (r, &ti) in tracks.iter().enumerate() {
                     for (c, &di) in free.iter().enumerate() {
                         let iou = predicted[ti].bbox.iou(&dets[di].bbox);
-                        if iou >= min {
+                        if iou >= min && !predicted[ti].reverses(&dets[di].bbox) {
                             pair(r, c, iou - min);
                         }
                     }
@@ -363,7 +459,7 @@ impl Tracker {
                         let padded = |x: &BBox| (x.width() + 2.0 * AREA_PAD_PX) * (x.height() + 2.0 * AREA_PAD_PX);
                         let (a1, a2) = (padded(rigid), padded(b));
                         let ratio = a1.max(a2) / a1.min(a2).max(f32::MIN_POSITIVE);
-                        if dist <= max_dist && ratio <= MAX_AREA_RATIO {
+                        if dist <= max_dist && ratio <= MAX_AREA_RATIO && !pr.reverses(b) {
                             pair(r, c, max_dist - dist);
                         }
                     }
@@ -392,7 +488,9 @@ impl Tracker {
             let p = t.filter.bbox();
             let ((cx, cy), (hw, hh)) = (p.center(), (last.width() / 2.0, last.height() / 2.0));
             let rigid = BBox::new(cx - hw, cy - hh, cx + hw, cy + hh);
-            Predicted { bbox: p, rigid, velocity: t.filter.velocity(), frames: t.missed + 1 }
+            let frames = t.missed + 1;
+            let gone = t.missed > 0 && t.leaves_after.is_some_and(|n| frames as f32 >= n);
+            Predicted { bbox: p, rigid, velocity: t.filter.velocity(), frames, gone }
         }));
         let cfg = &self.cfg;
         let (high, low) = (&mut sc.high, &mut sc.low);
@@ -413,6 +511,10 @@ impl Tracker {
         }
         let (wf, hf) = (w as f32, h as f32);
         for (i, t) in self.tracks.iter().enumerate() {
+            if sc.predicted[i].gone {
+                // Its vehicle has left the picture: it takes nothing, and ends below.
+                continue;
+            }
             if t.confirmed {
                 confirmed.push(i);
                 let p = &sc.predicted[i].bbox;
@@ -457,11 +559,17 @@ impl Tracker {
                     track.missed = 0;
                     track.confirmed |= track.hits >= min_hits;
                     track.vote(d, w, h);
+                    if track.fixed_class.is_none() && track.confirmed && track.full_views >= cfg.settle_views {
+                        track.fixed_class = Some(track.class());
+                    }
+                    let (v, dv) = (track.filter.velocity(), track.filter.size_velocity());
+                    track.leaves_after = frames_to_leave(&track.filter.bbox(), v, dv, w, h);
                 }
                 None => {
                     track.missed += 1;
-                    // An unconfirmed track ends at its first miss, a lost one after the buffer.
-                    keep[i] = track.confirmed && track.missed <= max_missed;
+                    // An unconfirmed track ends at its first miss, a lost one after
+                    // the buffer or once its vehicle has left the picture.
+                    keep[i] = track.confirmed && track.missed <= max_missed && !sc.predicted[i].gone;
                 }
             }
         }
@@ -493,6 +601,8 @@ impl Tracker {
                 confirmed: self.cfg.min_hits <= 1,
                 full_views: 0,
                 votes: Vec::new(),
+                fixed_class: None,
+                leaves_after: None,
             };
             track.vote(d, w, h);
             self.next_id += 1;
@@ -700,6 +810,76 @@ mod tests {
         assert!(ids.iter().all(|&id| id == 2), "{ids:?}");
     }
 
+    /// A bus 450x290 px in a 960x540 image at `x` (its left edge), clipped to the image.
+    fn bus_at(x: f32, y: f32) -> Detection {
+        Detection {
+            class_id: 1,
+            class_name: Arc::from("bus"),
+            score: 0.9,
+            bbox: BBox::new(x.max(0.0), y, (x + 450.0).min(960.0), y + 290.0),
+        }
+    }
+
+    #[test]
+    fn a_track_that_left_by_the_edge_does_not_take_the_vehicle_entering_there_later() {
+        // The two_way clip at 5 frames/s: a bus drives east out of the picture at
+        // 56 px a frame, its last box a sliver at the right edge; three frames
+        // later another bus enters there westbound, its first clipped box where
+        // the lost track's prediction lies.
+        let mut t = Tracker::new(cfg_with(|c| c.max_missed = 5));
+        let mut x = 100.0;
+        while x < 960.0 - 80.0 {
+            let u = t.update(&[bus_at(x, 200.0)], 960, 540);
+            assert_eq!(u[0].track_id, 1);
+            x += 56.0;
+        }
+        let mut ended = Vec::new();
+        for _ in 0..3 {
+            assert!(t.update(&[], 960, 540).is_empty());
+            ended.extend(t.retired().iter().map(|r| r.track_id));
+        }
+        assert_eq!(ended, vec![1], "the old track ended once its bus had left, before max_missed");
+        let u = t.update(&[bus_at(886.0, 150.0)], 960, 540);
+        assert_eq!(u.iter().map(|u| u.track_id).collect::<Vec<_>>(), vec![2], "a new track");
+        // A vehicle missed once as it leaves, still well in view, keeps its track.
+        let mut t = Tracker::new(cfg_with(|c| c.max_missed = 5));
+        let mut x = 100.0;
+        while x < 600.0 {
+            t.update(&[bus_at(x, 200.0)], 960, 540);
+            x += 56.0;
+        }
+        assert!(t.update(&[], 960, 540).is_empty());
+        let u = t.update(&[bus_at(x + 56.0, 200.0)], 960, 540);
+        assert_eq!(u[0].track_id, 1);
+    }
+
+    #[test]
+    fn a_lost_track_never_reverses_its_heading() {
+        // A bus eastbound at 20 px a frame, lost for three frames; a bus then seen
+        // 100 px west of where it was last seen (heading west: the other
+        // carriageway) overlaps the prediction but lies behind it.
+        let mut t = Tracker::new(cfg_with(|c| c.max_missed = 5));
+        for i in 0..8 {
+            t.update(&[bus_at(200.0 + 20.0 * i as f32, 200.0)], 960, 540);
+        }
+        for _ in 0..3 {
+            t.update(&[], 960, 540);
+        }
+        let last_seen = 200.0 + 20.0 * 7.0;
+        let u = t.update(&[bus_at(last_seen - 100.0, 200.0)], 960, 540);
+        assert_eq!(u.iter().map(|u| u.track_id).collect::<Vec<_>>(), vec![2]);
+        // Where it could have got to, it is found again.
+        let mut t = Tracker::new(cfg_with(|c| c.max_missed = 5));
+        for i in 0..8 {
+            t.update(&[bus_at(200.0 + 20.0 * i as f32, 200.0)], 960, 540);
+        }
+        for _ in 0..3 {
+            t.update(&[], 960, 540);
+        }
+        let u = t.update(&[bus_at(last_seen + 70.0, 200.0)], 960, 540);
+        assert_eq!(u[0].track_id, 1);
+    }
+
     #[test]
     fn a_lost_track_does_not_take_a_vehicle_behind_it() {
         // A bike at 12 px a frame, missed for two frames; a new bike appears 24 px
@@ -746,6 +926,46 @@ mod tests {
         assert_eq!(&*u[0].class_name, "bus", "one whole view outweighs three cut ones");
         let u = t.update(&[det(6.0, "bus", 0.5)], 1000, 500);
         assert!(u[0].class_settled);
+    }
+
+    #[test]
+    fn the_class_is_fixed_once_the_track_is_confirmed_and_settled() {
+        // settle_views 2, min_hits 3: fixed at the third frame, as "bus".
+        let mut t = Tracker::new(cfg());
+        for i in 0..3 {
+            let u = t.update(&[det(10.0 + i as f32, "bus", 0.6)], 1000, 500);
+            assert_eq!(&*u[0].class_name, "bus");
+        }
+        // Later detections outvote it many times over: the class stays.
+        for i in 3..20 {
+            let u = t.update(&[det(10.0 + i as f32, "tuktuk", 0.95)], 1000, 500);
+            assert_eq!((&*u[0].class_name, u[0].class_settled), ("bus", true), "frame {i}");
+        }
+        t.finish();
+        assert_eq!(&*t.retired()[0].class_name, "bus");
+        // Before it settles, the vote still moves: a track that ends unsettled
+        // has its final vote.
+        let mut t = Tracker::new(cfg_with(|c| c.settle_views = 10));
+        t.update(&[det(10.0, "bus", 0.6)], 1000, 500);
+        for i in 1..4 {
+            t.update(&[det(10.0 + i as f32, "tuktuk", 0.9)], 1000, 500);
+        }
+        t.finish();
+        assert_eq!(&*t.retired()[0].class_name, "tuktuk");
+    }
+
+    #[test]
+    fn a_fixed_class_survives_a_snapshot() {
+        let mut t = Tracker::new(cfg());
+        for i in 0..3 {
+            t.update(&[det(10.0 + i as f32, "bus", 0.6)], 1000, 500);
+        }
+        let state: TrackerState = serde_json::from_str(&serde_json::to_string(&t.state()).unwrap()).unwrap();
+        let mut t = Tracker::restore(cfg(), state);
+        for i in 3..10 {
+            let u = t.update(&[det(10.0 + i as f32, "tuktuk", 0.95)], 1000, 500);
+            assert_eq!(&*u[0].class_name, "bus");
+        }
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! - **Dwell**: from the first frame a track was seen inside to the first frame it
 //!   was seen outside again, in capture time; a track that ends inside (it left the
 //!   picture from the zone, or was lost) dwelt until the last frame it was seen.
-//!   Reported when the track leaves, if it is confirmed by then.
+//!   Reported when the track leaves, if it is confirmed by then and its class is
+//!   fixed (see [`crate::tracker`]); a stay that ends before the class is fixed is
+//!   held and reported with the fixed class when it is, or with the final class
+//!   when the track ends: every record of one track carries one class.
 //! - **Queue**: per lane, the confirmed tracks inside any queue zone of the lane
 //!   whose smoothed speed ([`crate::speed`]) is under the configured threshold:
 //!   nearly standing still. A track whose speed is not known yet is not queued.
@@ -65,6 +68,12 @@ struct TrackZones {
     entered: Vec<Option<i64>>,
     /// Capture time of the last frame it was seen in.
     last_seen_ms: i64,
+    /// Whether its class is fixed (confirmed, class settled): its stays are reported.
+    #[serde(default)]
+    settled: bool,
+    /// Stays that ended before its class was fixed: (zone, enter, leave) in ms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    held: Vec<(usize, i64, i64)>,
 }
 
 /// What [`Zones`] carry from frame to frame, for snapshots: per track, sorted by id.
@@ -132,6 +141,7 @@ impl Zones {
             t.class_name.clear();
             t.class_name.push_str(&u.class_name);
             t.confirmed = u.confirmed;
+            t.settled = u.confirmed && u.class_settled;
             t.slow = slow(u.track_id).unwrap_or(false);
             t.last_seen_ms = at.capture_time_ms;
             for (zi, z) in self.zones.iter().enumerate() {
@@ -140,7 +150,9 @@ impl Zones {
                     (None, true) => t.entered[zi] = Some(at.capture_time_ms),
                     (Some(enter_ms), false) => {
                         t.entered[zi] = None;
-                        if t.confirmed {
+                        if t.confirmed && !t.settled {
+                            t.held.push((zi, enter_ms, at.capture_time_ms));
+                        } else if t.confirmed {
                             dwells.push(Dwell {
                                 zone: zi,
                                 track_id: u.track_id,
@@ -153,6 +165,12 @@ impl Zones {
                     _ => {}
                 }
             }
+            if t.settled {
+                for (zone, enter_ms, leave_ms) in t.held.drain(..) {
+                    let class_name = t.class_name.clone();
+                    dwells.push(Dwell { zone, track_id: u.track_id, class_name, enter_ms, leave_ms });
+                }
+            }
         }
         for r in retired {
             let Some(t) = self.tracks.remove(&r.track_id) else {
@@ -160,6 +178,10 @@ impl Zones {
             };
             if !r.confirmed {
                 continue;
+            }
+            for &(zone, enter_ms, leave_ms) in &t.held {
+                let class_name = r.class_name.to_string();
+                dwells.push(Dwell { zone, track_id: r.track_id, class_name, enter_ms, leave_ms });
             }
             for (zi, enter_ms) in t.entered.iter().enumerate() {
                 if let Some(enter_ms) = *enter_ms {
@@ -288,6 +310,29 @@ mod tests {
         let f = z.observe(&[], &[r], at(9), |_| None);
         assert_eq!(f.dwells.iter().map(|d| (d.zone, d.dwell_ms())).collect::<Vec<_>>(), vec![(2, 100)]);
         assert!(f.occupancy[2].1.is_empty());
+    }
+
+    #[test]
+    fn a_stay_that_ends_before_the_class_is_fixed_is_reported_with_the_fixed_class() {
+        let mut z = zones();
+        let unsettled = |x: f64, class: &str| TrackUpdate { class_settled: false, ..upd(1, x, true, class) };
+        z.observe(&[unsettled(0.2, "tuktuk")], &[], at(0), |_| None);
+        // Leaves zone z while its class is not fixed yet: held.
+        let f = z.observe(&[unsettled(0.8, "tuktuk")], &[], at(2), |_| None);
+        assert!(f.dwells.is_empty(), "{:?}", f.dwells);
+        // Its class is fixed as bus: the stay is reported, as a bus.
+        let f = z.observe(&[upd(1, 0.85, true, "bus")], &[], at(3), |_| None);
+        assert_eq!(
+            f.dwells.iter().map(|d| (d.zone, d.class_name.as_str(), d.dwell_ms())).collect::<Vec<_>>(),
+            vec![(2, "bus", 200)]
+        );
+        // A track that ends unsettled reports its held stays with its final class.
+        let mut z = zones();
+        z.observe(&[TrackUpdate { class_settled: false, ..upd(2, 0.2, true, "car") }], &[], at(0), |_| None);
+        z.observe(&[TrackUpdate { class_settled: false, ..upd(2, 0.9, true, "car") }], &[], at(1), |_| None);
+        let r = RetiredTrack { track_id: 2, confirmed: true, class_name: Arc::from("van") };
+        let f = z.observe(&[], &[r], at(2), |_| None);
+        assert_eq!(f.dwells.iter().map(|d| (d.zone, d.class_name.as_str())).collect::<Vec<_>>(), vec![(2, "van")]);
     }
 
     #[test]
