@@ -14,6 +14,7 @@
 //! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
 //! - [`registry`]: the camera registry's records (cameras and intersections tables, API errors).
 //! - [`zones`]: zones and ground-plane calibrations, their geometric tests and checks.
+//! - [`snapshots`]: camera snapshots for the dashboard (which frames, what travels with them).
 
 pub mod cameras;
 pub mod cluster;
@@ -26,6 +27,7 @@ pub mod kafka;
 pub mod lines;
 pub mod records;
 pub mod registry;
+pub mod snapshots;
 pub mod trace;
 pub mod zones;
 
