@@ -1,15 +1,17 @@
-//! The HTTP status endpoint of `streetscope run --status-addr`: `/healthz`,
+//! The HTTP status endpoint of `streetscope run --status-addr`: `/healthz`
+//! (liveness), `/readyz` (readiness: the stage can work now, see [`Readiness`]),
 //! `/status` (JSON: each camera's state, counters and last error — never a
 //! password — and each stage's throughput) and `/metrics` (Prometheus, defined
 //! in `streetscope-telemetry`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -65,6 +67,54 @@ impl DropCounters {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, DropCounter)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether a stage can do its work now: `/readyz` answers 200 only when every
+/// condition the stage declared is met (e.g. `model` warmed, `group` joined
+/// with partitions assigned, `state` restored), else 503 naming the pending
+/// ones. Kubernetes' readiness probe reads it, so a rolling update waits until
+/// a new detector really consumes before it stops the next old one. Clones
+/// share the state. A stage that declares no condition is ready as soon as its
+/// status endpoint serves (it is started after the stage's set-up).
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<std::sync::Mutex<BTreeMap<&'static str, bool>>>);
+
+// The distributed stages declare and set their conditions through `serve_with`
+// (model warmed in `detect`, group joined in each consumer, state restored in
+// `aggregate`): until they do, only the tests use these.
+#[allow(dead_code)]
+impl Readiness {
+    /// Readiness with these conditions, none met yet.
+    pub fn pending(conditions: &[&'static str]) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(conditions.iter().map(|c| (*c, false)).collect())))
+    }
+
+    /// Marks `condition` met or not (a detector that loses its group is not
+    /// ready again until it rejoins). An undeclared condition is added.
+    pub fn set(&self, condition: &'static str, met: bool) {
+        self.lock().insert(condition, met);
+    }
+
+    /// The conditions not met, in name order; empty when ready.
+    pub fn unmet(&self) -> Vec<&'static str> {
+        self.lock().iter().filter(|(_, met)| !**met).map(|(c, _)| *c).collect()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.unmet().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, bool>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `/readyz`: 200 `ready`, or 503 with the unmet conditions.
+fn readyz(ready: &Readiness) -> (StatusCode, String) {
+    match ready.unmet() {
+        unmet if unmet.is_empty() => (StatusCode::OK, "ready\n".to_owned()),
+        unmet => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", unmet.join(", "))),
     }
 }
 
@@ -168,9 +218,16 @@ impl StatusSources {
 }
 
 /// Binds `addr` and serves until the runtime ends; returns the bound address.
+/// `/readyz` is ready as soon as it serves (no conditions): see [`serve_with`].
 pub async fn serve(addr: SocketAddr, sources: Arc<StatusSources>) -> anyhow::Result<SocketAddr> {
+    serve_with(addr, sources, Readiness::default()).await
+}
+
+/// [`serve`], with `/readyz` following `ready`.
+pub async fn serve_with(addr: SocketAddr, sources: Arc<StatusSources>, ready: Readiness) -> anyhow::Result<SocketAddr> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(move || async move { readyz(&ready) }))
         .route("/status", get(|State(s): State<Arc<StatusSources>>| async move { Json(s.status()) }))
         .route(
             "/metrics",
@@ -189,4 +246,34 @@ pub async fn serve(addr: SocketAddr, sources: Arc<StatusSources>) -> anyhow::Res
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+
+    /// `/readyz` is 503 naming what is pending until the stage marks it met,
+    /// and 503 again when it is lost; `/healthz` stays 200 throughout.
+    #[test]
+    fn readyz_follows_the_conditions() {
+        // A multi-threaded runtime serves from its workers while the test asks.
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let ready = Readiness::pending(&["group", "model"]);
+        let sources = Arc::new(StatusSources::of_stage(&StageMeter::new("detect")));
+        let addr = rt.block_on(serve_with("127.0.0.1:0".parse().unwrap(), sources, ready.clone())).unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let get = |path: &str| {
+            let mut r = agent.get(&format!("http://{addr}{path}")).call().unwrap();
+            (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        };
+        assert_eq!(get("/readyz"), (503, "not ready: group, model\n".to_owned()));
+        ready.set("model", true);
+        assert_eq!(get("/readyz"), (503, "not ready: group\n".to_owned()));
+        ready.set("group", true);
+        assert_eq!(get("/readyz"), (200, "ready\n".to_owned()));
+        assert!(ready.is_ready());
+        ready.set("group", false);
+        assert_eq!(get("/readyz").0, 503);
+        assert_eq!(get("/healthz").0, 200);
+    }
 }
