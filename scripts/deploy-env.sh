@@ -36,6 +36,8 @@ if [ ! -f "$VENV/.complete" ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
   log "creating $VENV"
   rm -rf "$VENV"
+  # Venvs of older requirements are not used again.
+  for old in "$CACHE"/deploy-venv-*; do [ "$old" = "$VENV" ] || rm -rf "$old"; done
   python3 -m venv "$VENV"
   "$PY" -m pip install -q --disable-pip-version-check -r "$REQ"
   touch "$VENV/.complete"

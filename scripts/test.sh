@@ -18,6 +18,9 @@ bash scripts/check-invariants.sh
 log "generated schemas are current"
 "$CARGO_TARGET_DIR/release/streetscope" schema --check
 
+log "deployment: the Helm chart and the CPU image (tests/deploy)"
+bash scripts/test-deploy.sh
+
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --locked --workspace --no-fail-fast

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds the Streetscope CPU image from docker/Dockerfile without a Docker
+# engine: Debian's mmdebstrap makes the bookworm base (what debian:bookworm-slim
+# is) from the apt mirror, buildah imports it and builds the Dockerfile
+# daemonless (vfs storage, chroot isolation). Prints the image name on stdout.
+#
+#   scripts/build-image.sh            # build (or reuse) the CPU image
+#
+# Caches, outside the clone, under $STREETSCOPE_CACHE/images:
+#   bookworm-<hash>.tar   the base root filesystem, keyed by its suite, variant
+#                         and package list (made once: ~2.5 min);
+#   containers/           buildah's storage: the imported base and the layers
+#                         of every Dockerfile step (--layers), so an unchanged
+#                         Dockerfile with an unchanged context rebuilds from cache.
+# The binary comes from the host build ($CARGO_TARGET_DIR/release/streetscope):
+# bookworm's rustc is too old to build the workspace inside the image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
+TARGET=${CARGO_TARGET_DIR:-$CACHE/target}
+IMAGES=$CACHE/images
+ORT_VERSION=1.31.1
+TAG=${STREETSCOPE_IMAGE:-localhost/streetscope:test}
+log() { printf '\033[1m[build-image]\033[0m %s\n' "$*" >&2; }
+
+bash scripts/deploy-env.sh images >/dev/null
+mkdir -p "$IMAGES"
+BUILDAH=(buildah --root "$IMAGES/containers/storage" --runroot "$IMAGES/containers/run" --storage-driver vfs)
+
+# 1. The base root filesystem, keyed by what determines it.
+SUITE=bookworm
+VARIANT=minbase
+BASE_PKGS="apt ca-certificates"
+MIRROR=${STREETSCOPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+KEY=$(printf '%s\n' "$SUITE" "$VARIANT" "$BASE_PKGS" "$MIRROR" | sha256sum | cut -c1-12)
+ROOTFS=$IMAGES/$SUITE-$KEY.tar
+BASE=localhost/streetscope-base:$SUITE-$KEY
+if [ ! -s "$ROOTFS" ]; then
+  log "mmdebstrap $SUITE ($VARIANT + $BASE_PKGS) -> $ROOTFS"
+  t0=$(date +%s)
+  mmdebstrap --quiet --variant="$VARIANT" --include="${BASE_PKGS// /,}" \
+    --aptopt='Acquire::Retries "3"' \
+    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+    "$SUITE" "$ROOTFS.tmp" "$MIRROR"
+  mv "$ROOTFS.tmp" "$ROOTFS"
+  log "base root filesystem in $(( $(date +%s) - t0 )) s"
+fi
+if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
+  log "importing $ROOTFS as $BASE"
+  ctr=$("${BUILDAH[@]}" from scratch)
+  "${BUILDAH[@]}" add "$ctr" "$ROOTFS" / >/dev/null
+  "${BUILDAH[@]}" config --cmd /bin/bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
+  "${BUILDAH[@]}" commit --quiet --rm "$ctr" "$BASE" >/dev/null
+fi
+
+# 2. The build context: what the Dockerfile packages.
+BIN=$TARGET/release/streetscope
+ORT=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
+MODEL=$CACHE/models/yolo11n_seg_fp16.onnx
+ASSET=$CACHE/assets/bus.jpg
+for f in "$BIN" "$ORT" "$MODEL" "$ASSET"; do
+  [ -f "$f" ] || { echo "missing $f: run scripts/setup.sh first" >&2; exit 1; }
+done
+CTX=$IMAGES/context
+rm -rf "$CTX" && mkdir -p "$CTX/bin" "$CTX/lib" "$CTX/models" "$CTX/assets"
+# Hard links where possible: the context is read, never written.
+# Stripped here (the build host has binutils; the image does not need them):
+# 127 MB with symbols, about a third of that without.
+strip --strip-unneeded -o "$CTX/bin/streetscope" "$BIN"
+ln -f "$ORT" "$CTX/lib/libonnxruntime.so.$ORT_VERSION" 2>/dev/null || cp "$ORT" "$CTX/lib/libonnxruntime.so.$ORT_VERSION"
+cp "$MODEL" "$CTX/models/"
+cp "$ASSET" "$CTX/assets/"
+
+# 3. The image, from the real Dockerfile, unless one was built from exactly
+# this Dockerfile, context and base (then it is only tagged).
+KEY=$( (sha256sum docker/Dockerfile; echo "$BASE"; cd "$CTX" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)
+if "${BUILDAH[@]}" inspect --type image "localhost/streetscope:ctx-$KEY" >/dev/null 2>&1; then
+  "${BUILDAH[@]}" tag "localhost/streetscope:ctx-$KEY" "$TAG"
+  log "image unchanged (ctx-$KEY)"
+  echo "$TAG"
+  exit 0
+fi
+log "buildah build docker/Dockerfile -> $TAG"
+t0=$(date +%s)
+"${BUILDAH[@]}" build --quiet --layers --isolation chroot --pull=never \
+  --format docker --build-arg "BASE=$BASE" -f docker/Dockerfile -t "$TAG" -t "localhost/streetscope:ctx-$KEY" "$CTX" >&2
+log "image built in $(( $(date +%s) - t0 )) s"
+# vfs keeps a full copy of the root filesystem per layer: drop the images of
+# earlier contexts and the layers no tagged image uses any more.
+for old in $("${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/streetscope:ctx-' | grep -v ":ctx-$KEY\$"); do
+  "${BUILDAH[@]}" rmi "$old" >/dev/null 2>&1 || true
+done
+"${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
+echo "$TAG"
