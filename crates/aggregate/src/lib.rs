@@ -39,8 +39,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use streetscope_contracts::config::{AnalyticsConfig, CameraConfig, TrackerConfig};
 use streetscope_contracts::records::{
-    CountRow, CrossingEvent, SeqGap, TurningCountRow, TurningMovementEvent, WindowRecord, SCHEMA_VERSION,
+    CountRow, CrossingEvent, ResultRecord, SeqGap, TurningCountRow, TurningMovementEvent, WindowRecord,
+    SCHEMA_VERSION,
 };
+use streetscope_contracts::identity::{self, Arrival};
 use streetscope_contracts::{Direction, FrameDetections};
 
 pub use snapshot::{AggregatorSnapshot, RestoreError, SNAPSHOT_VERSION};
@@ -72,6 +74,10 @@ struct CameraState {
     windows_at: (usize, usize),
     last_seq: Option<u64>,
     last_stamp: Option<FrameStamp>,
+    sample_fps: f64,
+    /// Frames taken, dropped as duplicates, and found missing (not snapshotted:
+    /// counters of this process, as Prometheus expects of counters).
+    delivery: DeliveryStats,
     zones: Zones,
     motion: Motion,
     /// Speed under which a track in a queue zone is queued, in [`Motion::speed`]'s unit.
@@ -150,6 +156,8 @@ impl Aggregator {
                     windows_at: (at, within),
                     last_seq: None,
                     last_stamp: None,
+                    sample_fps: c.sample_fps,
+                    delivery: DeliveryStats::default(),
                     zones: Zones::new(&c.zones),
                     motion: Motion::new(c.calibration.as_deref(), analytics.speed.smoothing_s),
                     queue_max_speed: if c.calibration.is_some() {
@@ -184,11 +192,30 @@ impl Aggregator {
             .cameras
             .get_mut(fd.camera_id.as_ref())
             .ok_or_else(|| AggregateError::UnknownCamera(fd.camera_id.to_string()))?;
-        if cam.last_seq.is_some_and(|last| fd.seq <= last) {
-            self.duplicates += 1;
-            return Ok(Vec::new());
-        }
-        let gap = cam.last_seq.filter(|&l| fd.seq > l + 1).map(|l| SeqGap { first_seq: l + 1, last_seq: fd.seq - 1 });
+        let gap = match identity::arrival(cam.last_seq, fd.seq) {
+            Arrival::Duplicate => {
+                self.duplicates += 1;
+                cam.delivery.duplicates += 1;
+                return Ok(Vec::new());
+            }
+            Arrival::First | Arrival::Next { missing: 0 } => None,
+            Arrival::Next { missing } => {
+                cam.delivery.missing += missing;
+                Some(SeqGap::within_run(fd.seq - missing, fd.seq - 1))
+            }
+            Arrival::NewRun => {
+                // The camera's ingest started again (another pod, a restart): the
+                // frames in between are estimated from the capture times.
+                let last = cam.last_stamp.map_or(fd.capture_time_ms, |s| s.capture_time_ms);
+                let slots = (fd.capture_time_ms - last).max(0) as f64 * cam.sample_fps / 1000.0;
+                let estimated = (slots.round() as u64).saturating_sub(1);
+                cam.delivery.restarts += 1;
+                cam.delivery.missing += estimated;
+                let last_seq = cam.last_seq.unwrap_or_default();
+                Some(SeqGap { first_seq: last_seq + 1, last_seq: fd.seq - 1, restart: true, frames_estimated: Some(estimated) })
+            }
+        };
+        cam.delivery.frames += 1;
         cam.last_seq = Some(fd.seq);
         let stamp = FrameStamp { seq: fd.seq, pts_ns: fd.pts_ns, capture_time_ms: fd.capture_time_ms };
         cam.last_stamp = Some(stamp);
@@ -383,6 +410,43 @@ impl Aggregator {
     pub fn duplicates(&self) -> u64 {
         self.duplicates
     }
+
+    /// Per camera, sorted by id: frames taken, duplicates dropped, frames found
+    /// missing and restarts of its ingest seen, since this aggregator was made
+    /// or restored.
+    pub fn delivery(&self) -> Vec<(String, DeliveryStats)> {
+        let mut out: Vec<(String, DeliveryStats)> =
+            self.cameras.iter().map(|(id, c)| (id.clone(), c.delivery)).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Every record its inputs so far have released and nobody took yet, in
+    /// the order consumers read them: `crossings` (what the input just given
+    /// returned), then the turning movements they completed, the windows that
+    /// closed, and the alerts raised or cleared. Both `streetscope run` and the
+    /// aggregator pods publish exactly this after each input, tick or change.
+    pub fn drain(&mut self, crossings: Vec<CrossingEvent>) -> Vec<ResultRecord> {
+        let mut out: Vec<ResultRecord> = crossings.into_iter().map(ResultRecord::Crossing).collect();
+        out.extend(self.take_turning_events().into_iter().map(ResultRecord::TurningMovement));
+        out.extend(self.take_windows().into_iter().map(ResultRecord::Window));
+        out.extend(self.take_alerts().into_iter().map(ResultRecord::Alert));
+        out
+    }
+}
+
+/// What reached the aggregator of one camera (see [`Aggregator::delivery`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Frames taken (not duplicates).
+    pub frames: u64,
+    /// Frames dropped as duplicates (replays after a crash or a rebalance).
+    pub duplicates: u64,
+    /// Frames that never arrived: numbers skipped inside a run, and the frames
+    /// a camera would have given while its ingest restarted (estimated).
+    pub missing: u64,
+    /// Changes of run: the camera's ingest started again.
+    pub restarts: u64,
 }
 
 // The camera set changes while the aggregator runs (a watched config file, the
@@ -411,6 +475,7 @@ impl Aggregator {
                     old.motion = state.motion;
                 }
                 old.queue_max_speed = state.queue_max_speed;
+                old.sample_fps = state.sample_fps;
                 self.alerts.upsert_camera(&c.id, &c.intersection);
                 let (wi, _) = old.windows_at;
                 self.intersections[wi].add_camera(&c.id, c.sample_fps);

@@ -113,17 +113,55 @@ async fn publish_all(
     crossings: Vec<CrossingEvent>,
     output: &impl Publish<ResultRecord>,
 ) -> Result<(), TransportError> {
-    for ev in crossings {
-        output.publish(ResultRecord::Crossing(ev)).await?;
-    }
-    for ev in agg.take_turning_events() {
-        output.publish(ResultRecord::TurningMovement(ev)).await?;
-    }
-    for w in agg.take_windows() {
-        output.publish(ResultRecord::Window(w)).await?;
-    }
-    for a in agg.take_alerts() {
-        output.publish(ResultRecord::Alert(a)).await?;
+    for r in agg.drain(crossings) {
+        output.publish(r).await?;
     }
     Ok(())
+}
+
+/// The event time a stage has reached, for [`StageInput::Tick`] and
+/// [`Aggregator::tick`]: the latest capture time seen, plus the time that has
+/// passed since it arrived. A backlog of frames never looks like silence (the
+/// clock follows the frames' own times); a silent camera does (the clock goes
+/// on without it). The one rule of both `streetscope run` and the aggregator
+/// pods. Pure: the caller passes the instants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventClock {
+    latest: Option<(i64, std::time::Instant)>,
+}
+
+impl EventClock {
+    /// A frame captured at `capture_ms` arrived at `at`.
+    pub fn observe(&mut self, capture_ms: i64, at: std::time::Instant) {
+        if self.latest.is_none_or(|(t, _)| capture_ms >= t) {
+            self.latest = Some((capture_ms, at));
+        }
+    }
+
+    /// The event time at `at`; None before the first frame.
+    pub fn now(&self, at: std::time::Instant) -> Option<i64> {
+        self.latest.map(|(t, seen)| t + at.saturating_duration_since(seen).as_millis() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::EventClock;
+
+    #[test]
+    fn the_clock_follows_the_frames_then_the_silence() {
+        let t0 = Instant::now();
+        let mut c = EventClock::default();
+        assert_eq!(c.now(t0), None);
+        c.observe(1_000_000, t0);
+        assert_eq!(c.now(t0 + Duration::from_millis(1500)), Some(1_001_500));
+        // A backlog: frames captured a minute ago arrive now; the clock is the frames'.
+        c.observe(1_000_200, t0 + Duration::from_millis(10));
+        assert_eq!(c.now(t0 + Duration::from_millis(10)), Some(1_000_200));
+        // An older frame (another camera behind) does not take the clock back.
+        c.observe(999_000, t0 + Duration::from_millis(20));
+        assert_eq!(c.now(t0 + Duration::from_millis(20)), Some(1_000_210));
+    }
 }

@@ -289,7 +289,7 @@ impl Windows {
                     let f = &mut acc.frames[cam];
                     f.received += 1;
                     if let Some(g) = gap {
-                        f.dropped += g.last_seq - g.first_seq + 1;
+                        f.dropped += g.frames();
                         f.gaps.push(g);
                     }
                 }
@@ -714,7 +714,7 @@ mod tests {
         w.crossing(0, 9_000, "l", Direction::Forward, "in", "car");
         w.turning(1, 9_500, "n", "s", "car");
         // Both cameras jump to 35 s: windows 10-20 and 20-30 close, 20-30 empty.
-        w.frame(0, 35_000, Some(SeqGap { first_seq: 3, last_seq: 27 }));
+        w.frame(0, 35_000, Some(SeqGap::within_run(3, 27)));
         w.frame(1, 35_000, None);
         w.advance(&mut out);
         assert_eq!(spans(&out), vec![(0, false), (10_000, false), (20_000, false)]);

@@ -132,6 +132,7 @@ fn sample_frames(args: &KafkaBench) -> anyhow::Result<Vec<Frame>> {
         height: 640,
         stall_timeout: Duration::from_secs(30),
         policy: Default::default(),
+        default_jpeg_quality: None,
     };
     let cam = settings.source(&spec);
     let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

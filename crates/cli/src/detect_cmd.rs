@@ -31,6 +31,10 @@ pub struct DetectArgs {
     /// With --cluster: serve /healthz, /status and /metrics on this address.
     #[arg(long, env = "STREETSCOPE_STATUS_ADDR", requires = "cluster")]
     pub status_addr: Option<std::net::SocketAddr>,
+    /// With --cluster: once asked to stop (SIGTERM), how long to finish the
+    /// frames in flight, commit and leave the group, in seconds.
+    #[arg(long, env = "STREETSCOPE_STOP_TIMEOUT", default_value_t = crate::cluster::DEFAULT_STOP_TIMEOUT_S)]
+    pub stop_timeout: f64,
     /// Frames per second to sample from videos.
     #[arg(long, default_value_t = 5.0)]
     pub fps: f64,
@@ -110,6 +114,7 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
             cluster: cluster.clone(),
             brokers: args.brokers.clone(),
             status_addr: args.status_addr,
+            stop_timeout: args.stop_timeout,
         };
         return crate::cluster::detect::detect_stage(&c);
     }

@@ -52,6 +52,7 @@ pub fn registry(args: RegistryArgs) -> anyhow::Result<ExitCode> {
                 cluster: args.cluster.clone().context("--cluster or --in-memory is needed")?,
                 brokers: args.brokers.clone(),
                 status_addr: None,
+                stop_timeout: crate::cluster::DEFAULT_STOP_TIMEOUT_S,
             }
             .load()?;
             let k = &cluster.kafka;

@@ -9,13 +9,12 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use streetscope_aggregate::stage::{AggregateStage, StageInput};
+use streetscope_aggregate::stage::{AggregateStage, EventClock, StageInput};
 use streetscope_aggregate::Aggregator;
 use streetscope_contracts::cameras::CameraChange;
 use streetscope_contracts::config::{CameraConfig, PipelineConfig};
@@ -25,6 +24,7 @@ use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
 use streetscope_ingest::reconcile::{IngestSettings, Reconciler};
 use streetscope_ingest::{CameraSource, RestartPolicy, StopHandle};
+use streetscope_pipeline::cameras::{camera_queue, DropCounters, CAMERA_QUEUE_FRAMES};
 use streetscope_telemetry::StageMeter;
 use streetscope_transport::{channel, FullPolicy, InProcPublisher, Publish, Subscribe};
 
@@ -59,6 +59,14 @@ pub struct RunArgs {
     /// while running, e.g. 127.0.0.1:9464 (port 0 picks a free one).
     #[arg(long)]
     pub status_addr: Option<std::net::SocketAddr>,
+    /// Serve the traffic dashboard on this address while running, and after
+    /// the run until Ctrl-C, e.g. 127.0.0.1:8080 (docs/dashboard.md).
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<std::net::SocketAddr>,
+    /// Once asked to stop (Ctrl-C, SIGTERM), how long to finish the frames in
+    /// flight and write the summary before exiting anyway, in seconds.
+    #[arg(long, env = "STREETSCOPE_STOP_TIMEOUT", default_value_t = crate::cluster::DEFAULT_STOP_TIMEOUT_S)]
+    pub stop_timeout: f64,
 }
 
 /// Parses `NAME=X1,Y1,X2,Y2[:FORWARD/BACKWARD]`.
@@ -140,44 +148,60 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .thread_name("streetscope")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_pipeline(cfg, detector, args.status_addr, args.config.clone()))
+    rt.block_on(run_pipeline(cfg, detector, args.status_addr, args.ui, args.config.clone(), args.stop_timeout))
 }
 
 async fn run_pipeline(
     cfg: PipelineConfig,
     detector: Detector,
     status_addr: Option<std::net::SocketAddr>,
+    ui_addr: Option<std::net::SocketAddr>,
     config_path: Option<PathBuf>,
+    stop_timeout_s: f64,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (w, h) = detector.input_size();
     let info = detector.info();
     eprintln!("model {} ({:?}, input {w}x{h}, classes: {})", info.path, info.head, info.names.join(", "));
     let out_path = cfg.output.path.clone();
+    // Each record reaches the file as it happens (written whole, then flushed):
+    // a run stopped by a signal, or killed, loses none that was printed.
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?,
     );
+    let write_record = |out: &mut std::io::BufWriter<std::fs::File>, rec: &ResultRecord| -> anyhow::Result<()> {
+        serde_json::to_writer(&mut *out, rec)?;
+        out.write_all(b"\n")?;
+        out.flush().with_context(|| format!("writing {}", out_path.display()))
+    };
 
     // One bounded queue per camera, so a slow detector costs each live camera its
     // own oldest frames and never another camera's. Files wait instead (nothing is
     // lost by waiting). The per-camera queues feed the detector's queue. A queue is
     // made each time a camera starts (the camera set changes while running).
     let (frames_tx, frames_rx) = channel::<Frame>("frames", 4, FullPolicy::Block);
-    let drop_counters = crate::status::DropCounters::default();
+    let drop_counters = DropCounters::default();
     let (dets_tx, dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
     let (events_tx, mut events_rx) = channel::<ResultRecord>("results", 256, FullPolicy::Block);
 
     let meters = [StageMeter::new("ingest"), StageMeter::new("detect"), StageMeter::new("aggregate")];
     let stop = StopHandle::default();
     {
+        // Ctrl-C or SIGTERM (`docker stop`, systemd, `timeout`): the cameras stop,
+        // the frames in flight are detected and counted, the tracks end and the
+        // summary is written. A second signal, or the grace period running out,
+        // ends the process at once (every record so far is in the file already).
         let stop = stop.clone();
+        let grace = Duration::from_secs_f64(stop_timeout_s);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nstopping: finishing the frames in flight (Ctrl-C again to abort)");
-                stop.stop();
-                let _ = tokio::signal::ctrl_c().await;
-                std::process::exit(130);
+            crate::cluster::shutdown_signal().await;
+            eprintln!("\nstopping: finishing the frames in flight (again to abort; at most {grace:?})");
+            stop.stop();
+            tokio::select! {
+                _ = crate::cluster::shutdown_signal() => {}
+                _ = tokio::time::sleep(grace) => eprintln!("stopping took longer than {grace:?}: aborting"),
             }
+            std::process::exit(130);
         });
     }
 
@@ -187,10 +211,15 @@ async fn run_pipeline(
         height: h,
         stall_timeout: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
         policy: restart,
+        default_jpeg_quality: None,
     };
     let make_sink = {
         let (drops, meter, rt) = (drop_counters.clone(), meters[0].clone(), tokio::runtime::Handle::current());
-        move |cam: &CameraSource| camera_queue(cam, &frames_tx, &drops, &meter, &rt)
+        move |cam: &CameraSource| {
+            let q = camera_queue(cam, CAMERA_QUEUE_FRAMES, frames_tx.clone(), &meter, &rt);
+            drops.add(&cam.camera_id, q.drops);
+            q.sink
+        }
     };
     let mut reconciler = Reconciler::new(settings, make_sink);
     for c in &cfg.cameras {
@@ -205,6 +234,10 @@ async fn run_pipeline(
         let bound = crate::status::serve(addr, std::sync::Arc::new(sources)).await?;
         eprintln!("status: http://{bound}/status  metrics: http://{bound}/metrics");
     }
+    let ui = match ui_addr {
+        Some(a) => Some(crate::dashboard_cmd::RunUi::start(a, &cfg.cameras, reconciler.statuses()).await?),
+        None => None,
+    };
     // Changes to the camera set: to ingest (a thread that starts and stops
     // cameras) and to the aggregate stage (in line with the detections).
     let (ingest_changes, ingest_changes_rx) = std::sync::mpsc::channel::<CameraChange>();
@@ -225,9 +258,9 @@ async fn run_pipeline(
     drop((ingest_changes, aggregate_changes));
     let stage_opts = StageOptions::from_config(&cfg.detector);
     let detect =
-        tokio::spawn(DetectStage::with_options(detector, meters[1].clone(), stage_opts).run(frames_rx, dets_tx));
+        tokio::spawn(DetectStage::with_options(detector, meters[1].clone(), stage_opts).run(crate::dashboard_cmd::Tap::new(frames_rx, &ui), dets_tx));
     let (aggregate_tx, aggregate_rx) = channel::<StageInput>("aggregate input", 64, FullPolicy::Block);
-    tokio::spawn(merge_changes(dets_rx, aggregate_changes_rx, aggregate_tx));
+    tokio::spawn(merge_changes(crate::dashboard_cmd::Tap::new(dets_rx, &ui), aggregate_changes_rx, aggregate_tx));
     let aggregate = tokio::spawn(
         AggregateStage::new(Aggregator::with_analytics(&cfg.cameras, &cfg.tracker, &cfg.analytics), meters[2].clone())
             .run_with_changes(aggregate_rx, events_tx),
@@ -242,8 +275,8 @@ async fn run_pipeline(
         tokio::select! {
             rec = events_rx.next() => {
                 let Some(rec) = rec else { break };
-                serde_json::to_writer(&mut out, &rec)?;
-                out.write_all(b"\n")?;
+                if let Some(ui) = &ui { ui.record(&rec); }
+                write_record(&mut out, &rec)?;
                 if tty { eprint!("\r\x1b[K"); }
                 match &rec {
                     ResultRecord::Crossing(ev) => {
@@ -313,10 +346,11 @@ async fn run_pipeline(
         turning_movements: aggregator.turning_movements(),
         stages,
     };
-    serde_json::to_writer(&mut out, &ResultRecord::Summary(summary.clone()))?;
-    out.write_all(b"\n")?;
-    out.flush().with_context(|| format!("writing {}", out_path.display()))?;
+    write_record(&mut out, &ResultRecord::Summary(summary.clone()))?;
 
+    if let Some(ui) = &ui {
+        ui.record(&ResultRecord::Summary(summary.clone()));
+    }
     print_summary(&summary);
     for (camera, dropped) in drop_counters.per_camera() {
         if dropped > 0 {
@@ -328,6 +362,9 @@ async fn run_pipeline(
         out_path.display()
     );
 
+    if let Some(ui) = &ui {
+        ui.linger().await;
+    }
     let failed: Vec<String> =
         camera_results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
     if !failed.is_empty() {
@@ -337,54 +374,6 @@ async fn run_pipeline(
         bail!("{} of {} cameras failed", failed.len(), camera_results.len());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The queue of a camera that starts: bounded, `DropOldest` for live cameras and
-/// `Block` for files, forwarded into the detector's queue. Returns the camera's
-/// sink, which also meters the ingest stage (frames, and busy time: the camera's
-/// run less the time it waited for room downstream).
-fn camera_queue(
-    cam: &CameraSource,
-    frames: &InProcPublisher<Frame>,
-    drops: &crate::status::DropCounters,
-    meter: &StageMeter,
-    rt: &tokio::runtime::Handle,
-) -> impl Fn(Frame) -> bool + Send + Sync + 'static {
-    let live = streetscope_ingest::supervisor::is_live(&cam.source);
-    let policy = if live { FullPolicy::DropOldest } else { FullPolicy::Block };
-    let (tx, mut rx) = channel::<Frame>(&format!("frames of {}", cam.camera_id), 2, policy);
-    drops.add(&cam.camera_id, tx.drop_counter());
-    let out = frames.clone();
-    rt.spawn(async move {
-        while let Some(f) = rx.next().await {
-            if out.publish(f).await.is_err() {
-                break;
-            }
-        }
-    });
-    let busy = BusyMeter { meter: meter.clone(), started: Instant::now(), waited: AtomicU64::new(0) };
-    move |f: Frame| {
-        let t = Instant::now();
-        let ok = tx.publish_blocking(f).is_ok();
-        busy.waited.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        busy.meter.item();
-        ok
-    }
-}
-
-/// Adds a camera's busy time to the ingest meter when its sink is dropped (the
-/// camera stopped).
-struct BusyMeter {
-    meter: StageMeter,
-    started: Instant,
-    waited: AtomicU64,
-}
-
-impl Drop for BusyMeter {
-    fn drop(&mut self) {
-        let waited = Duration::from_nanos(self.waited.load(Ordering::Relaxed));
-        self.meter.add_busy(self.started.elapsed().saturating_sub(waited).as_nanos() as u64);
-    }
 }
 
 /// Feeds the aggregate stage: detections, the camera set's changes as they
@@ -399,7 +388,7 @@ async fn merge_changes(
     let mut changes_open = true;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut latest: Option<(i64, Instant)> = None;
+    let mut clock = EventClock::default();
     loop {
         tokio::select! {
             biased;
@@ -413,9 +402,7 @@ async fn merge_changes(
             },
             fd = detections.next() => match fd {
                 Some(fd) => {
-                    if latest.is_none_or(|(t, _)| fd.capture_time_ms >= t) {
-                        latest = Some((fd.capture_time_ms, Instant::now()));
-                    }
+                    clock.observe(fd.capture_time_ms, Instant::now());
                     if out.publish(StageInput::Detections(fd)).await.is_err() {
                         break;
                     }
@@ -423,8 +410,7 @@ async fn merge_changes(
                 None => break,
             },
             _ = tick.tick() => {
-                if let Some((t, at)) = latest {
-                    let now = t + at.elapsed().as_millis() as i64;
+                if let Some(now) = clock.now(Instant::now()) {
                     if out.publish(StageInput::Tick(now)).await.is_err() {
                         break;
                     }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -20,7 +20,6 @@ use streetscope_ingest::reconcile::CameraStatuses;
 use streetscope_ingest::CameraState;
 use streetscope_telemetry::metrics::{render, CameraSample};
 use streetscope_telemetry::StageMeter;
-use streetscope_transport::DropCounter;
 
 /// What the endpoint reads from the running pipeline. The camera set changes
 /// while it runs: each request reads the cameras in the set at that moment.
@@ -32,43 +31,7 @@ pub struct StatusSources {
     pub stages: Vec<StageMeter>,
 }
 
-/// The drop counters of the cameras' queues, shared while cameras come and go.
-/// A camera restarted with new settings gets a new queue: its drops are the sum
-/// over its queues.
-#[derive(Debug, Clone, Default)]
-pub struct DropCounters(Arc<Mutex<Vec<(String, DropCounter)>>>);
-
-impl DropCounters {
-    pub fn add(&self, camera: &str, counter: DropCounter) {
-        self.lock().push((camera.to_owned(), counter));
-    }
-
-    /// Frames dropped from `camera`'s queues.
-    pub fn of(&self, camera: &str) -> u64 {
-        self.lock().iter().filter(|(c, _)| c == camera).map(|(_, d)| d.get()).sum()
-    }
-
-    /// Frames dropped from every queue.
-    pub fn total(&self) -> u64 {
-        self.lock().iter().map(|(_, d)| d.get()).sum()
-    }
-
-    /// Per camera that ever ran, in order of first start: frames dropped.
-    pub fn per_camera(&self) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> = Vec::new();
-        for (c, d) in self.lock().iter() {
-            match out.iter_mut().find(|(id, _)| id == c) {
-                Some(e) => e.1 += d.get(),
-                None => out.push((c.clone(), d.get())),
-            }
-        }
-        out
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, DropCounter)>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+pub use streetscope_pipeline::cameras::DropCounters;
 
 /// Whether a stage can do its work now: `/readyz` answers 200 only when every
 /// condition the stage declared is met (e.g. `model` warmed, `group` joined
@@ -240,8 +203,10 @@ pub async fn serve_with(addr: SocketAddr, sources: Arc<StatusSources>, ready: Re
     let listener =
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the status address {addr}"))?;
     let bound = listener.local_addr()?;
+    // The limits of every Streetscope HTTP server (body, timeouts, connections).
+    let limits = streetscope_http::Limits::default();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = streetscope_http::serve(listener, app, limits, None, std::future::pending()).await {
             tracing::error!("status endpoint stopped: {e}");
         }
     });

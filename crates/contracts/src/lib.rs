@@ -9,6 +9,7 @@
 //! - [`frame`]: the frame that ingest emits and detect consumes.
 //! - [`envelope`]: the frame's versioned binary layout on the wire (`streetscope.frames`).
 //! - [`detection`]: what detect emits and aggregate consumes.
+//! - [`identity`]: a frame's identity — the run and index inside its sequence number.
 //! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
 //! - [`config`]: the pipeline configuration with validation.
 //! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
@@ -23,6 +24,7 @@ pub mod detection;
 pub mod envelope;
 pub mod frame;
 pub mod geometry;
+pub mod identity;
 pub mod kafka;
 pub mod lines;
 pub mod records;

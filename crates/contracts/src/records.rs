@@ -365,11 +365,35 @@ pub struct WindowCameraQuality {
     pub stale: bool,
 }
 
-/// A run of missing sequence numbers of one camera, both ends included.
+/// Frames of one camera that never reached the aggregator: a run of missing
+/// sequence numbers (both ends included), or the time between two runs of the
+/// camera's ingest (a restart; see `streetscope_contracts::identity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SeqGap {
+    /// The first sequence number after the last frame received.
     pub first_seq: u64,
+    /// The last sequence number before the frame that revealed the gap.
     pub last_seq: u64,
+    /// The camera's ingest restarted (a pod killed, stopped or replaced, or the
+    /// camera moved to another pod) between the two frames (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
+    /// For a restart: the frames the camera would have given meanwhile, from the
+    /// capture times of the frames on either side and its sampling rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames_estimated: Option<u64>,
+}
+
+impl SeqGap {
+    /// Missing numbers `first_seq..=last_seq` inside one run of the camera.
+    pub fn within_run(first_seq: u64, last_seq: u64) -> Self {
+        Self { first_seq, last_seq, restart: false, frames_estimated: None }
+    }
+
+    /// How many frames are missing.
+    pub fn frames(&self) -> u64 {
+        self.frames_estimated.unwrap_or_else(|| self.last_seq.saturating_sub(self.first_seq) + 1)
+    }
 }
 
 /// Records that came after their window had closed.

@@ -11,12 +11,15 @@
 //!   yields the same numbers for the same frames, and the replay changes
 //!   nothing downstream.
 
-/// Numbers frames by media position: slot = round((pts − pts of the run's
-/// first frame) / sampling period). A timestamp that goes backwards marks a new
-/// run (the source started again from its beginning).
+/// Numbers frames by media position: slot = ⌊(pts − pts of the run's first
+/// frame + period/20) / period⌋, the sampling slot the [sampler](crate::sampler)
+/// kept the frame for (it keeps a frame up to a twentieth of a period early, and
+/// at most one per slot), so two kept frames never share a number. A timestamp
+/// that goes backwards marks a new run (the source started again from its
+/// beginning).
 #[derive(Debug, Clone)]
 pub struct MediaNumbering {
-    period_ns: f64,
+    period_ns: u64,
     first_pts: Option<u64>,
     last_pts: u64,
 }
@@ -24,7 +27,7 @@ pub struct MediaNumbering {
 impl MediaNumbering {
     /// For a camera sampled at `sample_fps`.
     pub fn new(sample_fps: f64) -> Self {
-        Self { period_ns: 1e9 / sample_fps, first_pts: None, last_pts: 0 }
+        Self { period_ns: ((1e9 / sample_fps).round() as u64).max(1), first_pts: None, last_pts: 0 }
     }
 
     /// The number of the frame at `pts_ns`.
@@ -37,7 +40,7 @@ impl MediaNumbering {
             }
         };
         self.last_pts = pts_ns;
-        ((pts_ns - first) as f64 / self.period_ns).round() as u64
+        (pts_ns - first + self.period_ns / 20) / self.period_ns
     }
 }
 
@@ -55,5 +58,21 @@ mod tests {
         // The source starts over (a new RTSP session: timestamps restart near zero).
         let again: Vec<u64> = [7_000_000u64, 126_000_000, 207_000_000].iter().map(|&p| n.number(p)).collect();
         assert_eq!(again, [0, 1, 2]);
+    }
+
+    #[test]
+    fn frames_the_sampler_keeps_never_share_a_number() {
+        // A 12 frames/s source sampled at 10: rounding to the nearest slot gave
+        // 167 ms and 250 ms, or 250 and 333, the same number.
+        for (fps_in, fps_out) in [(12.0, 10.0), (25.0, 10.0), (29.97, 10.0), (30.0, 25.0), (7.0, 5.0), (25.0, 5.0)] {
+            let mut sampler = crate::sampler::Sampler::new(fps_out);
+            let mut n = MediaNumbering::new(fps_out);
+            let numbers: Vec<u64> = (0..2000u64)
+                .map(|i| (i as f64 * 1e9 / fps_in).round() as u64)
+                .filter(|&t| sampler.keep(t))
+                .map(|t| n.number(t))
+                .collect();
+            assert!(numbers.windows(2).all(|w| w[1] > w[0]), "{fps_in} -> {fps_out}: {numbers:?}");
+        }
     }
 }

@@ -11,22 +11,28 @@
 //!   change of counting lines alone leaves it streaming.
 //! - **Remove**: the camera stops; its thread is joined.
 //!
-//! Invariant: a camera's sequence numbers are monotonic for the reconciler's
-//! whole life, across restarts by updates and even across a removal and a later
-//! re-adding of the same id, so the aggregator never takes a frame of the new
-//! run for a duplicate of the old (nor the other way round).
+//! Invariant: a camera's frame identities rise for the reconciler's whole life
+//! and across processes (see `streetscope_contracts::identity`): every start of a
+//! live camera (a new id, a restart by an update, a re-adding after a removal, a
+//! new ingest pod) begins a new run numbered by the clock, above every run before
+//! it, so the aggregator never takes a frame of the new run for a duplicate of
+//! the old (nor the other way round). Recordings (`frame_ids = "media"`, the
+//! default for files) are numbered by their position in the media instead, so
+//! that a replay is recognised downstream.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use streetscope_contracts::cameras::CameraChange;
-use streetscope_contracts::config::{redact_url, CameraConfig};
+use streetscope_contracts::config::{redact_url, CameraConfig, FrameIds};
+use streetscope_contracts::identity::{RunClock, RunNumbering};
 use streetscope_contracts::Frame;
 
+use crate::numbering::MediaNumbering;
+
 use crate::source::{CameraReport, CameraSource, FrameSink, StopHandle};
-use crate::supervisor::{CameraStatusHandle, RestartPolicy, SupervisedCamera};
+use crate::supervisor::{is_live, CameraStatusHandle, RestartPolicy, SupervisedCamera};
 use crate::IngestError;
 
 /// What every camera shares: the model's input size, the stall watchdog and the
@@ -38,7 +44,14 @@ pub struct IngestSettings {
     pub height: u32,
     pub stall_timeout: Duration,
     pub policy: RestartPolicy,
+    /// JPEG quality of cameras that set none; `None` hands over raw RGB (in one
+    /// process, where nothing is gained by compressing). Ingest pods encode
+    /// ([`DEFAULT_JPEG_QUALITY`]): their frames cross the network.
+    pub default_jpeg_quality: Option<u8>,
 }
+
+/// JPEG quality of an ingest pod's frames when the camera sets none.
+pub const DEFAULT_JPEG_QUALITY: u8 = 85;
 
 impl IngestSettings {
     /// What ingest runs for the camera `c`.
@@ -52,7 +65,7 @@ impl IngestSettings {
             height: self.height,
             stall_timeout: self.stall_timeout,
             keyframes_only: c.keyframes_only,
-            jpeg_quality: c.jpeg_quality,
+            jpeg_quality: c.jpeg_quality.or(self.default_jpeg_quality),
             rtsp_transport: c.rtsp_transport,
             template: c.template.clone(),
         }
@@ -106,7 +119,20 @@ pub type Finished = (String, Result<CameraReport, IngestError>);
 
 struct Running {
     source: CameraSource,
+    media: bool,
     camera: SupervisedCamera,
+}
+
+/// Whether camera `c` is numbered by media position (`frame_ids`; the default
+/// is `media` for files and `sequence` for live sources).
+pub fn media_numbered(c: &CameraConfig) -> bool {
+    let default = if is_live(&c.source) { FrameIds::Sequence } else { FrameIds::Media };
+    c.frame_ids.unwrap_or(default) == FrameIds::Media
+}
+
+/// The current Unix second.
+fn unix_now_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 /// Starts, restarts and stops supervised cameras as [`CameraChange`]s come.
@@ -117,8 +143,8 @@ pub struct Reconciler<M> {
     settings: IngestSettings,
     make_sink: M,
     running: BTreeMap<String, Running>,
-    /// Per camera id, ever: the next sequence number (see the module's invariant).
-    next_seq: HashMap<String, Arc<AtomicU64>>,
+    /// Run numbers of this process (see the module's invariant).
+    runs: Arc<Mutex<RunClock>>,
     statuses: CameraStatuses,
     /// Outcomes of the cameras stopped by a change (removed or restarted).
     finished: Vec<Finished>,
@@ -140,7 +166,7 @@ where
             settings,
             make_sink,
             running: BTreeMap::new(),
-            next_seq: HashMap::new(),
+            runs: Arc::default(),
             statuses: CameraStatuses::default(),
             finished: Vec::new(),
         }
@@ -169,15 +195,16 @@ where
         match change {
             CameraChange::Upsert(cfg) => {
                 let source = self.settings.source(&cfg);
+                let media = media_numbered(&cfg);
                 let restarted = match self.running.get(&cfg.id) {
-                    Some(r) if r.source == source => return Ok(Applied::Unchanged),
+                    Some(r) if r.source == source && r.media == media => return Ok(Applied::Unchanged),
                     Some(_) => {
                         self.stop(&cfg.id);
                         true
                     }
                     None => false,
                 };
-                self.start(source)?;
+                self.start(source, media)?;
                 tracing::info!(
                     camera = %cfg.id,
                     source = %redact_url(&cfg.source),
@@ -197,20 +224,30 @@ where
         }
     }
 
-    fn start(&mut self, source: CameraSource) -> std::io::Result<()> {
-        let next = self.next_seq.entry(source.camera_id.clone()).or_default().clone();
-        // The supervisor numbers this run's frames from 0: shift them past every
-        // number the camera has used.
-        let base = next.load(Ordering::SeqCst);
+    fn start(&mut self, source: CameraSource, media: bool) -> std::io::Result<()> {
         let sink = (self.make_sink)(&source);
+        let number: Box<dyn FnMut(&Frame) -> u64 + Send> = if media {
+            let mut n = MediaNumbering::new(source.sample_fps);
+            Box::new(move |f: &Frame| n.number(f.pts_ns))
+        } else {
+            // The supervisor counts this run's frames from 0 across reconnections.
+            let runs = self.runs.clone();
+            let run = runs.lock().unwrap_or_else(|e| e.into_inner()).next_run(unix_now_s());
+            let mut n = RunNumbering::new(run);
+            Box::new(move |f: &Frame| {
+                n.number(f.seq, || runs.lock().unwrap_or_else(|e| e.into_inner()).next_run(unix_now_s()))
+            })
+        };
+        let number = Mutex::new(number);
         let numbered = move |mut frame: Frame| {
-            frame.seq += base;
-            next.fetch_max(frame.seq + 1, Ordering::SeqCst);
+            frame.seq = (number.lock().unwrap_or_else(|e| e.into_inner()))(&frame);
             sink.push(frame)
         };
-        let camera = SupervisedCamera::spawn(source.clone(), self.settings.policy.clone(), numbered)?;
+        // Recordings play once, whatever their protocol.
+        let policy = RestartPolicy { restart_after_end: self.settings.policy.restart_after_end && !media, ..self.settings.policy.clone() };
+        let camera = SupervisedCamera::spawn(source.clone(), policy, numbered)?;
         self.statuses.lock().insert(source.camera_id.clone(), camera.status().clone());
-        self.running.insert(source.camera_id.clone(), Running { source, camera });
+        self.running.insert(source.camera_id.clone(), Running { source, media, camera });
         Ok(())
     }
 
@@ -223,6 +260,53 @@ where
         let outcome = r.camera.shutdown();
         self.finished.push((id.to_owned(), outcome));
         true
+    }
+
+    /// Takes the cameras that ended by themselves (a recording played to its
+    /// end, a camera that failed for good) out of the set, joined, with how
+    /// each ended; the set no longer holds them, and a later upsert of the same
+    /// id starts the camera afresh.
+    pub fn reap_ended(&mut self) -> Vec<Finished> {
+        let ended: Vec<String> =
+            self.running.iter().filter(|(_, r)| r.camera.is_finished()).map(|(id, _)| id.clone()).collect();
+        ended
+            .into_iter()
+            .map(|id| {
+                let r = self.running.remove(&id).expect("listed above");
+                self.statuses.lock().remove(&id);
+                (id, r.camera.join())
+            })
+            .collect()
+    }
+
+    /// Applies changes from `changes` until `stop` is asked or `changes` is
+    /// closed, handing each camera that ended by itself to `on_ended` as soon
+    /// as it is seen (on this thread, before any later change is applied); then
+    /// shuts every camera down and returns how each ended. Blocks the calling
+    /// thread: the loop of an ingest pod.
+    pub fn drive(
+        mut self,
+        changes: std::sync::mpsc::Receiver<CameraChange>,
+        stop: &StopHandle,
+        mut on_ended: impl FnMut(Finished),
+    ) -> Vec<Finished> {
+        use std::sync::mpsc::RecvTimeoutError;
+        while !stop.is_stopped() {
+            match changes.recv_timeout(Duration::from_millis(100)) {
+                Ok(change) => {
+                    let id = change.camera_id().to_owned();
+                    if let Err(e) = self.apply(change) {
+                        tracing::error!(camera = %id, "could not apply a camera change: {e}");
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            for f in self.reap_ended() {
+                on_ended(f);
+            }
+        }
+        self.shutdown()
     }
 
     /// Stops every camera (all asked at once, then joined) and returns how each

@@ -452,12 +452,19 @@ fn camera_config(id: &str, source: &str, sample_fps: f64, line_x: f64) -> street
 #[test]
 fn the_reconciler_starts_updates_and_removes_cameras_one_at_a_time() {
     use streetscope_contracts::cameras::CameraChange::{Remove, Upsert};
+    use streetscope_contracts::identity;
     use streetscope_ingest::reconcile::{Applied, IngestSettings, Reconciler};
 
     let t = Instant::now();
     let server = Server::start(&["--fps", "15"]);
     let frames: Arc<Mutex<PerCamera>> = Arc::default();
-    let settings = IngestSettings { width: 160, height: 160, stall_timeout: Duration::from_secs(3), policy: quick() };
+    let settings = IngestSettings {
+        width: 160,
+        height: 160,
+        stall_timeout: Duration::from_secs(3),
+        policy: quick(),
+        default_jpeg_quality: None,
+    };
     let starts = Arc::new(Mutex::new(Vec::new()));
     let mut rec = {
         let (frames, starts) = (frames.clone(), starts.clone());
@@ -498,7 +505,7 @@ fn the_reconciler_starts_updates_and_removes_cameras_one_at_a_time() {
     assert_eq!(count("a"), a_after, "a removed camera delivers nothing more");
     assert!(count("b") > b_mid);
 
-    // a comes back: its numbers go on from where they stopped.
+    // a comes back: a new run, numbered above everything a used before.
     assert_eq!(rec.apply(Upsert(camera_config("a", &server.url, 5.0, 0.5))).unwrap(), Applied::Started);
     assert!(wait_for(Duration::from_secs(20), || count("a") >= a_after + 3));
     let results = rec.shutdown();
@@ -510,7 +517,22 @@ fn the_reconciler_starts_updates_and_removes_cameras_one_at_a_time() {
     for (id, fs) in frames.iter() {
         let seqs: Vec<u64> = fs.iter().map(|(_, f)| f.seq).collect();
         assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{id}: sequence numbers go back: {seqs:?}");
-        assert_eq!(seqs[0], 0, "{id}");
+        // Each start is a run of its own, numbered from index 0, runs by the clock.
+        let runs: Vec<u64> = seqs.iter().map(|&s| identity::run_of(s)).collect();
+        let mut starts_of: Vec<u64> = runs.clone();
+        starts_of.dedup();
+        assert_eq!(starts_of.len(), 2, "{id}: two starts, two runs: {starts_of:?}");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert!(starts_of.iter().all(|&r| r + 120 > now && r <= now + 2), "{id}: runs are Unix seconds: {starts_of:?}");
+        for w in fs.windows(2) {
+            let (a, b) = (w[0].1.seq, w[1].1.seq);
+            if identity::run_of(a) == identity::run_of(b) {
+                assert_eq!(b, a + 1, "{id}: contiguous inside a run");
+            } else {
+                assert_eq!(identity::index_of(b), 0, "{id}: a run starts at index 0");
+            }
+        }
+        assert_eq!(identity::index_of(seqs[0]), 0, "{id}");
     }
     // b at 10 fps after its restart: frames 100 ms apart in the stream.
     let b = &frames["b"];

@@ -679,7 +679,7 @@ pub fn read_log(cfg: &KafkaConfig, topic: &str, partitions: Option<&[i32]>) -> R
     Ok(rows)
 }
 
-fn partition_ids<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str) -> Result<Vec<i32>> {
+fn partition_ids<C: ConsumerContext, K: Consumer<C>>(consumer: &K, topic: &str) -> Result<Vec<i32>> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(|source| KafkaTransportError::Broker { what: format!("metadata of {topic}"), source })?;
@@ -911,5 +911,164 @@ mod tests {
         assert_eq!(c.get("compression.type"), Some("none"));
         let c = client_config(&cfg, Role::RecordProducer).unwrap();
         assert_eq!(c.get("compression.type"), Some("lz4"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Frames through Kafka, behind the same contract as the in-process channel
+
+/// Frames produced and lost by a [`FramePublisher`], shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct FrameStats {
+    /// Frames the broker has (durable).
+    pub produced: std::sync::atomic::AtomicU64,
+    /// Frames lost: refused by the producer, or not durable in the end.
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// Publishes frames to the frames topic — versioned envelope, key = camera id,
+/// a new W3C trace per frame — behind the [`crate::Publish`] contract of the
+/// in-process channel, so an ingest pod and `streetscope run` feed their
+/// cameras' queues into either with the same code. A frame the producer
+/// refuses or cannot make durable is logged and counted in [`FrameStats`], and
+/// the camera goes on: the aggregator sees the gap.
+#[derive(Clone)]
+pub struct FramePublisher {
+    producer: Producer,
+    topic: Arc<str>,
+    random: fn() -> [u8; 24],
+    stats: Arc<FrameStats>,
+}
+
+impl fmt::Debug for FramePublisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FramePublisher").field("topic", &self.topic).finish()
+    }
+}
+
+impl FramePublisher {
+    /// Frames to `topic`; `random` gives the 24 random bytes of each new trace.
+    pub fn new(producer: Producer, topic: &str, random: fn() -> [u8; 24]) -> Self {
+        Self { producer, topic: topic.into(), random, stats: Arc::default() }
+    }
+
+    /// What was produced and lost so far.
+    pub fn stats(&self) -> Arc<FrameStats> {
+        self.stats.clone()
+    }
+}
+
+impl crate::Publish<streetscope_contracts::Frame> for FramePublisher {
+    async fn publish(&self, frame: streetscope_contracts::Frame) -> std::result::Result<crate::Published, crate::TransportError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        use streetscope_contracts::trace::{TraceContext, TRACEPARENT};
+        let trace = TraceContext::root((self.random)()).to_string();
+        let bytes = frame.to_envelope();
+        let (camera, seq) = (frame.camera_id.clone(), frame.seq);
+        match self.producer.send(&self.topic, &camera, Some(&bytes), &[(TRACEPARENT, trace.as_bytes())]).await {
+            Ok(p) => {
+                let stats = self.stats.clone();
+                tokio::spawn(async move {
+                    match p.durable().await {
+                        Ok(_) => stats.produced.fetch_add(1, Relaxed),
+                        Err(e) => {
+                            tracing::warn!(%camera, seq, "frame lost: {e}");
+                            stats.failed.fetch_add(1, Relaxed)
+                        }
+                    };
+                });
+            }
+            Err(e) => {
+                tracing::warn!(%camera, seq, "frame lost: {e}");
+                self.stats.failed.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(crate::Published::Queued)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Following tables
+
+/// One message of a followed table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRecord {
+    pub topic: String,
+    pub key: String,
+    /// None: a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Follows compacted topics (the registry's tables) from their beginning, for
+/// as long as it lives: every message as it comes, with one long-lived consumer
+/// outside any group. [`TableFollower::caught_up`] says when everything that
+/// was in the topics at the start has been read, so a stage can wait for the
+/// whole table before it works, then apply changes live.
+pub struct TableFollower {
+    inner: StreamConsumer,
+    /// Per (topic, partition): the end offset at the start, until reached.
+    ends: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl fmt::Debug for TableFollower {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableFollower").finish()
+    }
+}
+
+impl TableFollower {
+    /// Follows every partition of `topics`. Blocking (reads metadata).
+    pub fn new(cfg: &KafkaConfig, topics: &[&str]) -> Result<Self> {
+        let inner: StreamConsumer = client_config(cfg, Role::Admin)?
+            .set("group.id", format!("{}-table-follower", cfg.client_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|source| KafkaTransportError::Client { role: "table follower", source })?;
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = HashMap::new();
+        for &topic in topics {
+            for p in partition_ids(&inner, topic)? {
+                let (low, high) = inner.fetch_watermarks(topic, p, Duration::from_secs(10)).map_err(|source| {
+                    KafkaTransportError::Broker { what: format!("watermarks of {topic}[{p}]"), source }
+                })?;
+                if high > low {
+                    ends.insert((topic.to_owned(), p), high);
+                }
+                tpl.add_partition_offset(topic, p, Offset::Beginning)
+                    .map_err(|source| KafkaTransportError::Broker { what: format!("assign {topic}[{p}]"), source })?;
+            }
+        }
+        inner.assign(&tpl).map_err(|source| KafkaTransportError::Broker { what: format!("assign {topics:?}"), source })?;
+        Ok(Self { inner, ends: Mutex::new(ends) })
+    }
+
+    /// Whether every message that was in the topics at the start has been read.
+    pub fn caught_up(&self) -> bool {
+        self.ends.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// The next message; waits for one. Transient errors are logged and retried.
+    pub async fn next(&self) -> TableRecord {
+        loop {
+            match self.inner.recv().await {
+                Ok(m) => {
+                    let topic = m.topic().to_owned();
+                    {
+                        let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+                        let at = (topic.clone(), m.partition());
+                        if ends.get(&at).is_some_and(|&end| m.offset() + 1 >= end) {
+                            ends.remove(&at);
+                        }
+                    }
+                    let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                    return TableRecord { topic, key, value: m.payload().map(<[u8]>::to_vec) };
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "following the registry's tables; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
     }
 }

@@ -4,97 +4,116 @@
 //! group on the compacted cameras topic. A pod reads each assigned partition
 //! from its beginning (offsets are never committed: the topic is a table), so it
 //! learns every camera of those partitions, and then follows the registry's
-//! changes: a new or enabled camera is started, a changed one restarted, a
-//! disabled or deleted one (tombstone) stopped. When a partition is revoked —
-//! another pod joined, say — its cameras stop here and start on the new owner;
-//! when a pod dies, the group hands its partitions to the others.
+//! changes ([`RegistryCameras`] turns them into [`CameraChange`]s). The changes
+//! drive the same [`Reconciler`] as `streetscope run`: a camera starts, restarts
+//! only when its ingest settings changed (a moved counting line is the
+//! aggregator's business), and stops when it is disabled, deleted, or its
+//! partition moves to another pod.
 //!
-//! Each camera runs under the same supervisor as in `streetscope run`
-//! (reconnection with backoff, stall watchdog). Its frames, JPEG-encoded, go
-//! through a bounded per-camera queue (live cameras drop the oldest when Kafka
-//! is slow, and count it) to `streetscope.frames`, keyed by camera id, with a
-//! new W3C trace context each.
+//! Each start of a live camera is a new run of its frame identity (see
+//! `streetscope_contracts::identity`), so a camera's numbers keep rising through
+//! a pod killed, stopped by a rolling update or replaced by another. Frames go
+//! through the camera's bounded queue ([`camera_queue`], as in `streetscope run`:
+//! live cameras drop the oldest when Kafka is slow, and count it) to the frames
+//! topic. A recording that ends by itself is followed by an end-of-stream
+//! marker on its partition, so the aggregator ends its tracks as `streetscope
+//! run` does at the end of a file.
+//!
+//! On SIGTERM the pod stops its cameras, drains their queues into the
+//! producer, waits until the frames are durable and leaves the group, within
+//! `--stop-timeout`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use streetscope_contracts::cameras::CameraChange;
 use streetscope_contracts::cluster::ClusterConfig;
-use streetscope_contracts::config::{redact_url, FrameIds};
 use streetscope_contracts::kafka::{headers, EndOfStream};
-use streetscope_contracts::registry::CameraSpec;
-use streetscope_contracts::trace::{TraceContext, TRACEPARENT};
-use streetscope_contracts::Frame;
-use streetscope_ingest::numbering::MediaNumbering;
-use streetscope_ingest::reconcile::{CameraStatuses, IngestSettings};
-use streetscope_ingest::supervisor::{is_live, RestartPolicy, SupervisedCamera};
+use streetscope_ingest::reconcile::{Finished, IngestSettings, Reconciler};
+use streetscope_ingest::supervisor::RestartPolicy;
+use streetscope_ingest::{CameraSource, StopHandle};
+use streetscope_pipeline::cameras::{camera_queue, DropCounters};
+use streetscope_pipeline::ingest::{RegistryCameras, SpecMessage};
 use streetscope_registry::redact::scrub_text;
 use streetscope_telemetry::StageMeter;
 use streetscope_transport::kafka::{
-    is_tombstone, key, payload, Assignment, DeadLetters, GroupConsumer, Incoming, Origin, Producer, Role,
+    is_tombstone, key, payload, Assignment, DeadLetters, FramePublisher, GroupConsumer, Incoming, Origin, Producer,
+    Role,
 };
-use streetscope_transport::{channel, FullPolicy, Subscribe};
 
 use super::ClusterArgs;
-use crate::status::DropCounters;
 
-/// JPEG quality for cameras that do not set one: frames cross the network.
-pub(crate) const DEFAULT_JPEG_QUALITY: u8 = 85;
+pub(crate) use streetscope_ingest::reconcile::DEFAULT_JPEG_QUALITY;
+
+/// Frames an ingest pod's camera queue holds while Kafka is slow.
+const POD_QUEUE_FRAMES: usize = 8;
 
 pub fn ingest_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.load()?;
     super::runtime("streetscope-ingest")?.block_on(run(args, cfg))
 }
 
-/// A camera running on this pod.
-struct Running {
-    spec: CameraSpec,
-    partition: i32,
-    camera: SupervisedCamera,
-    forwarder: tokio::task::JoinHandle<Option<u64>>,
-}
+/// The forwarders of the cameras' queues, by camera id (the latest start).
+type Forwarders = Arc<Mutex<HashMap<String, tokio::task::JoinHandle<Option<u64>>>>>;
 
-struct Pod {
-    cfg: ClusterConfig,
-    meter: StageMeter,
-    producer: Producer,
-    policy: RestartPolicy,
-    running: HashMap<String, Running>,
-    /// Frames produced, delivery failures, frames dropped from full queues.
-    produced: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    dropped: HashMap<String, streetscope_transport::DropCounter>,
-    /// What the status endpoint shows: the cameras running here and their drops.
-    statuses: CameraStatuses,
-    drops: DropCounters,
-}
+/// A camera that ended by itself, with its forwarder.
+type Ended = (Finished, Option<tokio::task::JoinHandle<Option<u64>>>);
 
 async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
     let k = &cfg.kafka;
-    let (statuses, drops, meter) = (CameraStatuses::default(), DropCounters::default(), StageMeter::new("produce"));
-    let sources =
-        crate::status::StatusSources { cameras: statuses.clone(), drops: drops.clone(), stages: vec![meter.clone()] };
-    super::serve_status(args, sources).await?;
-    let consumer = GroupConsumer::new(k, &k.groups.ingest, &[&k.topics.cameras.name])?;
+    let (drops, meter) = (DropCounters::default(), StageMeter::new("produce"));
     let producer = Producer::new(k, Role::FrameProducer)?;
-    let dlq = DeadLetters::new(Producer::new(k, Role::RecordProducer)?, &k.topics.dlq.name, "ingest");
-    let policy = RestartPolicy::from_config(&cfg.ingest);
-    let mut pod = Pod {
-        cfg: cfg.clone(),
-        producer,
-        policy,
-        running: HashMap::new(),
-        produced: Arc::default(),
-        failed: Arc::default(),
-        dropped: HashMap::new(),
-        statuses,
-        drops,
-        meter,
+    let frames = FramePublisher::new(producer.clone(), &k.topics.frames.name, super::random_bytes);
+    let stats = frames.stats();
+    let [w, h] = cfg.detector.input_size.unwrap_or([640, 640]);
+    let settings = IngestSettings {
+        width: w,
+        height: h,
+        stall_timeout: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
+        policy: RestartPolicy::from_config(&cfg.ingest),
+        default_jpeg_quality: Some(DEFAULT_JPEG_QUALITY),
     };
+    let forwarders: Forwarders = Arc::default();
+    let make_sink = {
+        let (drops, meter, rt, forwarders) =
+            (drops.clone(), meter.clone(), tokio::runtime::Handle::current(), forwarders.clone());
+        move |cam: &CameraSource| {
+            let q = camera_queue(cam, POD_QUEUE_FRAMES, frames.clone(), &meter, &rt);
+            drops.add(&cam.camera_id, q.drops);
+            forwarders.lock().unwrap_or_else(|e| e.into_inner()).insert(cam.camera_id.clone(), q.forwarder);
+            q.sink
+        }
+    };
+    let reconciler = Reconciler::new(settings, make_sink);
+    let sources = crate::status::StatusSources {
+        cameras: reconciler.statuses(),
+        drops: drops.clone(),
+        stages: vec![meter.clone()],
+    };
+    super::serve_status(args, sources).await?;
+
+    // The reconciler's thread: changes in, cameras that ended by themselves out
+    // (with their forwarder, taken on that thread before any later start).
+    let (changes, changes_rx) = std::sync::mpsc::channel::<CameraChange>();
+    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::channel::<Ended>(64);
+    let stop = StopHandle::default();
+    let driver = {
+        let (stop, forwarders) = (stop.clone(), forwarders.clone());
+        tokio::task::spawn_blocking(move || {
+            reconciler.drive(changes_rx, &stop, |finished| {
+                let fwd = forwarders.lock().unwrap_or_else(|e| e.into_inner()).remove(&finished.0);
+                let _ = ended_tx.blocking_send((finished, fwd));
+            })
+        })
+    };
+
+    let consumer = GroupConsumer::new(k, &k.groups.ingest, &[&k.topics.cameras.name])?;
+    let dlq = DeadLetters::new(Producer::new(k, Role::RecordProducer)?, &k.topics.dlq.name, "ingest");
+    let mut cameras = RegistryCameras::default();
     let mut report = tokio::time::interval(Duration::from_secs(10));
-    let mut ended = tokio::time::interval(Duration::from_millis(500));
     let shutdown = super::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -102,196 +121,97 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
             incoming = consumer.next() => match incoming {
                 Incoming::Message(m) => {
                     let id = key(&m).into_owned();
-                    let origin = Origin::of(&m);
-                    if is_tombstone(&m) {
-                        pod.stop(&id, "deleted from the registry").await;
-                        continue;
-                    }
-                    match serde_json::from_slice::<CameraSpec>(payload(&m)) {
-                        Ok(spec) if spec.camera.id == id => pod.apply(spec, origin.partition).await,
-                        Ok(spec) => {
-                            dlq.send(&m, &format!("camera spec id {:?} differs from its key {id:?}", spec.camera.id)).await?
+                    let partition = Origin::of(&m).partition;
+                    let message = if is_tombstone(&m) {
+                        SpecMessage::Tombstone
+                    } else {
+                        match serde_json::from_slice(payload(&m)) {
+                            Ok(spec) => SpecMessage::Spec(Box::new(spec)),
+                            Err(e) => {
+                                dlq.send(&m, &format!("camera spec: {}", scrub_text(&e.to_string()))).await?;
+                                continue;
+                            }
                         }
-                        Err(e) => dlq.send(&m, &format!("camera spec: {}", scrub_text(&e.to_string()))).await?,
+                    };
+                    match cameras.message(&id, partition, message) {
+                        Ok(Some(change)) => {
+                            if changes.send(change).is_err() {
+                                anyhow::bail!("the cameras' thread ended");
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(why) => dlq.send(&m, &why).await?,
                     }
                 }
                 Incoming::Rebalance(Assignment::Assigned(parts)) => {
                     tracing::info!(?parts, "cameras partitions assigned: reading their cameras");
                 }
                 Incoming::Rebalance(Assignment::Revoked(parts)) => {
-                    let gone: HashSet<i32> = parts.iter().map(|(_, p)| *p).collect();
-                    let ids: Vec<String> =
-                        pod.running.iter().filter(|(_, r)| gone.contains(&r.partition)).map(|(id, _)| id.clone()).collect();
-                    for id in ids {
-                        pod.stop(&id, "its partition moved to another ingest pod").await;
+                    let gone: Vec<i32> = parts.iter().map(|(_, p)| *p).collect();
+                    for change in cameras.revoked(&gone) {
+                        tracing::info!(camera = %change.camera_id(), "stopping the camera: its partition moved to another ingest pod");
+                        let _ = changes.send(change);
                     }
                 }
             },
-            _ = ended.tick() => pod.reap_ended().await,
+            Some(((id, outcome), fwd)) = ended_rx.recv() => {
+                let last_seq = match fwd { Some(f) => f.await.ok().flatten(), None => None };
+                match outcome {
+                    Ok(rep) if !rep.stopped => {
+                        let Some(intersection) = cameras.ended(&id) else { continue };
+                        let marker = EndOfStream { camera_id: id.clone(), intersection_id: intersection, last_seq };
+                        let json = serde_json::to_vec(&marker).expect("serialisable");
+                        let topic = &cfg.kafka.topics.frames.name;
+                        match producer.send_durable(topic, &id, Some(&json), &[(headers::END_OF_STREAM, id.as_bytes())]).await {
+                            Ok(_) => tracing::info!(camera = %id, frames = rep.frames, "recording ended: end-of-stream sent"),
+                            Err(e) => tracing::error!(camera = %id, "recording ended; the end-of-stream marker was lost: {e}"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(camera = %id, "camera failed: {e}"),
+                }
+            }
             _ = report.tick() => {
-                let dropped: u64 = pod.dropped.values().map(|d| d.get()).sum();
                 tracing::info!(
-                    cameras = pod.running.len(),
-                    frames = pod.produced.load(Ordering::Relaxed),
-                    failed = pod.failed.load(Ordering::Relaxed),
-                    dropped,
+                    cameras = cameras.running(),
+                    frames = stats.produced.load(Ordering::Relaxed),
+                    failed = stats.failed.load(Ordering::Relaxed),
+                    dropped = drops.total(),
                     "ingest pod running"
                 );
             }
             _ = &mut shutdown => break,
         }
     }
-    tracing::info!("stopping: cameras, then the producer");
-    let ids: Vec<String> = pod.running.keys().cloned().collect();
-    for id in ids {
-        pod.stop(&id, "shutting down").await;
+
+    // Stop: cameras first (their queues drain into the producer), then every
+    // frame durable, then leave the group — all within the stop timeout.
+    let deadline = Instant::now() + Duration::from_secs_f64(args.stop_timeout);
+    tracing::info!("stopping: cameras, then the frames in flight, then the group");
+    stop.stop();
+    drop(changes);
+    let finished = tokio::time::timeout_at(deadline.into(), async {
+        let outcomes = driver.await.unwrap_or_default();
+        let pending: Vec<_> = forwarders.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, f)| f).collect();
+        for f in pending {
+            let _ = f.await;
+        }
+        outcomes
+    })
+    .await;
+    match finished {
+        Ok(outcomes) => tracing::info!(cameras = outcomes.len(), "cameras stopped"),
+        Err(_) => tracing::warn!("cameras did not stop within the stop timeout"),
     }
-    pod.producer.flush(Duration::from_secs(10)).ok();
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+    if let Err(e) = producer.flush(left) {
+        tracing::warn!("frames still in flight at exit: {e}");
+    }
     consumer.close();
+    tracing::info!(
+        frames = stats.produced.load(Ordering::Relaxed),
+        failed = stats.failed.load(Ordering::Relaxed),
+        "ingest pod stopped"
+    );
     Ok(ExitCode::SUCCESS)
-}
-
-impl Pod {
-    /// Starts, restarts or stops the camera as its spec says.
-    async fn apply(&mut self, spec: CameraSpec, partition: i32) {
-        let id = spec.camera.id.clone();
-        if let Some(r) = self.running.get_mut(&id) {
-            if r.spec == spec {
-                r.partition = partition;
-                return;
-            }
-            self.stop(&id, if spec.enabled { "its spec changed" } else { "disabled" }).await;
-        }
-        if !spec.enabled {
-            return;
-        }
-        match self.start(spec.clone(), partition) {
-            Ok(r) => {
-                tracing::info!(camera = %id, source = %redact_url(&spec.camera.source), partition, "camera started");
-                self.running.insert(id, r);
-            }
-            Err(e) => tracing::error!(camera = %id, "cannot start the camera: {e}"),
-        }
-    }
-
-    fn start(&mut self, spec: CameraSpec, partition: i32) -> anyhow::Result<Running> {
-        let c = &spec.camera;
-        let [w, h] = self.cfg.detector.input_size.unwrap_or([640, 640]);
-        let settings = IngestSettings {
-            width: w,
-            height: h,
-            stall_timeout: Duration::from_secs_f64(self.cfg.ingest.stall_timeout_s),
-            policy: self.policy.clone(),
-        };
-        let mut source = settings.source(c);
-        source.jpeg_quality = Some(c.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY));
-        let live = is_live(&c.source);
-        let policy = if live { FullPolicy::DropOldest } else { FullPolicy::Block };
-        let (tx, mut rx) = channel::<Frame>(&format!("frames of {}", c.id), 8, policy);
-        self.dropped.insert(c.id.clone(), tx.drop_counter());
-        self.drops.add(&c.id, tx.drop_counter());
-        // Recordings are numbered by media position and play once (see `frame_ids`).
-        let media = c.frame_ids.unwrap_or(if live { FrameIds::Sequence } else { FrameIds::Media }) == FrameIds::Media;
-        let policy = RestartPolicy { restart_after_end: !media, ..self.policy.clone() };
-        let numbering = std::sync::Mutex::new(MediaNumbering::new(c.sample_fps));
-        let sink = move |mut f: Frame| {
-            if media {
-                f.seq = numbering.lock().unwrap_or_else(|p| p.into_inner()).number(f.pts_ns);
-            }
-            tx.publish_blocking(f).is_ok()
-        };
-        let camera = SupervisedCamera::spawn(source, policy, sink)?;
-        self.statuses.insert(&c.id, camera.status().clone());
-        let (producer, topic) = (self.producer.clone(), self.cfg.kafka.topics.frames.name.clone());
-        let (produced, failed, meter) = (self.produced.clone(), self.failed.clone(), self.meter.clone());
-        let forwarder = tokio::spawn(async move {
-            let mut last_seq = None;
-            while let Some(frame) = rx.next().await {
-                last_seq = Some(frame.seq);
-                let trace = TraceContext::root(super::random_bytes()).to_string();
-                let bytes = frame.to_envelope();
-                match producer.send(&topic, &frame.camera_id, Some(&bytes), &[(TRACEPARENT, trace.as_bytes())]).await {
-                    Ok(p) => {
-                        let (produced, failed, meter) = (produced.clone(), failed.clone(), meter.clone());
-                        let camera = frame.camera_id.clone();
-                        tokio::spawn(async move {
-                            match p.durable().await {
-                                Ok(_) => {
-                                    meter.item();
-                                    produced.fetch_add(1, Ordering::Relaxed)
-                                }
-                                Err(e) => {
-                                    meter.error();
-                                    tracing::warn!(%camera, seq = frame.seq, "frame lost: {e}");
-                                    failed.fetch_add(1, Ordering::Relaxed)
-                                }
-                            };
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(camera = %frame.camera_id, seq = frame.seq, "frame lost: {e}");
-                        meter.error();
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            last_seq
-        });
-        Ok(Running { spec, partition, camera, forwarder })
-    }
-
-    /// Cameras whose recording ended by itself (files and `frame_ids = "media"`
-    /// sources play once): after their last frame, an end-of-stream marker on
-    /// the camera's partition of the frames topic, so the aggregator ends its
-    /// tracks as `streetscope run` does at the end of a file.
-    async fn reap_ended(&mut self) {
-        let done: Vec<String> =
-            self.running.iter().filter(|(_, r)| r.camera.is_finished()).map(|(id, _)| id.clone()).collect();
-        for id in done {
-            let r = self.running.remove(&id).expect("listed above");
-            self.dropped.remove(&id);
-            self.statuses.remove(&id);
-            let camera = r.camera;
-            let report = tokio::task::spawn_blocking(move || camera.join()).await;
-            let last_seq = r.forwarder.await.ok().flatten();
-            match report {
-                Ok(Ok(rep)) if !rep.stopped => {
-                    let marker = EndOfStream {
-                        camera_id: id.clone(),
-                        intersection_id: r.spec.camera.intersection.clone(),
-                        last_seq,
-                    };
-                    let json = serde_json::to_vec(&marker).expect("serialisable");
-                    let topic = &self.cfg.kafka.topics.frames.name;
-                    match self
-                        .producer
-                        .send_durable(topic, &id, Some(&json), &[(headers::END_OF_STREAM, id.as_bytes())])
-                        .await
-                    {
-                        Ok(_) => {
-                            tracing::info!(camera = %id, frames = rep.frames, "recording ended: end-of-stream sent")
-                        }
-                        Err(e) => {
-                            tracing::error!(camera = %id, "recording ended; the end-of-stream marker was lost: {e}")
-                        }
-                    }
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(camera = %id, "camera failed: {e}"),
-                Err(e) => tracing::error!(camera = %id, "camera thread: {e}"),
-            }
-        }
-    }
-
-    async fn stop(&mut self, id: &str, why: &str) {
-        let Some(r) = self.running.remove(id) else { return };
-        tracing::info!(camera = %id, "stopping the camera: {why}");
-        let camera = r.camera;
-        // Joining waits for GStreamer to tear down: off the async threads.
-        let _ = tokio::task::spawn_blocking(move || camera.shutdown()).await;
-        // The queue's sender went with the camera: the forwarder drains what is left and ends.
-        let _ = r.forwarder.await;
-        self.dropped.remove(id);
-        self.statuses.remove(id);
-    }
 }

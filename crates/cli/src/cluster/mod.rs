@@ -35,7 +35,16 @@ pub struct ClusterArgs {
     /// (e.g. 0.0.0.0:9464 for Kubernetes probes and scraping).
     #[arg(long, env = "STREETSCOPE_STATUS_ADDR")]
     pub status_addr: Option<std::net::SocketAddr>,
+    /// Once asked to stop (SIGTERM, Ctrl-C), how long the stage may take to
+    /// finish or hand back its work, commit and leave its group, in seconds;
+    /// then it exits anyway. Keep it under the pod's termination grace period.
+    #[arg(long, env = "STREETSCOPE_STOP_TIMEOUT", default_value_t = DEFAULT_STOP_TIMEOUT_S)]
+    pub stop_timeout: f64,
 }
+
+/// The default of `--stop-timeout`: under Kubernetes' default termination
+/// grace period of 30 s.
+pub const DEFAULT_STOP_TIMEOUT_S: f64 = 25.0;
 
 impl ClusterArgs {
     /// Reads and validates the configuration.
