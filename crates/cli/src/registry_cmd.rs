@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
+use streetscope_contracts::http::HttpServerConfig;
 use streetscope_contracts::registry::{CameraSpec, IntersectionSpec};
 use streetscope_registry::auth::Tokens;
 use streetscope_registry::client::{self, Client, DEFAULT_URL};
@@ -46,7 +47,7 @@ pub fn registry(args: RegistryArgs) -> anyhow::Result<ExitCode> {
         if args.in_memory {
             tracing::warn!("--in-memory: cameras and intersections are lost when the registry stops");
             let tables = (MemoryTable::new("streetscope.cameras"), MemoryTable::new("streetscope.intersections"));
-            serve(args.listen, tables, tokens).await
+            serve(args.listen, tables, tokens, &Default::default()).await
         } else {
             let cluster = crate::cluster::ClusterArgs {
                 cluster: args.cluster.clone().context("--cluster or --in-memory is needed")?,
@@ -60,7 +61,7 @@ pub fn registry(args: RegistryArgs) -> anyhow::Result<ExitCode> {
                 streetscope_transport::kafka::KafkaTable::new(k, &k.topics.cameras.name)?,
                 streetscope_transport::kafka::KafkaTable::new(k, &k.topics.intersections.name)?,
             );
-            serve(args.listen, tables, tokens).await
+            serve(args.listen, tables, tokens, &cluster.registry).await
         }
     })?;
     Ok(ExitCode::SUCCESS)
@@ -70,11 +71,13 @@ async fn serve<T: TableLog>(
     listen: SocketAddr,
     (cameras, intersections): (T, T),
     tokens: Tokens,
+    http: &HttpServerConfig,
 ) -> anyhow::Result<()> {
     let registry = Registry::open(cameras, intersections).await.context("loading the registry's tables")?;
-    let server =
-        RegistryServer::start(listen, Arc::new(registry), tokens).await.with_context(|| format!("binding {listen}"))?;
-    eprintln!("registry API on http://{} (OpenAPI at /openapi.json)", server.addr());
+    let server = RegistryServer::start_with(listen, Arc::new(registry), tokens, http)
+        .await
+        .with_context(|| format!("starting the registry API on {listen}"))?;
+    eprintln!("registry API on {} (OpenAPI at /openapi.json)", server.url());
     crate::cluster::shutdown_signal().await;
     tracing::info!("stopping the registry API");
     server.shutdown().await?;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{
     AnalyticsConfig, ConfigError, DetectorConfig, FieldError, IngestConfig, OutputConfig, PipelineConfig, TrackerConfig,
 };
+use crate::http::HttpServerConfig;
 use crate::kafka::KafkaConfig;
 
 /// Configuration shared by the processes of a distributed deployment.
@@ -35,6 +36,10 @@ pub struct ClusterConfig {
     /// The aggregators' state keeping.
     #[serde(default)]
     pub aggregate: AggregateStateConfig,
+    /// The HTTP server of `streetscope registry`: request limits, connection
+    /// bound and TLS.
+    #[serde(default)]
+    pub registry: HttpServerConfig,
 }
 
 /// How aggregators keep their state.
@@ -140,6 +145,7 @@ impl ClusterConfig {
                 "must be in [0.5, 86400]",
             ));
         }
+        errs.extend(self.registry.validate("registry"));
         if errs.is_empty() {
             Ok(())
         } else {

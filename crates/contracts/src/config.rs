@@ -1091,6 +1091,10 @@ fn check_source(source: &str) -> Result<(), String> {
     if source.trim().is_empty() {
         return Err("must name a file or a URL".into());
     }
+    // Ingest quotes the source in its pipeline: these would end or escape the quoting.
+    if source.contains(['"', '\\']) {
+        return Err("no double quotes or backslashes (in a URL, percent-encode them: %22, %5C)".into());
+    }
     if let Some((scheme, rest)) = source.split_once("://") {
         if !SOURCE_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
             return Err(format!("unsupported scheme {scheme:?}; use one of {}", SOURCE_SCHEMES.join(", ")));

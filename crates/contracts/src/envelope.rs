@@ -92,7 +92,11 @@ impl Frame {
             2 => CaptureClock::FileStart,
             c => return Err(EnvelopeError { at: 6, what: format!("unknown clock {c}") }),
         };
-        r.u8("reserved")?;
+        // Refused unless 0: a later version that uses it must not be misread by this one.
+        let reserved = r.u8("reserved")?;
+        if reserved != 0 {
+            return Err(EnvelopeError { at: 7, what: format!("reserved byte is {reserved}; version {VERSION} has 0") });
+        }
         let seq = u64::from_be_bytes(r.array("sequence number")?);
         let pts_ns = u64::from_be_bytes(r.array("stream position")?);
         let capture_time_ms = i64::from_be_bytes(r.array("capture time")?);

@@ -14,6 +14,8 @@
 //! - [`config`]: the pipeline configuration with validation.
 //! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
 //! - [`registry`]: the camera registry's records (cameras and intersections tables, API errors).
+//! - [`poison`]: records that decode but cannot be true (what goes to the dead-letter topic).
+//! - [`http`]: the limits and TLS of the HTTP servers.
 //! - [`zones`]: zones and ground-plane calibrations, their geometric tests and checks.
 //! - [`snapshots`]: camera snapshots for the dashboard (which frames, what travels with them).
 
@@ -24,9 +26,11 @@ pub mod detection;
 pub mod envelope;
 pub mod frame;
 pub mod geometry;
+pub mod http;
 pub mod identity;
 pub mod kafka;
 pub mod lines;
+pub mod poison;
 pub mod records;
 pub mod registry;
 pub mod snapshots;

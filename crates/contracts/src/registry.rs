@@ -130,6 +130,12 @@ pub fn check_source_url(source: &str) -> Result<(), String> {
     if source.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("a URL has no spaces or control characters (percent-encode them)".into());
     }
+    // The ingest pipeline templates quote the URL: a quote or a backslash
+    // would end or escape the quoting (ingest refuses them too, but only when
+    // the camera starts).
+    if source.contains(['"', '\\']) {
+        return Err("a URL has no double quotes or backslashes (percent-encode them: %22, %5C)".into());
+    }
     let Some((scheme, rest)) = source.split_once("://") else {
         return Err(format!(
             "must be a URL ({}://…); a file on the ingest pods is file:///path",

@@ -19,7 +19,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use streetscope_contracts::http::HttpServerConfig;
 use streetscope_contracts::registry::{ApiError, ApiFieldError, CameraSpec, IntersectionSpec};
+use streetscope_http::Limits;
 use streetscope_telemetry::metrics::{render_registry, RegistrySample, RequestSample};
 use streetscope_transport::TableLog;
 use tokio::net::TcpListener;
@@ -74,26 +76,50 @@ pub fn router<T: TableLog>(registry: Arc<Registry<T>>, tokens: Tokens) -> Router
 #[derive(Debug)]
 pub struct RegistryServer {
     addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl RegistryServer {
-    /// Binds `addr` (port 0 picks a free port) and serves `registry` until
-    /// [`RegistryServer::shutdown`] or the runtime ends.
+    /// Binds `addr` (port 0 picks a free port) and serves `registry` with the
+    /// default limits until [`RegistryServer::shutdown`] or the runtime ends.
     pub async fn start<T: TableLog>(
         addr: SocketAddr,
         registry: Arc<Registry<T>>,
         tokens: Tokens,
     ) -> std::io::Result<Self> {
+        Self::start_with(addr, registry, tokens, &HttpServerConfig::default()).await
+    }
+
+    /// [`RegistryServer::start`] with the limits and TLS of `http` (validated).
+    pub async fn start_with<T: TableLog>(
+        addr: SocketAddr,
+        registry: Arc<Registry<T>>,
+        tokens: Tokens,
+        http: &HttpServerConfig,
+    ) -> std::io::Result<Self> {
+        let tls = match &http.tls {
+            Some(files) => Some(
+                streetscope_http::tls_acceptor(&files.cert_file, &files.key_file)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, router(registry, tokens), async move {
+        let limits = Limits::of(http);
+        let task = tokio::spawn(streetscope_http::serve(listener, router(registry, tokens), limits, tls, async move {
             let _ = stopped.await;
         }));
-        tracing::info!("registry API listening on http://{addr}");
-        Ok(Self { addr, stop: Some(stop), task })
+        tracing::info!(
+            max_body_bytes = limits.max_body_bytes,
+            max_connections = limits.max_connections,
+            "registry API listening on {scheme}://{addr}"
+        );
+        Ok(Self { addr, scheme, stop: Some(stop), task })
     }
 
     /// The bound address.
@@ -101,9 +127,9 @@ impl RegistryServer {
         self.addr
     }
 
-    /// The base URL, `http://ADDR`.
+    /// The base URL, `http://ADDR` (`https://ADDR` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops accepting, finishes the requests in flight, and returns.
@@ -120,14 +146,14 @@ impl RegistryServer {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes the
-/// requests in flight.
+/// Serves `router` on `listener` with the default limits until `shutdown`
+/// resolves, then finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    streetscope_http::serve(listener, router, Limits::default(), None, shutdown).await
 }
 
 fn error(status: StatusCode, error: &str, message: String, errors: Vec<ApiFieldError>) -> Response {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use streetscope_contracts::http::HttpServerConfig;
 use streetscope_registry::auth::{Role, Tokens};
 use streetscope_registry::{Registry, RegistryServer};
 use streetscope_transport::{MemoryTable, TableLog};
@@ -20,6 +21,7 @@ pub struct Harness {
     pub cameras: MemoryTable,
     pub intersections: MemoryTable,
     pub server: Option<RegistryServer>,
+    pub http: HttpServerConfig,
     agent: ureq::Agent,
 }
 
@@ -49,6 +51,11 @@ pub fn tokens() -> Tokens {
 
 impl Harness {
     pub fn new() -> Self {
+        Self::with_http(HttpServerConfig::default())
+    }
+
+    /// A server with the limits and TLS of `http`.
+    pub fn with_http(http: HttpServerConfig) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cameras = MemoryTable::new("streetscope.cameras");
         let intersections = MemoryTable::new("streetscope.intersections");
@@ -57,17 +64,19 @@ impl Harness {
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
-        let mut h = Self { rt, cameras, intersections, server: None, agent };
+        let mut h = Self { rt, cameras, intersections, server: None, http, agent };
         h.start();
         h
     }
 
     /// Starts a server over the same tables (a new registry, rebuilt from them).
     pub fn start(&mut self) {
-        let (c, i) = (self.cameras.clone(), self.intersections.clone());
+        let (c, i, http) = (self.cameras.clone(), self.intersections.clone(), self.http.clone());
         let server = self.rt.block_on(async {
             let registry = Registry::open(c, i).await.unwrap();
-            RegistryServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(registry), tokens()).await.unwrap()
+            RegistryServer::start_with("127.0.0.1:0".parse().unwrap(), Arc::new(registry), tokens(), &http)
+                .await
+                .unwrap()
         });
         self.server = Some(server);
     }

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs the hostile-input property tests of every decoder of outside input at
+# volume: by default ten million inputs per decoder, seeded, one decoder after
+# the other, and prints the figures (docs/fuzzing.md keeps the last run's).
+#
+#   scripts/fuzz.sh [--cases N] [--seed S] [--log FILE] [DECODER...]
+#
+# DECODER is a name of the list below (default: all). The same tests run in CI
+# with a few thousand inputs each (`cargo test`); here STREETSCOPE_FUZZ_CASES
+# and STREETSCOPE_FUZZ_SEED raise the count and choose the seed. A failure
+# prints the smallest input found and the seed that reproduces it: rerun with
+# that seed, then keep the input as a plain regression test.
+#
+# Long: run it in the background at low priority, e.g.
+#   nice -n 19 scripts/fuzz.sh --cases 10000000 > /tmp/fuzz.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cases=10000000
+seed=${STREETSCOPE_FUZZ_SEED:-0x5747524545545343}
+log=""
+only=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cases) cases=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --log) log=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) only+=("$1"); shift ;;
+  esac
+done
+
+# name | package | test target | test function
+decoders=(
+  "frame_envelope|streetscope-contracts|hostile|frame_envelopes"
+  "detections_json|streetscope-contracts|hostile|detections"
+  "result_records_json|streetscope-contracts|hostile|result_records"
+  "camera_spec_json|streetscope-contracts|hostile|camera_specs"
+  "intersection_spec_json|streetscope-contracts|hostile|intersection_specs"
+  "source_url|streetscope-contracts|hostile|source_urls"
+  "pipeline_config_toml|streetscope-contracts|hostile|pipeline_configs"
+  "cluster_config_toml|streetscope-contracts|hostile|cluster_configs"
+  "zone_polygons|streetscope-contracts|hostile|polygon_geometry"
+  "registry_request_body|streetscope-registry|hostile_bodies|request_bodies"
+  "aggregate_snapshot_json|streetscope-aggregate|hostile_snapshot|snapshots_at_restore"
+)
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streetscope/target}
+echo "building the test binaries (release)" >&2
+bins=$(cargo test --release --no-run --message-format=json \
+    -p streetscope-contracts --test hostile \
+    -p streetscope-registry --test hostile_bodies \
+    -p streetscope-aggregate --test hostile_snapshot 2>/dev/null |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"])
+')
+
+bin_of() { awk -v t="$1" '$1 == t { print $2 }' <<<"$bins"; }
+
+printf '# scripts/fuzz.sh --cases %s --seed %s on %s, %s (%s cores)\n' \
+  "$cases" "$seed" "$(git rev-parse --short HEAD)" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" | tee ${log:+-a "$log"}
+failed=0
+for d in "${decoders[@]}"; do
+  IFS='|' read -r name pkg target fn <<<"$d"
+  if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " == *" $name "* ]]; then continue; fi
+  bin=$(bin_of "$target")
+  [ -n "$bin" ] || { echo "no test binary for $target" >&2; exit 1; }
+  echo "== $name: $cases inputs" >&2
+  if out=$(cd "crates/${pkg#streetscope-}" && STREETSCOPE_FUZZ_CASES=$cases STREETSCOPE_FUZZ_SEED=$seed \
+        "$bin" --exact "$fn" --nocapture --test-threads 1 2>&1); then
+    grep '^FUZZ ' <<<"$out" | tee ${log:+-a "$log"}
+  else
+    failed=1
+    echo "FAILED $name" | tee ${log:+-a "$log"}
+    tail -n 40 <<<"$out" | tee ${log:+-a "$log"}
+  fi
+done
+exit $failed
