@@ -108,6 +108,11 @@ fn detect_runs_on_a_video_frame_by_frame() {
 
 /// Runs the pipeline on a clip with its ground-truth lines; returns the records.
 fn run_clip(truth: &GroundTruth, config: Option<&Path>) -> Vec<Value> {
+    run_clip_at(truth, config, 10.0)
+}
+
+/// [`run_clip`] with the camera sampled at `fps` frames/s.
+fn run_clip_at(truth: &GroundTruth, config: Option<&Path>, fps: f64) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results.jsonl");
     let cfg_path = dir.path().join("clip.toml");
@@ -116,9 +121,10 @@ fn run_clip(truth: &GroundTruth, config: Option<&Path>) -> Vec<Value> {
         None => {
             let clip = need(&repo().join(format!("test-videos/out/{}.mp4", truth.clip))).to_path_buf();
             let mut cfg = format!(
-                "[[cameras]]\nid = \"cam-{0}\"\nintersection = \"x-{0}\"\nsource = {1:?}\nsample_fps = 10\n",
+                "[[cameras]]\nid = \"cam-{0}\"\nintersection = \"x-{0}\"\nsource = {1:?}\nsample_fps = {2:?}\n",
                 truth.clip,
-                clip.display().to_string()
+                clip.display().to_string(),
+                fps
             );
             for l in &truth.lines {
                 cfg += &format!(
@@ -142,6 +148,19 @@ fn run_clip(truth: &GroundTruth, config: Option<&Path>) -> Vec<Value> {
 }
 
 fn check_against_truth(truth: &GroundTruth, records: &[Value]) {
+    check_against_truth_at(truth, records, 10.0)
+}
+
+/// [`check_against_truth`] for a camera sampled at `fps` frames/s; besides,
+/// every record of one track carries one class.
+fn check_against_truth_at(truth: &GroundTruth, records: &[Value], fps: f64) {
+    let mut classes: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r["record"] == "crossing" || r["record"] == "turning_movement") {
+        classes.entry(r["track_id"].as_u64().unwrap()).or_default().push(r["class_name"].as_str().unwrap());
+    }
+    for (track, cs) in &classes {
+        assert!(cs.iter().all(|c| c == &cs[0]), "clip {}: track {track} has classes {cs:?}", truth.clip);
+    }
     let summary: Vec<&Value> = records.iter().filter(|r| r["record"] == "summary").collect();
     let crossings: Vec<&Value> = records.iter().filter(|r| r["record"] == "crossing").collect();
     assert_eq!(summary.len(), 1, "one summary, last");
@@ -168,13 +187,13 @@ fn check_against_truth(truth: &GroundTruth, records: &[Value]) {
     assert_eq!(crossings.len(), truth.crossings.len());
 
     // Each reported crossing matches a true one of the same line and direction,
-    // within the sampling interval plus a frame.
+    // within the sampling interval and half an interval of the dead band.
     for c in &truth.crossings {
         let dir = serde_json::to_value(c.direction).unwrap();
         let near = crossings.iter().any(|r| {
             r["line"] == c.line.as_str()
                 && r["direction"] == dir
-                && (r["stream_time_s"].as_f64().unwrap() - c.time_s).abs() <= 0.15
+                && (r["stream_time_s"].as_f64().unwrap() - c.time_s).abs() <= 1.5 / fps + 1e-9
         });
         assert!(near, "clip {}: no reported crossing near {c:?}", truth.clip);
     }
@@ -227,6 +246,52 @@ fn the_demo_config_counts_the_two_way_clip_exactly() {
             .flat_map(|w| w["counts"].as_array().unwrap().iter().map(|c| c["count"].as_u64().unwrap()))
             .sum();
         assert_eq!(in_windows, 10, "windows of {len} s");
+    }
+}
+
+/// The design's usual camera rate and below: a vehicle moves two to four times
+/// as far between frames as at 10 frames/s, and a track lost at the image edge
+/// is still held when the next vehicle enters there.
+#[test]
+fn every_clip_counts_exactly_its_ground_truth_at_5_fps_and_lower() {
+    for fps in [5.0, 2.5] {
+        for spec in builtin_clips() {
+            let truth = truth_of(&spec.name);
+            let records = run_clip_at(&truth, None, fps);
+            check_against_truth_at(&truth, &records, fps);
+        }
+    }
+}
+
+/// The demo's configuration with its camera at 5 and 2.5 frames/s: the turning
+/// movements are the truth's (at 5 frames/s a lost track once took over the bus
+/// entering where it had left, giving east -> west 1 and west -> east 3).
+#[test]
+fn the_demo_config_at_5_fps_and_lower_gives_the_true_turning_movements() {
+    let truth = truth_of("two_way");
+    let demo = std::fs::read_to_string(repo().join("pipelines/demo.toml")).unwrap();
+    let clip = need(&repo().join("test-videos/out/two_way.mp4")).display().to_string();
+    for fps in [5.0, 2.5] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = demo
+            .replace("sample_fps = 10", &format!("sample_fps = {fps:?}"))
+            .replace("\"../test-videos/out/two_way.mp4\"", &format!("{clip:?}"));
+        assert!(cfg.contains(&format!("sample_fps = {fps:?}")) && cfg.contains(&clip), "the demo config changed shape");
+        let path = dir.path().join("demo.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let records = run_clip_at(&truth, Some(&path), fps);
+        check_against_truth_at(&truth, &records, fps);
+        let turns: BTreeMap<(String, String), u64> = records.last().unwrap()["turning_movements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let s = |k: &str| t[k].as_str().unwrap().to_owned();
+                ((s("from"), s("to")), t["count"].as_u64().unwrap())
+            })
+            .collect();
+        let want = BTreeMap::from([(("east".into(), "west".into()), 2), (("west".into(), "east".into()), 3)]);
+        assert_eq!(turns, want, "at {fps} fps");
     }
 }
 
