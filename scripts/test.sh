@@ -21,6 +21,9 @@ log "generated schemas are current"
 log "deployment: the Helm chart and the CPU image (tests/deploy)"
 bash scripts/test-deploy.sh
 
+log "the dashboard in a browser (tests/dashboard)"
+bash scripts/test-dashboard.sh
+
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --locked --workspace --no-fail-fast

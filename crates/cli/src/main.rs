@@ -12,6 +12,7 @@ mod bench;
 mod bench_kafka;
 mod clips;
 mod cluster;
+mod dashboard_cmd;
 mod detect_cmd;
 mod draw;
 mod paths;

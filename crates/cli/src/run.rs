@@ -257,8 +257,10 @@ async fn run_pipeline(
     });
     drop((ingest_changes, aggregate_changes));
     let stage_opts = StageOptions::from_config(&cfg.detector);
-    let detect =
-        tokio::spawn(DetectStage::with_options(detector, meters[1].clone(), stage_opts).run(crate::dashboard_cmd::Tap::new(frames_rx, &ui), dets_tx));
+    let detect = tokio::spawn(
+        DetectStage::with_options(detector, meters[1].clone(), stage_opts)
+            .run(crate::dashboard_cmd::Tap::new(frames_rx, &ui), dets_tx),
+    );
     let (aggregate_tx, aggregate_rx) = channel::<StageInput>("aggregate input", 64, FullPolicy::Block);
     tokio::spawn(merge_changes(crate::dashboard_cmd::Tap::new(dets_rx, &ui), aggregate_changes_rx, aggregate_tx));
     let aggregate = tokio::spawn(

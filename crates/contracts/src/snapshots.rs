@@ -7,7 +7,7 @@
 //! stage that sees the frame's stream picks the same frames without talking
 //! to the others, and the frames topic carries nothing more.
 //!
-//! On Kafka they travel on `streetscope.snapshots` (key = camera id; short
+//! On Kafka they travel on `streetscope.camera-snapshots` (key = camera id; short
 //! retention, compacted: only the latest per camera matters), in two parts
 //! joined by (camera id, frame sequence number) in the dashboard:
 //! - the image: the frame's JPEG as ingest already encoded it for
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::geometry::{BBox, Letterbox};
 
-/// Kafka headers of `streetscope.snapshots`.
+/// Kafka headers of `streetscope.camera-snapshots`.
 pub mod headers {
     /// `image` or `overlay`.
     pub const PART: &str = "streetscope.snapshot-part";

@@ -79,6 +79,8 @@ pub fn label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: i64, bg: Rgb
     let glyph_w = 8 * scale;
     let (tw, th) = (glyph_w * text.chars().count() as i64 + 2 * scale, 10 * scale);
     let y = if y - th >= 0 { y - th } else { y };
+    // Inside the image on the right, where it fits.
+    let x = x.min(i64::from(img.width()) - tw).max(0);
     for py in y..y + th {
         for px in x..x + tw {
             put(img, px, py, bg);

@@ -237,7 +237,6 @@ impl Dashboard {
     }
 
     fn window(&mut self, w: &WindowRecord) {
-        self.advance(w.window_end_ms);
         let i = self.intersection(&w.intersection_id);
         i.windows_seen += 1;
         if i.windows.get(&w.length_s).is_none_or(|o| o.window_start_ms <= w.window_start_ms) {
