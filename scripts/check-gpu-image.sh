@@ -15,13 +15,39 @@ IMAGES=$CACHE/images
 BUILDAH=(buildah --root "$IMAGES/containers/storage" --runroot "$IMAGES/containers/run" --storage-driver vfs)
 log() { printf '\033[1m[check-gpu-image]\033[0m %s\n' "$*" >&2; }
 
+# The wheels ONNX Runtime 1.31's GPU build loads: its PyPI wheel is built for
+# CUDA 13 (libcudart.so.13, libcublas.so.13), cuDNN 9 and TensorRT 10
+# (libnvinfer.so.10), as readelf on its provider libraries shows.
+WHEELS=(
+  onnxruntime-gpu==1.31.1
+  "nvidia-cuda-runtime>=13,<14" "nvidia-cublas>=13,<14" "nvidia-curand>=10.4,<11"
+  "nvidia-cudnn-cu13>=9,<10" "nvidia-nvjitlink>=13,<14" "nvidia-cuda-nvrtc>=13,<14"
+)
+# TensorRT 10 for CUDA 13 is on PyPI only as `tensorrt-cu13-libs` source
+# packages whose build fetches the real wheel from NVIDIA's own index
+# (pypi.nvidia.com). Where that index is reachable, set
+# STREETSCOPE_TENSORRT_INDEX=https://pypi.nvidia.com to add it.
+PIP_EXTRA=()
+if [ -n "${STREETSCOPE_TENSORRT_INDEX:-}" ]; then
+  WHEELS+=("tensorrt-cu13-libs>=10.13,<11")
+  PIP_EXTRA=(--extra-index-url "$STREETSCOPE_TENSORRT_INDEX")
+fi
 CPU=$(bash scripts/build-image.sh)
 BASE=$("${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep -m1 '^localhost/streetscope-base:')
+CTX=$IMAGES/gpu-context
+mkdir -p "$CTX/wheels"
+log "pip download (cached in $CTX/wheels)"
+t0=$(date +%s)
+python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+  --python-version 3.11 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  "${PIP_EXTRA[@]}" --dest "$CTX/wheels" "${WHEELS[@]}"
+log "wheels: $(du -sh "$CTX/wheels" | cut -f1) in $(( $(date +%s) - t0 )) s: $(cd "$CTX/wheels" && ls | tr '\n' ' ')"
 log "buildah build docker/Dockerfile.gpu (FROM $CPU)"
 t0=$(date +%s)
-"${BUILDAH[@]}" build --quiet --layers --isolation chroot --pull=never \
+"${BUILDAH[@]}" build --quiet --layers --isolation chroot --pull=never --format docker \
   --build-arg "CPU_IMAGE=$CPU" --build-arg "BASE=$BASE" \
-  -f docker/Dockerfile.gpu -t localhost/streetscope-gpu:test docker/ >&2
+  -f docker/Dockerfile.gpu -t localhost/streetscope-gpu:test "$CTX" >&2
 log "GPU image built in $(( $(date +%s) - t0 )) s"
 
 ctr=$("${BUILDAH[@]}" from --pull=never localhost/streetscope-gpu:test)
