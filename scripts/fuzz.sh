@@ -3,9 +3,12 @@
 # volume: by default ten million inputs per decoder, seeded, one decoder after
 # the other, and prints the figures (docs/fuzzing.md keeps the last run's).
 #
-#   scripts/fuzz.sh [--cases N] [--seed S] [--log FILE] [DECODER...]
+#   scripts/fuzz.sh [--cases N] [--chunk M] [--jobs J] [--seed S] [--log FILE] [DECODER...]
 #
-# DECODER is a name of the list below (default: all). The same tests run in CI
+# DECODER is a name of the list below (default: all). Each decoder's N inputs
+# run in chunks of M (default 1,000,000), chunk k with seed S+k, each chunk
+# printing its own FUZZ line, so a run cut short still reports what it did;
+# J decoders run at once (default 1). The same tests run in CI
 # with a few thousand inputs each (`cargo test`); here STREETSCOPE_FUZZ_CASES
 # and STREETSCOPE_FUZZ_SEED raise the count and choose the seed. A failure
 # prints the smallest input found and the seed that reproduces it: rerun with
@@ -17,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cases=10000000
+chunk=1000000
+jobs=1
 seed=${STREETSCOPE_FUZZ_SEED:-0x5747524545545343}
 log=""
 only=()
@@ -24,8 +29,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    --chunk) chunk=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
     --log) log=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) only+=("$1"); shift ;;
   esac
@@ -34,15 +41,15 @@ done
 # name | package | test target | test function
 decoders=(
   "frame_envelope|streetscope-contracts|hostile|frame_envelopes"
-  "detections_json|streetscope-contracts|hostile|detections"
-  "result_records_json|streetscope-contracts|hostile|result_records"
-  "camera_spec_json|streetscope-contracts|hostile|camera_specs"
-  "intersection_spec_json|streetscope-contracts|hostile|intersection_specs"
   "source_url|streetscope-contracts|hostile|source_urls"
-  "pipeline_config_toml|streetscope-contracts|hostile|pipeline_configs"
   "cluster_config_toml|streetscope-contracts|hostile|cluster_configs"
+  "pipeline_config_toml|streetscope-contracts|hostile|pipeline_configs"
   "zone_polygons|streetscope-contracts|hostile|polygon_geometry"
+  "detections_json|streetscope-contracts|hostile|detections"
   "registry_request_body|streetscope-registry|hostile_bodies|request_bodies"
+  "result_records_json|streetscope-contracts|hostile|result_records"
+  "intersection_spec_json|streetscope-contracts|hostile|intersection_specs"
+  "camera_spec_json|streetscope-contracts|hostile|camera_specs"
   "aggregate_snapshot_json|streetscope-aggregate|hostile_snapshot|snapshots_at_restore"
 )
 
@@ -62,22 +69,49 @@ for line in sys.stdin:
 
 bin_of() { awk -v t="$1" '$1 == t { print $2 }' <<<"$bins"; }
 
-printf '# scripts/fuzz.sh --cases %s --seed %s on %s, %s (%s cores)\n' \
-  "$cases" "$seed" "$(git rev-parse --short HEAD)" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" | tee ${log:+-a "$log"}
-failed=0
-for d in "${decoders[@]}"; do
-  IFS='|' read -r name pkg target fn <<<"$d"
-  if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " == *" $name "* ]]; then continue; fi
+printf '# scripts/fuzz.sh --cases %s --chunk %s --jobs %s --seed %s on %s, %s (%s cores)\n' \
+  "$cases" "$chunk" "$jobs" "$seed" "$(git rev-parse --short HEAD)" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" |
+  tee ${log:+-a "$log"}
+
+# Runs one decoder, chunk after chunk; prints one FUZZ line per chunk.
+run_decoder() {
+  local name=$1 pkg=$2 target=$3 fn=$4 bin done=0 k=0 n out
   bin=$(bin_of "$target")
-  [ -n "$bin" ] || { echo "no test binary for $target" >&2; exit 1; }
-  echo "== $name: $cases inputs" >&2
-  if out=$(cd "crates/${pkg#streetscope-}" && STREETSCOPE_FUZZ_CASES=$cases STREETSCOPE_FUZZ_SEED=$seed \
-        "$bin" --exact "$fn" --nocapture --test-threads 1 2>&1); then
-    grep '^FUZZ ' <<<"$out" | tee ${log:+-a "$log"}
-  else
-    failed=1
-    echo "FAILED $name" | tee ${log:+-a "$log"}
-    tail -n 40 <<<"$out" | tee ${log:+-a "$log"}
-  fi
+  [ -n "$bin" ] || { echo "no test binary for $target" >&2; return 1; }
+  while [ "$done" -lt "$cases" ]; do
+    n=$(( cases - done < chunk ? cases - done : chunk ))
+    if out=$(cd "crates/${pkg#streetscope-}" && STREETSCOPE_FUZZ_CASES=$n \
+          STREETSCOPE_FUZZ_SEED=$(printf '%#x' $(( seed + k ))) \
+          "$bin" --exact "$fn" --nocapture --test-threads 1 2>&1); then
+      grep -o 'FUZZ .*' <<<"$out" | tee ${log:+-a "$log"}
+    else
+      { echo "FAILED $name chunk $k (seed $(printf '%#x' $(( seed + k ))))"; tail -n 40 <<<"$out"; } | tee ${log:+-a "$log"}
+      return 1
+    fi
+    done=$(( done + n )); k=$(( k + 1 ))
+  done
+}
+
+selected=()
+for d in "${decoders[@]}"; do
+  IFS='|' read -r name _ <<<"$d"
+  if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " == *" $name "* ]]; then continue; fi
+  selected+=("$d")
 done
+failed=0
+pids=()
+for lane in $(seq 0 $(( jobs - 1 ))); do
+  (
+    rc=0
+    for i in "${!selected[@]}"; do
+      [ $(( i % jobs )) -eq "$lane" ] || continue
+      IFS='|' read -r name pkg target fn <<<"${selected[$i]}"
+      echo "== $name: $cases inputs" >&2
+      run_decoder "$name" "$pkg" "$target" "$fn" || rc=1
+    done
+    exit $rc
+  ) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
 exit $failed

@@ -18,7 +18,7 @@ use streetscope_contracts::records::ResultRecord;
 use streetscope_contracts::registry::{check_source_url, CameraSpec, IntersectionSpec};
 use streetscope_contracts::zones::{polygon_contains, polygon_self_intersection, polygons_overlap};
 use streetscope_contracts::{CaptureClock, Frame, FrameDetections, FrameEncoding, Letterbox, NormPoint};
-use streetscope_hostile::{check_bounded, check_bounded_by, hostile, measure, Dictionary, Fuzz, Verdict};
+use streetscope_hostile::{check_bounded, check_bounded_by, hostile, hostile_json, measure, Dictionary, Fuzz, Verdict};
 
 #[global_allocator]
 static ALLOC: streetscope_hostile::Meter = streetscope_hostile::Meter;
@@ -117,7 +117,7 @@ fn detections() {
     for s in &seeds {
         serde_json::from_slice::<FrameDetections>(s).unwrap().check().unwrap();
     }
-    Fuzz::new("detections_json", 20_000).run(hostile(seeds, Dictionary::json(), 256), |bytes| {
+    Fuzz::new("detections_json", 20_000).run(hostile_json(seeds, 256), |bytes| {
         let start = Instant::now();
         let (decoded, usage) = measure(|| serde_json::from_slice::<FrameDetections>(&bytes));
         check_bounded(bytes.len(), usage)?;
@@ -156,7 +156,7 @@ fn result_records() {
     for s in &seeds {
         serde_json::from_slice::<ResultRecord>(s).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(s)));
     }
-    Fuzz::new("result_records_json", 20_000).run(hostile(seeds, Dictionary::json(), 256), |bytes| {
+    Fuzz::new("result_records_json", 20_000).run(hostile_json(seeds, 256), |bytes| {
         let start = Instant::now();
         let (decoded, usage) = measure(|| serde_json::from_slice::<ResultRecord>(&bytes));
         check_bounded(bytes.len(), usage)?;
@@ -183,7 +183,7 @@ fn camera_specs() {
         let spec: CameraSpec = serde_json::from_slice(s).unwrap();
         assert!(spec.validate().is_empty(), "{:?}", spec.validate());
     }
-    Fuzz::new("camera_spec_json", 20_000).run(hostile(seeds, Dictionary::json(), 256), |bytes| {
+    Fuzz::new("camera_spec_json", 20_000).run(hostile_json(seeds, 256), |bytes| {
         let start = Instant::now();
         let (outcome, usage) = measure(|| serde_json::from_slice::<CameraSpec>(&bytes).map(|s| s.validate()));
         check_bounded(bytes.len(), usage)?;
@@ -211,7 +211,7 @@ fn intersection_specs() {
         .to_vec()];
     let camera: CameraSpec = serde_json::from_str(CAMERA).unwrap();
     let find = |id: &str| (id == "cam-1").then_some(&camera.camera);
-    Fuzz::new("intersection_spec_json", 20_000).run(hostile(seeds, Dictionary::json(), 256), |bytes| {
+    Fuzz::new("intersection_spec_json", 20_000).run(hostile_json(seeds, 256), |bytes| {
         let (outcome, usage) = measure(|| serde_json::from_slice::<IntersectionSpec>(&bytes).map(|s| s.validate(find)));
         check_bounded(bytes.len(), usage)?;
         Ok(match outcome {

@@ -258,6 +258,120 @@ pub fn hostile(seeds: Vec<Vec<u8>>, dict: Dictionary, random_len: usize) -> Boxe
     prop_oneof![1 => bytes(random_len), 1 => text(random_len), 6 => mutated(seeds, dict)].prop_map(Input).boxed()
 }
 
+/// Random input, byte-level mutations, and — about half — value-level
+/// mutations of JSON `seeds` ([`json_mutated`]): documents that parse, with
+/// values no honest writer sends.
+pub fn hostile_json(seeds: Vec<Vec<u8>>, random_len: usize) -> BoxedStrategy<Input> {
+    let values: Vec<serde_json::Value> =
+        seeds.iter().map(|s| serde_json::from_slice(s).expect("JSON seeds parse")).collect();
+    prop_oneof![
+        1 => bytes(random_len),
+        1 => text(random_len),
+        4 => mutated(seeds, Dictionary::json()),
+        6 => json_mutated(values),
+    ]
+    .prop_map(Input)
+    .boxed()
+}
+
+/// Values that break what reads them: extremes, wrong types, huge and empty things.
+fn interesting_json(k: u32) -> serde_json::Value {
+    use serde_json::json;
+    match k % 24 {
+        0 => json!(0),
+        1 => json!(-1),
+        2 => json!(u64::MAX),
+        3 => json!(i64::MIN),
+        4 => json!(1.7976931348623157e308),
+        5 => json!(-1.7976931348623157e308),
+        6 => json!(5e-324),
+        7 => json!(0.5),
+        8 => json!(1e15),
+        9 => json!(4294967296u64),
+        10 => json!(""),
+        11 => json!("x".repeat(100_000)),
+        12 => json!("\u{0}\u{202e}é\u{fffd}"),
+        13 => json!(null),
+        14 => json!(true),
+        15 => json!([]),
+        16 => json!({}),
+        17 => json!([[0.5, 0.5], [0.5, 0.5]]),
+        18 => serde_json::Value::Array(vec![json!([0.25, 0.75]); 10_000]),
+        19 => json!(-0.0),
+        20 => json!(65536),
+        21 => json!("../../../../etc/passwd"),
+        22 => json!(1u64 << 53),
+        _ => json!(2),
+    }
+}
+
+/// The JSON Pointers of every node of `v`.
+fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate().take(64) {
+                pointers(x, format!("{at}/{i}"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                pointers(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(at);
+}
+
+/// Documents that still parse: 1 to 4 of their nodes replaced by an
+/// interesting value, removed, or (arrays) repeated many times over.
+pub fn json_mutated(seeds: Vec<serde_json::Value>) -> BoxedStrategy<Vec<u8>> {
+    assert!(!seeds.is_empty(), "mutations need a valid document to start from");
+    (any::<u32>(), prop::collection::vec((any::<u32>(), 0u8..4, any::<u32>()), 1..=4))
+        .prop_map(move |(s, edits)| {
+            let mut doc = seeds[ix(s, seeds.len())].clone();
+            for (node, op, k) in edits {
+                let mut all = Vec::new();
+                pointers(&doc, String::new(), &mut all);
+                let path = &all[ix(node, all.len())];
+                match op {
+                    // The root itself is only replaced.
+                    1 if !path.is_empty() => {
+                        let (parent, key) = path.rsplit_once('/').expect("a child has a parent");
+                        match doc.pointer_mut(parent) {
+                            Some(serde_json::Value::Object(o)) => {
+                                o.remove(&key.replace("~1", "/").replace("~0", "~"));
+                            }
+                            Some(serde_json::Value::Array(a)) => {
+                                if let Ok(i) = key.parse::<usize>() {
+                                    if i < a.len() {
+                                        a.remove(i);
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    2 => {
+                        if let Some(serde_json::Value::Array(a)) = doc.pointer_mut(path) {
+                            if let Some(first) = a.first().cloned() {
+                                let times = [2usize, 100, 5_000][ix(k, 3)];
+                                a.extend(std::iter::repeat_n(first, times));
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(slot) = doc.pointer_mut(path) {
+                            *slot = interesting_json(k);
+                        }
+                    }
+                }
+            }
+            serde_json::to_vec(&doc).expect("a value serialises")
+        })
+        .boxed()
+}
+
 /// One hostile input: bytes that a failure prints as text (`b"..."`, escaped),
 /// so that the smallest failing input can be read and kept as a regression test.
 #[derive(Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use proptest::prelude::*;
-use streetscope_hostile::{check_bounded, hostile, measure, Dictionary, Fuzz, Verdict};
+use streetscope_hostile::{check_bounded, hostile_json, measure, Fuzz, Verdict};
 use streetscope_registry::{router, Registry};
 use streetscope_transport::{MemoryTable, TableLog};
 use tower::ServiceExt;
@@ -63,7 +63,7 @@ fn request_bodies() {
         (Method::PUT, "/v1/intersections/x-1"),
     ];
     let seeds = vec![CAMERA.as_bytes().to_vec(), INTERSECTION.as_bytes().to_vec(), PATCH.as_bytes().to_vec()];
-    let strategy = (0..routes.len(), hostile(seeds, Dictionary::json(), 256));
+    let strategy = (0..routes.len(), hostile_json(seeds, 256));
     Fuzz::new("registry_request_body", 4_000).run(strategy, |(route, body)| {
         let (method, path) = routes[route].clone();
         let len = body.len();
