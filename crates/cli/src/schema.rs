@@ -83,6 +83,8 @@ fn cluster_reference(schema: &Value) -> String {
         ("[kafka.topics.<name>]", Some("TopicSpec")),
         ("[kafka.groups]", Some("GroupsConfig")),
         ("[aggregate]", Some("AggregateStateConfig")),
+        ("[registry]", Some("HttpServerConfig")),
+        ("[registry.tls]", Some("TlsFiles")),
     ];
     md += &sections_reference(schema, &sections);
     md
