@@ -115,6 +115,7 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
             brokers: args.brokers.clone(),
             status_addr: args.status_addr,
             stop_timeout: args.stop_timeout,
+            group_instance_id: None,
         };
         return crate::cluster::detect::detect_stage(&c);
     }

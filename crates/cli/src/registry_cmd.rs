@@ -54,6 +54,7 @@ pub fn registry(args: RegistryArgs) -> anyhow::Result<ExitCode> {
                 brokers: args.brokers.clone(),
                 status_addr: None,
                 stop_timeout: crate::cluster::DEFAULT_STOP_TIMEOUT_S,
+                group_instance_id: None,
             }
             .load()?;
             let k = &cluster.kafka;

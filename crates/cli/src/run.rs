@@ -230,6 +230,7 @@ async fn run_pipeline(
             cameras: reconciler.statuses(),
             drops: drop_counters.clone(),
             stages: meters.to_vec(),
+            delivery: Default::default(),
         };
         let bound = crate::status::serve(addr, std::sync::Arc::new(sources)).await?;
         eprintln!("status: http://{bound}/status  metrics: http://{bound}/metrics");

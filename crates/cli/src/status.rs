@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use streetscope_ingest::reconcile::CameraStatuses;
 use streetscope_ingest::CameraState;
-use streetscope_telemetry::metrics::{render, CameraSample};
+use streetscope_telemetry::metrics::{render_with, CameraSample, DeliveryBoard};
 use streetscope_telemetry::StageMeter;
 
 /// What the endpoint reads from the running pipeline. The camera set changes
@@ -29,6 +29,8 @@ pub struct StatusSources {
     /// Frames dropped under back-pressure, per camera.
     pub drops: DropCounters,
     pub stages: Vec<StageMeter>,
+    /// What reached the aggregator per camera (aggregating stages).
+    pub delivery: DeliveryBoard,
 }
 
 pub use streetscope_pipeline::cameras::DropCounters;
@@ -117,7 +119,12 @@ fn unix_ms(t: SystemTime) -> u64 {
 impl StatusSources {
     /// The sources of a stage without cameras (a detector, an aggregator).
     pub fn of_stage(meter: &StageMeter) -> Self {
-        Self { cameras: CameraStatuses::default(), drops: DropCounters::default(), stages: vec![meter.clone()] }
+        Self {
+            cameras: CameraStatuses::default(),
+            drops: DropCounters::default(),
+            stages: vec![meter.clone()],
+            delivery: DeliveryBoard::default(),
+        }
     }
 
     fn dropped(&self, camera: &str) -> u64 {
@@ -176,7 +183,7 @@ impl StatusSources {
             })
             .collect();
         let stages: Vec<_> = self.stages.iter().map(StageMeter::stats).collect();
-        render(&cameras, &stages)
+        render_with(&cameras, &stages, &self.delivery.samples())
     }
 }
 

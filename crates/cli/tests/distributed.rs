@@ -276,6 +276,7 @@ struct Cluster {
     kafka: KafkaConfig,
     _servers: Vec<RtspServer>,
     _registry: Proc,
+    registry_url: String,
     ingest: Vec<Proc>,
     detect: Vec<Proc>,
     aggregate: Vec<Proc>,
@@ -283,6 +284,13 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &CLIPS, "media")
+    }
+
+    /// A deployment whose registry has a camera for each of `clips`, served
+    /// over RTSP, with `frame_ids` (`media`: recordings; `sequence`: live cameras,
+    /// which play their clip again at each connection).
+    fn start_with(dir: &Path, clips: &[&str], frame_ids: &str) -> Self {
         let broker = TestBroker::start(&dir.join("broker"));
         let cfg_text = format!(
             r#"
@@ -313,12 +321,20 @@ finish_idle_s = 120
 stall_timeout_s = 5
 initial_backoff_ms = 200
 max_backoff_s = 2
-{STAGE_SETTINGS}"#,
-            broker.brokers()
+{STAGE_SETTINGS}{windows}"#,
+            broker.brokers(),
+            // Live cameras never end: short windows close while the test watches.
+            windows = if frame_ids == "sequence" { "\n[analytics]\nwindow_lengths_s = [10]\n" } else { "" },
         );
         let cfg_path = dir.join("cluster.toml");
         std::fs::write(&cfg_path, cfg_text).unwrap();
-        let kafka = streetscope_contracts::cluster::ClusterConfig::from_file(&cfg_path).unwrap().kafka;
+        let kafka = streetscope_contracts::cluster::ClusterConfig::from_toml_str(
+            &std::fs::read_to_string(&cfg_path).unwrap(),
+            "cluster.toml",
+            Some(dir),
+        )
+        .unwrap()
+        .kafka;
 
         let out =
             Command::new(BIN).args(["topics", "create", "--cluster", cfg_path.to_str().unwrap()]).output().unwrap();
@@ -330,7 +346,7 @@ max_backoff_s = 2
         let again = String::from_utf8_lossy(&again.stdout);
         assert!(again.contains("9 topics, 0 changed"), "a second run changes nothing:\n{again}");
 
-        let servers: Vec<RtspServer> = CLIPS.iter().map(|c| RtspServer::start(&clip_path(c))).collect();
+        let servers: Vec<RtspServer> = clips.iter().map(|c| RtspServer::start(&clip_path(c))).collect();
         // The cameras go in through the registry's API, as an operator's would.
         let port = free_port();
         std::fs::write(dir.join("tokens"), "test-admin-token write\n").unwrap();
@@ -353,8 +369,9 @@ max_backoff_s = 2
             std::thread::sleep(Duration::from_millis(200));
         }
         let client = Client::new(&format!("http://127.0.0.1:{port}"), Some("test-admin-token".into()));
-        for (clip, server) in CLIPS.iter().zip(&servers) {
-            let cam = camera_json(clip, &server.url);
+        for (clip, server) in clips.iter().zip(&servers) {
+            let mut cam = camera_json(clip, &server.url);
+            cam["frame_ids"] = frame_ids.into();
             let x: IntersectionSpec =
                 serde_json::from_value(serde_json::json!({"id": cam["intersection"], "approaches": []})).unwrap();
             client.create_intersection(&x).unwrap();
@@ -368,6 +385,7 @@ max_backoff_s = 2
             kafka,
             _servers: servers,
             _registry: registry,
+            registry_url: format!("http://127.0.0.1:{port}"),
             ingest: Vec::new(),
             detect: Vec::new(),
             aggregate: Vec::new(),
@@ -612,17 +630,17 @@ fn an_ingest_pod_killed_moves_its_cameras_to_the_other() {
     // The first pod leads the group (the victim must not: see RESTART_AFTER);
     // the second joins, the group rebalances, and each runs one camera.
     c.ingest.push(c.stage("ingest", 0));
-    c.wait_log(&c.ingest[0], "camera started", LIMIT);
+    c.wait_log(&c.ingest[0], "camera added", LIMIT);
     c.ingest.push(c.stage("ingest", 1));
-    c.wait_log(&c.ingest[1], "camera started", LIMIT);
+    c.wait_log(&c.ingest[1], "camera added", LIMIT);
     c.wait_frames(30, LIMIT);
-    let moved = c.ingest[1].log_text().lines().filter(|l| l.contains("camera started")).count();
+    let moved = c.ingest[1].log_text().lines().filter(|l| l.contains("camera added")).count();
     c.ingest[1].kill9();
     // The survivor takes the dead pod's partition after the session timeout,
     // starts its camera again, and the counts still come out exact.
-    let before = c.ingest[0].log_text().lines().filter(|l| l.contains("camera started")).count();
+    let before = c.ingest[0].log_text().lines().filter(|l| l.contains("camera added")).count();
     let deadline = Instant::now() + LIMIT;
-    while c.ingest[0].log_text().lines().filter(|l| l.contains("camera started")).count() < before + moved {
+    while c.ingest[0].log_text().lines().filter(|l| l.contains("camera added")).count() < before + moved {
         assert!(
             Instant::now() < deadline,
             "the survivor never started the dead pod's cameras:\n{}",
@@ -656,4 +674,192 @@ fn poison_messages_go_to_the_dead_letter_topic_and_processing_goes_on() {
     assert_eq!(dets.header("streetscope.dlq.topic").as_deref(), Some("streetscope.detections"));
     assert!(dets.header("streetscope.dlq.reason").unwrap().starts_with("detections JSON:"), "{dets:?}");
     assert!(dets.header("streetscope.dlq.offset").is_some() && dets.header("streetscope.dlq.partition").is_some());
+}
+
+/// Crossing events of camera `camera` on the events topic: (frame_seq, line, direction).
+fn crossings_of(c: &Cluster, camera: &str) -> Vec<(u64, String, String)> {
+    let Ok(rows) = read_log(&c.kafka, &c.kafka.topics.events.name, None) else { return Vec::new() };
+    rows.iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(r.value.as_ref()?).ok())
+        .filter(|v| v["record"] == "crossing" && v["camera_id"] == camera)
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (v["frame_seq"].as_u64().unwrap(), s("line"), s("direction_label"))
+        })
+        .collect()
+}
+
+/// A live camera (sequence ids) through its ingest pod killed with SIGKILL,
+/// then the new pod stopped with SIGTERM (a rolling update) and replaced:
+/// every run of the camera is counted, none taken for duplicates of an earlier
+/// one (the defect: a new pod numbered from 0 again and the aggregator dropped
+/// as many frames as the dead pod had sent), and each restart is named.
+#[test]
+fn a_live_camera_is_counted_through_ingest_pod_kill_and_sigterm() {
+    use streetscope_contracts::identity::{index_of, run_of};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start_with(dir.path(), &["one_bus"], "sequence");
+    let truth = truth_of("one_bus");
+    let mut per_play: Vec<(String, String)> = truth
+        .lines
+        .iter()
+        .flat_map(|l| truth.vehicles.iter().map(move |_| (l.name.clone(), l.forward.clone())))
+        .collect();
+    per_play.sort();
+    // 6 s a play at 10 frames/s.
+    let play_frames = (truth.duration_s * 10.0).round() as u64;
+    c.aggregate.push(c.stage("aggregate", 0));
+    c.detect.push(c.stage("detect", 0));
+    c.ingest.push(c.stage("ingest", 0));
+
+    // The crossings of run `run` in its first play (frame index below one play),
+    // once a later play has begun (so the first is whole).
+    let first_play_of = |c: &Cluster, run: u64| -> Option<Vec<(String, String)>> {
+        let all = crossings_of(c, "cam-one_bus");
+        let of_run: Vec<_> = all.iter().filter(|(seq, ..)| run_of(*seq) == run).collect();
+        if !of_run.iter().any(|(seq, ..)| index_of(*seq) >= play_frames) {
+            return None;
+        }
+        let mut first: Vec<(String, String)> = of_run
+            .iter()
+            .filter(|(seq, ..)| index_of(*seq) < play_frames)
+            .map(|(_, l, d)| (l.clone(), d.clone()))
+            .collect();
+        first.sort();
+        Some(first)
+    };
+    let runs_seen = |c: &Cluster| -> Vec<u64> {
+        let mut r: Vec<u64> = crossings_of(c, "cam-one_bus").iter().map(|(s, ..)| run_of(*s)).collect();
+        r.sort_unstable();
+        r.dedup();
+        r
+    };
+    let wait_first_play = |c: &Cluster, run: u64| -> Vec<(String, String)> {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(first) = first_play_of(c, run) {
+                return first;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run} never finished a play; crossings: {:?}\n{}",
+                crossings_of(c, "cam-one_bus"),
+                c.aggregate[0].log_text()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    let wait_new_run = |c: &Cluster, known: &[u64]| -> u64 {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(r) = runs_seen(c).into_iter().find(|r| !known.contains(r)) {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no crossing of a new run after the restart");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+
+    // Run A: one whole play, then into the second; kill -9.
+    let run_a = wait_new_run(&c, &[]);
+    assert_eq!(wait_first_play(&c, run_a), per_play, "run A's first play");
+    c.ingest[0].kill9();
+    std::thread::sleep(RESTART_AFTER);
+    c.ingest[0] = c.stage("ingest", 1);
+    // Run B: counted from its first frame (not dropped as duplicates of run A).
+    let run_b = wait_new_run(&c, &[run_a]);
+    assert!(run_b > run_a);
+    assert_eq!(wait_first_play(&c, run_b), per_play, "run B's first play, after kill -9");
+    // A rolling update: SIGTERM, the pod stops its camera and leaves in time.
+    let pid = c.ingest[0].child.as_ref().unwrap().id();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let asked = Instant::now();
+    while c.ingest[0].child.as_mut().unwrap().try_wait().unwrap().is_none() {
+        assert!(asked.elapsed() < Duration::from_secs(30), "the ingest pod did not stop within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(c.ingest[0].log_text().contains("ingest pod stopped"), "{}", c.ingest[0].log_text());
+    std::thread::sleep(RESTART_AFTER);
+    c.ingest[0] = c.stage("ingest", 2);
+    let run_c = wait_new_run(&c, &[run_a, run_b]);
+    assert_eq!(wait_first_play(&c, run_c), per_play, "run C's first play, after SIGTERM");
+
+    // The aggregator saw both restarts, dropped nothing as a duplicate, and
+    // named the restarts in its windows.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = c.aggregate[0].get("/metrics");
+        let restarts = metrics.contains("streetscope_aggregate_ingest_restarts_total{camera=\"cam-one_bus\"} 2");
+        if restarts {
+            assert!(metrics.contains("streetscope_aggregate_duplicates_total{camera=\"cam-one_bus\"} 0"), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the aggregator's metrics never showed two restarts:\n{metrics}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let windows: Vec<Value> = read_log(&c.kafka, &c.kafka.topics.counts.name, None)
+        .unwrap()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(r.value.as_ref()?).ok())
+        .filter(|v| v["record"] == "window")
+        .collect();
+    let restart_gaps = windows
+        .iter()
+        .flat_map(|w| w["cameras"].as_array().unwrap().iter().flat_map(|q| q["gaps"].as_array().unwrap().iter()))
+        .filter(|g| g["restart"] == true)
+        .count();
+    assert!(restart_gaps >= 1, "a window names a restart gap: {windows:#?}");
+}
+
+/// A counting line removed through the registry while a live camera runs: the
+/// ingest pod keeps the camera streaming (lines are not ingest's business: no
+/// new run), and the aggregator counts by the new lines from then on, as
+/// `streetscope run` does with an edit of its watched file.
+#[test]
+fn a_registry_edit_of_a_line_changes_the_counts_from_then_on() {
+    use streetscope_contracts::identity::run_of;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start_with(dir.path(), &["one_bus"], "sequence");
+    c.aggregate.push(c.stage("aggregate", 0));
+    c.detect.push(c.stage("detect", 0));
+    c.ingest.push(c.stage("ingest", 0));
+    let lines = |c: &Cluster| -> Vec<(u64, String)> {
+        let mut v: Vec<(u64, String)> = crossings_of(c, "cam-one_bus").into_iter().map(|(s, l, _)| (s, l)).collect();
+        v.sort();
+        v
+    };
+    // Two plays counted on both lines.
+    let deadline = Instant::now() + LIMIT;
+    while lines(&c).iter().filter(|(_, l)| l == "right_line").count() < 2 {
+        assert!(Instant::now() < deadline, "no crossings of both lines: {:?}", lines(&c));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let client = Client::new(&c.registry_url, Some("test-admin-token".into()));
+    let mut spec = client.get_camera("cam-one_bus").unwrap();
+    spec.camera.lines.retain(|l| l.name != "right_line");
+    client.replace_camera(&spec).unwrap();
+    // From the edit on, every play crosses the left line only: wait for two
+    // plays in a row without the right line, then one more play.
+    let left_only_from = |v: &[(u64, String)]| -> Option<usize> {
+        (1..v.len()).find(|&i| v[i - 1].1 == "left_line" && v[i].1 == "left_line")
+    };
+    let deadline = Instant::now() + LIMIT;
+    let from = loop {
+        if let Some(i) = left_only_from(&lines(&c)) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "the edit never took effect: {:?}", lines(&c));
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    while lines(&c).len() < from + 2 {
+        assert!(Instant::now() < deadline, "no play after the edit took effect: {:?}", lines(&c));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let all = lines(&c);
+    assert!(all[from - 1..].iter().all(|(_, l)| l == "left_line"), "a right_line crossing after the edit: {all:?}");
+    let runs: std::collections::BTreeSet<u64> = all.iter().map(|(s, _)| run_of(*s)).collect();
+    assert_eq!(runs.len(), 1, "the ingest pod kept the camera streaming (one run): {all:?}");
+    let ingest = c.ingest[0].log_text();
+    assert!(!ingest.contains("restarted with new settings"), "{ingest}");
+    assert!(c.aggregate[0].log_text().contains("camera updated (registry)"), "{}", c.aggregate[0].log_text());
 }

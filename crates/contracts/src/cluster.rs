@@ -99,15 +99,6 @@ impl ClusterConfig {
         Ok(cfg)
     }
 
-    /// Reads and validates a file.
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Parse {
-            origin: path.display().to_string(),
-            message: format!("cannot read: {e}"),
-        })?;
-        Self::from_toml_str(&text, &path.display().to_string(), path.parent())
-    }
-
     /// Checks every field; errors name the field and the value.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errs = self.kafka.validate("kafka");

@@ -13,6 +13,7 @@
 //! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
 //! - [`config`]: the pipeline configuration with validation.
 //! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
+//! - [`redact`]: the one rule for what of a URL never reaches logs, metrics or responses.
 //! - [`registry`]: the camera registry's records (cameras and intersections tables, API errors).
 //! - [`poison`]: records that decode but cannot be true (what goes to the dead-letter topic).
 //! - [`http`]: the limits and TLS of the HTTP servers.
@@ -32,6 +33,7 @@ pub mod kafka;
 pub mod lines;
 pub mod poison;
 pub mod records;
+pub mod redact;
 pub mod registry;
 pub mod snapshots;
 pub mod trace;

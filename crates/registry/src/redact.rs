@@ -10,61 +10,17 @@
 //! redacted form; [`restore_secrets`] puts the stored secrets back where the
 //! rest of the URL is unchanged, so an update need not repeat the password.
 
-use streetscope_contracts::config::redact_url;
+pub use streetscope_contracts::redact::{scrub_text, MASK};
 
-/// What replaces a secret.
-pub const MASK: &str = "***";
-
-/// Query parameters whose values are secrets (compared case-insensitively).
-const SECRET_PARAMS: &[&str] =
-    &["password", "passwd", "pass", "pwd", "secret", "token", "key", "apikey", "api_key", "auth", "access_token"];
-
-/// The source with its password and secret query values replaced by `***`.
+/// The source with its password and secret query values replaced by `***`:
+/// the one redaction rule of every stage (`streetscope_contracts::redact`).
 pub fn redact_source(url: &str) -> String {
-    let url = redact_url(url);
-    let Some(q) = url.find('?') else { return url };
-    let (head, rest) = url.split_at(q + 1);
-    let (query, fragment) = match rest.find('#') {
-        Some(h) => rest.split_at(h),
-        None => (rest, ""),
-    };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !v.is_empty() && SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => {
-                format!("{k}={MASK}")
-            }
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{head}{}{fragment}", query.join("&"))
+    streetscope_contracts::redact::redact_url(url)
 }
 
 /// Whether the source holds a secret that [`redact_source`] hides.
 pub fn has_secret(url: &str) -> bool {
     redact_source(url) != url
-}
-
-/// Replaces every URL with a password inside free text (e.g. a parser's error
-/// message quoting the request) by its redacted form.
-pub fn scrub_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(p) = rest.find("://") {
-        // The URL starts at the scheme: letters, digits, '+', '-', '.' before "://".
-        let start = rest[..p]
-            .char_indices()
-            .rev()
-            .take_while(|(_, c)| c.is_ascii_alphanumeric() || "+-.".contains(*c))
-            .last()
-            .map_or(p, |(i, _)| i);
-        let end = rest[p..].find(|c: char| c.is_whitespace() || "\"'`<>\\".contains(c)).map_or(rest.len(), |e| p + e);
-        out.push_str(&rest[..start]);
-        out.push_str(&redact_source(&rest[start..end]));
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// An updated source sent with `***` where the stored one had secrets: the

@@ -48,9 +48,78 @@ struct StageLabels {
     stage: String,
 }
 
+/// What reached an aggregator of one camera (see `Aggregator::delivery`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliverySample {
+    pub camera: String,
+    /// Frames taken.
+    pub frames: u64,
+    /// Frames dropped as duplicates (replays after a crash or a rebalance).
+    pub duplicates: u64,
+    /// Frames that never arrived (numbers skipped, and restarts' estimates).
+    pub missing: u64,
+    /// Restarts of the camera's ingest seen (new runs of its frame identity).
+    pub restarts: u64,
+}
+
+/// The latest [`DeliverySample`]s of a stage, shared with the metrics
+/// endpoint. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryBoard(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, DeliverySample>>>);
+
+impl DeliveryBoard {
+    /// Replaces the samples of the cameras in `samples` (others are kept: an
+    /// aggregator holds several intersections).
+    pub fn update(&self, samples: impl IntoIterator<Item = DeliverySample>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for s in samples {
+            m.insert(s.camera.clone(), s);
+        }
+    }
+
+    /// Every camera's latest sample, by camera id.
+    pub fn samples(&self) -> Vec<DeliverySample> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+}
+
 /// Renders the metrics of `cameras` and `stages` in the Prometheus text format.
 pub fn render(cameras: &[CameraSample], stages: &[StageStats]) -> String {
+    render_with(cameras, stages, &[])
+}
+
+/// [`render`], with what reached an aggregator per camera.
+pub fn render_with(cameras: &[CameraSample], stages: &[StageStats], delivery: &[DeliverySample]) -> String {
     let mut registry = Registry::with_prefix("streetscope");
+    if !delivery.is_empty() {
+        let frames = Family::<CameraLabels, Counter>::default();
+        let dups = Family::<CameraLabels, Counter>::default();
+        let missing = Family::<CameraLabels, Counter>::default();
+        let restarts = Family::<CameraLabels, Counter>::default();
+        registry.register("aggregate_frames", "Frames an aggregator took, by camera", frames.clone());
+        registry.register(
+            "aggregate_duplicates",
+            "Frames an aggregator dropped as duplicates (replays after a crash or a rebalance), by camera",
+            dups.clone(),
+        );
+        registry.register(
+            "aggregate_frames_missing",
+            "Frames that never reached the aggregator (numbers skipped, and the frames a restart of the camera's ingest cost, estimated), by camera",
+            missing.clone(),
+        );
+        registry.register(
+            "aggregate_ingest_restarts",
+            "Restarts of a camera's ingest the aggregator saw (new runs of its frame identity), by camera",
+            restarts.clone(),
+        );
+        for d in delivery {
+            let l = CameraLabels { camera: d.camera.clone() };
+            frames.get_or_create(&l).inc_by(d.frames);
+            dups.get_or_create(&l).inc_by(d.duplicates);
+            missing.get_or_create(&l).inc_by(d.missing);
+            restarts.get_or_create(&l).inc_by(d.restarts);
+        }
+    }
     let frames = Family::<CameraLabels, Counter>::default();
     let reconnects = Family::<CameraLabels, Counter>::default();
     let dropped = Family::<DropLabels, Counter>::default();

@@ -334,8 +334,19 @@ impl fmt::Debug for GroupConsumer {
 impl GroupConsumer {
     /// Joins `group` and subscribes to `topics`.
     pub fn new(cfg: &KafkaConfig, group: &str, topics: &[&str]) -> Result<Self> {
+        Self::with_instance_id(cfg, group, topics, None)
+    }
+
+    /// [`GroupConsumer::new`] as a static member (`group.instance.id`, KIP-345)
+    /// when `instance` is given: a member that restarts under the same id
+    /// within the session timeout gets its partitions back without a rebalance
+    /// (a rolling update does not move an ingest pod's cameras to the others).
+    pub fn with_instance_id(cfg: &KafkaConfig, group: &str, topics: &[&str], instance: Option<&str>) -> Result<Self> {
         let mut c = client_config(cfg, Role::Consumer)?;
         c.set("group.id", group);
+        if let Some(id) = instance {
+            c.set("group.instance.id", id);
+        }
         let inner: StreamConsumer<GroupContext> = c
             .create_with_context(GroupContext::default())
             .map_err(|source| KafkaTransportError::Client { role: "consumer", source })?;
@@ -959,7 +970,10 @@ impl FramePublisher {
 }
 
 impl crate::Publish<streetscope_contracts::Frame> for FramePublisher {
-    async fn publish(&self, frame: streetscope_contracts::Frame) -> std::result::Result<crate::Published, crate::TransportError> {
+    async fn publish(
+        &self,
+        frame: streetscope_contracts::Frame,
+    ) -> std::result::Result<crate::Published, crate::TransportError> {
         use std::sync::atomic::Ordering::Relaxed;
         use streetscope_contracts::trace::{TraceContext, TRACEPARENT};
         let trace = TraceContext::root((self.random)()).to_string();
@@ -1039,7 +1053,9 @@ impl TableFollower {
                     .map_err(|source| KafkaTransportError::Broker { what: format!("assign {topic}[{p}]"), source })?;
             }
         }
-        inner.assign(&tpl).map_err(|source| KafkaTransportError::Broker { what: format!("assign {topics:?}"), source })?;
+        inner
+            .assign(&tpl)
+            .map_err(|source| KafkaTransportError::Broker { what: format!("assign {topics:?}"), source })?;
         Ok(Self { inner, ends: Mutex::new(ends) })
     }
 

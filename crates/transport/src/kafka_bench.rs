@@ -137,8 +137,11 @@ pub async fn streetscope(cfg: &KafkaConfig, topic: &str, frames: &[Frame], n: us
     let send = async {
         let mut pending = Vec::with_capacity(n);
         for i in 0..n {
+            // The same 16 keys as the bare side (16 cameras), so both spread
+            // over the same partitions.
             let mut f = frames[i % frames.len()].clone();
-            f.seq = i as u64;
+            f.camera_id = format!("bench-{}", i % 16).into();
+            f.seq = (i / 16) as u64;
             let trace = TraceContext::root([(i % 251) as u8 + 1; 24]).to_string();
             let env = f.to_envelope();
             pending.push(producer.send(topic, &f.camera_id, Some(&env), &[(TRACEPARENT, trace.as_bytes())]).await?);

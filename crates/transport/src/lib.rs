@@ -9,6 +9,7 @@
 //! Invariant: every queue is bounded and names what it does when full
 //! ([`FullPolicy`]).
 
+pub mod delivery;
 mod inproc;
 #[cfg(feature = "kafka")]
 pub mod kafka;

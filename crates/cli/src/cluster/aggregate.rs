@@ -18,6 +18,19 @@
 //! two are dropped as duplicates by (camera, sequence number). A snapshot is
 //! never written for a partition after it was revoked, so an old owner cannot
 //! overwrite a newer state.
+//!
+//! The registry is followed live ([`TableFollower`]): the stage reads the
+//! cameras and intersections tables to their end before it takes a partition,
+//! then applies each change to the intersections it holds as `streetscope run`
+//! applies its watched configuration — a camera added or edited goes through
+//! [`Aggregator::upsert_camera`] (a moved counting line counts from the next
+//! frame on, tracks kept), a camera deleted or moved away through
+//! [`Aggregator::remove_camera`]; an intersection's approaches changed rebuild
+//! its aggregator from its own snapshot. Detections of a camera the registry
+//! does not know go to the dead-letter topic.
+//!
+//! Time without input (a camera gone stale, windows to close) follows the
+//! [`EventClock`] of each intersection, the same rule as `streetscope run`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::process::ExitCode;
@@ -25,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use streetscope_aggregate::snapshot::AggregatorSnapshot;
+use streetscope_aggregate::stage::EventClock;
 use streetscope_aggregate::Aggregator;
 use streetscope_contracts::cluster::ClusterConfig;
 use streetscope_contracts::config::{AnalyticsConfig, CameraConfig};
@@ -34,9 +48,11 @@ use streetscope_contracts::registry::{CameraSpec, IntersectionSpec};
 use streetscope_contracts::trace::TRACEPARENT;
 use streetscope_contracts::FrameDetections;
 use streetscope_registry::redact::scrub_text;
+use streetscope_telemetry::metrics::{DeliveryBoard, DeliverySample};
+use streetscope_transport::delivery::Processed;
 use streetscope_transport::kafka::{
     header, payload, read_table, Assignment, DeadLetters, GroupConsumer, Incoming, Origin, OwnedMessage, Pending,
-    Producer, Role,
+    Producer, Role, TableFollower, TableRecord,
 };
 
 use streetscope_telemetry::StageMeter;
@@ -56,32 +72,45 @@ struct Registry {
 }
 
 impl Registry {
-    fn load(cfg: &ClusterConfig) -> anyhow::Result<Self> {
+    /// Takes one record of the followed tables; what it changed.
+    fn apply(&mut self, cfg: &ClusterConfig, r: TableRecord) -> Option<RegistryChange> {
         let k = &cfg.kafka;
-        let mut reg = Registry::default();
-        for (id, v) in read_table(k, &k.topics.cameras.name, None)? {
-            let Some(v) = v else { continue };
-            match serde_json::from_slice::<CameraSpec>(&v) {
-                Ok(spec) => {
-                    reg.cameras.insert(id, spec.camera);
+        if r.topic == k.topics.cameras.name {
+            let old = self.cameras.get(&r.key).cloned();
+            let new = match r.value.as_deref().map(serde_json::from_slice::<CameraSpec>) {
+                None => None,
+                Some(Ok(spec)) if spec.camera.id == r.key => Some(spec.camera),
+                Some(Ok(spec)) => {
+                    tracing::error!(camera = %r.key, "camera spec under another key ({:?}) in {}: ignored", spec.camera.id, r.topic);
+                    return None;
                 }
-                Err(e) => {
-                    tracing::error!(camera = %id, "unreadable camera spec in {}: {}", k.topics.cameras.name, scrub_text(&e.to_string()))
+                Some(Err(e)) => {
+                    tracing::error!(camera = %r.key, "unreadable camera spec in {}: {}", r.topic, scrub_text(&e.to_string()));
+                    return None;
+                }
+            };
+            match &new {
+                Some(c) => self.cameras.insert(r.key.clone(), c.clone()),
+                None => self.cameras.remove(&r.key),
+            };
+            (old != new).then_some(RegistryChange::Camera { old, new })
+        } else if r.topic == k.topics.intersections.name {
+            match r.value.as_deref().map(serde_json::from_slice::<IntersectionSpec>) {
+                None => {
+                    self.intersections.remove(&r.key);
+                }
+                Some(Ok(spec)) => {
+                    self.intersections.insert(r.key.clone(), spec);
+                }
+                Some(Err(e)) => {
+                    tracing::error!(intersection = %r.key, "unreadable intersection spec in {}: {e}", r.topic);
+                    return None;
                 }
             }
+            Some(RegistryChange::Intersection(r.key))
+        } else {
+            None
         }
-        for (id, v) in read_table(k, &k.topics.intersections.name, None)? {
-            let Some(v) = v else { continue };
-            match serde_json::from_slice::<IntersectionSpec>(&v) {
-                Ok(spec) => {
-                    reg.intersections.insert(id, spec);
-                }
-                Err(e) => {
-                    tracing::error!(intersection = %id, "unreadable intersection spec in {}: {e}", k.topics.intersections.name)
-                }
-            }
-        }
-        Ok(reg)
     }
 
     /// The cameras of `intersection`, in id order.
@@ -89,16 +118,31 @@ impl Registry {
         self.cameras.values().filter(|c| c.intersection == intersection).cloned().collect()
     }
 
-    /// `base` with the intersection's approaches from the registry.
-    fn analytics_for(&self, intersection: &str, base: &AnalyticsConfig, cameras: &[CameraConfig]) -> AnalyticsConfig {
-        let ids: HashSet<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
+    /// `base` with the intersection's approaches from the registry: those of
+    /// every camera of the intersection, so that a camera added later finds
+    /// its approaches ([`Aggregator::upsert_camera`]).
+    fn analytics_for(&self, intersection: &str, base: &AnalyticsConfig) -> AnalyticsConfig {
+        let ids: HashSet<&str> = self.cameras_of_ids(intersection);
         let mut a = base.clone();
         a.approaches.retain(|ap| ids.contains(ap.camera.as_str()));
         if let Some(spec) = self.intersections.get(intersection) {
-            a.approaches.extend(spec.approaches.iter().filter(|ap| ids.contains(ap.camera.as_str())).cloned());
+            a.approaches.extend(spec.approaches.iter().cloned());
         }
         a
     }
+
+    fn cameras_of_ids(&self, intersection: &str) -> HashSet<&str> {
+        self.cameras.values().filter(|c| c.intersection == intersection).map(|c| c.id.as_str()).collect()
+    }
+}
+
+/// What a record of the registry's tables changed.
+#[derive(Debug)]
+enum RegistryChange {
+    /// A camera added (`old` None), edited, or deleted (`new` None).
+    Camera { old: Option<CameraConfig>, new: Option<CameraConfig> },
+    /// An intersection's spec (its approaches) written or deleted.
+    Intersection(String),
 }
 
 /// One intersection held by this aggregator.
@@ -123,6 +167,8 @@ struct Held {
     ended: BTreeSet<String>,
     /// Cameras that sent frames.
     seen: BTreeSet<String>,
+    /// The event time reached (see [`EventClock`]).
+    clock: EventClock,
 }
 
 struct Stage {
@@ -133,27 +179,38 @@ struct Stage {
     registry: Registry,
     held: HashMap<String, Held>,
     /// Per detections partition: the last offset processed and not yet covered by a snapshot.
-    processed: BTreeMap<i32, i64>,
+    processed: Processed,
     /// Outputs on their way; all durable before the next snapshot.
     pending: Vec<Pending>,
+    /// What reached each camera's aggregator, for /metrics.
+    delivery: DeliveryBoard,
 }
 
 async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode> {
     let k = &cfg.kafka;
     let meter = StageMeter::new("aggregate");
-    super::serve_status(args, crate::status::StatusSources::of_stage(&meter)).await?;
-    let consumer = GroupConsumer::new(k, &k.groups.aggregate, &[&k.topics.detections.name])?;
-    let producer = Producer::new(k, Role::RecordProducer)?;
-    let dlq = DeadLetters::new(producer.clone(), &k.topics.dlq.name, "aggregate");
-    let registry = {
-        let c = cfg.clone();
-        tokio::task::spawn_blocking(move || Registry::load(&c)).await??
+    let ready = crate::status::Readiness::pending(&["registry", "partitions"]);
+    let sources = crate::status::StatusSources::of_stage(&meter);
+    let delivery = sources.delivery.clone();
+    super::serve_status_with(args, sources, ready.clone()).await?;
+    // The whole registry first: partitions are restored against it.
+    let follower = {
+        let (k, topics) = (k.clone(), [k.topics.cameras.name.clone(), k.topics.intersections.name.clone()]);
+        tokio::task::spawn_blocking(move || TableFollower::new(&k, &[&topics[0], &topics[1]])).await??
     };
+    let mut registry = Registry::default();
+    while !follower.caught_up() {
+        registry.apply(&cfg, follower.next().await);
+    }
+    ready.set("registry", true);
     tracing::info!(
         cameras = registry.cameras.len(),
         intersections = registry.intersections.len(),
-        "registry loaded; waiting for detections partitions"
+        "registry read; joining the aggregators' group"
     );
+    let consumer = GroupConsumer::new(k, &k.groups.aggregate, &[&k.topics.detections.name])?;
+    let producer = Producer::new(k, Role::RecordProducer)?;
+    let dlq = DeadLetters::new(producer.clone(), &k.topics.dlq.name, "aggregate");
     let snapshot_every = Duration::from_secs_f64(cfg.aggregate.snapshot_interval_s);
     let counts_every = Duration::from_secs_f64(cfg.aggregate.counts_interval_s);
     let mut stage = Stage {
@@ -163,12 +220,12 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
         dlq,
         registry,
         held: HashMap::new(),
-        processed: BTreeMap::new(),
+        processed: Processed::default(),
         pending: Vec::new(),
+        delivery,
     };
     let mut snap_tick = tokio::time::interval(snapshot_every);
     let mut counts_tick = tokio::time::interval(counts_every);
-    let mut registry_tick = tokio::time::interval(Duration::from_secs(10));
     let shutdown = super::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -183,21 +240,31 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
                     }
                     meter.add_busy(t.elapsed().as_nanos() as u64);
                 }
-                Incoming::Rebalance(Assignment::Assigned(parts)) => stage.assigned(&parts).await?,
+                Incoming::Rebalance(Assignment::Assigned(parts)) => {
+                    stage.assigned(&parts).await?;
+                    ready.set("partitions", true);
+                }
                 Incoming::Rebalance(Assignment::Revoked(parts)) => stage.revoked(&parts),
             },
+            record = follower.next() => stage.registry_changed(record).await?,
             _ = snap_tick.tick() => stage.checkpoint().await?,
             _ = counts_tick.tick() => stage.publish_counts().await?,
-            _ = registry_tick.tick() => stage.reload_registry().await,
             _ = &mut shutdown => {
-                tracing::info!("stopping: snapshot, then commit");
-                stage.checkpoint().await?;
+                // Within the stop timeout: outputs durable, snapshots written,
+                // offsets committed, then the group left — the next owner of
+                // these partitions restores exactly this state.
+                tracing::info!("stopping: snapshot, then commit, then leave the group");
+                let stop = Duration::from_secs_f64(args.stop_timeout);
+                match tokio::time::timeout(stop, stage.checkpoint()).await {
+                    Ok(r) => r?,
+                    Err(_) => tracing::warn!("the last snapshot did not finish within {stop:?}; the next owner replays from the last one"),
+                }
                 stage.consumer.commit_now()?;
                 break;
             }
         }
     }
-    stage.producer.flush(Duration::from_secs(10)).ok();
+    stage.producer.flush(Duration::from_secs(5)).ok();
     stage.consumer.close();
     Ok(ExitCode::SUCCESS)
 }
@@ -216,38 +283,48 @@ impl Stage {
                 Ok(marker) => self.end_of_stream(marker).await?,
                 Err(e) => {
                     self.dlq.send(m, &format!("end-of-stream marker: {e}")).await?;
-                    self.processed.insert(partition, offset);
+                    self.processed.processed(partition, offset);
                     return Ok(false);
                 }
             }
-            self.processed.insert(partition, offset);
+            self.processed.processed(partition, offset);
             return Ok(true);
         }
         let fd: FrameDetections = match serde_json::from_slice(payload(m)) {
             Ok(fd) => fd,
             Err(e) => {
                 self.dlq.send(m, &format!("detections JSON: {e}")).await?;
-                self.processed.insert(partition, offset);
+                self.processed.processed(partition, offset);
                 return Ok(false);
             }
         };
         let trace = super::continue_trace(header(m, TRACEPARENT)).to_string();
         let intersection = fd.intersection_id.to_string();
-        if !self.ensure_intersection(&intersection, fd.camera_id.as_ref(), partition).await {
-            tracing::warn!(camera = %fd.camera_id, intersection, seq = fd.seq, "detections of a camera the registry does not know: skipped");
-            self.processed.insert(partition, offset);
+        if !self.ensure_intersection(&intersection, fd.camera_id.as_ref(), partition) {
+            let why = match self.registry.cameras.get(fd.camera_id.as_ref()) {
+                Some(c) => format!(
+                    "detections of camera {:?} for intersection {intersection:?}, but the registry puts it in {:?}",
+                    fd.camera_id, c.intersection
+                ),
+                None => format!("detections of camera {:?}, which the registry does not know", fd.camera_id),
+            };
+            tracing::warn!(camera = %fd.camera_id, intersection, seq = fd.seq, "{why}: to the dead-letter topic");
+            self.dlq.send(m, &why).await?;
+            self.processed.processed(partition, offset);
             return Ok(false);
         }
         let h = self.held.get_mut(&intersection).expect("ensured above");
         let dups = h.agg.duplicates();
-        let mut records: Vec<ResultRecord> = match h.agg.process(&fd) {
-            Ok(events) => events.into_iter().map(ResultRecord::Crossing).collect(),
+        let crossings = match h.agg.process(&fd) {
+            Ok(events) => events,
             Err(e) => {
                 tracing::warn!(camera = %fd.camera_id, seq = fd.seq, "{e}");
                 Vec::new()
             }
         };
+        let records = h.agg.drain(crossings);
         if h.agg.duplicates() == dups {
+            h.clock.observe(fd.capture_time_ms, Instant::now());
             h.frames += 1;
             h.as_of_ms = h.as_of_ms.max(fd.capture_time_ms);
             h.last_input = Instant::now();
@@ -259,11 +336,8 @@ impl Stage {
             h.dirty = true;
             h.counts_dirty = true;
         }
-        records.extend(h.agg.take_turning_events().into_iter().map(ResultRecord::TurningMovement));
-        records.extend(h.agg.take_windows().into_iter().map(ResultRecord::Window));
-        records.extend(h.agg.take_alerts().into_iter().map(ResultRecord::Alert));
         self.publish(&intersection, records, &trace).await?;
-        self.processed.insert(partition, offset);
+        self.processed.processed(partition, offset);
         Ok(true)
     }
 
@@ -286,36 +360,86 @@ impl Stage {
         Ok(())
     }
 
-    /// Builds (or rebuilds, when its camera set changed) the aggregator of
-    /// `intersection`; false when the registry does not know `camera`.
-    async fn ensure_intersection(&mut self, intersection: &str, camera: &str, partition: i32) -> bool {
-        if self.held.get(intersection).is_some_and(|h| h.cameras.iter().any(|c| c.id == camera)) {
+    /// Builds the aggregator of `intersection` from the registry if this
+    /// stage does not hold it yet; false when the registry does not put
+    /// `camera` in `intersection`.
+    fn ensure_intersection(&mut self, intersection: &str, camera: &str, partition: i32) -> bool {
+        if self.registry.cameras.get(camera).is_none_or(|c| c.intersection != intersection) {
+            return false;
+        }
+        if let Some(h) = self.held.get_mut(intersection) {
+            // Registry changes reach held intersections as they come; a camera
+            // missing here was added while the intersection was being restored.
+            if !h.cameras.iter().any(|c| c.id == camera) {
+                let c = self.registry.cameras[camera].clone();
+                h.agg.upsert_camera(&c);
+                h.cameras.push(c);
+            }
             return true;
         }
-        if self.registry.cameras.get(camera).is_none_or(|c| c.intersection != intersection) {
-            self.reload_registry().await;
-            if self.registry.cameras.get(camera).is_none_or(|c| c.intersection != intersection) {
-                return false;
-            }
-        }
         let cameras = self.registry.cameras_of(intersection);
-        let analytics = self.registry.analytics_for(intersection, &self.cfg.analytics, &cameras);
-        let agg = match self.held.remove(intersection) {
-            // A camera joined: carry the state over (cameras absent from a snapshot start afresh).
-            Some(old) => match Aggregator::restore(&cameras, &self.cfg.tracker, &analytics, old.agg.snapshot()) {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::error!(
-                        intersection,
-                        "cannot carry the state over to the new camera set ({e}); starting afresh"
-                    );
-                    Aggregator::with_analytics(&cameras, &self.cfg.tracker, &analytics)
-                }
-            },
-            None => Aggregator::with_analytics(&cameras, &self.cfg.tracker, &analytics),
-        };
+        let analytics = self.registry.analytics_for(intersection, &self.cfg.analytics);
+        let agg = Aggregator::with_analytics(&cameras, &self.cfg.tracker, &analytics);
         self.held.insert(intersection.to_owned(), Held::new(agg, partition, cameras));
         true
+    }
+
+    /// Applies one record of the registry's tables to the intersections held
+    /// here, as `streetscope run` applies its watched configuration.
+    async fn registry_changed(&mut self, record: TableRecord) -> anyhow::Result<()> {
+        let Some(change) = self.registry.apply(&self.cfg, record) else { return Ok(()) };
+        let trace = super::continue_trace(None).to_string();
+        match change {
+            RegistryChange::Camera { old, new } => {
+                let id = old.as_ref().or(new.as_ref()).map(|c| c.id.clone()).expect("one of them");
+                // Leaving an intersection held here (deleted, or moved to another).
+                if let Some(old) =
+                    old.as_ref().filter(|o| new.as_ref().is_none_or(|n| n.intersection != o.intersection))
+                {
+                    if let Some(h) = self.held.get_mut(&old.intersection) {
+                        let ended = h.agg.remove_camera(&id);
+                        let records = h.agg.drain(ended);
+                        h.cameras.retain(|c| c.id != id);
+                        (h.dirty, h.counts_dirty) = (true, true);
+                        tracing::info!(camera = %id, intersection = %old.intersection, "camera left the intersection (registry)");
+                        self.publish(&old.intersection.clone(), records, &trace).await?;
+                    }
+                }
+                // Added to, or edited in, an intersection held here.
+                if let Some(new) = new {
+                    if let Some(h) = self.held.get_mut(&new.intersection) {
+                        h.agg.upsert_camera(&new);
+                        let records = h.agg.drain(Vec::new());
+                        h.cameras.retain(|c| c.id != id);
+                        h.cameras.push(new.clone());
+                        (h.dirty, h.counts_dirty) = (true, true);
+                        tracing::info!(camera = %id, intersection = %new.intersection, "camera updated (registry): counts from its next frame on");
+                        self.publish(&new.intersection, records, &trace).await?;
+                    }
+                }
+            }
+            RegistryChange::Intersection(id) => {
+                // New approaches: the aggregator rebuilt from its own state.
+                if let Some(h) = self.held.remove(&id) {
+                    let cameras = self.registry.cameras_of(&id);
+                    let analytics = self.registry.analytics_for(&id, &self.cfg.analytics);
+                    let agg = match Aggregator::restore(&cameras, &self.cfg.tracker, &analytics, h.agg.snapshot()) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::error!(intersection = %id, "cannot carry the state over to the new approaches ({e}); starting afresh");
+                            Aggregator::with_analytics(&cameras, &self.cfg.tracker, &analytics)
+                        }
+                    };
+                    let mut rebuilt = Held::new(agg, h.partition, cameras);
+                    (rebuilt.frames, rebuilt.as_of_ms, rebuilt.finished, rebuilt.ended, rebuilt.seen, rebuilt.clock) =
+                        (h.frames, h.as_of_ms, h.finished, h.ended, h.seen, h.clock);
+                    (rebuilt.dirty, rebuilt.counts_dirty) = (true, true);
+                    tracing::info!(intersection = %id, "intersection updated (registry)");
+                    self.held.insert(id, rebuilt);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn publish(&mut self, intersection: &str, records: Vec<ResultRecord>, trace: &str) -> anyhow::Result<()> {
@@ -338,9 +462,11 @@ impl Stage {
     /// Outputs durable, then snapshots durable, then offsets marked done.
     async fn checkpoint(&mut self) -> anyhow::Result<()> {
         self.finish_idle().await?;
+        let checkpoint = self.processed.checkpoint();
         for p in self.pending.drain(..) {
             p.durable().await.context("publishing results")?;
         }
+        let checkpoint = checkpoint.outputs_durable();
         let topic = self.topics().snapshots.name.clone();
         let mut writes = Vec::new();
         for (id, h) in self.held.iter_mut().filter(|(_, h)| h.dirty) {
@@ -360,7 +486,7 @@ impl Stage {
             w.durable().await.context("writing snapshots")?;
         }
         let detections = self.topics().detections.name.clone();
-        for (p, off) in std::mem::take(&mut self.processed) {
+        for (p, off) in checkpoint.snapshots_durable().offsets() {
             self.consumer.mark_done(&detections, p, off);
         }
         Ok(())
@@ -386,23 +512,31 @@ impl Stage {
     }
 
     async fn publish_counts(&mut self) -> anyhow::Result<()> {
-        // The stage's clock drives what needs time without input (a camera gone stale).
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        let mut alerts = Vec::new();
+        // Each intersection's event clock drives what needs time without input
+        // (a camera gone stale, windows of silent cameras), as in `streetscope run`.
+        let at = Instant::now();
+        let mut released = Vec::new();
         for (id, h) in self.held.iter_mut() {
+            let Some(now_ms) = h.clock.now(at) else { continue };
             h.agg.tick(now_ms);
-            let a: Vec<ResultRecord> = h.agg.take_alerts().into_iter().map(ResultRecord::Alert).collect();
-            if !a.is_empty() {
+            let records = h.agg.drain(Vec::new());
+            if !records.is_empty() {
                 h.dirty = true;
-                alerts.push((id.clone(), a));
+                released.push((id.clone(), records));
             }
         }
-        for (id, a) in alerts {
-            self.publish(&id, a, &super::continue_trace(None).to_string()).await?;
+        for (id, records) in released {
+            self.publish(&id, records, &super::continue_trace(None).to_string()).await?;
         }
+        self.delivery.update(self.held.values().flat_map(|h| {
+            h.agg.delivery().into_iter().map(|(camera, d)| DeliverySample {
+                camera,
+                frames: d.frames,
+                duplicates: d.duplicates,
+                missing: d.missing,
+                restarts: d.restarts,
+            })
+        }));
         let mut out = Vec::new();
         for (id, h) in self.held.iter_mut().filter(|(_, h)| h.counts_dirty) {
             h.counts_dirty = false;
@@ -443,7 +577,7 @@ impl Stage {
                     }
                 };
                 let cameras = self.registry.cameras_of(&intersection);
-                let analytics = self.registry.analytics_for(&intersection, &self.cfg.analytics, &cameras);
+                let analytics = self.registry.analytics_for(&intersection, &self.cfg.analytics);
                 match Aggregator::restore(&cameras, &self.cfg.tracker, &analytics, snap.state) {
                     Ok(agg) => {
                         let mut h = Held::new(agg, p, cameras);
@@ -470,26 +604,16 @@ impl Stage {
         let ids: HashSet<i32> = parts.iter().map(|(_, p)| *p).collect();
         self.held.retain(|_, h| !ids.contains(&h.partition));
         for p in &ids {
-            self.processed.remove(p);
+            self.processed.revoked(*p);
         }
         tracing::info!(partitions = ?ids, "detections partitions revoked; their state was dropped");
-    }
-
-    async fn reload_registry(&mut self) {
-        let c = self.cfg.clone();
-        match tokio::task::spawn_blocking(move || Registry::load(&c)).await {
-            Ok(Ok(r)) => self.registry = r,
-            Ok(Err(e)) => tracing::warn!("reading the registry: {e:#}"),
-            Err(e) => tracing::warn!("reading the registry: {e}"),
-        }
     }
 }
 
 /// Ends every track of `h`; the records that releases.
 fn finish(h: &mut Held) -> Vec<ResultRecord> {
-    let mut records: Vec<ResultRecord> = h.agg.finish().into_iter().map(ResultRecord::Crossing).collect();
-    records.extend(h.agg.take_turning_events().into_iter().map(ResultRecord::TurningMovement));
-    records.extend(h.agg.take_windows().into_iter().map(ResultRecord::Window));
+    let ended = h.agg.finish();
+    let records = h.agg.drain(ended);
     h.finished = true;
     h.dirty = true;
     h.counts_dirty = true;
@@ -510,6 +634,7 @@ impl Held {
             finished: false,
             ended: BTreeSet::new(),
             seen: BTreeSet::new(),
+            clock: EventClock::default(),
         }
     }
 }

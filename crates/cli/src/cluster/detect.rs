@@ -7,9 +7,15 @@
 //! `streetscope.detections`, keyed by intersection. A frame's offset is marked
 //! done only once its detections are durable and every frame before it in the
 //! partition is done too, so a crash replays and never skips; the aggregator
-//! drops the replayed duplicates by (camera, sequence number).
+//! drops the replayed duplicates by (camera, sequence number). Which offsets
+//! are done is decided by [`InFlight`], a pure type with its own tests; each
+//! frame's trace context travels in its entry, so a frame that is shed or fails
+//! leaves nothing behind.
+//!
+//! On SIGTERM the reader stops taking frames, the frames inside the stage come
+//! out and are published, their offsets are committed, and the pod leaves the
+//! group — all within `--stop-timeout`.
 
-use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,23 +28,16 @@ use streetscope_contracts::{Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
 use streetscope_telemetry::StageMeter;
+use streetscope_transport::delivery::{InFlight, Slot};
 use streetscope_transport::kafka::{header, DeadLetters, GroupConsumer, Incoming, Origin, Pending, Producer, Role};
 use streetscope_transport::{channel, FullPolicy, Publish, Subscribe};
 
 use super::ClusterArgs;
 
-/// One consumed message, in consumption order, until it is done.
-#[derive(Debug)]
-struct Entry {
-    origin: Origin,
-    /// The frame it carried; None for a dead letter (already handled) or a marker.
-    frame: Option<(Arc<str>, u64)>,
-    /// An end-of-stream marker, passed on to the detections topic in order.
-    marker: Option<EndOfStream>,
-}
-
-/// Trace context per frame in flight, by (camera, sequence number).
-type Traces = std::collections::HashMap<(Arc<str>, u64), String>;
+/// The frames a detector pod has taken and not yet settled: keyed by
+/// (camera, sequence number), markers passed on in order, the trace context of
+/// each frame with it.
+type Flight = InFlight<Origin, (Arc<str>, u64), EndOfStream, String>;
 
 /// What the committer awaits, in order.
 enum Done {
@@ -74,67 +73,70 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
 
     let opts = StageOptions::from_config(&cfg.detector);
     let meter = StageMeter::new("detect");
-    super::serve_status(args, crate::status::StatusSources::of_stage(&meter)).await?;
+    // The model is warmed before this runs; ready once the group gave partitions.
+    let ready = crate::status::Readiness::pending(&["partitions"]);
+    super::serve_status_with(args, crate::status::StatusSources::of_stage(&meter), ready.clone()).await?;
     let (frames_tx, frames_rx) = channel::<Frame>("frames", 8, FullPolicy::Block);
     let (dets_tx, mut dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
     let stage = tokio::spawn(DetectStage::with_options(detector, meter.clone(), opts).run(frames_rx, dets_tx));
 
-    let fifo: Arc<Mutex<VecDeque<Entry>>> = Arc::default();
-    let traces: Arc<Mutex<Traces>> = Arc::default();
+    let flight: Arc<Mutex<Flight>> = Arc::default();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Done>(1024);
 
-    // Reader: messages → frames for the stage (or dead letters), in order.
+    // Reader: messages → frames for the stage (or dead letters), in order. It
+    // stops taking frames when the pod is asked to stop.
+    let stopping = Arc::new(tokio::sync::Notify::new());
     let reader = {
-        let (consumer, fifo, traces) = (consumer.clone(), fifo.clone(), traces.clone());
+        let (consumer, flight, ready, stopping) = (consumer.clone(), flight.clone(), ready.clone(), stopping.clone());
         async move {
             loop {
-                let m = match consumer.next().await {
-                    Incoming::Message(m) => m,
-                    Incoming::Rebalance(a) => {
-                        tracing::info!(?a, "frames partitions changed");
-                        continue;
-                    }
+                let m = tokio::select! {
+                    biased;
+                    _ = stopping.notified() => break,
+                    incoming = consumer.next() => match incoming {
+                        Incoming::Message(m) => m,
+                        Incoming::Rebalance(a) => {
+                            tracing::info!(?a, "frames partitions changed");
+                            ready.set("partitions", true);
+                            continue;
+                        }
+                    },
                 };
                 let origin = Origin::of(&m);
+                let push = |slot, tag| flight.lock().unwrap_or_else(|p| p.into_inner()).push(origin.clone(), slot, tag);
                 if header(&m, headers::END_OF_STREAM).is_some() {
                     match serde_json::from_slice::<EndOfStream>(streetscope_transport::kafka::payload(&m)) {
-                        Ok(marker) => {
-                            fifo.lock().expect("poisoned").push_back(Entry {
-                                origin,
-                                frame: None,
-                                marker: Some(marker),
-                            });
-                        }
+                        Ok(marker) => push(Slot::Marker(marker), String::new()),
                         Err(e) => {
                             dlq.send(&m, &format!("end-of-stream marker: {e}")).await?;
-                            fifo.lock().expect("poisoned").push_back(Entry { origin, frame: None, marker: None });
+                            push(Slot::Settled, String::new());
                         }
                     }
                     continue;
                 }
                 match Frame::from_envelope(streetscope_transport::kafka::payload(&m)) {
                     Ok(frame) => {
-                        let key = (frame.camera_id.clone(), frame.seq);
-                        let trace = super::continue_trace(header(&m, TRACEPARENT));
-                        traces.lock().expect("poisoned").insert(key.clone(), trace.to_string());
-                        fifo.lock().expect("poisoned").push_back(Entry { origin, frame: Some(key), marker: None });
+                        let trace = super::continue_trace(header(&m, TRACEPARENT)).to_string();
+                        push(Slot::Item((frame.camera_id.clone(), frame.seq)), trace);
                         if frames_tx.publish(frame).await.is_err() {
                             break;
                         }
                     }
                     Err(e) => {
                         dlq.send(&m, &format!("frame envelope: {e}")).await?;
-                        fifo.lock().expect("poisoned").push_back(Entry { origin, frame: None, marker: None });
+                        push(Slot::Settled, String::new());
                     }
                 }
             }
+            // Dropping the stage's input ends it once the frames inside come out.
+            drop(frames_tx);
             anyhow::Ok(())
         }
     };
 
     // Publisher: detections in input order → producer; offsets to the committer.
     let publisher = {
-        let (fifo, traces, producer, done_tx) = (fifo.clone(), traces.clone(), producer.clone(), done_tx.clone());
+        let (flight, producer, done_tx) = (flight.clone(), producer.clone(), done_tx.clone());
         async move {
             let mut idle = tokio::time::interval(Duration::from_millis(250));
             loop {
@@ -142,47 +144,38 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
                     fd = dets_rx.next() => {
                         let Some(fd) = fd else { break };
                         let key = (fd.camera_id.clone(), fd.seq);
-                        // Entries before this frame's produced nothing (shed, failed, dead letters).
+                        let settled = flight.lock().unwrap_or_else(|p| p.into_inner()).complete(&key);
+                        let Some(mut settled) = settled else {
+                            // Its input was revoked meanwhile: publish (at-least-once;
+                            // the aggregator drops a duplicate), commit nothing.
+                            tracing::warn!(camera = %fd.camera_id, seq = fd.seq, "detections for a frame not in flight (revoked partition?)");
+                            let json = serde_json::to_vec(&fd)?;
+                            producer.send(&detections_topic, &fd.intersection_id, Some(&json), &[]).await?;
+                            continue;
+                        };
+                        let own = settled.pop().expect("ends with the frame's own entry");
                         let mut origins = Vec::new();
-                        let mut found = false;
-                        let mut popped = Vec::new();
-                        {
-                            let mut q = fifo.lock().expect("poisoned");
-                            while let Some(e) = q.pop_front() {
-                                let hit = e.frame.as_ref() == Some(&key);
-                                popped.push(e);
-                                if hit { found = true; break; }
-                            }
-                        }
-                        for e in popped {
-                            if let Some(marker) = &e.marker {
+                        for e in settled {
+                            // Frames before it were shed or failed; markers go on in order.
+                            if let Slot::Marker(marker) = &e.slot {
                                 let p = send_marker(&producer, &detections_topic, marker).await?;
                                 if done_tx.send(Done::Delivered(p, std::mem::take(&mut origins))).await.is_err() { break; }
                             }
                             origins.push(e.origin);
                         }
-                        if !found {
-                            tracing::warn!(camera = %fd.camera_id, seq = fd.seq, "detections for a frame not in flight (revoked partition?)");
-                        }
-                        let trace = traces.lock().expect("poisoned").remove(&key).unwrap_or_default();
+                        origins.push(own.origin);
                         let json = serde_json::to_vec(&fd)?;
                         let pending = producer
-                            .send(&detections_topic, &fd.intersection_id, Some(&json), &[(TRACEPARENT, trace.as_bytes())])
+                            .send(&detections_topic, &fd.intersection_id, Some(&json), &[(TRACEPARENT, own.tag.as_bytes())])
                             .await?;
                         if done_tx.send(Done::Delivered(pending, origins)).await.is_err() { break; }
                     }
                     _ = idle.tick() => {
                         // Dead letters and markers at the front, no frame before them in flight.
-                        let mut popped = Vec::new();
-                        {
-                            let mut q = fifo.lock().expect("poisoned");
-                            while q.front().is_some_and(|e| e.frame.is_none()) {
-                                popped.push(q.pop_front().expect("checked"));
-                            }
-                        }
+                        let front = flight.lock().unwrap_or_else(|p| p.into_inner()).take_settled_front();
                         let mut origins = Vec::new();
-                        for e in popped {
-                            if let Some(marker) = &e.marker {
+                        for e in front {
+                            if let Slot::Marker(marker) = &e.slot {
                                 let p = send_marker(&producer, &detections_topic, marker).await?;
                                 if done_tx.send(Done::Delivered(p, std::mem::take(&mut origins))).await.is_err() { break; }
                                 tracing::info!(camera = %marker.camera_id, "recording ended: end-of-stream passed on");
@@ -230,18 +223,42 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
             }
         }
     };
+    let (mut reader, mut publisher, mut committer, progress) =
+        (tokio::spawn(reader), tokio::spawn(publisher), tokio::spawn(committer), tokio::spawn(progress));
+    let joined = |r: Result<anyhow::Result<()>, tokio::task::JoinError>, what: &str| -> anyhow::Result<()> {
+        r.with_context(|| format!("{what} panicked"))?.with_context(|| what.to_owned())
+    };
     let outcome = tokio::select! {
-        r = reader => r.context("reading frames"),
-        r = publisher => r.context("publishing detections"),
-        r = committer => r,
-        _ = progress => Ok(()),
+        r = &mut reader => joined(r, "reading frames"),
+        r = &mut publisher => joined(r, "publishing detections"),
+        r = &mut committer => joined(r, "committing offsets"),
         _ = super::shutdown_signal() => {
-            tracing::info!("stopping: committing what is done");
-            Ok(())
+            // No new frame; those inside the stage come out, are published and
+            // committed; then the group is left — within the stop timeout.
+            tracing::info!("stopping: finishing the frames in flight, then commit");
+            stopping.notify_one();
+            let stop = Duration::from_secs_f64(args.stop_timeout);
+            let drained = tokio::time::timeout(stop, async {
+                joined(reader.await, "reading frames")?;
+                joined(publisher.await, "publishing detections")?;
+                joined(committer.await, "committing offsets")
+            })
+            .await;
+            match drained {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("frames still in flight after {stop:?}: their next owner replays them");
+                    Ok(())
+                }
+            }
         }
     };
+    progress.abort();
     stage.abort();
-    producer.flush(Duration::from_secs(10)).ok();
+    producer.flush(Duration::from_secs(5)).ok();
+    if let Err(e) = consumer.commit_now() {
+        tracing::warn!("last commit: {e}");
+    }
     if let Ok(c) = Arc::try_unwrap(consumer) {
         c.close();
     }

@@ -88,10 +88,12 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
         }
     };
     let reconciler = Reconciler::new(settings, make_sink);
+    let running = reconciler.statuses();
     let sources = crate::status::StatusSources {
-        cameras: reconciler.statuses(),
+        cameras: running.clone(),
         drops: drops.clone(),
         stages: vec![meter.clone()],
+        delivery: Default::default(),
     };
     super::serve_status(args, sources).await?;
 
@@ -110,7 +112,12 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
         })
     };
 
-    let consumer = GroupConsumer::new(k, &k.groups.ingest, &[&k.topics.cameras.name])?;
+    let consumer = GroupConsumer::with_instance_id(
+        k,
+        &k.groups.ingest,
+        &[&k.topics.cameras.name],
+        args.group_instance_id.as_deref(),
+    )?;
     let dlq = DeadLetters::new(Producer::new(k, Role::RecordProducer)?, &k.topics.dlq.name, "ingest");
     let mut cameras = RegistryCameras::default();
     let mut report = tokio::time::interval(Duration::from_secs(10));
@@ -173,7 +180,8 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
             }
             _ = report.tick() => {
                 tracing::info!(
-                    cameras = cameras.running(),
+                    cameras = running.handles().len(),
+                    assigned = cameras.running(),
                     frames = stats.produced.load(Ordering::Relaxed),
                     failed = stats.failed.load(Ordering::Relaxed),
                     dropped = drops.total(),

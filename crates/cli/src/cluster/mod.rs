@@ -40,6 +40,12 @@ pub struct ClusterArgs {
     /// then it exits anyway. Keep it under the pod's termination grace period.
     #[arg(long, env = "STREETSCOPE_STOP_TIMEOUT", default_value_t = DEFAULT_STOP_TIMEOUT_S)]
     pub stop_timeout: f64,
+    /// Join the stage's consumer group as this static member (Kafka's
+    /// `group.instance.id`; e.g. the pod's name in a StatefulSet): restarted
+    /// within the session timeout under the same id, the stage gets its
+    /// partitions back without a rebalance. Used by ingest pods.
+    #[arg(long, env = "STREETSCOPE_GROUP_INSTANCE_ID")]
+    pub group_instance_id: Option<String>,
 }
 
 /// The default of `--stop-timeout`: under Kubernetes' default termination
@@ -49,7 +55,7 @@ pub const DEFAULT_STOP_TIMEOUT_S: f64 = 25.0;
 impl ClusterArgs {
     /// Reads and validates the configuration.
     pub fn load(&self) -> anyhow::Result<ClusterConfig> {
-        let mut cfg = ClusterConfig::from_file(&self.cluster)?;
+        let mut cfg = read_cluster_config(&self.cluster)?;
         if let Some(b) = &self.brokers {
             cfg.kafka.brokers = b.clone();
             if let Err(errs) = cfg.validate() {
@@ -61,11 +67,31 @@ impl ClusterArgs {
     }
 }
 
+/// Reads and validates a cluster configuration file (the contracts crate does
+/// no IO: it parses the text read here).
+pub fn read_cluster_config(path: &std::path::Path) -> anyhow::Result<ClusterConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    Ok(ClusterConfig::from_toml_str(&text, &path.display().to_string(), path.parent())?)
+}
+
 /// Serves the stage's status endpoint when `--status-addr` asks for one. Must
 /// be called inside the stage's runtime.
 pub async fn serve_status(args: &ClusterArgs, sources: crate::status::StatusSources) -> anyhow::Result<()> {
     if let Some(addr) = args.status_addr {
         let bound = crate::status::serve(addr, std::sync::Arc::new(sources)).await?;
+        tracing::info!("status: http://{bound}/status  metrics: http://{bound}/metrics");
+    }
+    Ok(())
+}
+
+/// [`serve_status`], with `/readyz` following `ready`.
+pub async fn serve_status_with(
+    args: &ClusterArgs,
+    sources: crate::status::StatusSources,
+    ready: crate::status::Readiness,
+) -> anyhow::Result<()> {
+    if let Some(addr) = args.status_addr {
+        let bound = crate::status::serve_with(addr, std::sync::Arc::new(sources), ready).await?;
         tracing::info!("status: http://{bound}/status  metrics: http://{bound}/metrics");
     }
     Ok(())

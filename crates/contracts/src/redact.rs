@@ -1,0 +1,99 @@
+//! The one redaction rule: what of a URL never reaches a log line, a metric,
+//! an error or an API response. Ingest, the registry, the stages' status
+//! endpoints and logs all use it.
+//!
+//! A URL keeps its scheme, user name, host, path and harmless query
+//! parameters; the password of its user info and the values of query
+//! parameters that look secret (`token=`, `password=`, `key=`, …) become `***`.
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// Query parameters whose values are secrets (compared case-insensitively).
+pub const SECRET_PARAMS: &[&str] =
+    &["password", "passwd", "pass", "pwd", "secret", "token", "key", "apikey", "api_key", "auth", "access_token"];
+
+/// The URL with its password and secret query values replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let url = redact_userinfo(url);
+    let Some(q) = url.find('?') else { return url };
+    let (head, rest) = url.split_at(q + 1);
+    let (query, fragment) = match rest.find('#') {
+        Some(h) => rest.split_at(h),
+        None => (rest, ""),
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !v.is_empty() && SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => {
+                format!("{k}={MASK}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}{}{fragment}", query.join("&"))
+}
+
+/// The URL with the password of its user info replaced by `***`.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:{MASK}") } else { user.to_owned() };
+            format!("{scheme}://{masked}@{}{tail}", &authority[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Replaces every URL inside free text (a parser's error quoting a request, a
+/// GStreamer message naming its location) by its redacted form.
+pub fn scrub_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(p) = rest.find("://") {
+        // The URL starts at the scheme: letters, digits, '+', '-', '.' before "://".
+        let start = rest[..p]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || "+-.".contains(*c))
+            .last()
+            .map_or(p, |(i, _)| i);
+        let end = rest[p..].find(|c: char| c.is_whitespace() || "\"'`<>\\".contains(c)).map_or(rest.len(), |e| p + e);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_secret_parameters_never_show() {
+        assert_eq!(redact_url("rtsp://admin:hunter2@10.0.0.5:554/s1"), "rtsp://admin:***@10.0.0.5:554/s1");
+        assert_eq!(redact_url("rtsp://admin@10.0.0.5/s1"), "rtsp://admin@10.0.0.5/s1", "no password, nothing hidden");
+        assert_eq!(
+            redact_url("https://cam.example/mjpeg?channel=2&Token=abc&key=k1#top"),
+            "https://cam.example/mjpeg?channel=2&Token=***&key=***#top"
+        );
+        assert_eq!(redact_url("http://u:p@h/x?password=s"), "http://u:***@h/x?password=***");
+        assert_eq!(redact_url("/videos/clip.mp4"), "/videos/clip.mp4");
+        assert_eq!(redact_url("rtsp://h/x?token="), "rtsp://h/x?token=", "an empty value hides nothing");
+    }
+
+    #[test]
+    fn urls_inside_text_are_scrubbed() {
+        let t = "could not open \"rtsp://a:pw@h/s?token=t\": refused; see http://docs/x";
+        assert_eq!(scrub_text(t), "could not open \"rtsp://a:***@h/s?token=***\": refused; see http://docs/x");
+    }
+}
