@@ -3,8 +3,11 @@
 //!
 //! `bench detect` compares the detect stage (JPEG frames in, detections out:
 //! decode, convert, infer, decode outputs, NMS, with preprocessing overlapped and
-//! batching) with bare ONNX Runtime `run` on a prepared tensor of the same model,
-//! threads and batch. Runs alternate between the two and the medians are reported.
+//! batching) with the limit: bare ONNX Runtime `run` on a prepared tensor of the
+//! same model, threads and batch, configured as fast as the runtime allows —
+//! the detector's own session, and ONNX Runtime's Python binding (same library
+//! version, model, input and threads) run as a second process, whichever is
+//! faster. Runs alternate between the kinds and the medians are reported.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,9 +80,20 @@ pub struct DetectBench {
     /// Frames per model run (needs a model with a dynamic batch above 1).
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// ONNX Runtime intra-op threads (0: its choice).
+    /// ONNX Runtime intra-op threads (0: the detector's default, the cores this
+    /// process may use).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Turn off the spinning of ONNX Runtime's intra-op threads.
+    #[arg(long)]
+    no_spin: bool,
+    /// Turn off ONNX Runtime's CPU memory arena (what ort does by default).
+    #[arg(long)]
+    no_arena: bool,
+    /// Do not run ONNX Runtime's Python binding as the second bare side (it needs
+    /// the venv of scripts/python-env.sh).
+    #[arg(long)]
+    no_python: bool,
     /// Preprocessing threads of the stage.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -368,7 +382,13 @@ fn load(args: &DetectBench) -> anyhow::Result<Detector> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
-    let mut opts = DetectorOptions { threads: args.threads, providers, ..DetectorOptions::default() };
+    let mut opts = DetectorOptions {
+        threads: args.threads,
+        intra_op_spinning: !args.no_spin,
+        cpu_arena: !args.no_arena,
+        providers,
+        ..DetectorOptions::default()
+    };
     opts.tensorrt.engine_cache_dir = args.engine_cache.clone();
     opts.tensorrt.max_batch = args.batch as u32;
     opts.tensorrt.opt_batch = args.batch as u32;
@@ -390,6 +410,77 @@ fn bare(det: &mut Detector, frames: &[Frame], batch: usize) -> anyhow::Result<f6
         det.run_bare(&input, batch)?;
     }
     Ok((runs * batch) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// ONNX Runtime's Python binding running the same model on the same prepared
+/// input (tools/python/ort_bare.py --serve), asked for timed runs between the
+/// other measurements.
+struct PythonBare {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    _input: tempfile::NamedTempFile,
+}
+
+impl PythonBare {
+    fn start(det: &Detector, frame: &Frame, threads: usize) -> anyhow::Result<PythonBare> {
+        use std::io::{BufRead, Write};
+        let python = crate::paths::cache_dir().join("venv").join("bin").join("python");
+        anyhow::ensure!(python.is_file(), "{} is missing: run scripts/python-env.sh", python.display());
+        let script = [
+            PathBuf::from("tools/python/ort_bare.py"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/python/ort_bare.py"),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .context("tools/python/ort_bare.py not found: run from the repository")?;
+        let pre = det.preprocessor();
+        let mut tensor = vec![0.0f32; pre.len()];
+        pre.prepare(frame, &mut tensor)?;
+        let mut input = tempfile::NamedTempFile::new()?;
+        for v in &tensor {
+            input.write_all(&v.to_le_bytes())?;
+        }
+        input.flush()?;
+        let mut child = std::process::Command::new(&python)
+            .arg(&script)
+            .arg("--model")
+            .arg(&det.info().path)
+            .args(["--threads", &threads.to_string(), "--serve", "--input"])
+            .arg(input.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", python.display()))?;
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("ort_bare.py said {line:?}"))?;
+        anyhow::ensure!(ready["ready"] == true, "ort_bare.py said {line:?}");
+        eprintln!(
+            "second bare side: ONNX Runtime {} Python binding, {threads} intra-op threads, input {}",
+            ready["onnxruntime"].as_str().unwrap_or("?"),
+            ready["input"].as_str().unwrap_or("?")
+        );
+        Ok(PythonBare { child, out, _input: input })
+    }
+
+    /// Frames per second of `runs` timed runs.
+    fn measure(&mut self, runs: usize) -> anyhow::Result<f64> {
+        use std::io::{BufRead, Write};
+        writeln!(self.child.stdin.as_mut().expect("piped"), "{runs}")?;
+        let mut line = String::new();
+        self.out.read_line(&mut line)?;
+        let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("ort_bare.py said {line:?}"))?;
+        v["fps"].as_f64().with_context(|| format!("ort_bare.py said {line:?}"))
+    }
+}
+
+impl Drop for PythonBare {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 /// Frames per second of the stage, all frames queued at once (throughput).
@@ -443,36 +534,66 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         workers: args.workers,
         shed_stale_after: None,
     };
+    let cores = streetscope_detect::cores::available();
+    let threads = DetectorOptions { threads: args.threads, ..DetectorOptions::default() }.intra_threads();
     eprintln!(
-        "model {} on {}, {} JPEG frames of {w}x{h} (quality {}), batch {}, threads {}, workers {}",
+        "model {} on {}, {} JPEG frames of {w}x{h} (quality {}), batch {}, intra-op threads {threads} \
+         (cores: {} in affinity, quota {}), spinning {}, arena {}, workers {}",
         det.info().path,
         det.provider().name(),
         frames.len(),
         args.quality,
         args.batch,
-        args.threads,
+        cores.affinity,
+        cores.quota.map_or("none".to_owned(), |q| format!("{q:.2} CPUs")),
+        !args.no_spin,
+        !args.no_arena,
         args.workers
     );
     let det_provider = det.provider().name();
+    // The Python binding runs the CPU provider: a second bare side only there.
+    let mut python = match (args.no_python, det.provider(), args.batch) {
+        (false, Provider::Cpu, 1) => match PythonBare::start(&det, &frames[0], threads) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("warning: no Python bare side ({e:#}); the limit is this process's bare run only");
+                None
+            }
+        },
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let (mut bare_fps, mut stage_fps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_fps, mut py_fps, mut stage_fps, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeat {
         let b = bare(&mut det, &frames, args.batch)?;
+        let p = python.as_mut().map(|p| p.measure(frames.len())).transpose()?;
         let (d, s) = rt.block_on(stage_throughput(det, &frames, opts.clone()))?;
         det = d;
-        eprintln!("run {}: bare {b:.2} frames/s, stage {s:.2} frames/s, ratio {:.3}", r + 1, s / b);
+        let best = p.map_or(b, |p| p.max(b));
+        eprintln!(
+            "run {}: bare {b:.2} frames/s, Python bare {}, stage {s:.2} frames/s, ratio to the best bare {:.3}",
+            r + 1,
+            p.map_or("-".to_owned(), |p| format!("{p:.2} frames/s")),
+            s / best
+        );
         bare_fps.push(b);
+        py_fps.extend(p);
         stage_fps.push(s);
-        ratios.push(s / b);
+        ratios.push(s / best);
     }
+    drop(python);
     let (d, lat) = rt.block_on(stage_latency(det, &frames, opts.clone()))?;
     drop(d);
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
     t.add_row(vec![format!("model load + warm-up on {} (s)", det_provider), format!("{load_s:.2}")]);
-    t.add_row(vec!["bare ONNX Runtime run (frames/s)".to_owned(), format!("{:.2}", median(bare_fps))]);
+    t.add_row(vec![format!("bare ONNX Runtime run, {threads} threads (frames/s)"), format!("{:.2}", median(bare_fps))]);
+    t.add_row(vec![
+        "bare run, ONNX Runtime's Python binding (frames/s)".to_owned(),
+        if py_fps.is_empty() { "not run".to_owned() } else { format!("{:.2}", median(py_fps)) },
+    ]);
     t.add_row(vec!["detect stage, JPEG in → detections (frames/s)".to_owned(), format!("{:.2}", median(stage_fps))]);
-    t.add_row(vec!["ratio stage / bare (median of runs)".to_owned(), format!("{:.3}", median(ratios))]);
+    t.add_row(vec!["ratio stage / best bare run (median of runs)".to_owned(), format!("{:.3}", median(ratios))]);
     t.add_row(vec!["latency p50, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.5))]);
     t.add_row(vec!["latency p99, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.99))]);
     println!("{t}");

@@ -203,9 +203,19 @@ pub struct DetectorConfig {
     /// (for models exported with a dynamic size). Must match a fixed-size model.
     #[serde(default)]
     pub input_size: Option<[u32; 2]>,
-    /// Threads ONNX Runtime uses inside an operator; 0 lets it choose.
+    /// Threads ONNX Runtime uses inside an operator. 0 (the default): the cores
+    /// this process may use, i.e. the CPUs of its scheduling affinity capped by
+    /// its cgroup CPU quota rounded down (a pod's `limits.cpu`, cgroup v2
+    /// `cpu.max` or v1 `cpu.cfs_quota_us`), not the host's cores.
     #[serde(default)]
     pub threads: usize,
+    /// Whether ONNX Runtime's intra-op threads spin (busy-wait) between
+    /// operators instead of sleeping. Spinning is ONNX Runtime's default and
+    /// wins when the detector has its cores to itself; when other work shares
+    /// them (ingest and tracking in `streetscope run`, other pods on the node) the
+    /// spinning threads take CPU from it (docs/benchmarks.md).
+    #[serde(default = "default_true")]
+    pub intra_op_spinning: bool,
     /// Largest batch of frames (across cameras) run through the model at once.
     /// Batches above 1 need a model exported with a dynamic batch.
     #[serde(default = "default_one")]
@@ -815,6 +825,7 @@ impl Default for DetectorConfig {
             class_names: None,
             input_size: None,
             threads: 0,
+            intra_op_spinning: true,
             max_batch: 1,
             max_wait_ms: default_max_wait_ms(),
             preprocess_threads: 1,
@@ -1106,7 +1117,23 @@ fn check_source(source: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub use crate::redact::redact_url;
+/// The URL with any password replaced by `***`, for logs, errors and status output.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+            format!("{scheme}://{masked}@{}{tail}", &authority[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@
 //!
 //! Invariant: this is the only crate that links ONNX Runtime.
 
+pub mod cores;
 pub mod decode;
 pub mod detector;
 pub mod metadata;

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use ort::ep::{self, ExecutionProvider};
-use ort::session::builder::SessionBuilder;
+use ort::logging::LogLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 use streetscope_contracts::config::Provider;
@@ -82,12 +83,9 @@ impl Model {
         if !path.is_file() {
             return Err(merr("no such file (scripts/setup.sh fetches the default model)".into()));
         }
+        let threads = opts.intra_threads();
         let new_builder = || -> Result<SessionBuilder, DetectError> {
-            let mut b = Session::builder(env).map_err(|e| merr(e.to_string()))?;
-            if opts.threads > 0 {
-                b = b.with_intra_threads(opts.threads).map_err(|e| merr(e.to_string()))?;
-            }
-            Ok(b)
+            session_builder(env, opts, threads).map_err(|e| merr(e.to_string()))
         };
         // TensorRT's optimisation profile needs the input's name and size: read them
         // from a CPU session first (a fraction of a second for YOLO models).
@@ -108,7 +106,12 @@ impl Model {
                 (Provider::Cuda, _) => {
                     register(|| ep::CUDA::default().with_device_id(opts.cuda.device_id as i32), &mut builder)
                 }
-                (Provider::Cpu, _) => register(ep::CPU::default, &mut builder),
+                // ort's CPU provider turns ONNX Runtime's memory arena off unless asked;
+                // the Python binding (and the C API by default) keep it on. Without it every
+                // intermediate tensor is a malloc/free: 1.3x slower on the vehicle model.
+                (Provider::Cpu, _) => {
+                    register(|| ep::CPU::default().with_arena_allocator(opts.cpu_arena), &mut builder)
+                }
             };
             match result {
                 Ok(()) => {
@@ -137,12 +140,33 @@ impl Model {
         tracing::info!(
             model = %p,
             head = ?info.head,
+            intra_threads = threads,
             "model loaded on {} in {:.2} s",
             provider.name(),
             started.elapsed().as_secs_f64()
         );
         Ok(Model { session, info, provider })
     }
+}
+
+/// A session builder with the detector's settings, before providers. Each one
+/// that differs from ort's defaults says why; docs/benchmarks.md has what each
+/// was worth.
+fn session_builder(
+    env: &ort::environment::Environment,
+    opts: &DetectorOptions,
+    threads: usize,
+) -> Result<SessionBuilder, ort::Error> {
+    let b = Session::builder(env)?
+        // One model, run operator after operator: inter-op threads would only idle.
+        .with_parallel_execution(false)?
+        .with_optimization_level(GraphOptimizationLevel::All)?
+        .with_intra_threads(threads)?
+        .with_intra_op_spinning(opts.intra_op_spinning)?
+        // ort builds its environment at the verbose level for its `tracing` bridge and
+        // sessions inherit it; warnings and errors are what the detector logs.
+        .with_log_level(LogLevel::Warning)?;
+    Ok(b)
 }
 
 /// Registers the provider that `make` builds if this ONNX Runtime has it; the

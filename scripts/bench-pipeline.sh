@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Side by side: `streetscope run` against the Python pipeline a user writes today
+# (tools/python/pipeline_reference.py: OpenCV decode, numpy letterbox, ONNX
+# Runtime's Python binding, OpenCV NMS, trackers ByteTrack, supervision LineZone)
+# on the same 1280x720 25 fps clip, the same model and threads, every frame
+# detected. The two alternate (S P S P ...); frames/s and counts against the
+# clip's ground truth are reported per run and as medians.
+#
+#   scripts/bench-pipeline.sh [REPEAT] [MODEL]     # default: 3 runs each, the set-up model
+#
+# The clip is the two_way test clip re-encoded once to 1280x720 (kept in
+# $STREETSCOPE_CACHE/bench/); its counting lines are the ground truth's.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+REPEAT=${1:-3}
+export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}
+MODEL=${2:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_seg_fp16.onnx}}
+BIN=${STREETSCOPE_BIN:-$CARGO_TARGET_DIR/release/streetscope}
+OUT=$STREETSCOPE_CACHE/bench/pipeline
+SRC=test-videos/out/two_way.mp4
+TRUTH=test-videos/out/two_way.truth.json
+CLIP=$STREETSCOPE_CACHE/bench/two_way_720p25.mp4
+THREADS=$(nproc)
+mkdir -p "$OUT"
+
+log() { printf '\033[1m[bench-pipeline]\033[0m %s\n' "$*" >&2; }
+
+[ -x "$BIN" ] || { echo "no $BIN: run scripts/setup.sh" >&2; exit 1; }
+[ -f "$SRC" ] || { echo "$SRC is missing: run scripts/setup.sh" >&2; exit 1; }
+PY=$(scripts/python-env.sh bench)
+if [ ! -f "$CLIP" ]; then
+  log "re-encoding $SRC to 1280x720 25 fps H.264 -> $CLIP"
+  gst-launch-1.0 -q filesrc location="$SRC" ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! videoscale \
+    ! video/x-raw,width=1280,height=720 ! x264enc bitrate=4000 key-int-max=25 speed-preset=fast \
+    ! h264parse ! mp4mux ! filesink location="$CLIP.partial.mp4"
+  mv "$CLIP.partial.mp4" "$CLIP"
+fi
+mapfile -t LINES < <("$PY" -c '
+import json, sys
+for l in json.load(open(sys.argv[1]))["lines"]:
+    print("%s=%s,%s,%s,%s:%s/%s" % (l["name"], *l["start"], *l["end"], l["forward"], l["backward"]))' "$TRUTH")
+LINE_ARGS=()
+for l in "${LINES[@]}"; do LINE_ARGS+=(--line "$l"); done
+
+log "model $MODEL, $THREADS intra-op threads on both sides, $REPEAT runs each; load $(cut -d' ' -f1-3 /proc/loadavg)"
+rm -f "$OUT"/runs.jsonl
+for r in $(seq 1 "$REPEAT"); do
+  log "run $r: streetscope run"
+  "$BIN" run "$CLIP" --model "$MODEL" --sample-fps 25 "${LINE_ARGS[@]}" -o "$OUT/streetscope.jsonl" \
+    --log-level warn >/dev/null
+  "$PY" -c '
+import json, sys
+s = [json.loads(l) for l in open(sys.argv[1])][-1]
+s = s.get("summary", s)
+c = {}
+for row in s["counts"]:
+    k = "%s/%s" % (row["line"], row["direction"])
+    c[k] = c.get(k, 0) + row["count"]
+print(json.dumps({"side": "streetscope", "frames": s["frames"], "seconds": s["wall_s"], "fps": s["frames"] / s["wall_s"],
+                  "crossings": c, "total_crossings": sum(c.values())}))' "$OUT/streetscope.jsonl" | tee -a "$OUT/runs.jsonl" >&2
+  log "run $r: Python (OpenCV, onnxruntime, trackers, supervision); load $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$PY" tools/python/pipeline_reference.py "$CLIP" --truth "$TRUTH" --model "$MODEL" --threads "$THREADS" \
+    --sample-fps 25 | tee -a "$OUT/runs.jsonl" >&2
+done
+
+"$PY" - "$OUT/runs.jsonl" "$TRUTH" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+truth = json.load(open(sys.argv[2]))
+expected = {}
+for ln in truth["lines"]:
+    for v in truth["vehicles"]:
+        d = ln["forward"] if v["travel"] == "left_to_right" else ln["backward"]
+        expected[f'{ln["name"]}/{d}'] = expected.get(f'{ln["name"]}/{d}', 0) + 1
+def error(c):
+    # Python's crossings are named forward/backward: map to the truth's labels.
+    named = {}
+    for k, n in c.items():
+        line, d = k.split("/")
+        ln = next(l for l in truth["lines"] if l["name"] == line)
+        d = {"forward": ln["forward"], "backward": ln["backward"]}.get(d, d)
+        named[f"{line}/{d}"] = named.get(f"{line}/{d}", 0) + n
+    keys = set(named) | set(expected)
+    return sum(abs(named.get(k, 0) - expected.get(k, 0)) for k in keys)
+med = {}
+for side in ("streetscope", "python"):
+    rs = [r for r in runs if r["side"] == side]
+    med[side] = statistics.median(r["fps"] for r in rs)
+    errs = [error(r["crossings"]) for r in rs]
+    each = ", ".join("%.2f" % r["fps"] for r in rs)
+    print(f"{side:12} frames/s {each} (median {med[side]:.2f}); "
+          f"frames {rs[0]['frames']}; crossings {rs[0]['total_crossings']} of {sum(expected.values())}, "
+          f"count errors per run {errs}")
+print(f"ratio streetscope / python (medians): {med['streetscope'] / med['python']:.3f}")
+PY

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Makes the CPU variants of the detector's model (tools/python/model_variants.py:
+# det_fp16 = boxes and classes only, det_fp32, det_int8, fp32), checks each
+# against the original on the test clips and times them side by side. Nothing
+# is committed: the variants live in
+#   $STREETSCOPE_CACHE/models/variants/<key>/
+# where <key> is a hash of the source model and of the script that makes them,
+# so a new model or a changed script makes new ones and an unchanged pair is
+# never made twice. Prints the folder on stdout.
+#
+#   scripts/model-variants.sh [MODEL]            # make (if needed) and print the folder
+#   scripts/model-variants.sh --check [MODEL]    # and compare + time every variant
+#
+# To run a variant: `detector.model = "<folder>/det_fp16.onnx"` (or --model).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+CHECK=0
+if [ "${1:-}" = --check ]; then CHECK=1; shift; fi
+export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
+MODEL=${1:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_seg_fp16.onnx}}
+[ -f "$MODEL" ] || { echo "no model at $MODEL: run scripts/setup.sh" >&2; exit 1; }
+
+log() { printf '\033[1m[model-variants]\033[0m %s\n' "$*" >&2; }
+
+# OpenCV reads the calibration frames: the bench environment has it.
+PY=$(scripts/python-env.sh bench)
+KEY=$(cat "$MODEL" tools/python/model_variants.py tools/python/yolo_ref.py | sha256sum | cut -c1-16)
+OUT=$STREETSCOPE_CACHE/models/variants/$KEY
+CLIPS=(test-videos/out/two_way.mp4 test-videos/out/one_bus.mp4)
+for c in "${CLIPS[@]}"; do
+  [ -f "$c" ] || { echo "$c is missing: run scripts/setup.sh (it makes the test clips)" >&2; exit 1; }
+done
+
+if [ ! -f "$OUT/done" ]; then
+  log "making the variants of $MODEL in $OUT"
+  mkdir -p "$OUT"
+  "$PY" tools/python/model_variants.py make --model "$MODEL" --out "$OUT" --clips "${CLIPS[@]}" >&2
+  echo "$MODEL" >"$OUT/done"
+fi
+
+if [ "$CHECK" = 1 ]; then
+  for v in fp32 det_fp16 det_fp32 det_int8; do
+    log "agreement of $v with the original (test clips, every 5th frame)"
+    "$PY" tools/python/model_variants.py compare --model "$MODEL" --variant "$OUT/$v.onnx" --clips "${CLIPS[@]}" >&2
+  done
+  log "speed, bare session.run, interleaved (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$PY" tools/python/model_variants.py speed --model "$MODEL" --model "$OUT/fp32.onnx" --model "$OUT/det_fp16.onnx" \
+    --model "$OUT/det_fp32.onnx" --model "$OUT/det_int8.onnx" --threads "$(nproc)" --rounds 7 --runs 5 >&2
+fi
+echo "$OUT"

@@ -1,0 +1,366 @@
+"""CPU variants of the detector's model, and how well they agree with it.
+
+    python tools/python/model_variants.py make --model M --out DIR [--clips C...]
+    python tools/python/model_variants.py compare --model M --variant V [--clips C...]
+    python tools/python/model_variants.py speed --model M [--model M2 ...] --threads 2
+
+`make` writes, from an Ultralytics YOLO export (here an fp16 segmentation model
+whose input and outputs are float32 with casts inside):
+
+- `fp32.onnx`: the same graph in float32 (weights widened exactly, the casts
+  removed).
+- `det_fp16.onnx`: the original graph keeping only what boxes and classes
+  need: the mask coefficients and the mask prototypes (a 160x160 branch) are
+  cut off; the output is a detect head `[1, 4 + nc, anchors]`. Boxes and
+  classes are the same computation, so they agree with the original.
+- `det_fp32.onnx`: the same cut of fp32.onnx.
+- `det_int8.onnx`: det_fp32 quantised to INT8 (QDQ, per channel, static,
+  calibrated on frames of the test clips) with onnxruntime.quantization.
+
+`compare` runs the original and a variant on frames of the test clips (every
+--step-th frame, letterboxed like Ultralytics) and prints JSON: detections of
+each, how many of the original's are matched by the variant (same class, IoU
+>= 0.5), their mean IoU, and the largest per-frame count difference.
+
+`speed` times bare session.run of each model, interleaved, medians.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import yolo_ref  # noqa: E402
+
+FP16, FP32 = TensorProto.FLOAT16, TensorProto.FLOAT
+
+
+# --- making -------------------------------------------------------------------
+
+
+def to_fp32(model):
+    """The graph with every float16 tensor, attribute and cast made float32."""
+    g = model.graph
+    for i, t in enumerate(g.initializer):
+        if t.data_type == FP16:
+            arr = numpy_helper.to_array(t).astype(np.float32)
+            g.initializer[i].CopyFrom(numpy_helper.from_array(arr, t.name))
+    for vi in list(g.value_info) + list(g.input) + list(g.output):
+        if vi.type.tensor_type.elem_type == FP16:
+            vi.type.tensor_type.elem_type = FP32
+    for n in g.node:
+        for a in n.attribute:
+            if a.name == "to" and n.op_type == "Cast" and a.i == FP16:
+                a.i = FP32
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == FP16:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float32), a.t.name))
+    # Casts float32 -> float32 are now no-ops: bypass them.
+    drop = [n for n in g.node if n.op_type == "Cast" and n.attribute[0].i == FP32 and is_float(model, n.input[0])]
+    outputs = {o.name for o in g.output}
+    for n in drop:
+        src, dst = n.input[0], n.output[0]
+        g.node.remove(n)
+        if dst in outputs:
+            # Keep the graph output's name: rename the producer's output.
+            for m in g.node:
+                m.output[:] = [dst if o == src else o for o in m.output]
+                m.input[:] = [dst if i == src else i for i in m.input]
+        else:
+            for m in g.node:
+                m.input[:] = [src if i == dst else i for i in m.input]
+            if src in [i.name for i in g.input]:
+                pass
+    return model
+
+
+def is_float(model, name):
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        if vi.name == name:
+            return vi.type.tensor_type.elem_type in (FP32, FP16)
+    return True
+
+
+def detect_only(model):
+    """Boxes and classes only: the last Concat of the head loses its mask
+    coefficients, the prototype output goes, dead nodes are pruned."""
+    g = model.graph
+    out0 = g.output[0].name
+    producer = next(n for n in g.node if out0 in n.output)
+    while producer.op_type == "Cast":  # an fp16 graph's output cast
+        producer = next(n for n in g.node if producer.input[0] in n.output)
+    if producer.op_type != "Concat" or len(producer.input) != 3:
+        raise SystemExit(f"{out0} is made by {producer.op_type} with {len(producer.input)} inputs: not a YOLO segment head")
+    del producer.input[2]
+    stale = set(producer.output)  # shapes recorded for the old width
+    for vi in [v for v in g.value_info if v.name in stale]:
+        g.value_info.remove(vi)
+    nc = len(yolo_ref.parse_names(meta(model)["names"]))
+    dims = g.output[0].type.tensor_type.shape.dim
+    dims[1].dim_value = 4 + nc
+    del g.output[1:]
+    # Live nodes: producers of the outputs, transitively (the exporter does not
+    # keep its nodes in order, so walk producers rather than the list).
+    producers = {o: n for n in g.node for o in n.output}
+    live, todo, keep = set(), [o.name for o in g.output], {}
+    while todo:
+        name = todo.pop()
+        if name in live:
+            continue
+        live.add(name)
+        n = producers.get(name)
+        if n is not None and id(n) not in keep:
+            keep[id(n)] = n
+            todo.extend(n.input)
+    # Topological order, as the checker requires.
+    ready = {i.name for i in g.input} | {t.name for t in g.initializer} | {""}
+    ordered, pending = [], list(keep.values())
+    while pending:
+        rest = [n for n in pending if not all(i in ready for i in n.input)]
+        done = [n for n in pending if all(i in ready for i in n.input)]
+        if not done:
+            raise SystemExit("the graph has a cycle")
+        for n in done:
+            ordered.append(n)
+            ready.update(n.output)
+        pending = rest
+    del g.node[:]
+    g.node.extend(ordered)
+    used = {i for n in g.node for i in n.input}
+    inits = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    vis = [v for v in g.value_info if v.name in used or v.name in live]
+    del g.value_info[:]
+    g.value_info.extend(vis)
+    set_meta(model, "task", "detect")
+    return model
+
+
+def meta(model):
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def set_meta(model, key, value):
+    for p in model.metadata_props:
+        if p.key == key:
+            p.value = value
+            return
+    model.metadata_props.add(key=key, value=value)
+
+
+def make(args):
+    os.makedirs(args.out, exist_ok=True)
+    src = onnx.load(args.model)
+    fp32 = to_fp32(src)
+    onnx.checker.check_model(fp32)
+    save(fp32, os.path.join(args.out, "fp32.onnx"))
+    det16 = detect_only(onnx.load(args.model))
+    onnx.checker.check_model(det16)
+    save(det16, os.path.join(args.out, "det_fp16.onnx"))
+    det = detect_only(onnx.load(os.path.join(args.out, "fp32.onnx")))
+    onnx.checker.check_model(det)
+    det_path = os.path.join(args.out, "det_fp32.onnx")
+    save(det, det_path)
+    if not args.no_int8:
+        quantize(det_path, os.path.join(args.out, "det_int8.onnx"), args)
+
+
+def save(model, path):
+    tmp = path + ".partial"
+    onnx.save(model, tmp)
+    os.replace(tmp, path)
+    print(path, flush=True)
+
+
+def quantize(src, dst, args):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    frames = list(clip_frames(args.clips, args.calib_step, 640, 640))[: args.calib_frames]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(frames)
+
+        def get_next(self):
+            f = next(self.it, None)
+            return None if f is None else {"images": f[0]}
+
+    pre = dst + ".pre.onnx"
+    quant_pre_process(src, pre, skip_symbolic_shape=True)
+    # The head's decoding (DFL softmax, box arithmetic, class sigmoid, concat)
+    # stays float: quantising it costs box accuracy for little speed.
+    head = [n.name for n in onnx.load(pre).graph.node if n.name.startswith("/model.23/") and n.op_type != "Conv"]
+    tmp = dst + ".partial"
+    quantize_static(
+        pre,
+        tmp,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=head,
+    )
+    os.remove(pre)
+    os.replace(tmp, dst)
+    print(dst, flush=True)
+
+
+# --- frames -------------------------------------------------------------------
+
+
+def letterbox(bgr, dst_w, dst_h):
+    import cv2
+
+    h, w = bgr.shape[:2]
+    r = min(dst_h / h, dst_w / w)
+    sw, sh = int(round(w * r)), int(round(h * r))
+    px, py = int(round((dst_w - sw) / 2 - 0.1)), int(round((dst_h - sh) / 2 - 0.1))
+    out = np.full((dst_h, dst_w, 3), 114, np.uint8)
+    out[py : py + sh, px : px + sw] = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def clip_frames(clips, step, w, h):
+    """(NCHW float32 tensor, clip name, frame index) of every step-th frame."""
+    import cv2
+
+    for clip in clips:
+        cap = cv2.VideoCapture(clip)
+        i = 0
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if i % step == 0:
+                rgb = letterbox(bgr, w, h)[:, :, ::-1]
+                x = np.ascontiguousarray(rgb.transpose(2, 0, 1))[None].astype(np.float32) / np.float32(255.0)
+                yield x, os.path.basename(clip), i
+            i += 1
+        cap.release()
+
+
+# --- comparing ----------------------------------------------------------------
+
+
+def session(path, threads):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def detections(sess, x, nc, conf, iou):
+    outs = sess.run(None, {sess.get_inputs()[0].name: x})
+    return yolo_ref.postprocess(outs, "anchors", nc, conf, iou, agnostic=True)
+
+
+def match(a, b, thr=0.5):
+    """Greedy matching of b to a (same class, IoU >= thr): list of IoUs."""
+    used, ious = set(), []
+    for ca, _, ba in a:
+        best, bj = 0.0, None
+        for j, (cb, _, bb) in enumerate(b):
+            if j in used or cb != ca:
+                continue
+            v = yolo_ref.iou(ba, bb)
+            if v > best:
+                best, bj = v, j
+        if bj is not None and best >= thr:
+            used.add(bj)
+            ious.append(best)
+    return ious
+
+
+def compare(args):
+    nc = len(yolo_ref.parse_names(meta(onnx.load(args.model, load_external_data=False))["names"]))
+    ref, var = session(args.model, args.threads), session(args.variant, args.threads)
+    n_ref = n_var = matched = frames = 0
+    ious, worst_count = [], 0
+    for x, _, _ in clip_frames(args.clips, args.step, 640, 640):
+        a = detections(ref, x, nc, args.conf, args.iou)
+        b = detections(var, x, nc, args.conf, args.iou)
+        m = match(a, b)
+        frames += 1
+        n_ref += len(a)
+        n_var += len(b)
+        matched += len(m)
+        ious += m
+        worst_count = max(worst_count, abs(len(a) - len(b)))
+    print(
+        json.dumps(
+            {
+                "variant": os.path.basename(args.variant),
+                "frames": frames,
+                "detections_original": n_ref,
+                "detections_variant": n_var,
+                "matched_same_class_iou_0.5": matched,
+                "matched_share": round(matched / max(n_ref, 1), 4),
+                "mean_iou_of_matches": round(float(np.mean(ious)) if ious else 0.0, 4),
+                "min_iou_of_matches": round(float(np.min(ious)) if ious else 0.0, 4),
+                "largest_count_difference_in_a_frame": worst_count,
+            }
+        ),
+        flush=True,
+    )
+
+
+def speed(args):
+    sessions = [(m, session(m, args.threads)) for m in args.model]
+    x = np.full((1, 3, 640, 640), 114 / 255, np.float32)
+    for _, s in sessions:
+        for _ in range(3):
+            s.run(None, {s.get_inputs()[0].name: x})
+    rounds = {m: [] for m, _ in sessions}
+    for _ in range(args.rounds):
+        for m, s in sessions:
+            t = []
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                s.run(None, {s.get_inputs()[0].name: x})
+                t.append(time.perf_counter() - t0)
+            rounds[m].append(statistics.median(t) * 1e3)
+    for m, r in rounds.items():
+        print(json.dumps({"model": os.path.basename(m), "ms_median_of_rounds": round(statistics.median(r), 1), "rounds_ms": [round(v, 1) for v in r]}), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    default_clips = ["test-videos/out/two_way.mp4", "test-videos/out/one_bus.mp4"]
+    m = sub.add_parser("make")
+    m.add_argument("--model", required=True)
+    m.add_argument("--out", required=True)
+    m.add_argument("--clips", nargs="+", default=default_clips)
+    m.add_argument("--calib-step", type=int, default=10)
+    m.add_argument("--calib-frames", type=int, default=64)
+    m.add_argument("--no-int8", action="store_true")
+    c = sub.add_parser("compare")
+    c.add_argument("--model", required=True)
+    c.add_argument("--variant", required=True)
+    c.add_argument("--clips", nargs="+", default=default_clips)
+    c.add_argument("--step", type=int, default=5)
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--conf", type=float, default=0.25)
+    c.add_argument("--iou", type=float, default=0.7)
+    s = sub.add_parser("speed")
+    s.add_argument("--model", required=True, action="append")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--rounds", type=int, default=5)
+    s.add_argument("--runs", type=int, default=5)
+    args = p.parse_args()
+    {"make": make, "compare": compare, "speed": speed}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

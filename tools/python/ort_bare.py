@@ -1,0 +1,99 @@
+"""Bare `session.run` of ONNX Runtime's Python binding on one prepared input:
+the limit that `streetscope bench detect` compares the detect stage with.
+
+    python tools/python/ort_bare.py --model M --threads 2 [--input x.f32] [--serve]
+
+The session is configured as a Python user would (`InferenceSession` with
+`intra_op_num_threads`, everything else default) unless options say otherwise.
+The input is the raw little-endian float32 tensor (NCHW, batch 1) in --input,
+converted to the model's input type once; without it, a grey image.
+
+Without --serve: --runs timed runs after --warmup, prints one JSON line
+{"runs": n, "seconds": s, "ms_median": m, "fps": f}.
+With --serve (what bench detect uses, to interleave with its own runs in one
+process each): prints {"ready": true, ...} then answers each line `N` on stdin
+with the JSON of N timed runs, until stdin closes.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def session(args):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = args.threads
+    if args.inter_threads:
+        so.inter_op_num_threads = args.inter_threads
+    if args.no_spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if args.no_arena:
+        so.enable_cpu_mem_arena = False
+    if args.no_mem_pattern:
+        so.enable_mem_pattern = False
+    if args.opt_level is not None:
+        so.graph_optimization_level = {
+            0: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            1: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            2: ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            3: ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT,
+            99: ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[args.opt_level]
+    return ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: ONNX Runtime's choice)")
+    p.add_argument("--inter-threads", type=int, default=0)
+    p.add_argument("--no-spin", action="store_true")
+    p.add_argument("--no-arena", action="store_true")
+    p.add_argument("--no-mem-pattern", action="store_true")
+    p.add_argument("--opt-level", type=int, choices=[0, 1, 2, 3, 99])
+    p.add_argument("--input", help="raw float32 NCHW tensor of batch 1")
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--serve", action="store_true")
+    args = p.parse_args()
+
+    sess = session(args)
+    inp = sess.get_inputs()[0]
+    _, c, h, w = inp.shape
+    h, w = (h if isinstance(h, int) else 640), (w if isinstance(w, int) else 640)
+    if args.input:
+        x = np.fromfile(args.input, dtype="<f4").reshape(1, c, h, w)
+    else:
+        x = np.full((1, c, h, w), 114 / 255, dtype=np.float32)
+    if inp.type == "tensor(float16)":
+        x = x.astype(np.float16)
+    feed = {inp.name: x}
+    for _ in range(args.warmup):
+        sess.run(None, feed)
+
+    def timed(n):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            sess.run(None, feed)
+            times.append(time.perf_counter() - t)
+        total = sum(times)
+        return {"runs": n, "seconds": total, "ms_median": statistics.median(times) * 1e3, "fps": n / total}
+
+    if not args.serve:
+        print(json.dumps(timed(args.runs)), flush=True)
+        return
+    print(json.dumps({"ready": True, "onnxruntime": ort.__version__, "input": inp.type}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if line:
+            print(json.dumps(timed(int(line))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
