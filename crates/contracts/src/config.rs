@@ -1117,23 +1117,7 @@ fn check_source(source: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The URL with any password replaced by `***`, for logs, errors and status output.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
-            format!("{scheme}://{masked}@{}{tail}", &authority[at + 1..])
-        }
-        None => url.to_owned(),
-    }
-}
+pub use crate::redact::redact_url;
 
 #[cfg(test)]
 mod tests {
