@@ -214,6 +214,11 @@ topologySpreadConstraints:
   value: /tmp
 - name: RUST_LOG
   value: info
+# On SIGTERM a stage finishes or hands back its work, commits and leaves its
+# group within this many seconds: under the pods' terminationGracePeriodSeconds
+# (30), so Kubernetes never has to kill it mid-commit.
+- name: STREETSCOPE_STOP_TIMEOUT
+  value: "25"
 {{- end -}}
 
 {{/* Arguments of a distributed stage: (dict "ctx" $ "stage" "detect"). */}}

@@ -93,7 +93,7 @@ impl Registry {
                 Some(c) => self.cameras.insert(r.key.clone(), c.clone()),
                 None => self.cameras.remove(&r.key),
             };
-            (old != new).then_some(RegistryChange::Camera { old, new })
+            (old != new).then(|| RegistryChange::Camera { old: old.map(Box::new), new: new.map(Box::new) })
         } else if r.topic == k.topics.intersections.name {
             match r.value.as_deref().map(serde_json::from_slice::<IntersectionSpec>) {
                 None => {
@@ -140,7 +140,7 @@ impl Registry {
 #[derive(Debug)]
 enum RegistryChange {
     /// A camera added (`old` None), edited, or deleted (`new` None).
-    Camera { old: Option<CameraConfig>, new: Option<CameraConfig> },
+    Camera { old: Option<Box<CameraConfig>>, new: Option<Box<CameraConfig>> },
     /// An intersection's spec (its approaches) written or deleted.
     Intersection(String),
 }
@@ -411,7 +411,7 @@ impl Stage {
                         h.agg.upsert_camera(&new);
                         let records = h.agg.drain(Vec::new());
                         h.cameras.retain(|c| c.id != id);
-                        h.cameras.push(new.clone());
+                        h.cameras.push((*new).clone());
                         (h.dirty, h.counts_dirty) = (true, true);
                         tracing::info!(camera = %id, intersection = %new.intersection, "camera updated (registry): counts from its next frame on");
                         self.publish(&new.intersection, records, &trace).await?;
