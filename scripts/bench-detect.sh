@@ -32,7 +32,7 @@ log "settings (threads=$T unless named; ort's defaults otherwise: CPU arena off,
   "threads=$T,arena=1,pattern=0" "threads=$T,arena=1,opt=1" "threads=1,arena=1"
 log "load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-log "bench detect (spinning on, then off); load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "bench detect (spinning off, the default, then on); load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$CARGO_TARGET_DIR/release/streetscope" bench detect --model "$MODEL" --frames 30 --repeat 5
-"$CARGO_TARGET_DIR/release/streetscope" bench detect --model "$MODEL" --frames 30 --repeat 5 --no-spin
+"$CARGO_TARGET_DIR/release/streetscope" bench detect --model "$MODEL" --frames 30 --repeat 5 --spin
 log "load $(cut -d' ' -f1-3 /proc/loadavg)"

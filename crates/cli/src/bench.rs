@@ -84,9 +84,10 @@ pub struct DetectBench {
     /// process may use).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Turn off the spinning of ONNX Runtime's intra-op threads.
+    /// Let ONNX Runtime's intra-op threads spin (`detector.intra_op_spinning`;
+    /// off by default).
     #[arg(long)]
-    no_spin: bool,
+    spin: bool,
     /// Turn off ONNX Runtime's CPU memory arena (what ort does by default).
     #[arg(long)]
     no_arena: bool,
@@ -384,7 +385,7 @@ fn load(args: &DetectBench) -> anyhow::Result<Detector> {
     let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
     let mut opts = DetectorOptions {
         threads: args.threads,
-        intra_op_spinning: !args.no_spin,
+        intra_op_spinning: args.spin,
         cpu_arena: !args.no_arena,
         providers,
         ..DetectorOptions::default()
@@ -546,7 +547,7 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         args.batch,
         cores.affinity,
         cores.quota.map_or("none".to_owned(), |q| format!("{q:.2} CPUs")),
-        !args.no_spin,
+        args.spin,
         !args.no_arena,
         args.workers
     );

@@ -209,12 +209,14 @@ pub struct DetectorConfig {
     /// `cpu.max` or v1 `cpu.cfs_quota_us`), not the host's cores.
     #[serde(default)]
     pub threads: usize,
-    /// Whether ONNX Runtime's intra-op threads spin (busy-wait) between
-    /// operators instead of sleeping. Spinning is ONNX Runtime's default and
-    /// wins when the detector has its cores to itself; when other work shares
-    /// them (ingest and tracking in `streetscope run`, other pods on the node) the
-    /// spinning threads take CPU from it (docs/benchmarks.md).
-    #[serde(default = "default_true")]
+    /// Whether ONNX Runtime's intra-op threads spin (busy-wait) for work
+    /// instead of sleeping. Off by default (ONNX Runtime's own default is on):
+    /// when anything else shares the cores (ingest and tracking in
+    /// `streetscope run`, other pods on the node, a CPU quota that spinning
+    /// uses up) the spinning threads take the CPU that work needs, and the
+    /// detector ran 1.35-1.6x faster without (docs/benchmarks.md). Turn it on
+    /// for a detector that has its cores to itself.
+    #[serde(default)]
     pub intra_op_spinning: bool,
     /// Largest batch of frames (across cameras) run through the model at once.
     /// Batches above 1 need a model exported with a dynamic batch.
@@ -825,7 +827,7 @@ impl Default for DetectorConfig {
             class_names: None,
             input_size: None,
             threads: 0,
-            intra_op_spinning: true,
+            intra_op_spinning: false,
             max_batch: 1,
             max_wait_ms: default_max_wait_ms(),
             preprocess_threads: 1,

@@ -31,7 +31,7 @@ pub struct DetectorOptions {
     /// [`crate::cores`]).
     pub threads: usize,
     /// Whether ONNX Runtime's intra-op threads spin while waiting for work
-    /// (its default; faster while frames keep coming, at the price of busy cores).
+    /// (`detector.intra_op_spinning`: off unless the detector has its cores to itself).
     pub intra_op_spinning: bool,
     /// ONNX Runtime's CPU memory arena (on by default in ONNX Runtime, off in ort).
     pub cpu_arena: bool,
