@@ -70,6 +70,9 @@ enum Command {
     Intersections(registry_cmd::IntersectionsArgs),
     /// Writes (or checks) the JSON Schemas and the configuration reference under docs/.
     Schema(schema::SchemaArgs),
+    /// The traffic dashboard of a distributed deployment: the result topics and
+    /// the registry, live in a browser (docs/dashboard.md).
+    Dashboard(dashboard_cmd::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Clips(cmd) => clips::clips(cmd),
         Command::Bench(cmd) => bench::bench(cmd),
         Command::Schema(args) => schema::schema(args),
+        Command::Dashboard(args) => dashboard_cmd::dashboard(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Ingest(args) => cluster::ingest::ingest_stage(&args),
         Command::Aggregate(args) => cluster::aggregate::aggregate_stage(&args),
