@@ -54,6 +54,11 @@ decoders=(
 )
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streetscope/target}
+if [ -n "${FUZZ_NO_BUILD:-}" ]; then
+  # Reuse the newest test binaries already built (e.g. while another build holds cargo's lock).
+  bins=$(for t in hostile hostile_bodies hostile_snapshot; do
+    echo "$t $(ls -t "$CARGO_TARGET_DIR"/release/deps/"$t"-* | grep -v '\.d$' | head -1)"; done)
+else
 echo "building the test binaries (release)" >&2
 bins=$(cargo test --release --no-run --message-format=json \
     -p streetscope-contracts --test hostile \
@@ -66,12 +71,35 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["target"]["name"], m["executable"])
 ')
+fi
 
 bin_of() { awk -v t="$1" '$1 == t { print $2 }' <<<"$bins"; }
 
 printf '# scripts/fuzz.sh --cases %s --chunk %s --jobs %s --seed %s on %s, %s (%s cores)\n' \
   "$cases" "$chunk" "$jobs" "$seed" "$(git rev-parse --short HEAD)" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" |
   tee ${log:+-a "$log"}
+
+# A Markdown table of a log's FUZZ lines, one row per decoder (its chunks summed).
+summarize() {
+  python3 - "$1" <<'PY'
+import re, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"FUZZ (\S+) (.*)", line.strip())
+    if not m:
+        continue
+    f = dict(kv.split("=", 1) for kv in m.group(2).split())
+    r = rows.setdefault(m.group(1), dict(inputs=0, secs=0.0, accepted=0, refused=0, largest=0, chunks=0))
+    r["inputs"] += int(f["inputs"]); r["secs"] += float(f["secs"]); r["chunks"] += 1
+    r["accepted"] += int(f["accepted"]); r["refused"] += int(f["refused"])
+    r["largest"] = max(r["largest"], int(f["largest_alloc"]))
+print("| decoder | inputs | chunks (seeds) | seconds | inputs/s | accepted | refused | largest allocation |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for k, r in rows.items():
+    print(f"| {k} | {r['inputs']:,} | {r['chunks']} | {r['secs']:.0f} | {r['inputs'] / max(r['secs'], 1e-9):,.0f} "
+          f"| {r['accepted']:,} | {r['refused']:,} | {r['largest']:,} B |")
+PY
+}
 
 # Runs one decoder, chunk after chunk; prints one FUZZ line per chunk.
 run_decoder() {
@@ -85,7 +113,8 @@ run_decoder() {
           "$bin" --exact "$fn" --nocapture --test-threads 1 2>&1); then
       grep -o 'FUZZ .*' <<<"$out" | tee ${log:+-a "$log"}
     else
-      { echo "FAILED $name chunk $k (seed $(printf '%#x' $(( seed + k ))))"; tail -n 40 <<<"$out"; } | tee ${log:+-a "$log"}
+      { echo "FAILED $name chunk $k (seed $(printf '%#x' $(( seed + k ))))"
+        grep -m1 -A1 'Test failed' <<<"$out" | cut -c1-2000; tail -n 20 <<<"$out"; } | tee ${log:+-a "$log"}
       return 1
     fi
     done=$(( done + n )); k=$(( k + 1 ))
@@ -114,4 +143,5 @@ for lane in $(seq 0 $(( jobs - 1 ))); do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || failed=1; done
+[ -z "$log" ] || summarize "$log"
 exit $failed
