@@ -23,8 +23,8 @@ use crate::rng::SimRng;
 use crate::signal::{SignalState, SignalTimer};
 use crate::spec::{Approach, IntersectionSpec, Movement, NoiseSpec, MAX_LANES};
 use crate::truth::{
-    CrossingTime, DetectionSource, GroundTruth, LineCount, MovementKey, QueueSample, SimFrame, TrueObject,
-    TruthCrossing, TurningCount, VehicleTruth,
+    truth_crossing, truth_side, CrossingTime, DetectionSource, GroundTruth, LineCount, MovementKey, QueueSample,
+    SimFrame, TrueObject, TruthCrossing, TurningCount, VehicleTruth,
 };
 
 /// Why a simulation could not be set up.
@@ -506,13 +506,13 @@ impl Simulation {
             if !detectable {
                 continue;
             }
-            // Crossings, exactly as the aggregator decides them.
+            // Crossings, by the truth's own geometry, in the aggregator's conventions.
             let anchor = bbox.bottom_center_norm(w, h);
             for (li, line) in self.lines.iter().enumerate() {
-                if line.side(anchor) == 0.0 {
+                if truth_side(line, anchor) == 0.0 {
                     continue;
                 }
-                if let Some(dir) = v.last_off[li].and_then(|prev| line.crossing(prev, anchor)) {
+                if let Some(dir) = v.last_off[li].and_then(|prev| truth_crossing(line, prev, anchor)) {
                     let bit = 1u64 << (2 * li + dir as usize);
                     if v.counted & bit == 0 {
                         v.counted |= bit;

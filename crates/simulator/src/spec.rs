@@ -437,6 +437,37 @@ impl NoiseSpec {
         Self { miss_rate: 0.1, false_positive_rate: 0.02, jitter_px: 2.0, ..Self::default() }
     }
 
+    /// [`NoiseSpec::typical`] with what a real detector and network add to it:
+    /// occlusions (a vehicle hidden for 4 frames, 0.02 a second per vehicle),
+    /// class flips (5 % of detections report another class), frame drops (0.5 %
+    /// of frames lost whole).
+    pub fn realistic() -> Self {
+        Self {
+            occlusion_rate_per_s: 0.02,
+            occlusion_frames: 4,
+            class_flip_rate: 0.05,
+            frame_drop_rate: 0.005,
+            ..Self::typical()
+        }
+    }
+
+    /// The analytics' stress level: 20 % missed detections, 5 % false positives,
+    /// σ = 4 px jitter, occlusions of 8 frames (beyond the tracker's patience at
+    /// its defaults) at 0.05 a second per vehicle, 10 % class flips, 1 % of frames
+    /// lost.
+    pub fn heavy() -> Self {
+        Self {
+            miss_rate: 0.2,
+            false_positive_rate: 0.05,
+            jitter_px: 4.0,
+            occlusion_rate_per_s: 0.05,
+            occlusion_frames: 8,
+            class_flip_rate: 0.1,
+            frame_drop_rate: 0.01,
+            ..Self::default()
+        }
+    }
+
     /// Checks every field; returns all the problems, each naming its field and value.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errs = Errors::default();
