@@ -1079,6 +1079,11 @@ impl CameraConfig {
             if line.forward == line.backward {
                 bad(at("backward"), format!("{:?}", line.backward), "must differ from `forward`");
             }
+            for (f, label) in [("name", &line.name), ("forward", &line.forward), ("backward", &line.backward)] {
+                if label.chars().count() > MAX_LABEL_CHARS {
+                    bad(at(f), format!("{} characters", label.chars().count()), "at most 64 characters");
+                }
+            }
         }
         validate_zones(&self.zones, &format!("{prefix}zones"), &mut more);
         if let Some(c) = &self.calibration {
@@ -1094,6 +1099,10 @@ impl FieldError {
         Self { field: field.into(), value: value.into(), reason: reason.into() }
     }
 }
+
+/// The longest name or label of a line, zone or lane, in characters: they
+/// travel in every record and metric label.
+pub const MAX_LABEL_CHARS: usize = 64;
 
 /// Whether `id` is a valid id of a camera or intersection: 1-64 letters, digits, `-`, `_` or `.`.
 pub fn valid_id(id: &str) -> bool {

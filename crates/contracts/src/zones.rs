@@ -207,6 +207,11 @@ pub(crate) fn validate_zones(zones: &[ZoneConfig], at: &str, errs: &mut Vec<Fiel
         } else if !names.insert(z.name.as_str()) {
             bad(f("name"), format!("{:?}", z.name), "zone names must be unique per camera");
         }
+        for (field, label) in [("name", Some(&z.name)), ("lane", z.lane.as_ref())] {
+            if let Some(n) = label.map(|l| l.chars().count()).filter(|&n| n > crate::config::MAX_LABEL_CHARS) {
+                bad(f(field), format!("{n} characters"), "at most 64 characters");
+            }
+        }
         if let Some(lane) = &z.lane {
             if lane.trim().is_empty() {
                 bad(f("lane"), format!("{lane:?}"), "must not be empty");
