@@ -38,11 +38,10 @@ pub mod zones;
 use std::collections::{BTreeMap, HashMap};
 
 use streetscope_contracts::config::{AnalyticsConfig, CameraConfig, TrackerConfig};
-use streetscope_contracts::records::{
-    CountRow, CrossingEvent, ResultRecord, SeqGap, TurningCountRow, TurningMovementEvent, WindowRecord,
-    SCHEMA_VERSION,
-};
 use streetscope_contracts::identity::{self, Arrival};
+use streetscope_contracts::records::{
+    CountRow, CrossingEvent, ResultRecord, SeqGap, TurningCountRow, TurningMovementEvent, WindowRecord, SCHEMA_VERSION,
+};
 use streetscope_contracts::{Direction, FrameDetections};
 
 pub use snapshot::{AggregatorSnapshot, RestoreError, SNAPSHOT_VERSION};
@@ -212,7 +211,12 @@ impl Aggregator {
                 cam.delivery.restarts += 1;
                 cam.delivery.missing += estimated;
                 let last_seq = cam.last_seq.unwrap_or_default();
-                Some(SeqGap { first_seq: last_seq + 1, last_seq: fd.seq - 1, restart: true, frames_estimated: Some(estimated) })
+                Some(SeqGap {
+                    first_seq: last_seq + 1,
+                    last_seq: fd.seq - 1,
+                    restart: true,
+                    frames_estimated: Some(estimated),
+                })
             }
         };
         cam.delivery.frames += 1;

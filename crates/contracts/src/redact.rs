@@ -37,7 +37,9 @@ pub fn redact_url(url: &str) -> String {
 /// The URL with the password of its user info replaced by `***`.
 fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // Not a well-formed URL (a mistyped scheme, control characters): a
+        // `user:password@` in it is hidden all the same.
+        return redact_bare_userinfo(url);
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -49,6 +51,16 @@ fn redact_userinfo(url: &str) -> String {
             format!("{scheme}://{masked}@{}{tail}", &authority[at + 1..])
         }
         None => url.to_owned(),
+    }
+}
+
+/// `…user:password@host…` without a `://` before it: the password hidden.
+fn redact_bare_userinfo(text: &str) -> String {
+    let Some(at) = text.rfind('@') else { return text.to_owned() };
+    let start = text[..at].rfind('/').map_or(0, |s| s + 1);
+    match text[start..at].find(':') {
+        Some(colon) => format!("{}{MASK}{}", &text[..start + colon + 1], &text[at..]),
+        None => text.to_owned(),
     }
 }
 
@@ -89,6 +101,10 @@ mod tests {
         assert_eq!(redact_url("http://u:p@h/x?password=s"), "http://u:***@h/x?password=***");
         assert_eq!(redact_url("/videos/clip.mp4"), "/videos/clip.mp4");
         assert_eq!(redact_url("rtsp://h/x?token="), "rtsp://h/x?token=", "an empty value hides nothing");
+        // Found by the volume fuzz run (docs/fuzzing.md): no "://", the password showed.
+        assert_eq!(redact_url("rtsp\x7f//user:pw@10.0.0.5/s1"), "rtsp\x7f//user:***@10.0.0.5/s1");
+        assert_eq!(redact_url("user:pw@10.0.0.5"), "user:***@10.0.0.5");
+        assert_eq!(redact_url("/videos/a@b.mp4"), "/videos/a@b.mp4");
     }
 
     #[test]

@@ -244,7 +244,10 @@ where
             sink.push(frame)
         };
         // Recordings play once, whatever their protocol.
-        let policy = RestartPolicy { restart_after_end: self.settings.policy.restart_after_end && !media, ..self.settings.policy.clone() };
+        let policy = RestartPolicy {
+            restart_after_end: self.settings.policy.restart_after_end && !media,
+            ..self.settings.policy.clone()
+        };
         let camera = SupervisedCamera::spawn(source.clone(), policy, numbered)?;
         self.statuses.lock().insert(source.camera_id.clone(), camera.status().clone());
         self.running.insert(source.camera_id.clone(), Running { source, media, camera });

@@ -298,6 +298,12 @@ impl Stage {
                 return Ok(false);
             }
         };
+        // Decodes, but cannot be true (a box outside the frame, a bad id, ...).
+        if let Err(why) = fd.check() {
+            self.dlq.send(m, &format!("detections {}: {why}", why.label())).await?;
+            self.processed.processed(partition, offset);
+            return Ok(false);
+        }
         let trace = super::continue_trace(header(m, TRACEPARENT)).to_string();
         let intersection = fd.intersection_id.to_string();
         if !self.ensure_intersection(&intersection, fd.camera_id.as_ref(), partition) {

@@ -115,6 +115,12 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
                     continue;
                 }
                 match Frame::from_envelope(streetscope_transport::kafka::payload(&m)) {
+                    Ok(frame) if frame.check().is_err() => {
+                        // It decodes but cannot be true: a dead letter, named.
+                        let why = frame.check().expect_err("checked above");
+                        dlq.send(&m, &format!("frame {}: {why}", why.label())).await?;
+                        push(Slot::Settled, String::new());
+                    }
                     Ok(frame) => {
                         let trace = super::continue_trace(header(&m, TRACEPARENT)).to_string();
                         push(Slot::Item((frame.camera_id.clone(), frame.seq)), trace);
