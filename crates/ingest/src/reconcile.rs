@@ -295,14 +295,8 @@ where
     ) -> Vec<Finished> {
         use std::sync::mpsc::RecvTimeoutError;
         while !stop.is_stopped() {
-            match changes.recv_timeout(Duration::from_millis(100)) {
-                Ok(change) => {
-                    let id = change.camera_id().to_owned();
-                    if let Err(e) = self.apply(change) {
-                        tracing::error!(camera = %id, "could not apply a camera change: {e}");
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+            match self.apply_next(&changes) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             for f in self.reap_ended() {
@@ -310,6 +304,20 @@ where
             }
         }
         self.shutdown()
+    }
+
+    /// Waits up to 100 ms for the next change and applies it; a change that
+    /// cannot be applied (no thread for the camera) is logged and skipped.
+    fn apply_next(
+        &mut self,
+        changes: &std::sync::mpsc::Receiver<CameraChange>,
+    ) -> Result<(), std::sync::mpsc::RecvTimeoutError> {
+        let change = changes.recv_timeout(Duration::from_millis(100))?;
+        let id = change.camera_id().to_owned();
+        if let Err(e) = self.apply(change) {
+            tracing::error!(camera = %id, "could not apply a camera change: {e}");
+        }
+        Ok(())
     }
 
     /// Stops every camera (all asked at once, then joined) and returns how each
@@ -346,14 +354,8 @@ where
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            match changes.recv_timeout(Duration::from_millis(100)) {
-                Ok(change) => {
-                    let id = change.camera_id().to_owned();
-                    if let Err(e) = self.apply(change) {
-                        tracing::error!(camera = %id, "could not apply a camera change: {e}");
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+            match self.apply_next(&changes) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) if until_all_finished => closed = true,
                 Err(RecvTimeoutError::Disconnected) => break,
             }
