@@ -17,6 +17,7 @@
 //! - [`registry`]: the camera registry's records (cameras and intersections tables, API errors).
 //! - [`poison`]: records that decode but cannot be true (what goes to the dead-letter topic).
 //! - [`http`]: the limits and TLS of the HTTP servers.
+//! - [`truth_geometry`]: the ground truth's own line-crossing geometry (independent of [`lines`]).
 //! - [`zones`]: zones and ground-plane calibrations, their geometric tests and checks.
 //! - [`snapshots`]: camera snapshots for the dashboard (which frames, what travels with them).
 
@@ -37,6 +38,7 @@ pub mod redact;
 pub mod registry;
 pub mod snapshots;
 pub mod trace;
+pub mod truth_geometry;
 pub mod zones;
 
 pub use config::{ConfigError, PipelineConfig};
