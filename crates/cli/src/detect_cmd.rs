@@ -12,7 +12,7 @@ use streetscope_contracts::Detection;
 use streetscope_detect::preprocess::letterbox_image;
 use streetscope_detect::{Detector, DetectorOptions};
 
-use crate::draw;
+use streetscope_dashboard::draw;
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
@@ -252,11 +252,14 @@ fn print_text(path: &Path, img: &image::RgbImage, dets: &[Detection], ms: f64) {
 
 fn annotate(mut img: image::RgbImage, dets: &[Detection]) -> image::RgbImage {
     let scale = i64::from((img.width().max(img.height()) / 640).max(1));
+    // The same drawing as the dashboard's snapshots.
+    let white = image::Rgb([255, 255, 255]);
     for d in dets {
-        let c = draw::class_colour(d.class_id);
+        let c = draw::class_colour(&d.class_name);
         let b = d.bbox;
         draw::rect(&mut img, b.x1 as i64, b.y1 as i64, b.x2 as i64, b.y2 as i64, 2 * scale, c);
-        draw::label(&mut img, b.x1 as i64, b.y1 as i64, &format!("{} {:.2}", d.class_name, d.score), scale, c);
+        let text = format!("{} {:.2}", d.class_name, d.score);
+        draw::label(&mut img, b.x1 as i64, b.y1 as i64, &text, scale, c, white);
     }
     img
 }

@@ -14,7 +14,6 @@ mod clips;
 mod cluster;
 mod dashboard_cmd;
 mod detect_cmd;
-mod draw;
 mod paths;
 mod registry_cmd;
 mod run;
