@@ -341,6 +341,30 @@ def test_service_monitors_only_when_asked_or_present(case):
     assert bool(sm) == (setting is True)
 
 
+def test_grafana_dashboard_ships_the_file(chart):
+    """The dashboard ConfigMap carries dashboards/streetscope.json exactly,
+    labelled for Grafana's sidecar; label, namespace and annotations come from
+    values, and it can be switched off."""
+    dashboard = json.loads((CHART / "dashboards/streetscope.json").read_text())
+    (cm,) = [d for d in render(chart, BASE) if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "city-streetscope-dashboard"]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "streetscope"
+    (text,) = cm["data"].values()
+    assert json.loads(text) == dashboard
+    assert text == (CHART / "dashboards/streetscope.json").read_text().rstrip("\n")
+
+    custom = {"label": "grafana.example.org/dashboard", "labelValue": "streetscope", "namespace": "monitoring", "annotations": {"grafana_folder": "Traffic"}}
+    (cm,) = [d for d in render(chart, merged(BASE, {"metrics": {"grafanaDashboard": custom}})) if d["metadata"]["name"] == "city-streetscope-dashboard"]
+    assert cm["metadata"]["labels"]["grafana.example.org/dashboard"] == "streetscope"
+    assert "grafana_dashboard" not in cm["metadata"]["labels"]
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["annotations"]["grafana_folder"] == "Traffic"
+    kubernetes_validate.validate(cm, KUBE_VERSION, strict=True)
+
+    off = render(chart, merged(BASE, {"metrics": {"grafanaDashboard": {"enabled": False}}}))
+    assert not [d for d in off if d["metadata"]["name"] == "city-streetscope-dashboard"]
+
+
 def test_engine_cache_wiring(case):
     _, values, docs = case
     if not values.get("engineCache", {}).get("enabled"):
@@ -388,6 +412,7 @@ REFUSED = [
     ("cpu-pool-with-gpu", {"detector": {"pools": [dict(POOL, image="cpu")]}}, "a cpu pool runs the CPU image"),
     ("scale-to-zero-min", {"detector": {"pools": [dict(POOL, scaleToZero=True)]}}, "scaleToZero needs minReplicaCount 0"),
     ("duplicate-pools", {"detector": {"pools": [dict(POOL, maxReplicaCount=2), dict(POOL, maxReplicaCount=2)]}}, "is used twice"),
+    ("dashboard-label-value-not-string", {"metrics": {"grafanaDashboard": {"labelValue": 1}}}, "labelValue"),
     ("engine-cache-without-gpu-product", {"engineCache": {"enabled": True}}, "gpuProduct is required with engineCache.enabled"),
 ]
 

@@ -300,6 +300,22 @@ def build() -> dict:
                         "serviceMonitor": {"enum": ["auto", True, False]},
                         "interval": s(pattern=r"^[0-9]+(ms|s|m|h)$"),
                         "labels": STRMAP,
+                        "grafanaDashboard": obj(
+                            {
+                                "enabled": B,
+                                "label": s(
+                                    "Label key Grafana's dashboard sidecar looks for.",
+                                    pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+                                ),
+                                "labelValue": s("Its value.", pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"),
+                                "namespace": s(
+                                    "Namespace of the dashboard ConfigMap; empty: the release's.",
+                                    pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$",
+                                ),
+                                "annotations": STRMAP,
+                            },
+                            ["enabled", "label", "labelValue"],
+                        ),
                     }
                 ),
                 "demoBroker": obj({"enabled": B, "image": s(minLength=1), "resources": RESOURCES}),
