@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::http::HttpServerConfig;
 use crate::lines::{CountingLine, Direction};
 use crate::zones::{validate_calibration, validate_zones};
 pub use crate::zones::{CalibrationConfig, ZoneConfig, ZoneKind};
@@ -33,6 +34,14 @@ pub struct PipelineConfig {
     /// Where the result records go.
     #[serde(default)]
     pub output: OutputConfig,
+    /// The HTTP server of `--status-addr` (`/healthz`, `/readyz`, `/status`,
+    /// `/metrics`): request limits, connection bound and TLS.
+    #[serde(default)]
+    pub status: HttpServerConfig,
+    /// The HTTP server of `--ui` (the dashboard): request limits, connection
+    /// bound and TLS.
+    #[serde(default)]
+    pub dashboard: HttpServerConfig,
 }
 
 /// One camera at one intersection.
@@ -181,9 +190,11 @@ fn default_healthy_after_s() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorConfig {
-    /// Path of the ONNX model. When absent, the model that the set-up script
-    /// fetches (`~/.cache/streetscope/models/yolo11n_seg_fp16.onnx`) or the
-    /// `STREETSCOPE_MODEL` variable.
+    /// Path of the ONNX model. When absent, the `STREETSCOPE_MODEL` variable, else
+    /// the model that the set-up script makes
+    /// (`~/.cache/streetscope/models/yolo11n_det_fp16.onnx`: the vehicle model cut to
+    /// boxes and classes, same detections, faster); the original it is made from,
+    /// `~/.cache/streetscope/models/yolo11n_seg_fp16.onnx`, can be named here.
     #[serde(default)]
     pub model: Option<PathBuf>,
     /// Minimum class score of a detection.
@@ -588,6 +599,47 @@ pub struct ApproachConfig {
     /// approach refuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entering: Option<Direction>,
+    /// The intersection's leg this approach is, by the compass: `n`, `s`, `e`
+    /// or `w` (a leg of a skewed junction by its nearest point). Turning-movement
+    /// reports (`streetscope report`) derive U/L/T/R and the travel direction
+    /// (NB enters on the south leg) from it. None: the approach is left out of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leg: Option<CompassLeg>,
+}
+
+/// A leg of an intersection by the compass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CompassLeg {
+    N,
+    E,
+    S,
+    W,
+}
+
+impl CompassLeg {
+    /// All four, clockwise from north.
+    pub const ALL: [CompassLeg; 4] = [CompassLeg::N, CompassLeg::E, CompassLeg::S, CompassLeg::W];
+
+    /// `"N"`, `"E"`, `"S"` or `"W"`.
+    pub fn letter(self) -> &'static str {
+        match self {
+            CompassLeg::N => "N",
+            CompassLeg::E => "E",
+            CompassLeg::S => "S",
+            CompassLeg::W => "W",
+        }
+    }
+
+    /// Quarter turns clockwise from north (N 0, E 1, S 2, W 3).
+    pub fn quarter(self) -> u8 {
+        match self {
+            CompassLeg::N => 0,
+            CompassLeg::E => 1,
+            CompassLeg::S => 2,
+            CompassLeg::W => 3,
+        }
+    }
 }
 
 /// What the approaches checked so far have taken, to check the next against:
@@ -598,12 +650,21 @@ pub struct ApproachTargets<'a> {
     taken: std::collections::HashSet<(&'a str, &'static str, &'a str)>,
     /// (camera, approach, zone, polygon) of zone approaches.
     zones: Vec<(&'a str, &'a str, &'a str, &'a [[f64; 2]])>,
+    /// (camera, leg) of approaches with a compass leg.
+    legs: std::collections::HashSet<(&'a str, CompassLeg)>,
 }
 
 impl ApproachConfig {
     /// An approach across counting line `line`, entered by crossing it `entering`.
     pub fn line(camera: &str, name: &str, line: &str, entering: Direction) -> Self {
-        Self { camera: camera.into(), name: name.into(), line: Some(line.into()), zone: None, entering: Some(entering) }
+        Self {
+            camera: camera.into(),
+            name: name.into(),
+            line: Some(line.into()),
+            zone: None,
+            entering: Some(entering),
+            leg: None,
+        }
     }
 
     /// The direction of a crossing of the approach's line that enters the
@@ -614,7 +675,14 @@ impl ApproachConfig {
 
     /// An approach over zone `zone`.
     pub fn zone(camera: &str, name: &str, zone: &str) -> Self {
-        Self { camera: camera.into(), name: name.into(), line: None, zone: Some(zone.into()), entering: None }
+        Self {
+            camera: camera.into(),
+            name: name.into(),
+            line: None,
+            zone: Some(zone.into()),
+            entering: None,
+            leg: None,
+        }
     }
 
     /// Checks that the approach names exactly one of a line and a zone, that
@@ -629,6 +697,16 @@ impl ApproachConfig {
         taken: &mut ApproachTargets<'a>,
         mut bad: impl FnMut(&str, String, &str),
     ) {
+        if let Some(leg) = self.leg {
+            if !taken.legs.insert((&self.camera, leg)) {
+                bad(
+                    "leg",
+                    leg.letter().to_lowercase(),
+                    "another approach of this camera is this leg: one approach per leg, or a vehicle's movement \
+                     would be ambiguous",
+                );
+            }
+        }
         let taken_lines_and_zones = &mut taken.taken;
         match (&self.line, &self.zone) {
             (None, None) => bad("line", "none".into(), "an approach needs a counting line (`line`) or a zone (`zone`)"),
@@ -1022,6 +1100,8 @@ impl PipelineConfig {
         if let Err(e) = self.analytics.validate(&self.cameras) {
             errs.extend(e);
         }
+        errs.extend(self.status.validate("status"));
+        errs.extend(self.dashboard.validate("dashboard"));
         if errs.is_empty() {
             Ok(())
         } else {
@@ -1257,6 +1337,29 @@ mod tests {
         assert_eq!((d.window_lengths_s.as_slice(), d.allowed_lateness_s), ([60, 300, 900].as_slice(), 10.0));
         assert!(d.validate(&cfg.cameras).is_ok());
         assert!(toml::from_str::<AnalyticsConfig>("window_length = [60]").is_err());
+    }
+
+    #[test]
+    fn an_approach_names_its_compass_leg_once_per_camera() {
+        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        let text = r#"
+            [[approaches]]
+            camera = "cam-1"
+            name = "west"
+            line = "west"
+            leg = "w"
+            [[approaches]]
+            camera = "cam-1"
+            name = "east"
+            line = "east"
+            leg = "w"
+        "#;
+        let a: AnalyticsConfig = toml::from_str(text).unwrap();
+        assert_eq!(a.approaches[0].leg, Some(CompassLeg::W));
+        let errs: Vec<String> = a.validate(&cfg.cameras).unwrap_err().iter().map(|e| e.to_string()).collect();
+        assert!(errs.iter().any(|e| e.starts_with("analytics.approaches[1].leg = w: another approach")), "{errs:?}");
+        assert!(!errs.iter().any(|e| e.contains("approaches[0]")), "{errs:?}");
+        assert!(toml::from_str::<AnalyticsConfig>("[[approaches]]\ncamera='c'\nname='n'\nleg='north'").is_err());
     }
 
     #[test]
