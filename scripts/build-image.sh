@@ -5,6 +5,8 @@
 # daemonless (vfs storage, chroot isolation). Prints the image name on stdout.
 #
 #   scripts/build-image.sh            # build (or reuse) the CPU image
+#   scripts/build-image.sh broker     # the chart's demo broker image (tansu,
+#                                     # docker/Dockerfile.broker)
 #
 # Caches, outside the clone, under $STREETSCOPE_CACHE/images:
 #   bookworm-<hash>.tar   the base root filesystem, keyed by its suite, variant
@@ -21,6 +23,8 @@ TARGET=${CARGO_TARGET_DIR:-$CACHE/target}
 IMAGES=$CACHE/images
 ORT_VERSION=1.31.1
 TAG=${STREETSCOPE_IMAGE:-localhost/streetscope:test}
+WHAT=${1:-cpu}
+case $WHAT in cpu|broker) ;; *) echo "usage: $0 [cpu|broker]" >&2; exit 2 ;; esac
 log() { printf '\033[1m[build-image]\033[0m %s\n' "$*" >&2; }
 
 bash scripts/deploy-env.sh images >/dev/null
@@ -51,6 +55,30 @@ if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
   "${BUILDAH[@]}" add "$ctr" "$ROOTFS" / >/dev/null
   "${BUILDAH[@]}" config --cmd /bin/bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
   "${BUILDAH[@]}" commit --quiet --rm "$ctr" "$BASE" >/dev/null
+fi
+
+# 2b. The demo broker: tansu (scripts/install-broker.sh) on the same base.
+if [ "$WHAT" = broker ]; then
+  TANSU=$CACHE/tansu/bin/tansu
+  [ -x "$TANSU" ] || { echo "missing $TANSU: run scripts/install-broker.sh first" >&2; exit 1; }
+  CTX=$IMAGES/broker-context
+  rm -rf "$CTX" && mkdir -p "$CTX"
+  strip --strip-unneeded -o "$CTX/tansu" "$TANSU"
+  TAG=${STREETSCOPE_BROKER_IMAGE:-localhost/streetscope-broker:test}
+  KEY=$( (sha256sum docker/Dockerfile.broker; echo "$BASE"; sha256sum "$CTX/tansu") | sha256sum | cut -c1-16)
+  if ! "${BUILDAH[@]}" inspect --type image "localhost/streetscope-broker:ctx-$KEY" >/dev/null 2>&1; then
+    log "buildah build docker/Dockerfile.broker -> $TAG"
+    t0=$(date +%s)
+    "${BUILDAH[@]}" build --quiet --layers --isolation chroot --pull=never --format docker \
+      --build-arg "BASE=$BASE" -f docker/Dockerfile.broker -t "localhost/streetscope-broker:ctx-$KEY" "$CTX" >&2
+    log "broker image built in $(( $(date +%s) - t0 )) s"
+    for old in $("${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/streetscope-broker:ctx-' | grep -v ":ctx-$KEY\$"); do
+      "${BUILDAH[@]}" rmi "$old" >/dev/null 2>&1 || true
+    done
+  fi
+  "${BUILDAH[@]}" tag "localhost/streetscope-broker:ctx-$KEY" "$TAG"
+  echo "$TAG"
+  exit 0
 fi
 
 # 2. The build context: what the Dockerfile packages.

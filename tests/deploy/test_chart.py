@@ -300,14 +300,13 @@ def test_pods_are_restricted(case):
         assert pod["automountServiceAccountToken"] is False, name
         for c in pod.get("initContainers", []) + pod["containers"]:
             sc = c["securityContext"]
-            # The demo broker's image writes its config at start (demo only).
-            assert sc["readOnlyRootFilesystem"] is (c["name"] != "kafka"), name
+            assert sc["readOnlyRootFilesystem"] is True, name
             assert sc["allowPrivilegeEscalation"] is False, name
             assert sc["capabilities"]["drop"] == ["ALL"], name
             assert "add" not in sc["capabilities"], name
             assert "memory" in c["resources"]["limits"], f"{name}/{c['name']}: no memory limit"
             mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
-            if c in pod["containers"] and c["name"] != "kafka":
+            if c in pod["containers"]:
                 assert "/tmp" in mounts, f"{name}/{c['name']}: no writable /tmp (GStreamer registry, temp files)"
 
 

@@ -318,7 +318,14 @@ def build() -> dict:
                         ),
                     }
                 ),
-                "demoBroker": obj({"enabled": B, "image": s(minLength=1), "resources": RESOURCES}),
+                "demoBroker": obj(
+                    {
+                        "enabled": B,
+                        "image": image(False),
+                        "storageLimit": s(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"),
+                        "resources": RESOURCES,
+                    }
+                ),
                 "tests": obj({"enabled": B, "testTokenKey": s(minLength=1)}),
             },
             ["kafka", "detector"],
