@@ -24,8 +24,10 @@ WHEELS=(
   "nvidia-cudnn-cu13>=9,<10" "nvidia-nvjitlink>=13,<14" "nvidia-cuda-nvrtc>=13,<14"
 )
 # TensorRT 10 for CUDA 13 is on PyPI only as `tensorrt-cu13-libs` source
-# packages whose build fetches the real wheel from NVIDIA's own index
-# (pypi.nvidia.com). Where that index is reachable, set
+# packages (wheel-stub: no wheel in any of its 13 releases, nor in the 32 of
+# tensorrt-cu12-libs) whose build fetches the real wheel from NVIDIA's own
+# index (pypi.nvidia.com); docs/operations.md lists every package checked.
+# Where that index is reachable, set
 # STREETSCOPE_TENSORRT_INDEX=https://pypi.nvidia.com to add it.
 PIP_EXTRA=()
 if [ -n "${STREETSCOPE_TENSORRT_INDEX:-}" ]; then
