@@ -37,6 +37,11 @@ pub struct StudyConfig {
     /// stale camera, the bin is empty and flagged.
     #[serde(default = "default_min_coverage")]
     pub min_coverage: f64,
+    /// The longest run of lost frames, seconds, that leaves a bin's count given
+    /// (flagged `dropped_frames`): the tracker follows a vehicle across it. A
+    /// longer gap could hide a whole vehicle: the bin is empty and flagged `gap`.
+    #[serde(default = "default_max_gap_s")]
+    pub max_gap_s: f64,
     /// Validation against a manual count.
     #[serde(default)]
     pub validation: ValidationConfig,
@@ -158,6 +163,9 @@ fn default_pass_share() -> f64 {
 fn default_vehicle_length_m() -> f64 {
     7.6
 }
+fn default_max_gap_s() -> f64 {
+    1.0
+}
 fn default_min_coverage() -> f64 {
     0.99
 }
@@ -192,6 +200,7 @@ impl StudyConfig {
             classes: BTreeMap::new(),
             peaks: default_peaks(),
             min_coverage: default_min_coverage(),
+            max_gap_s: default_max_gap_s(),
             validation: ValidationConfig::default(),
             queues: QueueConfig::default(),
         }
@@ -263,6 +272,9 @@ impl StudyConfig {
         }
         if !(self.min_coverage.is_finite() && (0.0..=1.0).contains(&self.min_coverage)) {
             return bad("min_coverage", self.min_coverage.to_string(), "a share in [0, 1]");
+        }
+        if !(self.max_gap_s.is_finite() && (0.0..=60.0).contains(&self.max_gap_s)) {
+            return bad("max_gap_s", self.max_gap_s.to_string(), "seconds in [0, 60]");
         }
         let v = &self.validation;
         if !(v.geh_limit.is_finite() && v.geh_limit > 0.0) {

@@ -32,8 +32,12 @@ pub enum Flag {
     NoData,
     /// Some of the windows that make up the bin are missing.
     PartialData,
-    /// Frames were lost (a run of missing sequence numbers).
+    /// Frames were lost: a run of missing sequence numbers longer than
+    /// `max_gap_s`, long enough to hide a vehicle.
     Gap,
+    /// Frames were lost in short runs (at most `max_gap_s` each) that the
+    /// tracker bridges: the count is given, and flagged.
+    DroppedFrames,
     /// A camera's ingest restarted in the bin (the time between its runs is lost).
     Restart,
     /// A camera delivered nothing for `camera_stale_s` in the bin.
@@ -50,11 +54,17 @@ impl Flag {
             Flag::NoData => "no_data",
             Flag::PartialData => "partial_data",
             Flag::Gap => "gap",
+            Flag::DroppedFrames => "dropped_frames",
             Flag::Restart => "restart",
             Flag::Stale => "stale",
             Flag::LowCoverage => "low_coverage",
             Flag::NotClosed => "not_closed",
         }
+    }
+
+    /// Whether the flag empties the bin's count (all but `dropped_frames`).
+    pub fn empties(self) -> bool {
+        self != Flag::DroppedFrames
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -74,14 +84,15 @@ pub struct Bin {
     pub coverage: f64,
     /// Frames missing in sequence gaps, all cameras.
     pub frames_dropped: u64,
-    /// Why the count is not given; empty: it is.
+    /// What went wrong in the bin; the count is not given when one of them
+    /// [`Flag::empties`] it.
     pub flags: BTreeSet<Flag>,
 }
 
 impl Bin {
     /// Whether the bin's counts are given.
     pub fn ok(&self) -> bool {
-        self.flags.is_empty()
+        !self.flags.iter().any(|f| f.empties())
     }
 
     pub fn flag_text(&self) -> String {
@@ -278,7 +289,7 @@ pub fn build(
             notes: Vec::new(),
         };
         let mine: Vec<&WindowRecord> = windows.iter().copied().filter(|w| w.intersection_id == *id).collect();
-        quality(&mut ic, &mine, from_ms, nbins, config.min_coverage);
+        quality(&mut ic, &mine, from_ms, nbins, config);
         let mut left_out: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         for t in results.turning.iter().filter(|t| t.intersection_id == *id) {
             let ms = t.capture_time_ms;
@@ -335,7 +346,7 @@ fn class_of<'a>(
 }
 
 /// Fills `ic.bins` (and the queue rows) from the intersection's windows.
-fn quality(ic: &mut IntersectionCounts, windows: &[&WindowRecord], from_ms: i64, nbins: usize, min_coverage: f64) {
+fn quality(ic: &mut IntersectionCounts, windows: &[&WindowRecord], from_ms: i64, nbins: usize, config: &StudyConfig) {
     // The longest window length that divides a bin.
     let len_s = windows.iter().map(|w| w.length_s).max();
     let by_start: HashMap<i64, &WindowRecord> =
@@ -361,8 +372,16 @@ fn quality(ic: &mut IntersectionCounts, windows: &[&WindowRecord], from_ms: i64,
                 e.0 += c.frames_received;
                 e.1 += c.frames_expected;
                 dropped += c.frames_dropped;
+                let fps = c.frames_expected as f64 / f64::from(w.length_s.max(1));
                 for g in &c.gaps {
-                    flags.insert(if g.restart { Flag::Restart } else { Flag::Gap });
+                    let secs = if fps > 0.0 { g.frames() as f64 / fps } else { f64::INFINITY };
+                    flags.insert(if g.restart {
+                        Flag::Restart
+                    } else if secs > config.max_gap_s {
+                        Flag::Gap
+                    } else {
+                        Flag::DroppedFrames
+                    });
                 }
                 if c.frames_dropped > 0 && c.gaps.is_empty() {
                     flags.insert(Flag::Gap);
@@ -391,7 +410,7 @@ fn quality(ic: &mut IntersectionCounts, windows: &[&WindowRecord], from_ms: i64,
             .map(|&(r, e)| if e == 0 { 1.0 } else { (r as f64 / e as f64).min(1.0) })
             .fold(f64::INFINITY, f64::min);
         let coverage = if per_cam.is_empty() { 0.0 } else { coverage * present };
-        if !subs.is_empty() && coverage < min_coverage {
+        if !subs.is_empty() && coverage < config.min_coverage {
             flags.insert(Flag::LowCoverage);
         }
         ic.bins.push(Bin { start_ms: start, coverage, frames_dropped: dropped, flags });
