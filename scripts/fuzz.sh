@@ -89,15 +89,16 @@ for line in open(sys.argv[1]):
     if not m:
         continue
     f = dict(kv.split("=", 1) for kv in m.group(2).split())
-    r = rows.setdefault(m.group(1), dict(inputs=0, secs=0.0, accepted=0, refused=0, largest=0, chunks=0))
+    r = rows.setdefault(m.group(1), dict(inputs=0, secs=0.0, accepted=0, refused=0, largest=0, chunks=0, slowest=0))
     r["inputs"] += int(f["inputs"]); r["secs"] += float(f["secs"]); r["chunks"] += 1
     r["accepted"] += int(f["accepted"]); r["refused"] += int(f["refused"])
     r["largest"] = max(r["largest"], int(f["largest_alloc"]))
-print("| decoder | inputs | chunks (seeds) | seconds | inputs/s | accepted | refused | largest allocation |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    r["slowest"] = max(r["slowest"], int(f.get("slowest_us", 0)))
+print("| decoder | inputs | chunks (seeds) | seconds | inputs/s | accepted | refused | largest allocation | slowest input |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for k, r in rows.items():
     print(f"| {k} | {r['inputs']:,} | {r['chunks']} | {r['secs']:.0f} | {r['inputs'] / max(r['secs'], 1e-9):,.0f} "
-          f"| {r['accepted']:,} | {r['refused']:,} | {r['largest']:,} B |")
+          f"| {r['accepted']:,} | {r['refused']:,} | {r['largest']:,} B | {r['slowest'] / 1000:,.1f} ms |")
 PY
 }
 

@@ -12,6 +12,9 @@
 //! - [`Meter`]: a global allocator that measures the largest allocation and the
 //!   bytes allocated while a decoder runs, so a test can assert that a length
 //!   field claiming gigabytes is refused before anything is allocated.
+//! - [`abuse`]: clients that abuse an HTTP server (oversized bodies, a byte a
+//!   second, bursts of connections) and one that behaves, for the abuse tests
+//!   of every server.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -20,6 +23,8 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+
+pub mod abuse;
 
 /// The seed when `STREETSCOPE_FUZZ_SEED` is not set.
 pub const DEFAULT_SEED: u64 = 0x5747_5245_4554_5343;
@@ -432,10 +437,14 @@ impl Fuzz {
 
     /// Runs `property` on `cases` inputs of `strategy`; a failing input is
     /// shrunk and reported with the seed that reproduces it. Prints one line:
-    /// `FUZZ name inputs=N seed=S secs=T per_s=R accepted=A refused=F largest_alloc=B`.
+    /// `FUZZ name inputs=N seed=S secs=T per_s=R accepted=A refused=F largest_alloc=B slowest_us=U`
+    /// (`U`: the longest one input took, in microseconds, wall clock). With
+    /// `STREETSCOPE_FUZZ_SHOW_SLOWEST` set it also prints that input
+    /// (`FUZZ_SLOWEST name us=U input`), to tell a slow input from a stalled
+    /// process on a loaded machine.
     pub fn run<S: Strategy>(&self, strategy: S, property: impl Fn(S::Value) -> Result<Verdict, TestCaseError>)
     where
-        S::Value: std::fmt::Debug,
+        S::Value: std::fmt::Debug + Clone,
     {
         let config = Config {
             cases: self.cases,
@@ -450,10 +459,23 @@ impl Fuzz {
         }
         let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
         let (accepted, refused) = (AtomicU64::new(0), AtomicU64::new(0));
+        // The longest one input took (generation not included), microseconds:
+        // what a hang limit is measured against.
+        let slowest = AtomicU64::new(0);
+        let show_slowest = std::env::var_os("STREETSCOPE_FUZZ_SHOW_SLOWEST").is_some_and(|v| !v.is_empty());
+        let slowest_input = std::cell::RefCell::new(None::<S::Value>);
         LARGEST_SEEN.with(|l| l.set(0));
         let start = Instant::now();
         let result = runner.run(&strategy, |input| {
-            match property(input)? {
+            // A copy only when asked for: it costs as much as some decoders.
+            let kept = show_slowest.then(|| input.clone());
+            let t = Instant::now();
+            let verdict = property(input);
+            let us = t.elapsed().as_micros() as u64;
+            if slowest.fetch_max(us, Ordering::Relaxed) < us && kept.is_some() {
+                *slowest_input.borrow_mut() = kept;
+            }
+            match verdict? {
                 Verdict::Accepted => accepted.fetch_add(1, Ordering::Relaxed),
                 Verdict::Refused => refused.fetch_add(1, Ordering::Relaxed),
             };
@@ -463,15 +485,19 @@ impl Fuzz {
         if let Err(e) = result {
             panic!("{}: seed {:#x}: {e}", self.name, self.seed);
         }
-        let (a, r) = (accepted.into_inner(), refused.into_inner());
+        let (a, r, slowest) = (accepted.into_inner(), refused.into_inner(), slowest.into_inner());
         println!(
-            "FUZZ {} inputs={} seed={:#x} secs={secs:.2} per_s={:.0} accepted={a} refused={r} largest_alloc={}",
+            "FUZZ {} inputs={} seed={:#x} secs={secs:.2} per_s={:.0} accepted={a} refused={r} largest_alloc={} \
+             slowest_us={slowest}",
             self.name,
             self.cases,
             self.seed,
             f64::from(self.cases) / secs.max(1e-9),
             LARGEST_SEEN.with(Cell::get),
         );
+        if let Some(input) = slowest_input.into_inner() {
+            println!("FUZZ_SLOWEST {} us={slowest} {input:?}", self.name);
+        }
     }
 }
 
