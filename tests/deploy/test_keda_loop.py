@@ -61,12 +61,9 @@ pytestmark = pytest.mark.skipif(
     reason=f"needs {BIN}, {TANSU} (scripts/install-broker.sh) and {MODEL} (scripts/setup.sh)",
 )
 
-DETECTOR_SETTINGS = {
-    "class_names": ["bike", "bus", "car", "lorry", "tuktuk", "van"],
-    "class_agnostic_nms": True,
-    "shed_stale_ms": 0,
-}
-TRACKER_SETTINGS = {"match_iou": 0.3, "max_missed": 5, "min_hits": 3, "settle_views": 5, "line_hysteresis": 0.01}
+# The demo's detector and tracker settings, the file the distributed tests read too.
+STAGE_SETTINGS_FILE = ROOT / "crates/cli/tests/common/stage-settings.toml"
+STAGE_SETTINGS = tomllib.loads(STAGE_SETTINGS_FILE.read_text())
 
 
 def free_port() -> int:
@@ -160,8 +157,8 @@ def render_test_chart(brokers: str) -> tuple[dict, str, str]:
         "ingest": {"replicas": 1},
         "aggregator": {"replicas": 1},
         "config": {
-            "detector": DETECTOR_SETTINGS,
-            "tracker": TRACKER_SETTINGS,
+            "detector": STAGE_SETTINGS["detector"],
+            "tracker": STAGE_SETTINGS["tracker"],
             "aggregate": {"snapshot_interval_s": 1, "counts_interval_s": 1, "finish_idle_s": 120},
             "ingest": {"stall_timeout_s": 120},
         },
@@ -262,9 +259,7 @@ def one_detector_counts(dir: Path, cameras: list[dict]) -> dict:
         lines += [f"[[cameras]]", f"id = {json.dumps(cam['id'])}", f"intersection = {json.dumps(cam['intersection'])}", f"source = {json.dumps(cam['source'])}", "sample_fps = 10"]
         for ln in cam["lines"]:
             lines += ["[[cameras.lines]]"] + [f"{k} = {json.dumps(v)}" for k, v in ln.items()]
-    lines += ["[detector]"] + [f"{k} = {json.dumps(v)}" for k, v in DETECTOR_SETTINGS.items()]
-    lines += ["[tracker]"] + [f"{k} = {json.dumps(v)}" for k, v in TRACKER_SETTINGS.items()]
-    lines += ["[ingest]", "stall_timeout_s = 120"]
+    lines += [STAGE_SETTINGS_FILE.read_text(), "[ingest]", "stall_timeout_s = 120"]
     cfg = dir / "one-process.toml"
     cfg.write_text("\n".join(lines) + "\n")
     out = dir / "one-process.jsonl"

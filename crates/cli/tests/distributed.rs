@@ -136,21 +136,9 @@ fn clip_path(name: &str) -> PathBuf {
 
 const CLIPS: [&str; 2] = ["one_bus", "two_way"];
 
-/// The detector and tracker settings of the demo, shared by both modes.
-const STAGE_SETTINGS: &str = r#"
-[detector]
-class_names = ["bike", "bus", "car", "lorry", "tuktuk", "van"]
-class_agnostic_nms = true
-# Frames are never shed here: after a fault the backlog must be worked off, not skipped.
-shed_stale_ms = 0
-
-[tracker]
-match_iou = 0.3
-max_missed = 5
-min_hits = 3
-settle_views = 5
-line_hysteresis = 0.01
-"#;
+/// The detector and tracker settings of the demo, shared by both modes (and by
+/// the KEDA-in-the-loop test, tests/deploy/test_keda_loop.py).
+const STAGE_SETTINGS: &str = include_str!("common/stage-settings.toml");
 
 /// The camera spec of `clip` (its ground-truth lines), as TOML lines under `[[cameras]]` or JSON.
 fn camera_json(clip: &str, source: &str) -> Value {
