@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use streetscope_contracts::config::CameraConfig;
+use streetscope_contracts::http::HttpServerConfig;
 use streetscope_contracts::records::ResultRecord;
 use streetscope_contracts::snapshots::SnapshotPolicy;
 use streetscope_contracts::{Frame, FrameDetections};
@@ -23,9 +24,15 @@ pub struct RunUi {
 }
 
 impl RunUi {
-    /// Serves the dashboard on `addr` for `cameras`, their states read from
-    /// ingest's `statuses` every second. Prints where it is.
-    pub async fn start(addr: SocketAddr, cameras: &[CameraConfig], statuses: CameraStatuses) -> anyhow::Result<Self> {
+    /// Serves the dashboard on `addr` for `cameras` with the limits and TLS of
+    /// `http` (the `[dashboard]` section), their states read from ingest's
+    /// `statuses` every second. Prints where it is.
+    pub async fn start(
+        addr: SocketAddr,
+        cameras: &[CameraConfig],
+        statuses: CameraStatuses,
+        http: &HttpServerConfig,
+    ) -> anyhow::Result<Self> {
         let handle = DashboardHandle::new(cameras, SnapshotPolicy::default());
         if !addr.ip().is_loopback() {
             tracing::warn!(
@@ -33,10 +40,11 @@ impl RunUi {
                  or `streetscope dashboard --tokens-file` for an exposed one)"
             );
         }
-        let bound = streetscope_dashboard::serve(addr, handle.clone(), ServeOptions::default())
+        let opts = ServeOptions { tokens: None, http: http.clone() };
+        let bound = streetscope_dashboard::serve(addr, handle.clone(), opts)
             .await
-            .with_context(|| format!("binding the dashboard address {addr}"))?;
-        eprintln!("dashboard: http://{bound}/");
+            .with_context(|| format!("serving the dashboard on {addr}"))?;
+        eprintln!("dashboard: {bound}/");
         let h = handle.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -123,7 +131,8 @@ impl<S: Subscribe<FrameDetections>> Subscribe<FrameDetections> for Tap<S> {
 /// `streetscope dashboard`: the dashboard of a distributed deployment.
 #[derive(Debug, clap::Args)]
 pub struct DashboardArgs {
-    /// The cluster configuration (TOML: `[kafka]` with its topics).
+    /// The cluster configuration (TOML: `[kafka]` with its topics; `[dashboard]`:
+    /// the server's request limits, connection bound and TLS).
     #[arg(long, env = "STREETSCOPE_CLUSTER_CONFIG")]
     pub cluster: std::path::PathBuf,
     /// Overrides `kafka.brokers` of the file.
@@ -188,10 +197,11 @@ pub fn dashboard(args: DashboardArgs) -> anyhow::Result<std::process::ExitCode> 
             .await
             .context("the topic reader panicked")??
         };
-        let bound = streetscope_dashboard::serve(args.listen, handle.clone(), ServeOptions { tokens })
+        let opts = ServeOptions { tokens, http: cluster.dashboard.clone() };
+        let bound = streetscope_dashboard::serve(args.listen, handle.clone(), opts)
             .await
-            .with_context(|| format!("binding the dashboard address {}", args.listen))?;
-        eprintln!("dashboard: http://{bound}/ (topics {})", topics.join(", "));
+            .with_context(|| format!("serving the dashboard on {}", args.listen))?;
+        eprintln!("dashboard: {bound}/ (topics {})", topics.join(", "));
         let feed = {
             let handle = handle.clone();
             let cameras = topics[0].clone();

@@ -116,6 +116,8 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
             ingest: Default::default(),
             analytics: Default::default(),
             output: Default::default(),
+            status: Default::default(),
+            dashboard: Default::default(),
         };
         cfg.validate().map_err(|errs| {
             anyhow::anyhow!(
@@ -232,11 +234,11 @@ async fn run_pipeline(
             stages: meters.to_vec(),
             delivery: Default::default(),
         };
-        let bound = crate::status::serve(addr, std::sync::Arc::new(sources)).await?;
-        eprintln!("status: http://{bound}/status  metrics: http://{bound}/metrics");
+        let bound = crate::status::serve(addr, std::sync::Arc::new(sources), &cfg.status).await?;
+        eprintln!("status: {bound}/status  metrics: {bound}/metrics");
     }
     let ui = match ui_addr {
-        Some(a) => Some(crate::dashboard_cmd::RunUi::start(a, &cfg.cameras, reconciler.statuses()).await?),
+        Some(a) => Some(crate::dashboard_cmd::RunUi::start(a, &cfg.cameras, reconciler.statuses(), &cfg.dashboard).await?),
         None => None,
     };
     // Changes to the camera set: to ingest (a thread that starts and stops

@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use streetscope_contracts::http::HttpServerConfig;
 use streetscope_ingest::reconcile::CameraStatuses;
 use streetscope_ingest::CameraState;
 use streetscope_telemetry::metrics::{render_with, CameraSample, DeliveryBoard};
@@ -187,14 +188,24 @@ impl StatusSources {
     }
 }
 
-/// Binds `addr` and serves until the runtime ends; returns the bound address.
+/// Binds `addr` and serves, with the limits and TLS of `http` (the `[status]`
+/// section), until the runtime ends; returns where it listens.
 /// `/readyz` is ready as soon as it serves (no conditions): see [`serve_with`].
-pub async fn serve(addr: SocketAddr, sources: Arc<StatusSources>) -> anyhow::Result<SocketAddr> {
-    serve_with(addr, sources, Readiness::default()).await
+pub async fn serve(
+    addr: SocketAddr,
+    sources: Arc<StatusSources>,
+    http: &HttpServerConfig,
+) -> anyhow::Result<streetscope_http::Bound> {
+    serve_with(addr, sources, Readiness::default(), http).await
 }
 
 /// [`serve`], with `/readyz` following `ready`.
-pub async fn serve_with(addr: SocketAddr, sources: Arc<StatusSources>, ready: Readiness) -> anyhow::Result<SocketAddr> {
+pub async fn serve_with(
+    addr: SocketAddr,
+    sources: Arc<StatusSources>,
+    ready: Readiness,
+    http: &HttpServerConfig,
+) -> anyhow::Result<streetscope_http::Bound> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(move || async move { readyz(&ready) }))
@@ -207,13 +218,12 @@ pub async fn serve_with(addr: SocketAddr, sources: Arc<StatusSources>, ready: Re
             }),
         )
         .with_state(sources);
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the status address {addr}"))?;
-    let bound = listener.local_addr()?;
-    // The limits of every Streetscope HTTP server (body, timeouts, connections).
-    let limits = streetscope_http::Limits::default();
+    // The limits of every Streetscope HTTP server (body, timeouts, connections), and TLS.
+    let (bound, task) = streetscope_http::start("status endpoint", addr, app, http, std::future::pending())
+        .await
+        .with_context(|| format!("serving the status endpoint on {addr}"))?;
     tokio::spawn(async move {
-        if let Err(e) = streetscope_http::serve(listener, app, limits, None, std::future::pending()).await {
+        if let Ok(Err(e)) = task.await {
             tracing::error!("status endpoint stopped: {e}");
         }
     });
@@ -232,10 +242,12 @@ mod readiness_tests {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let ready = Readiness::pending(&["group", "model"]);
         let sources = Arc::new(StatusSources::of_stage(&StageMeter::new("detect")));
-        let addr = rt.block_on(serve_with("127.0.0.1:0".parse().unwrap(), sources, ready.clone())).unwrap();
+        let bound = rt
+            .block_on(serve_with("127.0.0.1:0".parse().unwrap(), sources, ready.clone(), &Default::default()))
+            .unwrap();
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let get = |path: &str| {
-            let mut r = agent.get(&format!("http://{addr}{path}")).call().unwrap();
+            let mut r = agent.get(&format!("{bound}{path}")).call().unwrap();
             (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
         };
         assert_eq!(get("/readyz"), (503, "not ready: group, model\n".to_owned()));

@@ -40,6 +40,14 @@ pub struct ClusterConfig {
     /// bound and TLS.
     #[serde(default)]
     pub registry: HttpServerConfig,
+    /// The HTTP server of each stage's `--status-addr` (`/healthz`, `/readyz`,
+    /// `/status`, `/metrics`): request limits, connection bound and TLS.
+    #[serde(default)]
+    pub status: HttpServerConfig,
+    /// The HTTP server of `streetscope dashboard`: request limits, connection
+    /// bound and TLS.
+    #[serde(default)]
+    pub dashboard: HttpServerConfig,
 }
 
 /// How aggregators keep their state.
@@ -110,6 +118,8 @@ impl ClusterConfig {
             ingest: self.ingest.clone(),
             analytics: AnalyticsConfig { approaches: Vec::new(), ..self.analytics.clone() },
             output: OutputConfig::default(),
+            status: self.status.clone(),
+            dashboard: self.dashboard.clone(),
         };
         if let Err(e) = as_pipeline.validate() {
             errs.extend(e.into_iter().filter(|e| e.field != "cameras"));

@@ -17,9 +17,11 @@ use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use streetscope_contracts::config::CameraConfig;
+use streetscope_contracts::http::HttpServerConfig;
 use streetscope_contracts::records::ResultRecord;
 use streetscope_contracts::snapshots::{SnapshotMeta, SnapshotPolicy};
 use streetscope_contracts::{Frame, FrameDetections};
+use streetscope_http::{Bound, HttpError};
 use streetscope_registry::auth::Tokens;
 use tokio::sync::watch;
 
@@ -184,15 +186,20 @@ fn overview() -> String {
 pub struct ServeOptions {
     /// Bearer tokens (the registry's format); none: open (bind to loopback).
     pub tokens: Option<Tokens>,
+    /// Request limits, connection bound and TLS (the `[dashboard]` section).
+    pub http: HttpServerConfig,
 }
 
-/// Binds `addr` and serves the dashboard until the runtime ends; returns the bound address.
-pub async fn serve(addr: SocketAddr, handle: DashboardHandle, opts: ServeOptions) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = router(handle, opts);
+/// Binds `addr` and serves the dashboard on `streetscope-http` (the limits
+/// and TLS of `opts.http`) until the runtime ends; returns where it listens.
+/// A live page's event stream is one long request: it holds one of the
+/// connections of `max_connections` while the page is open.
+pub async fn serve(addr: SocketAddr, handle: DashboardHandle, opts: ServeOptions) -> Result<Bound, HttpError> {
+    let http = opts.http.clone();
+    let (bound, task) =
+        streetscope_http::start("dashboard", addr, router(handle, opts), &http, std::future::pending()).await?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Ok(Err(e)) = task.await {
             tracing::error!("dashboard server stopped: {e}");
         }
     });

@@ -1,5 +1,5 @@
 //! Serving HTTP to clients that may be hostile, for every Streetscope server
-//! (the registry API, the status endpoints).
+//! (the registry API, the status endpoints, the dashboard).
 //!
 //! [`serve`] runs an axum [`Router`] on a listener with the limits of an
 //! [`HttpServerConfig`]:
@@ -18,6 +18,9 @@
 //!   body passes the limit); a request not answered within `request_timeout_s`,
 //!   a body sent slowly included, is answered 408 and its connection closed.
 //! - **TLS** ([`tls_acceptor`]): rustls, certificate chain and key from PEM files.
+//!
+//! [`start`] does it all from an [`HttpServerConfig`]: binds, reads the TLS
+//! files, and serves in a task of its own.
 //!
 //! Refusals (408, 413, 429, failed handshakes) are logged with the peer's
 //! address; the answers are JSON in the registry's error shape
@@ -53,6 +56,8 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: reading {path}: {message}")]
     TlsFile { path: String, message: String },
     #[error("TLS: {0}")]
@@ -110,6 +115,50 @@ pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, Ht
         .map_err(|e| HttpError::Tls(format!("the certificate and key do not make a server identity: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Where a server started by [`start`] listens; shown as its base URL
+/// (`http://ADDR`, `https://ADDR` with TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port), reads the TLS files of `cfg`
+/// (validated) when it names them, and [`serve`]s `router` with its limits in
+/// a task of its own until `shutdown` resolves. `name` names the server in the
+/// log. Returns where it listens and the task (it ends after `shutdown`).
+pub async fn start(
+    name: &str,
+    addr: SocketAddr,
+    router: Router,
+    cfg: &HttpServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(Bound, tokio::task::JoinHandle<std::io::Result<()>>), HttpError> {
+    let tls = match &cfg.tls {
+        Some(files) => Some(tls_acceptor(&files.cert_file, &files.key_file)?),
+        None => None,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(|source| HttpError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| HttpError::Bind { addr, source })?;
+    let bound = Bound { addr, tls: tls.is_some() };
+    let limits = Limits::of(cfg);
+    tracing::info!(
+        max_body_bytes = limits.max_body_bytes,
+        max_connections = limits.max_connections,
+        header_timeout_s = cfg.header_timeout_s,
+        request_timeout_s = cfg.request_timeout_s,
+        "{name} listening on {bound}"
+    );
+    let task = tokio::spawn(serve(listener, router, limits, tls, shutdown));
+    Ok((bound, task))
 }
 
 /// `router` with the per-request limits: the body size limit (413) and the

@@ -192,7 +192,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
     let ready = crate::status::Readiness::pending(&["registry", "partitions"]);
     let sources = crate::status::StatusSources::of_stage(&meter);
     let delivery = sources.delivery.clone();
-    super::serve_status_with(args, sources, ready.clone()).await?;
+    super::serve_status_with(args, &cfg, sources, ready.clone()).await?;
     // The whole registry first: partitions are restored against it.
     let follower = {
         let (k, topics) = (k.clone(), [k.topics.cameras.name.clone(), k.topics.intersections.name.clone()]);

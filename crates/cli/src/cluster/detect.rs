@@ -75,7 +75,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
     let meter = StageMeter::new("detect");
     // The model is warmed before this runs; ready once the group gave partitions.
     let ready = crate::status::Readiness::pending(&["partitions"]);
-    super::serve_status_with(args, crate::status::StatusSources::of_stage(&meter), ready.clone()).await?;
+    super::serve_status_with(args, &cfg, crate::status::StatusSources::of_stage(&meter), ready.clone()).await?;
     let (frames_tx, frames_rx) = channel::<Frame>("frames", 8, FullPolicy::Block);
     let (dets_tx, mut dets_rx) = channel::<FrameDetections>("detections", 64, FullPolicy::Block);
     let stage = tokio::spawn(DetectStage::with_options(detector, meter.clone(), opts).run(frames_rx, dets_tx));

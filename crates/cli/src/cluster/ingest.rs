@@ -95,7 +95,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
         stages: vec![meter.clone()],
         delivery: Default::default(),
     };
-    super::serve_status(args, sources).await?;
+    super::serve_status(args, &cfg, sources).await?;
 
     // The reconciler's thread: changes in, cameras that ended by themselves out
     // (with their forwarder, taken on that thread before any later start).

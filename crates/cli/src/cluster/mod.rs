@@ -76,10 +76,14 @@ pub fn read_cluster_config(path: &std::path::Path) -> anyhow::Result<ClusterConf
 
 /// Serves the stage's status endpoint when `--status-addr` asks for one. Must
 /// be called inside the stage's runtime.
-pub async fn serve_status(args: &ClusterArgs, sources: crate::status::StatusSources) -> anyhow::Result<()> {
+pub async fn serve_status(
+    args: &ClusterArgs,
+    cfg: &ClusterConfig,
+    sources: crate::status::StatusSources,
+) -> anyhow::Result<()> {
     if let Some(addr) = args.status_addr {
-        let bound = crate::status::serve(addr, std::sync::Arc::new(sources)).await?;
-        tracing::info!("status: http://{bound}/status  metrics: http://{bound}/metrics");
+        let bound = crate::status::serve(addr, std::sync::Arc::new(sources), &cfg.status).await?;
+        tracing::info!("status: {bound}/status  metrics: {bound}/metrics");
     }
     Ok(())
 }
@@ -87,12 +91,13 @@ pub async fn serve_status(args: &ClusterArgs, sources: crate::status::StatusSour
 /// [`serve_status`], with `/readyz` following `ready`.
 pub async fn serve_status_with(
     args: &ClusterArgs,
+    cfg: &ClusterConfig,
     sources: crate::status::StatusSources,
     ready: crate::status::Readiness,
 ) -> anyhow::Result<()> {
     if let Some(addr) = args.status_addr {
-        let bound = crate::status::serve_with(addr, std::sync::Arc::new(sources), ready).await?;
-        tracing::info!("status: http://{bound}/status  metrics: http://{bound}/metrics");
+        let bound = crate::status::serve_with(addr, std::sync::Arc::new(sources), ready, &cfg.status).await?;
+        tracing::info!("status: {bound}/status  metrics: {bound}/metrics");
     }
     Ok(())
 }
