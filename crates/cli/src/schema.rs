@@ -1,7 +1,8 @@
 //! Documents generated from the Rust types so they cannot drift: the JSON
 //! Schemas of the records and of the configuration, and the configuration
-//! reference. `streetscope schema` writes them under `docs/`; `--check` fails
-//! when the files differ.
+//! reference. `streetscope schema` writes them under `docs/`, and the stage
+//! sections (`config.*`, `$defs`) of the Helm chart's values schema; `--check`
+//! fails when the files differ.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,11 @@ pub struct SchemaArgs {
     /// Compare instead of writing; fail when a file is missing or differs.
     #[arg(long)]
     check: bool,
+    /// The Helm chart's values schema: its `config.*` sections and `$defs` are
+    /// rewritten from the cluster configuration; the rest (the chart's own keys)
+    /// is kept as it is.
+    #[arg(long, default_value = "helm/streetscope/values.schema.json")]
+    chart_schema: PathBuf,
 }
 
 /// The generated files: path under `docs/` and text.
@@ -39,6 +45,33 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("configuration.md", reference),
         ("registry-openapi.json", streetscope_registry::openapi::document_text()),
     ]
+}
+
+/// The Helm chart's values schema `current` with its stage sections taken from
+/// the cluster configuration's schema: `config.<section>` refers to the
+/// section's definition for every section of `cluster.toml` but `[kafka]` (the
+/// chart renders that one from its own values), and `$defs` are the cluster
+/// schema's. So `helm install` refuses a misspelled detector or tracker setting,
+/// as the stage would at start. Keys come out sorted (serde_json's map).
+pub fn chart_values_schema(current: &str, cluster: &Value) -> anyhow::Result<String> {
+    let mut schema: Value = serde_json::from_str(current).context("parsing the chart's values schema")?;
+    let sections: serde_json::Map<String, Value> = cluster["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| name.as_str() != "kafka")
+        .filter_map(|(name, p)| {
+            let def = p["$ref"].as_str()?.rsplit('/').next()?;
+            Some((name.clone(), serde_json::json!({ "$ref": format!("#/$defs/{def}") })))
+        })
+        .collect();
+    let config = schema
+        .pointer_mut("/properties/config")
+        .filter(|c| c.is_object())
+        .context("the chart's values schema has no properties.config")?;
+    config["properties"] = Value::Object(sections);
+    schema["$defs"] = cluster["$defs"].clone();
+    Ok(serde_json::to_string_pretty(&schema)? + "\n")
 }
 
 /// The configuration reference in Markdown, from the config's JSON Schema (whose
@@ -163,6 +196,24 @@ pub fn schema(args: SchemaArgs) -> anyhow::Result<ExitCode> {
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
             println!("wrote {}", path.display());
         }
+    }
+    let chart = &args.chart_schema;
+    match std::fs::read_to_string(chart) {
+        Ok(current) => {
+            let text = chart_values_schema(&current, schemars::schema_for!(ClusterConfig).as_value())
+                .with_context(|| chart.display().to_string())?;
+            if args.check {
+                if current != text {
+                    stale.push(chart.display().to_string());
+                }
+            } else if current != text {
+                std::fs::write(chart, text).with_context(|| format!("writing {}", chart.display()))?;
+                println!("wrote {}", chart.display());
+            }
+        }
+        Err(e) if args.check => stale.push(format!("{} ({e})", chart.display())),
+        // Outside a checkout there is no chart: the docs are all there is to write.
+        Err(e) => eprintln!("{}: {e}; not written", chart.display()),
     }
     if !stale.is_empty() {
         bail!("schemas differ from the code: {} (run `streetscope schema`)", stale.join(", "));
