@@ -37,41 +37,41 @@ fi
 log "building tansu $TANSU_VERSION with ${#PATCHES[@]} patch(es) (key $KEY) into $ROOT (once; 15-30 minutes on two cores for a first build)"
 mkdir -p "$ROOT/bin"
 
-# The pinned sources: the .crate files in cargo's registry cache, fetched
-# through crates.io when missing.
-REGISTRY_CACHE=${CARGO_HOME:-$HOME/.cargo}/registry/cache
+# The pinned sources: the .crate files of crates.io (cargo's registry cache
+# when it has them, else downloaded from crates.io), checked against their
+# SHA-256 (the checksums of the crates.io index).
+declare -A SHA256=(
+  [tansu]=4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d
+  [tansu-broker]=93c1e91b40c2a706dfdbe9a795c08c70918c874ad23f6e0e87564cc0a180e720
+)
 crate_file() {
-  local f
-  for f in "$REGISTRY_CACHE"/*/"$1-$TANSU_VERSION.crate"; do
-    [ -f "$f" ] && { echo "$f"; return 0; }
+  local name=$1 f
+  for f in "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$name-$TANSU_VERSION.crate" "$ROOT/crates/$name-$TANSU_VERSION.crate"; do
+    if [ -f "$f" ] && echo "${SHA256[$name]}  $f" | sha256sum --check --status; then
+      echo "$f"
+      return 0
+    fi
   done
-  return 1
+  mkdir -p "$ROOT/crates"
+  f=$ROOT/crates/$name-$TANSU_VERSION.crate
+  curl -fsSL --retry 3 -o "$f.part" "https://static.crates.io/crates/$name/$name-$TANSU_VERSION.crate"
+  echo "${SHA256[$name]}  $f.part" | sha256sum --check --status || {
+    echo "$name-$TANSU_VERSION.crate: checksum mismatch" >&2
+    return 1
+  }
+  mv -f "$f.part" "$f"
+  echo "$f"
 }
-if ! crate_file tansu >/dev/null || ! crate_file tansu-broker >/dev/null; then
-  fetch=$(mktemp -d)
-  mkdir "$fetch/src"
-  : >"$fetch/src/lib.rs"
-  cat >"$fetch/Cargo.toml" <<EOF
-[package]
-name = "tansu-source-fetch"
-version = "0.0.0"
-edition = "2021"
-
-[dependencies]
-tansu = { version = "=$TANSU_VERSION", default-features = false }
-tansu-broker = { version = "=$TANSU_VERSION", default-features = false }
-EOF
-  cargo fetch --manifest-path "$fetch/Cargo.toml" --quiet
-  rm -rf "$fetch"
-fi
+TANSU_CRATE=$(crate_file tansu)
+BROKER_CRATE=$(crate_file tansu-broker)
 
 # A fixed source path, so that the build dir's artifacts of the other crates
 # stay valid across rebuilds (a path crate's identity includes its path).
 SRC=$ROOT/src
 rm -rf "$SRC"
 mkdir -p "$SRC"
-tar -xzf "$(crate_file tansu)" -C "$SRC"
-tar -xzf "$(crate_file tansu-broker)" -C "$SRC"
+tar -xzf "$TANSU_CRATE" -C "$SRC"
+tar -xzf "$BROKER_CRATE" -C "$SRC"
 for p in "${PATCHES[@]}"; do
   log "applying $p"
   patch -d "$SRC" -p1 --forward --quiet <"$p"
