@@ -16,6 +16,7 @@ mod dashboard_cmd;
 mod detect_cmd;
 mod paths;
 mod registry_cmd;
+mod report_cmd;
 mod run;
 mod schema;
 mod simulate;
@@ -72,6 +73,9 @@ enum Command {
     /// The traffic dashboard of a distributed deployment: the result topics and
     /// the registry, live in a browser (docs/dashboard.md).
     Dashboard(dashboard_cmd::DashboardArgs),
+    /// The deliverables of a traffic study from the results of `run`: turning-movement
+    /// counts per 15 minutes, peak hours with PHF, UTDF, queues, GEH validation (docs/report.md).
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::bench(cmd),
         Command::Schema(args) => schema::schema(args),
         Command::Dashboard(args) => dashboard_cmd::dashboard(args),
+        Command::Report(args) => report_cmd::report(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Ingest(args) => cluster::ingest::ingest_stage(&args),
         Command::Aggregate(args) => cluster::aggregate::aggregate_stage(&args),

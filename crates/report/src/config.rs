@@ -217,6 +217,30 @@ impl StudyConfig {
         Ok(cfg)
     }
 
+    /// Parses a study file's text (or none) with the time zone `time_zone`
+    /// over the file's: what `streetscope report --study … --time-zone …` reads.
+    pub fn from_toml_with_zone(text: Option<&str>, origin: &str, time_zone: Option<&str>) -> Result<Self, ReportError> {
+        let mut table: toml::Table = toml::from_str(text.unwrap_or("")).map_err(|e| ReportError::Config {
+            field: origin.into(),
+            value: String::new(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })?;
+        if let Some(tz) = time_zone {
+            table.insert("time_zone".into(), toml::Value::String(tz.into()));
+        }
+        if !table.contains_key("time_zone") {
+            return Err(ReportError::Config {
+                field: "time_zone".into(),
+                value: "none".into(),
+                reason: "the site's time zone is not given: pass --time-zone (e.g. America/New_York) or set \
+                         time_zone in the study file"
+                    .into(),
+            });
+        }
+        let text = toml::to_string(&table).map_err(|e| ReportError::Study(e.to_string()))?;
+        Self::from_toml_str(&text, origin)
+    }
+
     /// The classes: the defaults with this study's entries over them.
     pub fn class_groups(&self) -> BTreeMap<String, ClassGroup> {
         let mut c = default_classes();
