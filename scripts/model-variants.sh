@@ -10,23 +10,52 @@
 #
 #   scripts/model-variants.sh [MODEL]            # make (if needed) and print the folder
 #   scripts/model-variants.sh --check [MODEL]    # and compare + time every variant
+#   scripts/model-variants.sh --default [MODEL]  # det_fp16 alone, installed as the
+#                                                # detector's default model; prints its path
+#
+# --default is what scripts/setup.sh runs: it needs only the reference tools'
+# Python (onnx), makes det_fp16 into the keyed folder when that folder lacks it,
+# and copies it to $STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx, the path the
+# detector loads by default (crates/cli/src/paths.rs); the original stays where
+# set-up put it (models/yolo11n_seg_fp16.onnx), selectable with --model.
 #
 # To run a variant: `detector.model = "<folder>/det_fp16.onnx"` (or --model).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-CHECK=0
-if [ "${1:-}" = --check ]; then CHECK=1; shift; fi
+MODE=make
+case "${1:-}" in
+  --check) MODE=check; shift ;;
+  --default) MODE=default; shift ;;
+esac
 export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
-MODEL=${1:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_seg_fp16.onnx}}
+ORIGINAL=$STREETSCOPE_CACHE/models/yolo11n_seg_fp16.onnx
+# $STREETSCOPE_MODEL names what the detector loads: with --default it is not the source.
+if [ "$MODE" = default ]; then MODEL=${1:-$ORIGINAL}; else MODEL=${1:-${STREETSCOPE_MODEL:-$ORIGINAL}}; fi
 [ -f "$MODEL" ] || { echo "no model at $MODEL: run scripts/setup.sh" >&2; exit 1; }
 
 log() { printf '\033[1m[model-variants]\033[0m %s\n' "$*" >&2; }
 
-# OpenCV reads the calibration frames: the bench environment has it.
-PY=$(scripts/python-env.sh bench)
 KEY=$(cat "$MODEL" tools/python/model_variants.py tools/python/yolo_ref.py | sha256sum | cut -c1-16)
 OUT=$STREETSCOPE_CACHE/models/variants/$KEY
+
+if [ "$MODE" = default ]; then
+  if [ ! -f "$OUT/det_fp16.onnx" ]; then
+    log "making det_fp16 of $MODEL in $OUT"
+    "$(scripts/python-env.sh)" tools/python/model_variants.py make --only det_fp16 --model "$MODEL" --out "$OUT" >&2
+  fi
+  DEFAULT=$STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx
+  if ! cmp -s "$OUT/det_fp16.onnx" "$DEFAULT"; then
+    log "installing $DEFAULT (det_fp16 of $(basename "$MODEL"))"
+    cp "$OUT/det_fp16.onnx" "$DEFAULT.part"
+    mv "$DEFAULT.part" "$DEFAULT"
+  fi
+  echo "$DEFAULT"
+  exit 0
+fi
+
+# OpenCV reads the calibration frames: the bench environment has it.
+PY=$(scripts/python-env.sh bench)
 CLIPS=(test-videos/out/two_way.mp4 test-videos/out/one_bus.mp4)
 for c in "${CLIPS[@]}"; do
   [ -f "$c" ] || { echo "$c is missing: run scripts/setup.sh (it makes the test clips)" >&2; exit 1; }
@@ -39,7 +68,7 @@ if [ ! -f "$OUT/done" ]; then
   echo "$MODEL" >"$OUT/done"
 fi
 
-if [ "$CHECK" = 1 ]; then
+if [ "$MODE" = check ]; then
   for v in fp32 det_fp16 det_fp32 det_int8; do
     log "agreement of $v with the original (test clips, every 5th frame)"
     "$PY" tools/python/model_variants.py compare --model "$MODEL" --variant "$OUT/$v.onnx" --clips "${CLIPS[@]}" >&2

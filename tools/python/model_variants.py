@@ -4,8 +4,9 @@
     python tools/python/model_variants.py compare --model M --variant V [--clips C...]
     python tools/python/model_variants.py speed --model M [--model M2 ...] --threads 2
 
-`make` writes, from an Ultralytics YOLO export (here an fp16 segmentation model
-whose input and outputs are float32 with casts inside):
+`make` writes (`--only det_fp16`: that one alone, what set-up makes), from an
+Ultralytics YOLO export (here an fp16 segmentation model whose input and
+outputs are float32 with casts inside):
 
 - `fp32.onnx`: the same graph in float32 (weights widened exactly, the casts
   removed).
@@ -158,6 +159,12 @@ def set_meta(model, key, value):
 
 def make(args):
     os.makedirs(args.out, exist_ok=True)
+    if args.only == "det_fp16":
+        # What set-up makes: needs onnx alone (no OpenCV, no calibration frames).
+        det16 = detect_only(onnx.load(args.model))
+        onnx.checker.check_model(det16)
+        save(det16, os.path.join(args.out, "det_fp16.onnx"))
+        return
     src = onnx.load(args.model)
     fp32 = to_fp32(src)
     onnx.checker.check_model(fp32)
@@ -345,6 +352,7 @@ def main():
     m.add_argument("--calib-step", type=int, default=10)
     m.add_argument("--calib-frames", type=int, default=64)
     m.add_argument("--no-int8", action="store_true")
+    m.add_argument("--only", choices=["det_fp16"], help="make this variant alone (what set-up makes)")
     c = sub.add_parser("compare")
     c.add_argument("--model", required=True)
     c.add_argument("--variant", required=True)
