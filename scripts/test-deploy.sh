@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The deployment tests (tests/deploy): the Helm chart rendered by Helm's Go SDK
-# and checked against Kubernetes' and KEDA's schemas, and the CPU image built
-# from docker/Dockerfile without a Docker engine and run. The checkers live in
+# and checked against Kubernetes' and KEDA's schemas, the CPU image built
+# from docker/Dockerfile without a Docker engine and run, the demo broker's
+# image (docker/Dockerfile.broker) run with the topics Job and helm test pod as
+# the chart renders them, and KEDA's scaling played in the loop. The checkers live in
 # a cached venv (scripts/deploy-env.sh). Exits with pytest's status; "no tests
 # ran" (pytest's 5) is a failure too.
 #
