@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/install-broker.sh
+# Debian's prometheus, unpacked into the cache (the observability test scrapes a run with it).
+bash scripts/install-prometheus.sh
 export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}
 log() { printf '\033[1m[test]\033[0m %s\n' "$*" >&2; }

@@ -12,6 +12,8 @@
 //! after each fault of the Kafka issue on its own.
 
 mod common;
+// Prometheus and OpenTelemetry against the same deployment (tests/observability/).
+mod observability;
 use common::rtsp_server_bin;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -73,16 +75,21 @@ impl Proc {
 
     /// GETs `path` from the process's status endpoint (its address is logged).
     fn get(&self, path: &str) -> String {
+        let base = self.status_addr();
+        ureq::get(&format!("http://{base}{path}")).call().unwrap().body_mut().read_to_string().unwrap()
+    }
+
+    /// The address (`127.0.0.1:port`) of the process's status endpoint, once it logged it.
+    fn status_addr(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
+        loop {
             let log = self.log_text();
             if let Some(rest) = log.split("status: http://").nth(1) {
                 break rest.split('/').next().unwrap().to_owned();
             }
             assert!(Instant::now() < deadline, "{} logged no status address:\n{log}", self.name);
             std::thread::sleep(Duration::from_millis(200));
-        };
-        ureq::get(&format!("http://{base}{path}")).call().unwrap().body_mut().read_to_string().unwrap()
+        }
     }
 }
 

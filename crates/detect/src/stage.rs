@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use streetscope_contracts::{CaptureClock, Frame, FrameDetections, Letterbox};
-use streetscope_telemetry::StageMeter;
+use streetscope_telemetry::{metrics, spans, StageMeter};
 use streetscope_transport::{Publish, Subscribe, TransportError};
 
 use crate::detector::{frame_detections, Preprocessor};
@@ -232,10 +232,12 @@ fn inference_loop(
                 Err(e) => {
                     report.failed += 1;
                     meter.error();
+                    metrics::frame_dropped(&p.frame.camera_id, "failed");
                     tracing::warn!(camera = %p.frame.camera_id, seq = p.frame.seq, "skipping frame: {e}");
                 }
                 Ok(buf) if opts.shed_stale_after.is_some_and(|max| age(&p.frame, p.received) > max) => {
                     report.shed_stale += 1;
+                    metrics::frame_dropped(&p.frame.camera_id, "stale");
                     tracing::debug!(camera = %p.frame.camera_id, seq = p.frame.seq, "shed: stale");
                     let _ = free.try_send(buf);
                 }
@@ -258,7 +260,10 @@ fn inference_loop(
             }
             detector.infer(&batch_input, &letterboxes)
         };
-        meter.add_busy(started.elapsed().as_nanos() as u64);
+        let took = started.elapsed();
+        meter.add_busy(took.as_nanos() as u64);
+        metrics::observe_inference(detector.provider().name(), run.len(), took.as_secs_f64());
+        spans::inference(run.iter().map(|(f, _)| (&*f.camera_id, f.seq)), detector.provider().name(), took);
         match result {
             Ok(dets) => {
                 for ((frame, buf), d) in run.into_iter().zip(dets) {
@@ -274,6 +279,7 @@ fn inference_loop(
                     let _ = free.try_send(buf);
                     report.failed += 1;
                     meter.error();
+                    metrics::frame_dropped(&frame.camera_id, "failed");
                     tracing::warn!(camera = %frame.camera_id, seq = frame.seq, "skipping frame: {e}");
                 }
             }

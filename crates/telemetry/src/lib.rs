@@ -1,10 +1,13 @@
-//! Telemetry: logging set-up and per-stage throughput meters.
+//! Telemetry: logging set-up, per-stage throughput meters, Prometheus metrics
+//! and OpenTelemetry spans.
 //!
-//! One place defines how the process logs ([`init_logging`]) and how a stage
-//! measures itself ([`StageMeter`]); the CLI reads the meters for its progress
-//! line and the run summary.
+//! One place defines how the process logs ([`init_logging`]), how a stage
+//! measures itself ([`StageMeter`]; the CLI reads the meters for its progress
+//! line and the run summary), which metrics it exports ([`metrics`]) and
+//! which spans it records ([`spans`]).
 
 pub mod metrics;
+pub mod spans;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

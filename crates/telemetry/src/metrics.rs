@@ -7,7 +7,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
 use crate::StageStats;
 
@@ -83,6 +87,106 @@ impl DeliveryBoard {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Process-wide recorders
+//
+// What a stage records from deep inside (a frame shed by the detector, one
+// inference, the group's lag) goes through these one-line functions instead of
+// a handle threaded through every stage: the status endpoint renders them with
+// the rest in `render_with`. Each costs one short lock or a few atomics.
+
+/// Why a frame is dropped: `backpressure` (a live camera's queue in ingest),
+/// `stale` (shed by the detector, older than `detector.shed_stale_ms`),
+/// `failed` (did not decode or run in the detector).
+pub const DROP_REASONS: &[&str] = &["backpressure", "stale", "failed"];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LagLabels {
+    group: String,
+    topic: String,
+    partition: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InferenceLabels {
+    provider: String,
+    batch: String,
+}
+
+type LagMap = BTreeMap<(String, String, i32), i64>;
+
+struct Recorded {
+    /// (camera, reason) -> frames.
+    dropped: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// (group, topic, partition) -> lag, as last sampled.
+    lag: Mutex<LagMap>,
+    inference: Family<InferenceLabels, Histogram, fn() -> Histogram>,
+}
+
+fn inference_histogram() -> Histogram {
+    // 2.5 ms .. 2.6 s: a GPU batch to a slow CPU's large batch.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0025, 2.0, 11))
+}
+
+fn recorded() -> &'static Recorded {
+    static R: OnceLock<Recorded> = OnceLock::new();
+    R.get_or_init(|| Recorded {
+        dropped: Mutex::default(),
+        lag: Mutex::default(),
+        inference: Family::new_with_constructor(inference_histogram),
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One frame of `camera` dropped for `reason` (one of [`DROP_REASONS`]):
+/// `streetscope_frames_dropped_total{camera,reason}`.
+pub fn frame_dropped(camera: &str, reason: &'static str) {
+    *lock(&recorded().dropped).entry((camera.to_owned(), reason)).or_default() += 1;
+}
+
+/// One inference of a batch of `batch` frames on `provider` took `seconds`:
+/// `streetscope_inference_seconds{provider,batch}`.
+pub fn observe_inference(provider: &str, batch: usize, seconds: f64) {
+    recorded()
+        .inference
+        .get_or_create(&InferenceLabels { provider: provider.to_owned(), batch: batch.to_string() })
+        .observe(seconds);
+}
+
+/// Replaces `group`'s lag samples: (topic, partition, lag) for every partition
+/// of the topics it consumes. `streetscope_consumer_lag{group,topic,partition}`.
+pub fn set_consumer_lag<T: Into<(String, i32, i64)>>(group: &str, samples: impl IntoIterator<Item = T>) {
+    let mut m = lock(&recorded().lag);
+    m.retain(|(g, _, _), _| g != group);
+    for (topic, partition, lag) in samples.into_iter().map(Into::into) {
+        m.insert((group.to_owned(), topic, partition), lag);
+    }
+}
+
+/// Samples `group`'s lag with `sample` every five seconds on a thread of its
+/// own (the sample blocks on the broker) for as long as the process lives;
+/// a failed sample (None) keeps the last one.
+pub fn watch_consumer_lag<S, I, T>(group: &str, mut sample: S)
+where
+    S: FnMut() -> Option<I> + Send + 'static,
+    I: IntoIterator<Item = T>,
+    T: Into<(String, i32, i64)>,
+{
+    let group = group.to_owned();
+    let spawned = std::thread::Builder::new().name("consumer-lag".into()).spawn(move || loop {
+        if let Some(s) = sample() {
+            set_consumer_lag(&group, s);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("consumer lag not exported: {e}");
+    }
+}
+
 /// Renders the metrics of `cameras` and `stages` in the Prometheus text format.
 pub fn render(cameras: &[CameraSample], stages: &[StageStats]) -> String {
     render_with(cameras, stages, &[])
@@ -141,11 +245,33 @@ pub fn render_with(cameras: &[CameraSample], stages: &[StageStats], delivery: &[
         dropped
             .get_or_create(&DropLabels { camera: c.camera.clone(), reason: "backpressure".into() })
             .inc_by(c.dropped_backpressure);
+
         for s in CAMERA_STATES {
             let v = i64::from(*s == c.state);
             state.get_or_create(&StateLabels { camera: c.camera.clone(), state: (*s).into() }).set(v);
         }
     }
+    for ((camera, reason), n) in lock(&recorded().dropped).iter() {
+        dropped.get_or_create(&DropLabels { camera: camera.clone(), reason: (*reason).into() }).inc_by(*n);
+    }
+    let lag = lock(&recorded().lag).clone();
+    if !lag.is_empty() {
+        let family = Family::<LagLabels, Gauge>::default();
+        registry.register(
+            "consumer_lag",
+            "Messages of a partition the consumer group has not committed yet (high watermark minus committed offset, as KEDA computes it)",
+            family.clone(),
+        );
+        for ((group, topic, partition), n) in lag {
+            family.get_or_create(&LagLabels { group, topic, partition: partition.to_string() }).set(n);
+        }
+    }
+    registry.register_with_unit(
+        "inference",
+        "Time one run of the model took on a batch (preprocessed input to decoded detections), by execution provider and batch size",
+        prometheus_client::registry::Unit::Seconds,
+        recorded().inference.clone(),
+    );
     for s in stages {
         let l = StageLabels { stage: s.name.clone() };
         items.get_or_create(&l).inc_by(s.items);
@@ -239,6 +365,35 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn renders_what_the_stages_recorded() {
+        frame_dropped("cam-9", "stale");
+        frame_dropped("cam-9", "stale");
+        frame_dropped("cam-9", "failed");
+        observe_inference("cpu", 4, 0.004);
+        observe_inference("cpu", 4, 0.3);
+        set_consumer_lag(
+            "detectors",
+            [("streetscope.frames".to_owned(), 0, 7), ("streetscope.frames".to_owned(), 1, 0)],
+        );
+        set_consumer_lag("aggregators", [("streetscope.detections".to_owned(), 2, 3)]);
+        // A new sample of a group replaces its old one (a partition gone stays gone).
+        set_consumer_lag("detectors", [("streetscope.frames".to_owned(), 0, 5)]);
+        let text = render(&[], &[]);
+        for line in [
+            "streetscope_frames_dropped_total{camera=\"cam-9\",reason=\"stale\"} 2",
+            "streetscope_frames_dropped_total{camera=\"cam-9\",reason=\"failed\"} 1",
+            "streetscope_consumer_lag{group=\"detectors\",topic=\"streetscope.frames\",partition=\"0\"} 5",
+            "streetscope_consumer_lag{group=\"aggregators\",topic=\"streetscope.detections\",partition=\"2\"} 3",
+            "streetscope_inference_seconds_bucket{le=\"0.005\",provider=\"cpu\",batch=\"4\"} 1",
+            "streetscope_inference_seconds_bucket{le=\"+Inf\",provider=\"cpu\",batch=\"4\"} 2",
+            "streetscope_inference_seconds_count{provider=\"cpu\",batch=\"4\"} 2",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("partition=\"1\""), "{text}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `metrics::render_with` and `metrics::render_registry` render.
 
 use streetscope_telemetry::metrics::{
-    render_registry, render_with, CameraSample, DeliverySample, RegistrySample, RequestSample,
+    frame_dropped, observe_inference, render_registry, render_with, set_consumer_lag, CameraSample, DeliverySample,
+    RegistrySample, RequestSample,
 };
 use streetscope_telemetry::StageStats;
 
@@ -19,6 +20,10 @@ fn every_metric_of_the_grafana_dashboard_is_exported() {
         requests: vec![RequestSample { method: "GET".into(), route: "/v1/cameras".into(), status: 200, count: 1 }],
         ..RegistrySample::default()
     };
+    // What the detector and the consuming stages record as they run.
+    frame_dropped("c", "stale");
+    observe_inference("cpu", 1, 0.1);
+    set_consumer_lag("detectors", [("streetscope.frames".to_owned(), 0, 1)]);
     let exported = render_with(&cameras, &stages, &delivery) + &render_registry(&registry);
     let mut names: Vec<&str> = dashboard
         .match_indices("streetscope_")

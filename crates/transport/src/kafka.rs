@@ -432,6 +432,72 @@ impl GroupConsumer {
     }
 }
 
+/// Reads a consumer group's lag the way KEDA's Kafka scaler does: per
+/// partition of the topics, the high watermark minus the group's committed
+/// offset (minus the low watermark where nothing is committed yet: the group
+/// starts at the earliest offset). A separate client that never joins the
+/// group, so sampling it never touches the stage's own consumer.
+pub struct LagProbe {
+    inner: BaseConsumer,
+    topics: Vec<String>,
+}
+
+impl fmt::Debug for LagProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LagProbe").field("topics", &self.topics).finish()
+    }
+}
+
+/// The lag of one partition of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub lag: i64,
+}
+
+impl From<PartitionLag> for (String, i32, i64) {
+    fn from(l: PartitionLag) -> Self {
+        (l.topic, l.partition, l.lag)
+    }
+}
+
+impl LagProbe {
+    pub fn new(cfg: &KafkaConfig, group: &str, topics: &[&str]) -> Result<Self> {
+        let mut c = client_config(cfg, Role::Admin)?;
+        c.set("group.id", group).set("enable.auto.commit", "false");
+        let inner: BaseConsumer =
+            c.create().map_err(|source| KafkaTransportError::Client { role: "lag probe", source })?;
+        Ok(Self { inner, topics: topics.iter().map(|t| (*t).to_owned()).collect() })
+    }
+
+    /// Every partition's lag now (blocking, at most a few seconds); None when
+    /// the broker did not answer.
+    pub fn lag(&self) -> Option<Vec<PartitionLag>> {
+        let timeout = Duration::from_secs(2);
+        let mut tpl = TopicPartitionList::new();
+        for topic in &self.topics {
+            let md = self.inner.fetch_metadata(Some(topic), timeout).ok()?;
+            for t in md.topics() {
+                for p in t.partitions() {
+                    tpl.add_partition(t.name(), p.id());
+                }
+            }
+        }
+        let committed = self.inner.committed_offsets(tpl, timeout).ok()?;
+        let mut out = Vec::new();
+        for e in committed.elements() {
+            let (low, high) = self.inner.fetch_watermarks(e.topic(), e.partition(), timeout).ok()?;
+            let at = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            out.push(PartitionLag { topic: e.topic().to_owned(), partition: e.partition(), lag: (high - at).max(0) });
+        }
+        Some(out)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Reading a message
 
@@ -981,6 +1047,9 @@ impl crate::Publish<streetscope_contracts::Frame> for FramePublisher {
         let (camera, seq) = (frame.camera_id.clone(), frame.seq);
         match self.producer.send(&self.topic, &camera, Some(&bytes), &[(TRACEPARENT, trace.as_bytes())]).await {
             Ok(p) => {
+                // The ingest span: from the frame's capture to the producer's queue.
+                let captured = std::time::UNIX_EPOCH + Duration::from_millis(frame.capture_time_ms.max(0) as u64);
+                streetscope_telemetry::spans::record("ingest", &trace, None, captured, &camera, seq);
                 let stats = self.stats.clone();
                 tokio::spawn(async move {
                     match p.durable().await {

@@ -61,6 +61,7 @@ use super::ClusterArgs;
 
 pub fn aggregate_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.load()?;
+    let _spans = streetscope_telemetry::spans::init_from_env("streetscope-aggregate");
     super::runtime("streetscope-aggregate")?.block_on(run(args, cfg))
 }
 
@@ -209,6 +210,8 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
         "registry read; joining the aggregators' group"
     );
     let consumer = GroupConsumer::new(k, &k.groups.aggregate, &[&k.topics.detections.name])?;
+    let lag = streetscope_transport::kafka::LagProbe::new(k, &k.groups.aggregate, &[&k.topics.detections.name])?;
+    streetscope_telemetry::metrics::watch_consumer_lag(&k.groups.aggregate, move || lag.lag());
     let producer = Producer::new(k, Role::RecordProducer)?;
     let dlq = DeadLetters::new(producer.clone(), &k.topics.dlq.name, "aggregate");
     let snapshot_every = Duration::from_secs_f64(cfg.aggregate.snapshot_interval_s);
@@ -304,6 +307,7 @@ impl Stage {
             self.processed.processed(partition, offset);
             return Ok(false);
         }
+        let started = std::time::SystemTime::now();
         let trace = super::continue_trace(header(m, TRACEPARENT)).to_string();
         let intersection = fd.intersection_id.to_string();
         if !self.ensure_intersection(&intersection, fd.camera_id.as_ref(), partition) {
@@ -343,6 +347,14 @@ impl Stage {
             h.counts_dirty = true;
         }
         self.publish(&intersection, records, &trace).await?;
+        streetscope_telemetry::spans::record(
+            "aggregate",
+            &trace,
+            header(m, TRACEPARENT),
+            started,
+            &fd.camera_id,
+            fd.seq,
+        );
         self.processed.processed(partition, offset);
         Ok(true)
     }

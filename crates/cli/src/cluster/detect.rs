@@ -27,9 +27,11 @@ use streetscope_contracts::trace::TRACEPARENT;
 use streetscope_contracts::{Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
-use streetscope_telemetry::StageMeter;
+use streetscope_telemetry::{spans, StageMeter};
 use streetscope_transport::delivery::{InFlight, Slot};
-use streetscope_transport::kafka::{header, DeadLetters, GroupConsumer, Incoming, Origin, Pending, Producer, Role};
+use streetscope_transport::kafka::{
+    header, DeadLetters, GroupConsumer, Incoming, LagProbe, Origin, Pending, Producer, Role,
+};
 use streetscope_transport::{channel, FullPolicy, Publish, Subscribe};
 
 use super::ClusterArgs;
@@ -61,12 +63,15 @@ pub fn detect_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let mut detector = Detector::load(&model, DetectorOptions::from_config(&cfg.detector))?;
     let warm = detector.warm_up()?;
     tracing::info!("detector ready on {} (warm-up {warm:.2} s)", detector.provider().name());
+    let _spans = streetscope_telemetry::spans::init_from_env("streetscope-detect");
     super::runtime("streetscope-detect")?.block_on(run(args, cfg, detector))
 }
 
 async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyhow::Result<ExitCode> {
     let k = &cfg.kafka;
     let consumer = Arc::new(GroupConsumer::new(k, &k.groups.detect, &[&k.topics.frames.name])?);
+    let lag = LagProbe::new(k, &k.groups.detect, &[&k.topics.frames.name])?;
+    streetscope_telemetry::metrics::watch_consumer_lag(&k.groups.detect, move || lag.lag());
     let producer = Producer::new(k, Role::RecordProducer)?;
     let dlq = DeadLetters::new(producer.clone(), &k.topics.dlq.name, "detect");
     let detections_topic = k.topics.detections.name.clone();
@@ -123,6 +128,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
                     }
                     Ok(frame) => {
                         let trace = super::continue_trace(header(&m, TRACEPARENT)).to_string();
+                        spans::begin("detect", &frame.camera_id, frame.seq, &trace, header(&m, TRACEPARENT));
                         push(Slot::Item((frame.camera_id.clone(), frame.seq)), trace);
                         if frames_tx.publish(frame).await.is_err() {
                             break;
@@ -174,6 +180,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
                         let pending = producer
                             .send(&detections_topic, &fd.intersection_id, Some(&json), &[(TRACEPARENT, own.tag.as_bytes())])
                             .await?;
+                        spans::end("detect", &fd.camera_id, fd.seq);
                         if done_tx.send(Done::Delivered(pending, origins)).await.is_err() { break; }
                     }
                     _ = idle.tick() => {

@@ -53,6 +53,7 @@ const POD_QUEUE_FRAMES: usize = 8;
 
 pub fn ingest_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.load()?;
+    let _spans = streetscope_telemetry::spans::init_from_env("streetscope-ingest");
     super::runtime("streetscope-ingest")?.block_on(run(args, cfg))
 }
 
