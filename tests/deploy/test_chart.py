@@ -368,6 +368,19 @@ def test_service_monitors_only_when_asked_or_present(case):
     assert bool(sm) == (setting is True)
 
 
+def test_every_config_section_reaches_the_stages(chart):
+    """Each section the values schema admits under config.* (the cluster
+    configuration's, from `streetscope schema`) is rendered into cluster.toml."""
+    sections = sorted(VALUES_SCHEMA["properties"]["config"]["properties"])
+    assert {"detector", "tracker", "status", "registry"} <= set(sections), sections
+    docs = render(chart, merged(BASE, {"config": {"status": {"max_connections": 7}, "tracker": {"max_missed": 9}}}))
+    for d in [d for d in docs if d["kind"] == "Deployment"]:
+        cfg = config_of(docs, d["spec"]["template"]["spec"])
+        assert cfg["status"]["max_connections"] == 7, d["metadata"]["name"]
+        assert cfg["tracker"]["max_missed"] == 9, d["metadata"]["name"]
+        jsonschema.validate(cfg, CLUSTER_SCHEMA)
+
+
 def test_grafana_dashboard_ships_the_file(chart):
     """The dashboard ConfigMap carries dashboards/streetscope.json exactly,
     labelled for Grafana's sidecar; label, namespace and annotations come from

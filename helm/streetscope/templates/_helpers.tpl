@@ -158,9 +158,10 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- if and .pool $detector }}
 {{ include "streetscope.toml.table" (dict "path" "detector" "data" $detector) }}
 {{- end }}
-{{- range $section := list "tracker" "ingest" "analytics" "aggregate" "registry" }}
-{{- with index $.Values.config $section }}
-{{ include "streetscope.toml.table" (dict "path" $section "data" .) }}
+{{- /* Every other section of config.* as it is: the schema (streetscope schema) admits exactly the cluster configuration's sections. */ -}}
+{{- range $section, $data := $.Values.config }}
+{{- if and (ne $section "detector") $data }}
+{{ include "streetscope.toml.table" (dict "path" $section "data" $data) }}
 {{- end }}
 {{- end }}
 {{ end -}}
