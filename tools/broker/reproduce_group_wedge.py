@@ -29,7 +29,7 @@ PASS/FAIL per case and exits 1 if any failed. Everything is bounded: a case
 takes at most about 60 s, and all processes it starts are killed at its end.
 
 Usage: reproduce_group_wedge.py [--tansu BIN] [--strategy S] [--restart-after S]
-                                [--repeat N] [--keep] [CASE ...]
+                                [--repeat N] [--static] [--keep] [CASE ...]
 Run with a Python that has confluent_kafka (the deploy venv has it).
 """
 
@@ -90,6 +90,9 @@ def member_main(args):
         # The JoinGroup responses name the leader: "LeaderId X (me)".
         "debug": "cgrp",
     }
+    if os.environ.get("WEDGE_STATIC_MEMBERS"):
+        # Static membership: a restarted member comes back as the same instance.
+        conf["group.instance.id"] = args.name.rstrip("2")
     c = Consumer(conf)
     c.subscribe([args.topic])
     out = sys.stdout
@@ -276,6 +279,8 @@ def main():
                    help="seconds from the kill to the restart in the *-restarted cases "
                    f"(default {RESTART_AFTER_S}; below the session timeout, {SESSION_TIMEOUT_MS / 1000:.0f} s)")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="run each case N times (at most 20)")
+    p.add_argument("--static", action="store_true",
+                   help="static membership: group.instance.id per member, kept by a restarted one")
     p.add_argument("--keep", action="store_true", help="keep the broker and member logs")
     p.add_argument("cases", nargs="*", metavar="CASE", help=" ".join(CASES) + " (default: all)")
     args = p.parse_args()
@@ -285,13 +290,15 @@ def main():
     args.cases = args.cases or CASES
     if not 0 <= args.restart_after < SESSION_TIMEOUT_MS / 1000 or not 1 <= args.repeat <= 20:
         p.error("--restart-after must be below the session timeout and --repeat within 1..20")
+    if args.static:
+        os.environ["WEDGE_STATIC_MEMBERS"] = "1"
     workdir = tempfile.mkdtemp(prefix="group-wedge-")
     failed = 0
     for case in [c for c in args.cases for _ in range(args.repeat)]:
         t0 = time.monotonic()
         ok, why = run_case(case, args.tansu, args.strategy, workdir, args.restart_after)
         failed += not ok
-        print(f"{'PASS' if ok else 'FAIL'} {case} [{args.strategy}] ({time.monotonic() - t0:.0f} s): {why}",
+        print(f"{'PASS' if ok else 'FAIL'} {case} [{args.strategy}{', static' if args.static else ''}] ({time.monotonic() - t0:.0f} s): {why}",
               flush=True)
     if args.keep or failed:
         print(f"logs: {workdir}")
