@@ -260,4 +260,59 @@ mod readiness_tests {
         assert_eq!(get("/readyz").0, 503);
         assert_eq!(get("/healthz").0, 200);
     }
+
+    /// The `[status]` section limits the endpoint: its connection bound (429
+    /// beyond it) and its body limit (413 before anything is read). The
+    /// limits themselves are tested at length on the dashboard and the
+    /// registry, which serve the same way.
+    #[test]
+    fn the_status_section_limits_the_endpoint() {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        use std::time::{Duration, Instant};
+        let answer = |s: &mut TcpStream| {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => {
+                        got.extend_from_slice(format!("<{e}>").as_bytes());
+                        break;
+                    }
+                }
+            }
+            String::from_utf8_lossy(&got).into_owned()
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let http = HttpServerConfig { max_connections: 1, max_body_bytes: 4096, ..Default::default() };
+        let sources = Arc::new(StatusSources::of_stage(&StageMeter::new("detect")));
+        let bound = rt.block_on(serve("127.0.0.1:0".parse().unwrap(), sources, &http)).unwrap();
+        // Half a request head holds the only connection slot.
+        let mut held = TcpStream::connect(bound.addr).unwrap();
+        held.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut s = TcpStream::connect(bound.addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let refused = answer(&mut s);
+        assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+        drop((s, held));
+        // The slot comes free; then a body declared over the limit is refused unread.
+        let start = Instant::now();
+        loop {
+            let mut s = TcpStream::connect(bound.addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\ncontent-length: 4097\r\n\r\n").unwrap();
+            let text = answer(&mut s);
+            if text.starts_with("HTTP/1.1 413") {
+                break;
+            }
+            // Until the server has seen the held connection close: refused,
+            // with a 429 while a refusal's answer is free, else reset.
+            assert!(text.starts_with("HTTP/1.1 429") || text.contains("reset"), "{text}");
+            assert!(start.elapsed() < Duration::from_secs(5), "the held slot never came free");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
