@@ -3,7 +3,7 @@
 //! (frames of any camera, or [`Aggregator::tick`]) turns silent cameras stale;
 //! closed windows are judged for count anomalies.
 
-use streetscope_contracts::records::AlertEvent;
+use streetscope_contracts::records::{AlertEvent, ZoneVisit};
 
 use crate::window::ZoneSample;
 use crate::zones::ZoneFrame;
@@ -27,7 +27,13 @@ impl Aggregator {
         let (wi, wc) = cam.windows_at;
         for d in &zones.dwells {
             let zone = &cam.zones.zone(d.zone).name;
-            self.intersections[wi].dwell(wc, d.leave_ms, zone, &d.class_name, d.dwell_ms());
+            let visit = ZoneVisit {
+                track_id: d.track_id,
+                class_name: d.class_name.clone(),
+                enter_ms: d.enter_ms,
+                leave_ms: d.leave_ms,
+            };
+            self.intersections[wi].dwell(wc, zone, &visit);
         }
     }
 

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use streetscope_contracts::records::{
     LateRecords, SeqGap, WindowCameraQuality, WindowCount, WindowMovementSpeed, WindowQueue, WindowRecord,
-    WindowTurningCount, WindowZone, WindowZoneClass, SCHEMA_VERSION,
+    WindowTurningCount, WindowZone, WindowZoneClass, ZoneVisit, SCHEMA_VERSION,
 };
 use streetscope_contracts::Direction;
 
@@ -65,6 +65,9 @@ struct ZoneAcc {
     dwells: u64,
     dwell_sum_ms: i64,
     dwell_max_ms: i64,
+    /// The stays themselves (zones only, not their classes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    visits: Vec<ZoneVisit>,
 }
 
 impl ZoneAcc {
@@ -389,13 +392,16 @@ impl Windows {
     }
 
     /// A vehicle of `class` left zone `zone` of camera `cam` at `leave_ms` after `dwell_ms` inside.
-    pub fn dwell(&mut self, cam: usize, leave_ms: i64, zone: &str, class: &str, dwell_ms: i64) {
+    pub fn dwell(&mut self, cam: usize, zone: &str, visit: &ZoneVisit) {
         let n = self.cameras.len();
         let camera_id = &self.cameras[cam].id;
+        let (class, dwell_ms) = (&visit.class_name, visit.leave_ms - visit.enter_ms);
         for s in &mut self.series {
-            match s.acc(leave_ms, n) {
+            match s.acc(visit.leave_ms, n) {
                 Some(acc) => {
-                    acc.zones.entry((camera_id.clone(), zone.to_owned())).or_default().dwell(dwell_ms);
+                    let z = acc.zones.entry((camera_id.clone(), zone.to_owned())).or_default();
+                    z.dwell(dwell_ms);
+                    z.visits.push(visit.clone());
                     let key = (camera_id.clone(), zone.to_owned(), class.to_owned());
                     acc.zone_classes.entry(key).or_default().dwell(dwell_ms);
                 }
@@ -606,6 +612,11 @@ fn zone_rows(
                 mean_dwell_s: z.mean_dwell_s(),
                 max_dwell_s: (z.dwells > 0).then(|| z.dwell_max_ms as f64 / 1000.0),
                 classes: Vec::new(),
+                visits: {
+                    let mut v = z.visits;
+                    v.sort_by_key(|v| (v.leave_ms, v.track_id));
+                    v
+                },
                 camera_id,
                 zone,
             }

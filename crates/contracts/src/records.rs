@@ -235,6 +235,23 @@ pub struct WindowZone {
     pub max_dwell_s: Option<f64>,
     /// The same per class of vehicle, sorted by class.
     pub classes: Vec<WindowZoneClass>,
+    /// Each stay that ended in the window (the `dwells`), by leaving time then
+    /// track (absent: none): what detector on/off events and control delays
+    /// (`streetscope report`) are made of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visits: Vec<ZoneVisit>,
+}
+
+/// One vehicle's stay in a zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ZoneVisit {
+    pub track_id: u64,
+    pub class_name: String,
+    /// Capture time of its first frame inside, ms since the Unix epoch.
+    pub enter_ms: i64,
+    /// Capture time of its first frame outside again (or of its last frame
+    /// inside, for a track that ended there).
+    pub leave_ms: i64,
 }
 
 /// Occupancy and dwell times of one class of vehicle in one zone in a window.

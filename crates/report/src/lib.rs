@@ -14,6 +14,8 @@
 //! | `utdf-volume.csv`, `utdf-peak-*.csv` | [`utdf`]: Synchro's UTDF volumes |
 //! | `queues.csv` | [`queues`]: queues per lane and bin |
 //! | `validation.csv` | [`geh`]: against a manual count (GEH) |
+//! | `atspm-events.csv` | [`atspm`]: zones as detectors, events 82 on / 81 off |
+//! | `delay.csv` | [`delay`]: control delay and LOS per movement |
 //! | `notes.txt` | what was left out, flagged or not found |
 //!
 //! Everything is computed in memory first; [`write::write_files`] then writes
@@ -21,7 +23,9 @@
 
 use std::path::Path;
 
+pub mod atspm;
 pub mod config;
+pub mod delay;
 pub mod geh;
 pub mod input;
 pub mod los;
@@ -67,6 +71,14 @@ pub fn render(study: &Study, manual: Option<(&str, &str)>) -> Result<Vec<(String
     files.push(("peak-hours.csv".to_owned(), peak::peak_csv(study, &peaks)));
     for p in &peaks {
         files.push(utdf::peak_file(study, p));
+    }
+    let (atspm, atspm_notes) = atspm::atspm_csv(study);
+    if !atspm_notes.is_empty() {
+        files.push(("atspm-events.csv".to_owned(), atspm));
+        notes.extend(atspm_notes);
+    }
+    if !study.config.delay_zones.is_empty() {
+        files.push(("delay.csv".to_owned(), delay::delay_csv(study, &delay::delays(study))));
     }
     if let Some((origin, text)) = manual {
         let rows = geh::read_manual(origin, text, study)?;

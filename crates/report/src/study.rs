@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 use streetscope_contracts::config::{ApproachConfig, CompassLeg};
-use streetscope_contracts::records::WindowRecord;
+use streetscope_contracts::records::{WindowRecord, ZoneVisit};
 
 use crate::config::{ClassGroup, Control, StudyConfig};
 use crate::input::Results;
@@ -124,6 +124,13 @@ pub struct IntersectionCounts {
     pub buses: Vec<Vec<u64>>,
     /// The windows' queue rows per bin: (camera, lane) -> per window (mean, max).
     pub queues: Vec<LaneQueues>,
+    /// Stays in zones that ended in the period (from windows of one length):
+    /// (camera, zone, stay), by leaving time.
+    pub visits: Vec<(String, String, ZoneVisit)>,
+    /// The movement of each track that made one: (camera, track) -> movement index.
+    pub track_movements: HashMap<(String, u64), usize>,
+    /// The bin of each track's movement: (camera, track) -> bin index.
+    pub track_bins: HashMap<(String, u64), usize>,
     /// Sentences for the reader: what was left out and why.
     pub notes: Vec<String>,
 }
@@ -285,6 +292,9 @@ pub fn build(
             heavy: vec![vec![0; movs.len()]; nbins],
             buses: vec![vec![0; movs.len()]; nbins],
             queues: vec![BTreeMap::new(); nbins],
+            visits: Vec::new(),
+            track_movements: HashMap::new(),
+            track_bins: HashMap::new(),
             movements: movs,
             notes: Vec::new(),
         };
@@ -305,7 +315,9 @@ pub fn build(
             };
             let m = Movement::new(a, turn(a, b));
             let Some(mi) = ic.movements.iter().position(|x| *x == m) else { continue };
+            ic.track_movements.insert((t.camera_id.clone(), t.track_id), mi);
             let bi = ((ms - from_ms) / BIN_MS) as usize;
+            ic.track_bins.insert((t.camera_id.clone(), t.track_id), bi);
             let gi = ic.groups.iter().position(|g| *g == class.group).expect("groups come from the classes");
             ic.counts[bi][mi][gi] += 1;
             if class.fhwa >= 4 {
@@ -396,6 +408,11 @@ fn quality(ic: &mut IntersectionCounts, windows: &[&WindowRecord], from_ms: i64,
             }
             if !w.complete && own_rules_ok {
                 flags.insert(Flag::NotClosed);
+            }
+            for z in &w.zones {
+                for v in z.visits.iter().filter(|v| v.leave_ms >= start && v.leave_ms < start + BIN_MS) {
+                    ic.visits.push((z.camera_id.clone(), z.zone.clone(), v.clone()));
+                }
             }
             for q in &w.queues {
                 ic.queues[b]

@@ -389,3 +389,61 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
     let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), names.len(), "no temporary file left: {leftovers:?}");
 }
+
+/// The queue zones (one per inbound lane, up to half a lane past the stop line)
+/// as ATSPM detectors and delay zones, half an hour without noise: events
+/// alternate on/off per channel and their on-time is what the stays cover; each
+/// vehicle of `tmc.csv` has its control delay in `delay.csv` (one per counted
+/// vehicle, per movement), with a level of service.
+#[test]
+fn detector_events_and_control_delay_from_the_zones() {
+    let (sim, _) = simulate(30.0, NoiseSpec::none(), 11);
+    let (cam, analytics) = setup(&sim);
+    let (frames, _) = sim.run_to_end();
+    let jsonl = results(&cam, &analytics, &frames);
+    let mut cfg = StudyConfig::new(TZ);
+    cfg.delay_zones = cam
+        .zones
+        .iter()
+        .map(|z| streetscope_report::config::DelayZone {
+            camera: cam.id.clone(),
+            zone: z.name.clone(),
+            free_flow_s: None,
+        })
+        .collect();
+    let scope = Scope { from_ms: Some(SIX_AM_NEW_YORK), to_ms: Some(SIX_AM_NEW_YORK + 1_800_000), ..Scope::default() };
+    let study = build(&read_results("z.jsonl", &jsonl).unwrap(), &analytics.approaches, &cfg, &scope).unwrap();
+    let files = render(&study, None).unwrap();
+
+    let events = parse_csv(file(&files, "atspm-events.csv"));
+    let mut state: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for e in &events {
+        assert_eq!(e["SignalID"], "1");
+        let (last_code, last_time) = state.entry(e["EventParam"].clone()).or_insert(("81".into(), String::new()));
+        assert_ne!(&e["EventCode"], last_code, "on and off alternate: {e:?}");
+        assert!(e["Timestamp"] >= *last_time, "{e:?}");
+        assert!(e["Timestamp"].starts_with("2026-01-01 06:"), "{e:?}");
+        (*last_code, *last_time) = (e["EventCode"].clone(), e["Timestamp"].clone());
+    }
+    assert_eq!(state.len(), cam.zones.len(), "every lane's zone is a detector");
+    assert!(state.values().all(|(c, _)| c == "81"), "every channel ends off");
+
+    let tmc = parse_csv(file(&files, "tmc-totals.csv"));
+    let delay = parse_csv(file(&files, "delay.csv"));
+    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &tmc {
+        *counted.entry(format!("{}{}", r["direction"], r["movement"])).or_default() +=
+            r["total"].parse::<u64>().unwrap();
+    }
+    let whole: Vec<_> = delay.iter().filter(|r| r["bin_start"].is_empty()).collect();
+    assert_eq!(whole.len(), 16);
+    for r in whole {
+        let key = format!("{}{}", r["direction"], r["movement"]);
+        assert_eq!(r["vehicles"].parse::<u64>().unwrap(), counted[&key], "{key}: {r:?}");
+        if counted[&key] > 0 {
+            let d: f64 = r["mean_delay_s"].parse().unwrap();
+            assert!(d >= 0.0 && !r["los"].is_empty(), "{r:?}");
+            println!("{key}: {} vehicles, mean delay {d} s, LOS {}", r["vehicles"], r["los"]);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Control delay per movement from trajectories: the time a vehicle spent in a
+//! zone spanning its stop line (its stay, from the window records' `visits`)
+//! minus the time it needs through the zone unimpeded (the zone's configured
+//! `free_flow_s`, or per movement the 15th percentile of the study's times
+//! through the zone), never below zero; summed over the delay zones a vehicle
+//! passed. Vehicles are filed like the counts: by their movement's bin. The
+//! level of service follows from the mean delay ([`crate::los`]). Stopped time
+//! is not measured (the records hold no per-frame speeds).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::los::los;
+use crate::study::Study;
+use crate::time::iso;
+
+/// The `p` quantile of `v` by the nearest-rank method (`v` not empty).
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let rank = (p * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// A vehicle's stay in a delay zone: (zone index, movement, seconds inside).
+type Stay = (usize, usize, f64);
+
+/// Per intersection: (bin, movement) -> delays of its vehicles, seconds.
+pub type Delays = Vec<BTreeMap<(usize, usize), Vec<f64>>>;
+
+/// Each vehicle's control delay, by intersection, bin and movement.
+pub fn delays(study: &Study) -> Delays {
+    let zones = &study.config.delay_zones;
+    study
+        .intersections
+        .iter()
+        .map(|ic| {
+            // (camera, track) -> [(zone index, movement, seconds inside)].
+            let mut stays: HashMap<(String, u64), Vec<Stay>> = HashMap::new();
+            for (cam, zone, v) in &ic.visits {
+                let Some(zi) = zones.iter().position(|z| z.camera == *cam && z.zone == *zone) else { continue };
+                let Some(&m) = ic.track_movements.get(&(cam.clone(), v.track_id)) else { continue };
+                let secs = (v.leave_ms - v.enter_ms) as f64 / 1000.0;
+                stays.entry((cam.clone(), v.track_id)).or_default().push((zi, m, secs));
+            }
+            let mut times: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
+            for list in stays.values() {
+                for &(z, m, s) in list {
+                    times.entry((z, m)).or_default().push(s);
+                }
+            }
+            let free: HashMap<(usize, usize), f64> = times
+                .into_iter()
+                .map(|((z, m), v)| ((z, m), zones[z].free_flow_s.unwrap_or_else(|| percentile(v, 0.15))))
+                .collect();
+            let mut out: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
+            for ((cam, track), list) in &stays {
+                let Some(bin) = ic.track_bins.get(&(cam.clone(), *track)) else { continue };
+                let m = list[0].1;
+                let d: f64 = list.iter().map(|&(z, m, s)| (s - free[&(z, m)]).max(0.0)).sum();
+                out.entry((*bin, m)).or_default().push(d);
+            }
+            out
+        })
+        .collect()
+}
+
+/// Columns of `delay.csv`.
+pub const DELAY_HEADER: [&str; 9] =
+    ["site", "intersection_id", "bin_start", "direction", "movement", "vehicles", "mean_delay_s", "los", "flags"];
+
+/// `delay.csv`: per bin and movement, then per movement over the whole study
+/// (`bin_start` empty). Flagged bins are empty and left out of the totals.
+pub fn delay_csv(study: &Study, d: &Delays) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(DELAY_HEADER).expect("in memory");
+    for (i, ic) in study.intersections.iter().enumerate() {
+        let mut whole: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let mut row = |start: String, m: usize, v: Option<&Vec<f64>>, flags: String| {
+            let mov = ic.movements[m];
+            let n = v.map_or(0, Vec::len);
+            let mean = v.filter(|v| !v.is_empty()).map(|v| v.iter().sum::<f64>() / v.len() as f64);
+            w.write_record([
+                ic.site.as_str(),
+                &ic.intersection_id,
+                &start,
+                mov.bound(),
+                mov.turn.letter(),
+                &if flags.is_empty() || start.is_empty() { n.to_string() } else { String::new() },
+                &mean.filter(|_| flags.is_empty()).map(|x| format!("{x:.1}")).unwrap_or_default(),
+                &mean.filter(|_| flags.is_empty()).map(|x| los(x, ic.control).to_string()).unwrap_or_default(),
+                &flags,
+            ])
+            .expect("in memory");
+        };
+        for (b, bin) in ic.bins.iter().enumerate() {
+            for m in 0..ic.movements.len() {
+                let v = d[i].get(&(b, m));
+                if bin.ok() {
+                    whole.entry(m).or_default().extend(v.into_iter().flatten());
+                }
+                let flags = if bin.ok() { String::new() } else { bin.flag_text() };
+                row(iso(bin.start_ms, &study.tz), m, v, flags);
+            }
+        }
+        for m in 0..ic.movements.len() {
+            row(String::new(), m, whole.get(&m), String::new());
+        }
+    }
+    w.into_inner().expect("in memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentile() {
+        assert_eq!(percentile(vec![5.0, 1.0, 3.0, 2.0, 4.0], 0.15), 1.0);
+        assert_eq!(percentile((1..=20).map(f64::from).collect(), 0.15), 3.0);
+        assert_eq!(percentile(vec![7.0], 0.15), 7.0);
+    }
+}
