@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -156,6 +157,33 @@ class Pod:
 
 
 
+def stop_netns(netns: str, holder: int) -> None:
+    """SIGTERM, then SIGKILL after 10 s, to every process in the namespace but its holder."""
+    ns = os.readlink(netns)
+
+    def members() -> list[int]:
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit() and int(d.name) != holder:
+                try:
+                    if os.readlink(d / "ns/net") == ns:
+                        out.append(int(d.name))
+                except OSError:
+                    pass
+        return out
+
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        for pid in members():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while members() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert not members(), f"still running in the test's network namespace: {members()}"
+
+
 def in_netns(netns: str, hosts: Path, code: str, timeout: int = 60) -> subprocess.CompletedProcess:
     """Python code in the namespace, with the Service names resolved as in the pods."""
     script = f'mount --bind "{hosts}" /etc/hosts && exec "{sys.executable}" -c "$0"'
@@ -261,6 +289,10 @@ c.close()
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        # unshare's --kill-child does not reach the broker (the signal set for
+        # its parent's death is cleared when chroot changes the user): stop
+        # whatever still runs in the test's network namespace.
+        stop_netns(netns, holder.pid)
         holder.kill()
         holder.wait()
         for ctr, _ in roots.values():

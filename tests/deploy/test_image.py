@@ -188,4 +188,13 @@ def test_a_stage_serves_as_non_root_with_a_read_only_root(rootfs):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+        # unshare's --kill-child does not reach the registry (the signal set for
+        # its parent's death is cleared when chroot changes the user): stop it
+        # by its command line.
+        for pid in subprocess.run(["pgrep", "-x", "streetscope"], capture_output=True, text=True).stdout.split():
+            try:
+                if f"127.0.0.1:{port}" in Path(f"/proc/{pid}/cmdline").read_text():
+                    os.kill(int(pid), 9)
+            except (OSError, ValueError):
+                pass
 
