@@ -33,6 +33,8 @@ pub enum BenchCommand {
     Aggregate(AggregateBench),
     /// Ingest (decode, sample, letterbox) against bare GStreamer decode, per core.
     Ingest(IngestBench),
+    /// Live RTSP cameras through ingest (sampled, letterboxed, JPEG): cameras per core.
+    Cameras(crate::bench_cameras::CamerasBench),
     /// Frames through Kafka against bare rdkafka produce+consume, same size, same run.
     Kafka(crate::bench_kafka::KafkaBench),
 }
@@ -117,6 +119,7 @@ pub fn bench(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Detect(args) => bench_detect(args),
         BenchCommand::Aggregate(args) => bench_aggregate(args),
         BenchCommand::Ingest(args) => bench_ingest(args),
+        BenchCommand::Cameras(args) => crate::bench_cameras::bench_cameras(args),
         BenchCommand::Kafka(args) => crate::bench_kafka::bench_kafka(args),
     }
 }
@@ -153,25 +156,29 @@ fn measure_ingest(
     Ok((m, report.decoded))
 }
 
+/// The two_way clip re-encoded at 1920x1080, 25 fps, H.264 with a keyframe a
+/// second: made once into the cache, the camera-like input of the ingest benches.
+pub(crate) fn clip_1080p25() -> anyhow::Result<PathBuf> {
+    let dst = crate::paths::cache_dir().join("bench").join("two_way_1080p25.mp4");
+    if !dst.is_file() {
+        let src = PathBuf::from("test-videos/out/two_way.mp4");
+        anyhow::ensure!(src.is_file(), "{} is missing: run scripts/setup.sh", src.display());
+        std::fs::create_dir_all(dst.parent().expect("a folder"))?;
+        let partial = dst.with_extension("partial.mp4");
+        streetscope_ingest::bench::transcode(&src, &partial, 1920, 1080, 25)?;
+        std::fs::rename(&partial, &dst)?;
+    }
+    Ok(dst)
+}
+
 fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
-    use streetscope_ingest::bench::{decode_only, resident_bytes, transcode};
+    use streetscope_ingest::bench::{decode_only, resident_bytes};
     const FPS: f64 = 25.0;
     // What the ingest pods of the distributed mode encode with by default.
     const JPEG_QUALITY: u8 = crate::cluster::ingest::DEFAULT_JPEG_QUALITY;
     let clip = match args.clip {
         Some(c) => c,
-        None => {
-            let dst = crate::paths::cache_dir().join("bench").join("two_way_1080p25.mp4");
-            if !dst.is_file() {
-                let src = PathBuf::from("test-videos/out/two_way.mp4");
-                anyhow::ensure!(src.is_file(), "{} is missing: run scripts/setup.sh", src.display());
-                std::fs::create_dir_all(dst.parent().expect("a folder"))?;
-                let partial = dst.with_extension("partial.mp4");
-                transcode(&src, &partial, 1920, 1080, 25)?;
-                std::fs::rename(&partial, &dst)?;
-            }
-            dst
-        }
+        None => clip_1080p25()?,
     };
     eprintln!("clip {} (H.264; each measurement decodes all of it)", clip.display());
     let template = args.template.as_deref();
@@ -329,7 +336,7 @@ fn bench_aggregate(args: AggregateBench) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

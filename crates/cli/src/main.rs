@@ -9,6 +9,7 @@
 //! - `schema`: writes the documents generated from the types (JSON Schemas, config reference).
 
 mod bench;
+mod bench_cameras;
 mod bench_kafka;
 mod clips;
 mod cluster;
