@@ -62,6 +62,16 @@ fn sink() -> (String, Arc<(AtomicU64, AtomicU64)>) {
     (format!("http://{addr}"), seen)
 }
 
+/// User and system CPU time of the whole process so far (Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // utime and stime are fields 14 and 15 (11 and 12 after the name), in ticks of 1/100 s.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
 /// One frame through the three stages' span calls (`at`: the start times,
 /// taken once per batch so that only the calls are timed).
 fn frame(i: u64, ids: &[(String, String, String)], at: SystemTime) {
@@ -106,6 +116,7 @@ fn main() {
     // hundreds per second, not millions): bursts of 200 frames (1,000 spans,
     // under the SDK's queue of 2,048), then a pause.
     let (batches, per_batch) = if mode == "on" { (200u64, 200u64) } else { (1000, 1000) };
+    let cpu_before = cpu_seconds();
     let mut busy = Duration::ZERO;
     for b in 0..batches {
         let at = SystemTime::now();
@@ -119,12 +130,14 @@ fn main() {
         }
     }
     let frames = batches * per_batch;
+    drop(_guard); // flushes: the exporter's work is in the process's CPU time below
+    let cpu = cpu_seconds() - cpu_before;
     println!(
         "tracing {mode}{}: {:.0} ns per frame (5 span calls) over {frames} frames",
         if mode == "on" { format!(" (ratio {ratio})") } else { String::new() },
         busy.as_nanos() as f64 / frames as f64
     );
-    drop(_guard); // flushes
+    println!("process CPU (all threads, export included): {:.0} ns per frame", cpu * 1e9 / frames as f64);
     if let Some(c) = sink_counts {
         println!(
             "exported: {} requests, {:.1} MB",
