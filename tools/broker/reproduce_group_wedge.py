@@ -15,6 +15,10 @@ timeout, then breaks the group the way Kubernetes does:
                      2 s later (--restart-after), before the session timeout;
                      the two live members must share every partition.
   follower-restarted the same with the follower.
+  sole-member-restarted
+                     a group of one member: kill -9 it (the leader) and start
+                     a new process 2 s later, before the session timeout; the
+                     new member must own every partition.
 
 The default assignor is cooperative-sticky, as Streetscope's consumers use;
 --strategy range tries the eager protocol.
@@ -50,7 +54,8 @@ PARTITIONS = 4
 GRACE_S = 8.0  # after the session timeout, for the lazy expiry and the rejoin
 HOLD_S = 3.0
 RESTART_AFTER_S = 2.0  # before the session timeout
-CASES = ["follower-killed", "leader-killed", "leader-restarted", "follower-restarted"]
+CASES = ["follower-killed", "leader-killed", "leader-restarted", "follower-restarted",
+         "sole-member-restarted"]
 
 
 def free_port():
@@ -208,17 +213,23 @@ def run_case(case, tansu, strategy, workdir, restart_after_s):
         a = member("a")
         if not wait_for(lambda: covered_once([a], PARTITIONS), 30):
             return False, f"set-up: a alone never got every partition ({describe(members)})"
-        b = member("b")
-        if not wait_for(lambda: covered_once([a, b], PARTITIONS), 30):
-            return False, f"set-up: a and b never shared the partitions ({describe(members)})"
-        time.sleep(1.0)  # let both heartbeat once in the formed group
-        leader = a if a.is_leader() else b if b.is_leader() else None
-        if leader is None:
-            return False, "set-up: no member's JoinGroup response named it leader"
-        follower = b if leader is a else a
-        victim = leader if case.startswith("leader") else follower
-        if case.startswith("leader") and leader is not a:
-            return False, "set-up: the first member to join is not the leader"
+        if case.startswith("sole"):
+            time.sleep(1.0)  # let it heartbeat once in the formed group
+            if not a.is_leader():
+                return False, "set-up: the sole member's JoinGroup response did not name it leader"
+            leader = victim = a
+        else:
+            b = member("b")
+            if not wait_for(lambda: covered_once([a, b], PARTITIONS), 30):
+                return False, f"set-up: a and b never shared the partitions ({describe(members)})"
+            time.sleep(1.0)  # let both heartbeat once in the formed group
+            leader = a if a.is_leader() else b if b.is_leader() else None
+            if leader is None:
+                return False, "set-up: no member's JoinGroup response named it leader"
+            follower = b if leader is a else a
+            victim = leader if case.startswith("leader") else follower
+            if case.startswith("leader") and leader is not a:
+                return False, "set-up: the first member to join is not the leader"
 
         victim.kill()
         killed_at = time.monotonic()
