@@ -22,8 +22,7 @@ use opentelemetry::trace::{
     Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::WithExportConfig as _;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, Tracer};
+use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 use streetscope_contracts::trace::TraceContext;
 
 /// What the `OTEL_*` variables ask for, when they turn tracing on.
@@ -146,26 +145,13 @@ pub fn init_from_env(service: &str) -> Guard {
             return Guard(false);
         }
     };
-    let exporter = match opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .build()
-    {
-        Ok(e) => e,
+    let provider = match provider(&settings, service) {
+        Ok(p) => p,
         Err(e) => {
-            tracing::warn!("OpenTelemetry tracing off: the OTLP exporter: {e}");
+            tracing::warn!("OpenTelemetry tracing off: {e}");
             return Guard(false);
         }
     };
-    let mut resource = opentelemetry_sdk::Resource::builder();
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-        resource = resource.with_service_name(service.to_owned());
-    }
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_sampler(Sampler::TraceIdRatioBased(settings.ratio))
-        .with_resource(resource.build())
-        .build();
     let tracer = provider.tracer("streetscope");
     if STATE.set(State { provider, tracer, open: Mutex::default() }).is_err() {
         return Guard(false); // already on in this process
@@ -227,6 +213,33 @@ pub fn end(stage: &'static str, camera: &str, seq: u64) {
         attrs.push(KeyValue::new("streetscope.batch", batch as i64));
         emit(s, "inference", &child, Some(o.ctx.span_id), start, end, attrs);
     }
+}
+
+/// The tracer provider exporting over OTLP/HTTP: only in builds with the
+/// `otlp` feature (the binary), so that the pure crates depending on this one
+/// pull no HTTP client or runtime.
+#[cfg(feature = "otlp")]
+fn provider(settings: &Settings, service: &str) -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .build()
+        .map_err(|e| format!("the OTLP exporter: {e}"))?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(service.to_owned());
+    }
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(settings.ratio))
+        .with_resource(resource.build())
+        .build())
+}
+
+#[cfg(not(feature = "otlp"))]
+fn provider(_: &Settings, _: &str) -> Result<SdkTracerProvider, String> {
+    Err("this build has no OTLP exporter (streetscope-telemetry's `otlp` feature)".into())
 }
 
 fn state() -> Option<&'static State> {
