@@ -3,8 +3,8 @@
 //! the aggregator's `record`), timed in a loop.
 //!
 //! ```text
-//! cargo run --release -p streetscope-telemetry --example spans_overhead -- off
-//! cargo run --release -p streetscope-telemetry --example spans_overhead -- on [RATIO]
+//! cargo run --release -p streetscope-telemetry --features otlp --example spans_overhead -- off
+//! cargo run --release -p streetscope-telemetry --features otlp --example spans_overhead -- on [RATIO]
 //! ```
 //! `on` exports over OTLP/HTTP to a sink this program serves on 127.0.0.1
 //! (it answers 200 to every request), so the SDK's batch thread really
