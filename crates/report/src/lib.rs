@@ -16,6 +16,7 @@
 //! | `validation.csv` | [`geh`]: against a manual count (GEH) |
 //! | `atspm-events.csv` | [`atspm`]: zones as detectors, events 82 on / 81 off |
 //! | `delay.csv` | [`delay`]: control delay and LOS per movement |
+//! | `report.html` | [`html`]: the study on one self-contained, printable page |
 //! | `notes.txt` | what was left out, flagged or not found |
 //!
 //! Everything is computed in memory first; [`write::write_files`] then writes
@@ -27,6 +28,7 @@ pub mod atspm;
 pub mod config;
 pub mod delay;
 pub mod geh;
+pub mod html;
 pub mod input;
 pub mod los;
 pub mod movement;
@@ -77,8 +79,9 @@ pub fn render(study: &Study, manual: Option<(&str, &str)>) -> Result<Vec<(String
         files.push(("atspm-events.csv".to_owned(), atspm));
         notes.extend(atspm_notes);
     }
-    if !study.config.delay_zones.is_empty() {
-        files.push(("delay.csv".to_owned(), delay::delay_csv(study, &delay::delays(study))));
+    let delays = (!study.config.delay_zones.is_empty()).then(|| delay::delays(study));
+    if let Some(d) = &delays {
+        files.push(("delay.csv".to_owned(), delay::delay_csv(study, d)));
     }
     if let Some((origin, text)) = manual {
         let rows = geh::read_manual(origin, text, study)?;
@@ -115,6 +118,7 @@ pub fn render(study: &Study, manual: Option<(&str, &str)>) -> Result<Vec<(String
         ));
         notes.extend(ic.notes.iter().map(|n| format!("{}: {n}", ic.site)));
     }
+    files.push(("report.html".to_owned(), html::report_html(study, &peaks, delays.as_ref(), &notes).into_bytes()));
     let mut text = notes.join("\n");
     text.push('\n');
     files.push(("notes.txt".to_owned(), text.into_bytes()));

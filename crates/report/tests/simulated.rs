@@ -209,6 +209,25 @@ fn a_two_hour_study_without_noise_equals_the_truth() {
         assert_eq!(prow[0][&col], mrow["volume"], "{col}");
     }
 
+    // The HTML page: self-contained, and its figures are the CSVs'.
+    let html = std::str::from_utf8(file(&files, "report.html")).unwrap();
+    for outside in ["http://", "https://", "src=", "<script", "<link", "@import", "url("] {
+        assert!(!html.contains(outside), "report.html refers outside itself: {outside}");
+    }
+    assert!(html.contains(&format!("<td class=\"phf\">{}</td>", am["phf"])), "the AM PHF is on the page");
+    for mrow in peaks.iter().filter(|r| r["level"] == "approach" && r["period"] == "AM") {
+        assert!(
+            html.contains(&format!("{} {:.2}", mrow["direction"], mrow["phf"].parse::<f64>().unwrap())),
+            "{mrow:?}"
+        );
+    }
+    let nbt: u64 =
+        (0..8).map(|b| ic.total(b, ic.movements.iter().position(|m| m.utdf() == "NBT").unwrap()).unwrap()).sum();
+    assert!(html.contains(&format!("data-movement=\"NBT\" x=\"20\" y=\"322\">T {nbt}</text>")), "NBT in the diagram");
+    if let Ok(path) = std::env::var("STREETSCOPE_REPORT_HTML") {
+        std::fs::write(path, html).unwrap();
+    }
+
     // The truth as a manual count: every row agrees exactly.
     let mut manual = String::from("bin_start,approach_leg,direction,movement,class_group,count\n");
     for (b, bin) in ic.bins.iter().enumerate() {
@@ -259,6 +278,11 @@ fn a_minute_of_lost_frames_empties_its_bin_and_flags_it() {
     assert_eq!(row, format!("01/01/2026,0615,1{}", ",".repeat(16)));
     let notes = std::str::from_utf8(file(&files, "notes.txt")).unwrap();
     assert!(notes.contains("no AM peak hour on 2026-01-01"), "{notes}");
+    // On the page, the bin is a grey "no count" mark in both charts and listed as not given.
+    let html = std::str::from_utf8(file(&files, "report.html")).unwrap();
+    assert_eq!(html.matches("class=\"nodata\"").count(), 2, "one per chart");
+    assert!(html.contains("<td class=\"l\">2026-01-01T06:15:00-05:00</td><td>"), "flagged bin listed");
+    assert!(html.contains("gap;low_coverage</td><td class=\"l\">not given</td>"));
 }
 
 /// Realistic noise (typical — 10 % missed detections, 2 % false boxes, 2 px
