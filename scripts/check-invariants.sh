@@ -2,7 +2,8 @@
 # The crate boundaries of docs/ARCHITECTURE.md, checked with `cargo tree -i`:
 # only ingest links GStreamer (and its satellite and -sys crates), only detect
 # links ONNX Runtime, only transport links rdkafka (and librdkafka's -sys
-# crate); contracts does no IO and pulls no runtime; aggregate stays pure.
+# crate); contracts does no IO and pulls no runtime; aggregate stays pure; the
+# release binary links no test harness.
 # A `cargo tree` that fails fails the check (a broken check must not pass).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,8 @@ forbid() { # crate pattern why
 }
 forbid streetscope-contracts 'gstreamer.*|ort.*|tokio|async-channel|rdkafka.*|hyper.*|axum' "contracts does no IO"
 forbid streetscope-aggregate 'gstreamer.*|ort.*|tokio|rdkafka.*|hyper.*|axum' "the analytics are pure"
+# Test and benchmark harnesses never ship in the release binary.
+forbid streetscope 'streetscope-testbroker' "a test harness in the release binary"
 # contracts reads no files and opens no sockets itself.
 if grep -rnE 'std::(fs|net)::|File::open|read_to_string\(' crates/contracts/src; then
   echo "invariant broken: streetscope-contracts does IO (above); read the text in the caller"

@@ -35,8 +35,6 @@ pub enum BenchCommand {
     Ingest(IngestBench),
     /// Live RTSP cameras through ingest (sampled, letterboxed, JPEG): cameras per core.
     Cameras(crate::bench_cameras::CamerasBench),
-    /// Frames through Kafka against bare rdkafka produce+consume, same size, same run.
-    Kafka(crate::bench_kafka::KafkaBench),
 }
 
 #[derive(Debug, Args)]
@@ -120,7 +118,6 @@ pub fn bench(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Aggregate(args) => bench_aggregate(args),
         BenchCommand::Ingest(args) => bench_ingest(args),
         BenchCommand::Cameras(args) => crate::bench_cameras::bench_cameras(args),
-        BenchCommand::Kafka(args) => crate::bench_kafka::bench_kafka(args),
     }
 }
 

@@ -10,11 +10,11 @@
 
 mod bench;
 mod bench_cameras;
-mod bench_kafka;
 mod clips;
 mod cluster;
 mod dashboard_cmd;
 mod detect_cmd;
+mod memory;
 mod paths;
 mod registry_cmd;
 mod report_cmd;
@@ -80,6 +80,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    memory::limit_malloc_arenas();
     let cli = Cli::parse();
     streetscope_telemetry::init_logging(&cli.log_level);
     let result = match cli.command {

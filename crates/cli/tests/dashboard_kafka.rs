@@ -12,7 +12,7 @@ use serde_json::Value;
 use streetscope_contracts::records::{CrossingEvent, ResultRecord, SCHEMA_VERSION};
 use streetscope_contracts::Direction;
 use streetscope_transport::kafka::{ensure_topics, Producer, Role};
-use streetscope_transport::testbroker::TestBroker;
+use streetscope_testbroker::TestBroker;
 
 const TOKEN: &str = "dashboard-test-token-0123456789";
 

@@ -38,6 +38,54 @@ pub const RUN_LEN: u64 = 1 << INDEX_BITS;
 /// The largest run number whose sequence numbers stay below 2^53.
 pub const MAX_RUN: u64 = (1 << (53 - INDEX_BITS)) - 1;
 
+/// The first run that is a Unix second (2001-09-09): runs below it are media
+/// numbering (a recording's sampling slots, past 2^21 of them).
+pub const FIRST_LIVE_RUN: u64 = 1_000_000_000;
+/// How far ahead of a stage's clock a live run may start: the pods' clocks
+/// differ (by milliseconds under NTP; minutes is a broken node), and
+/// [`RunClock`] moves a run past the clock when a camera restarts several
+/// times in one second.
+pub const MAX_RUN_AHEAD_S: u64 = 600;
+/// The fastest a camera's frames are numbered (frames per second), for the
+/// bound on a live run's index: no traffic camera is sampled faster. The bound
+/// is loose (with the clock's slack, a run's whole index range is allowed
+/// after about 2.4 hours): it catches numbers from another epoch, not a
+/// forger with produce rights on the detections topic (ACLs do, see
+/// docs/security.md).
+pub const MAX_FRAME_RATE: u64 = 240;
+
+/// Whether frame `seq` can have been numbered by now (`now_unix_s` on this
+/// stage's clock): a live run may not start more than [`MAX_RUN_AHEAD_S`]
+/// after now, and its index may not exceed what [`MAX_FRAME_RATE`] allows
+/// since the run started. None when it can; otherwise what is wrong, in words.
+///
+/// The aggregator keeps the highest number per camera and drops everything
+/// at or below it, so one number from the future would blank the camera until
+/// its numbers caught up with it — days or years of counts. Media numbering
+/// (runs below [`FIRST_LIVE_RUN`]) has no relation to the clock and passes.
+pub fn from_the_future(seq: u64, now_unix_s: u64) -> Option<String> {
+    let (run, index) = (run_of(seq), index_of(seq));
+    if run < FIRST_LIVE_RUN {
+        return None;
+    }
+    let horizon = now_unix_s + MAX_RUN_AHEAD_S;
+    if run > horizon {
+        return Some(format!(
+            "sequence number {seq} is of run {run} (a start at Unix second {run}), {} s ahead of this stage's clock \
+             ({now_unix_s})",
+            run - now_unix_s
+        ));
+    }
+    let most = (horizon - run).saturating_mul(MAX_FRAME_RATE);
+    (index > most).then(|| {
+        format!(
+            "sequence number {seq} is frame {index} of run {run}, more than {MAX_FRAME_RATE} frames/s could number \
+             since the run started ({} s before this stage's clock)",
+            now_unix_s.saturating_sub(run)
+        )
+    })
+}
+
 /// The sequence number of frame `index` of run `run`.
 pub fn compose(run: u64, index: u64) -> u64 {
     debug_assert!(index < RUN_LEN, "index {index} does not fit a run");
@@ -186,6 +234,26 @@ mod tests {
         assert_eq!((run_of(next), index_of(next)), (8, 0));
         assert_eq!(arrival(Some(last), next), Arrival::NewRun);
         assert_eq!(n.number(RUN_LEN + 1, || unreachable!()), compose(8, 1));
+    }
+
+    #[test]
+    fn numbers_from_the_future_are_named() {
+        let now = 1_767_225_600;
+        // Live numbers of a run started now, an hour ago, or a little ahead (another pod's clock).
+        assert_eq!(from_the_future(compose(now, 0), now), None);
+        assert_eq!(from_the_future(compose(now - 3600, 3600 * 25), now), None);
+        assert_eq!(from_the_future(compose(now + MAX_RUN_AHEAD_S, 0), now), None);
+        // A run an hour ahead, a year ahead, the largest there is.
+        for run in [now + 3600, now + 365 * 86_400, MAX_RUN] {
+            let why = from_the_future(compose(run, 0), now).unwrap();
+            assert!(why.contains(&format!("of run {run}")) && why.contains("ahead"), "{why}");
+        }
+        // A run started 100 s ago cannot have numbered the last index of a run.
+        let why = from_the_future(compose(now - 100, RUN_LEN - 1), now).unwrap();
+        assert!(why.contains("frames/s"), "{why}");
+        // Media numbering knows no clock.
+        assert_eq!(from_the_future(123_456_789, now), None);
+        assert_eq!(from_the_future(compose(FIRST_LIVE_RUN - 1, RUN_LEN - 1), now), None);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! the dead-letter topic with the [`PoisonReason`] (its [`PoisonReason::label`]
 //! for the metric, its text for the record), and the stage goes on.
 //!
-//! These checks need nothing but the record. Checks that need the stage's
-//! state (a camera that is not registered, a sequence number far ahead of the
-//! camera's last) belong to the stage.
+//! These checks need nothing but the record (and, for
+//! [`FrameDetections::check_clock`], the time now). Checks that need the
+//! stage's state (a camera that is not registered) belong to the stage.
 
 use crate::config::valid_id;
 use crate::detection::FrameDetections;
@@ -38,6 +38,8 @@ pub enum PoisonReason {
     CaptureTimeBeforeEpoch { capture_time_ms: i64 },
     #[error("a JPEG payload that does not start with the JPEG start-of-image marker")]
     NotJpeg,
+    #[error("{0}")]
+    SequenceFromTheFuture(String),
 }
 
 impl PoisonReason {
@@ -52,6 +54,7 @@ impl PoisonReason {
             Self::BadClassName { .. } => "bad_class_name",
             Self::CaptureTimeBeforeEpoch { .. } => "capture_time_before_epoch",
             Self::NotJpeg => "not_jpeg",
+            Self::SequenceFromTheFuture(_) => "sequence_from_the_future",
         }
     }
 }
@@ -109,6 +112,19 @@ impl FrameDetections {
             }
         }
         Ok(())
+    }
+}
+
+impl FrameDetections {
+    /// Whether the frame's number can have been given by now
+    /// ([`identity::from_the_future`](crate::identity::from_the_future)): one
+    /// number from the future would make the aggregator drop the camera's
+    /// frames as duplicates until its numbers caught up.
+    pub fn check_clock(&self, now_unix_ms: i64) -> Result<(), PoisonReason> {
+        match crate::identity::from_the_future(self.seq, (now_unix_ms.max(0) / 1000) as u64) {
+            None => Ok(()),
+            Some(why) => Err(PoisonReason::SequenceFromTheFuture(why)),
+        }
     }
 }
 

@@ -13,10 +13,7 @@ pub mod delivery;
 mod inproc;
 #[cfg(feature = "kafka")]
 pub mod kafka;
-#[cfg(feature = "kafka")]
-pub mod kafka_bench;
 pub mod table;
-pub mod testbroker;
 
 pub use inproc::{channel, DropCounter, InProcPublisher, InProcSubscriber};
 pub use table::{MemoryTable, TableError, TableLog};

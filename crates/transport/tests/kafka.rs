@@ -11,7 +11,7 @@ use streetscope_transport::kafka::{
     dlq_headers, ensure_topics, header, payload, read_log, Assignment, DeadLetters, GroupConsumer, Incoming, Origin,
     Producer, Role, TopicChange,
 };
-use streetscope_transport::testbroker::TestBroker;
+use streetscope_testbroker::TestBroker;
 use streetscope_transport::TableLog;
 
 fn rt() -> tokio::runtime::Runtime {

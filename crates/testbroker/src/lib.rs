@@ -1,4 +1,5 @@
-//! A Kafka-protocol broker for tests (of this crate and others): tansu on
+//! A Kafka-protocol broker for tests and benchmarks (a dev-dependency only:
+//! nothing that ships in the release binary depends on it): tansu on
 //! 127.0.0.1, installed by `scripts/install-broker.sh`, with its durable SQLite
 //! store in a folder of the test's. Optionally behind TLS and with SASL/SCRAM
 //! users.

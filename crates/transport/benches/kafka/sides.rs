@@ -23,7 +23,9 @@ use streetscope_contracts::kafka::KafkaConfig;
 use streetscope_contracts::trace::{TraceContext, TRACEPARENT};
 use streetscope_contracts::Frame;
 
-use crate::kafka::{client_config, payload, GroupConsumer, Incoming, KafkaTransportError, Producer, Role};
+use streetscope_transport::kafka::{
+    client_config, payload, GroupConsumer, Incoming, KafkaTransportError, Producer, Role,
+};
 
 /// One timed round trip.
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +125,7 @@ pub async fn streetscope(cfg: &KafkaConfig, topic: &str, frames: &[Frame], n: us
         match tokio::time::timeout(Duration::from_millis(500), consumer.next()).await {
             Ok(Incoming::Rebalance(_)) => break,
             Ok(Incoming::Message(m)) => {
-                let o = crate::kafka::Origin::of(&m);
+                let o = streetscope_transport::kafka::Origin::of(&m);
                 consumer.mark_done(&o.topic, o.partition, o.offset);
             }
             Err(_) if Instant::now() > deadline => {
@@ -159,7 +161,7 @@ pub async fn streetscope(cfg: &KafkaConfig, topic: &str, frames: &[Frame], n: us
                     let frame = Frame::from_envelope(payload(&m))
                         .map_err(|e| KafkaTransportError::Config(format!("bench frame did not decode: {e}")))?;
                     std::hint::black_box(frame);
-                    let o = crate::kafka::Origin::of(&m);
+                    let o = streetscope_transport::kafka::Origin::of(&m);
                     consumer.mark_done(&o.topic, o.partition, o.offset);
                     got += 1;
                 }

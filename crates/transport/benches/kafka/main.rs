@@ -1,23 +1,32 @@
-//! `streetscope bench kafka`: frames through Kafka (envelope, trace header,
-//! group consumer, decode) against bare rdkafka produce+consume of payloads of
-//! the same size, alternating, in the same run. See `kafka_bench` in the
-//! transport crate for what each side does.
+//! Frames through Kafka (envelope, trace header, group consumer, decode)
+//! against bare rdkafka produce+consume of payloads of the same size,
+//! alternating, in the same run; [`sides`] says what each side does. A
+//! benchmark target, not part of the release binary:
+//!
+//! ```text
+//! cargo bench -p streetscope-transport --bench kafka -- --frames 2000 --repeat 5 [--brokers HOST:PORT]
+//! ```
+//!
+//! Without `--brokers` it starts the test broker (tansu, from
+//! scripts/install-broker.sh) on 127.0.0.1 for the run.
+
+mod sides;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::Parser;
 use streetscope_contracts::kafka::KafkaConfig;
 use streetscope_contracts::Frame;
 use streetscope_ingest::bench::process_cpu_seconds;
+use streetscope_testbroker::TestBroker;
 use streetscope_transport::kafka::ensure_topics;
-use streetscope_transport::kafka_bench;
-use streetscope_transport::testbroker::TestBroker;
 
-#[derive(Debug, Args)]
-pub struct KafkaBench {
+#[derive(Debug, Parser)]
+#[command(about = "Frames through Kafka against bare rdkafka, same size, same run")]
+struct KafkaBench {
     /// Brokers to measure against. Default: a test broker (tansu, from
     /// scripts/install-broker.sh) started on 127.0.0.1 for the run.
     #[arg(long)]
@@ -29,11 +38,14 @@ pub struct KafkaBench {
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Clip the frames are taken from (letterboxed to 640x640, JPEG).
-    #[arg(long, default_value = "test-videos/out/two_way.mp4")]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-videos/out/two_way.mp4"))]
     clip: PathBuf,
     /// JPEG quality of the frames.
     #[arg(long, default_value_t = 85)]
     quality: u8,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -41,7 +53,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub fn bench_kafka(args: KafkaBench) -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
+    let args = KafkaBench::parse();
     let frames = sample_frames(&args)?;
     let size = frames.iter().map(|f| f.payload.len()).sum::<usize>() / frames.len();
     eprintln!("{} distinct 640x640 JPEG frames from {}, {size} bytes on average", frames.len(), args.clip.display());
@@ -58,7 +71,7 @@ pub fn bench_kafka(args: KafkaBench) -> anyhow::Result<ExitCode> {
     };
     let mut cfg = KafkaConfig::with_brokers(&brokers);
     cfg.topics.frames.partitions = 4;
-    let rt = crate::cluster::runtime("streetscope-bench")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     // A fresh topic for every measurement, so that no consumer reads another's messages.
     let mut fresh_topic = |side: &str, i: usize| -> anyhow::Result<KafkaConfig> {
         cfg.topics.frames.name = format!("streetscope.bench-{}-{side}-{i}", std::process::id());
@@ -71,17 +84,12 @@ pub fn bench_kafka(args: KafkaBench) -> anyhow::Result<ExitCode> {
     for i in 0..args.repeat {
         let c = fresh_topic("bare", i)?;
         let cpu = process_cpu_seconds();
-        let b = rt.block_on(kafka_bench::bare(&c, &c.topics.frames.name, size, args.frames))?;
+        let b = rt.block_on(sides::bare(&c, &c.topics.frames.name, size, args.frames))?;
         let b_cpu = (process_cpu_seconds() - cpu) * 1e3 / args.frames as f64;
         let c = fresh_topic("streetscope", i)?;
         let cpu = process_cpu_seconds();
-        let s = rt.block_on(kafka_bench::streetscope(
-            &c,
-            &c.topics.frames.name,
-            &frames,
-            args.frames,
-            &format!("bench-{i}"),
-        ))?;
+        let s =
+            rt.block_on(sides::streetscope(&c, &c.topics.frames.name, &frames, args.frames, &format!("bench-{i}")))?;
         let s_cpu = (process_cpu_seconds() - cpu) * 1e3 / args.frames as f64;
         eprintln!(
             "run {}: bare {:.0} msg/s ({:.1} MB/s, {b_cpu:.3} client CPU-ms/msg), streetscope {:.0} frames/s \
