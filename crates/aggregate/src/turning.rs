@@ -268,7 +268,16 @@ impl Turning {
 
     /// Goes on from `state`; `false` (and no change) when it was taken with other approaches.
     pub fn restore_state(&mut self, state: TurningState) -> bool {
-        if state.approaches != self.names {
+        // Approach indices name one of the approaches: a forged one (65536)
+        // panicked at the track's next movement (found at volume, seed
+        // 0x5747524545545343).
+        let n = self.names.len();
+        let indices_fit = state.tracks.iter().all(|(_, t)| {
+            t.entries.iter().chain(&t.exits).all(|&(a, _)| a < n)
+                && t.visits.iter().all(|v| v.approach < n)
+                && t.run.as_ref().is_none_or(|r| r.approach < n)
+        });
+        if state.approaches != self.names || !indices_fit {
             return false;
         }
         self.tracks = state.tracks.into_iter().collect();

@@ -264,7 +264,26 @@ impl Windows {
             && state.series.iter().zip(&self.series).all(|(s, c)| s.length_s == c.length_s);
         let n = self.cameras.len();
         let fits = state.series.iter().all(|s| s.open.values().all(|a| a.frames.len() == n));
-        if state.intersection_id != self.intersection_id || !same_cameras || !same_lengths || !fits {
+        // The newest time the state knows: no open window may start further back
+        // than MAX_EMPTY_RUN windows before it. Closing windows never skips an
+        // open one, so one forged far back (a snapshot with `17672200000`, a
+        // digit short) made the first close emit every window since 1970: 29
+        // million records and seconds of work (found at volume, seed
+        // 0x5747524545545343).
+        let newest = state.cameras.iter().filter_map(|c| c.1).chain(
+            state.series.iter().filter_map(|s| s.open.keys().next_back().map(|&k| k.saturating_add(s.length_ms))),
+        );
+        let newest = newest.max();
+        let possible = state.series.iter().all(|s| {
+            s.length_ms > 0
+                && s.length_ms == i64::from(s.length_s) * 1000
+                && s.open.keys().all(|&k| {
+                    k.rem_euclid(s.length_ms) == 0
+                        && s.closed_until.is_none_or(|c| k >= c)
+                        && newest.is_some_and(|t| t.saturating_sub(k) / s.length_ms <= MAX_EMPTY_RUN)
+                })
+        });
+        if state.intersection_id != self.intersection_id || !same_cameras || !same_lengths || !fits || !possible {
             return false;
         }
         let mut stale = state.stale.into_iter();

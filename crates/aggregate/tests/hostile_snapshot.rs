@@ -13,15 +13,17 @@ use std::time::{Duration, Instant};
 use common::*;
 use proptest::prelude::*;
 use streetscope_aggregate::{Aggregator, AggregatorSnapshot};
-use streetscope_contracts::config::TrackerConfig;
+use streetscope_contracts::config::{AnalyticsConfig, CameraConfig, TrackerConfig};
+use streetscope_contracts::FrameDetections;
 use streetscope_hostile::{check_bounded, hostile_json, measure, Fuzz, Verdict};
 use streetscope_simulator::{scenario, IntersectionSpec, NoiseSpec};
 
 #[global_allocator]
 static ALLOC: streetscope_hostile::Meter = streetscope_hostile::Meter;
 
-#[test]
-fn snapshots_at_restore() {
+/// The camera, tracker and analytics of the fuzzed aggregator, its frames, and
+/// the snapshot taken half-way through them.
+fn fixture() -> (CameraConfig, TrackerConfig, AnalyticsConfig, Vec<FrameDetections>, Vec<u8>) {
     let spec = IntersectionSpec { duration_s: 30.0, ..scenario::default_four_way() };
     let (mut cam, frames, _) = simulate(spec.clone(), NoiseSpec::typical(), 9);
     cam.zones = spec.queue_zones();
@@ -42,6 +44,49 @@ fn snapshots_at_restore() {
         agg.process(f).unwrap();
     }
     let seed = serde_json::to_vec(&agg.snapshot()).unwrap();
+    (cam, tracker, analytics, frames, seed)
+}
+
+/// Inputs the property test found, kept as they were found.
+#[test]
+fn regressions() {
+    let (cam, tracker, analytics, _, seed) = fixture();
+    // An open 300 s window a digit short (1970 instead of 2026): closing
+    // windows never skips an open one, so the first close emitted every window
+    // since 1970 (29 million records, 11 s). Such a state is refused; the
+    // aggregator starts afresh.
+    let mut doc: serde_json::Value = serde_json::from_slice(&seed).unwrap();
+    let open = doc.pointer_mut("/intersections/0/series/1/open/0/0").expect("an open 300 s window");
+    *open = serde_json::json!(17_672_200_000i64);
+    let snap: AggregatorSnapshot = serde_json::from_value(doc).unwrap();
+    let start = Instant::now();
+    let e = Aggregator::restore(std::slice::from_ref(&cam), &tracker, &analytics, snap).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(!e.to_string().is_empty());
+    // A track's zone visit naming approach 65536 of 4: the next frames
+    // panicked (index out of bounds) in turning movements.
+    let (_, _, _, frames, _) = fixture();
+    let mut doc: serde_json::Value = serde_json::from_slice(&seed).unwrap();
+    let visit = doc.pointer_mut("/cameras/0/turning/tracks/0/1/visits/0/approach").expect("a zone visit");
+    *visit = serde_json::json!(65536);
+    let snap: AggregatorSnapshot = serde_json::from_value(doc).unwrap();
+    match Aggregator::restore(std::slice::from_ref(&cam), &tracker, &analytics, snap) {
+        Ok(mut agg) => {
+            let half = frames.len() / 2;
+            for f in &frames[half..half + 3] {
+                agg.process(f).unwrap();
+            }
+            agg.finish();
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+#[test]
+fn snapshots_at_restore() {
+    let (cam, tracker, analytics, frames, seed) = fixture();
+    let cams = std::slice::from_ref(&cam);
+    let half = frames.len() / 2;
     let next = &frames[half..half + 3];
     let restore = |bytes: &[u8]| -> Result<Aggregator, String> {
         let snap: AggregatorSnapshot = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;

@@ -411,6 +411,15 @@ fn regressions() {
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["lines[0].forward", "zones[0].lane"], "{errors:?}");
     assert_eq!(errors[0].value, "100000 characters");
+    // A camera spec's lines given as 5,001 integers: decoded through a JSON
+    // value, serde reserved room for 5,001 lines (520,104 bytes) before it
+    // refused the first, 52 bytes per byte of input (seed 0x5747524545545343).
+    let lines = vec!["2"; 5001].join(",");
+    let body = format!("{{\"enabled\":false,\"id\":\"cam-1\",\"intersection\":\"x-1\",\"lines\":[{lines}]}}");
+    let (decoded, usage) = measure(|| serde_json::from_str::<CameraSpec>(&body));
+    let e = decoded.unwrap_err().to_string();
+    assert!(e.starts_with("invalid type: integer `2`, expected struct CountingLine"), "{e}");
+    assert!(usage.largest < 32 * body.len() + (64 << 10), "{usage:?} for {} bytes", body.len());
     // A reserved byte that is not 0 decoded, and re-encoded as 0.
     let mut bytes = envelopes().swap_remove(0);
     bytes[7] = 1;

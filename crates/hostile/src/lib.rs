@@ -328,6 +328,9 @@ fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
     out.push(at);
 }
 
+/// The most bytes one repeat edit of [`json_mutated`] adds to a document.
+pub const REPEATED_BYTES: usize = 4 << 20;
+
 /// Documents that still parse: 1 to 4 of their nodes replaced by an
 /// interesting value, removed, or (arrays) repeated many times over.
 pub fn json_mutated(seeds: Vec<serde_json::Value>) -> BoxedStrategy<Vec<u8>> {
@@ -360,7 +363,12 @@ pub fn json_mutated(seeds: Vec<serde_json::Value>) -> BoxedStrategy<Vec<u8>> {
                     2 => {
                         if let Some(serde_json::Value::Array(a)) = doc.pointer_mut(path) {
                             if let Some(first) = a.first().cloned() {
-                                let times = [2usize, 100, 5_000][ix(k, 3)];
+                                // At most REPEATED_BYTES more per edit: a repeat of a repeat
+                                // made documents of 600 MB, which take seconds to read for
+                                // their size alone (found at volume) and which no topic or
+                                // endpoint accepts (messages and bodies are about 1 MiB).
+                                let each = serde_json::to_vec(&first).map_or(usize::MAX, |v| v.len() + 1);
+                                let times = [2usize, 100, 5_000][ix(k, 3)].min(REPEATED_BYTES / each);
                                 a.extend(std::iter::repeat_n(first, times));
                             }
                         }

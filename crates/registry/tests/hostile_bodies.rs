@@ -34,7 +34,10 @@ fn request_bodies() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (cameras, intersections) = (MemoryTable::new("c"), MemoryTable::new("i"));
     let registry = rt.block_on(Registry::open(cameras.clone(), intersections.clone())).unwrap();
-    let app = router(Arc::new(registry), common::tokens());
+    // The router as it is served: with the body limit and the refusals'
+    // answers of streetscope-http (a 10 MB body got axum's bare 413 without them).
+    let app =
+        streetscope_http::harden(router(Arc::new(registry), common::tokens()), &streetscope_http::Limits::default());
     let call = |method: Method, path: &str, body: Vec<u8>| {
         let req = Request::builder()
             .method(method)
