@@ -120,6 +120,9 @@ struct Acc {
     /// Per camera and lane: the sum over frames of the vehicles queued, and the most.
     #[serde(with = "crate::snapshot::map_as_vec")]
     queues: BTreeMap<ZoneKey, (u64, u32)>,
+    /// Per camera and lane: frames by the vehicles queued in them (index 0, 1, …).
+    #[serde(default, with = "crate::snapshot::map_as_vec")]
+    queue_frames: BTreeMap<ZoneKey, Vec<u64>>,
     /// Per movement: each vehicle's speed, km/h.
     #[serde(with = "crate::snapshot::map_as_vec")]
     speeds: BTreeMap<SpeedKey, Vec<f64>>,
@@ -134,6 +137,7 @@ impl Acc {
             zones: BTreeMap::new(),
             zone_classes: BTreeMap::new(),
             queues: BTreeMap::new(),
+            queue_frames: BTreeMap::new(),
             speeds: BTreeMap::new(),
         }
     }
@@ -406,6 +410,11 @@ impl Windows {
                 let q = acc.queues.entry((camera_id.clone(), lane.clone())).or_insert((0, 0));
                 q.0 += u64::from(*k);
                 q.1 = q.1.max(*k);
+                let h = acc.queue_frames.entry((camera_id.clone(), lane.clone())).or_default();
+                if h.len() <= *k as usize {
+                    h.resize(*k as usize + 1, 0);
+                }
+                h[*k as usize] += 1;
             }
         }
     }
@@ -506,7 +515,7 @@ impl Windows {
     fn record(&mut self, i: usize, start: i64, by_watermark: bool) -> WindowRecord {
         let s = &mut self.series[i];
         let (length_s, end) = (s.length_s, start + s.length_ms);
-        let acc = s.open.remove(&start).unwrap_or_else(|| Acc::new(self.cameras.len()));
+        let mut acc = s.open.remove(&start).unwrap_or_else(|| Acc::new(self.cameras.len()));
         let late = std::mem::take(&mut s.late);
         let received: BTreeMap<String, u64> =
             self.cameras.iter().zip(&acc.frames).map(|(c, f)| (c.id.clone(), f.received)).collect();
@@ -568,11 +577,24 @@ impl Windows {
             queues: acc
                 .queues
                 .into_iter()
-                .map(|((camera_id, lane), (sum, max))| WindowQueue {
-                    mean_queue: mean(sum, received.get(&camera_id).copied().unwrap_or(0)),
-                    camera_id,
-                    lane,
-                    max_queue: max,
+                .map(|((camera_id, lane), (sum, max))| {
+                    let frames = received.get(&camera_id).copied().unwrap_or(0);
+                    let mut by_queue = acc.queue_frames.remove(&(camera_id.clone(), lane.clone())).unwrap_or_default();
+                    // Frames of the camera that did not report the lane had none queued.
+                    let seen: u64 = by_queue.iter().sum();
+                    if frames > seen {
+                        if by_queue.is_empty() {
+                            by_queue.push(0);
+                        }
+                        by_queue[0] += frames - seen;
+                    }
+                    WindowQueue {
+                        mean_queue: mean(sum, frames),
+                        camera_id,
+                        lane,
+                        max_queue: max,
+                        frames_by_queue: by_queue,
+                    }
                 })
                 .collect(),
             speeds: acc

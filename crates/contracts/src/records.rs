@@ -274,6 +274,11 @@ pub struct WindowQueue {
     pub mean_queue: f64,
     /// Most vehicles queued in one frame.
     pub max_queue: u32,
+    /// The camera's frames in the window by the vehicles queued in them: index
+    /// 0 holds the frames with none, 1 with one, … (absent in older records).
+    /// Percentiles of the queue over any span of windows come from their sum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames_by_queue: Vec<u64>,
 }
 
 /// Speeds of the vehicles that completed one turning movement in a window (each

@@ -711,7 +711,13 @@ mod tests {
                 late: LateRecords::default(),
                 complete,
                 zones: vec![],
-                queues: vec![WindowQueue { camera_id: "a".into(), lane: "n1".into(), mean_queue: 2.5, max_queue: 4 }],
+                queues: vec![WindowQueue {
+                    camera_id: "a".into(),
+                    lane: "n1".into(),
+                    mean_queue: 2.5,
+                    max_queue: 4,
+                    frames_by_queue: Vec::new(),
+                }],
                 speeds: vec![],
             })
         };

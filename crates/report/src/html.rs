@@ -253,7 +253,7 @@ fn queue_table(h: &mut String, study: &Study, ic: &IntersectionCounts) {
             .filter(|&b| ic.bins[b].ok())
             .filter_map(|b| ic.queues[b].get(key))
             .flatten()
-            .copied()
+            .map(|r| (r.0, r.1))
             .collect();
         if rows.is_empty() {
             continue;

@@ -100,8 +100,8 @@ impl Bin {
     }
 }
 
-/// A bin's queue rows: (camera, lane) -> per window (mean, max).
-pub type LaneQueues = BTreeMap<(String, String), Vec<(f64, u32)>>;
+/// A bin's queue rows: (camera, lane) -> per window (mean, max, frames by vehicles queued).
+pub type LaneQueues = BTreeMap<(String, String), Vec<(f64, u32, Vec<u64>)>>;
 
 /// The counts of one intersection.
 #[derive(Debug, Clone, PartialEq)]
@@ -415,10 +415,11 @@ fn quality(ic: &mut IntersectionCounts, windows: &[&WindowRecord], from_ms: i64,
                 }
             }
             for q in &w.queues {
-                ic.queues[b]
-                    .entry((q.camera_id.clone(), q.lane.clone()))
-                    .or_default()
-                    .push((q.mean_queue, q.max_queue));
+                ic.queues[b].entry((q.camera_id.clone(), q.lane.clone())).or_default().push((
+                    q.mean_queue,
+                    q.max_queue,
+                    q.frames_by_queue.clone(),
+                ));
             }
         }
         let present = subs.len() as f64 / per_bin as f64;

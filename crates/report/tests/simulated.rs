@@ -209,6 +209,19 @@ fn a_two_hour_study_without_noise_equals_the_truth() {
         assert_eq!(prow[0][&col], mrow["volume"], "{col}");
     }
 
+    // Queues per lane and bin: p95 between the mean and the maximum, metres at 7.6 m.
+    let queues = parse_csv(file(&files, "queues.csv"));
+    assert_eq!(queues.len(), 8 * 8, "eight lanes, eight bins");
+    for q in &queues {
+        let (mean, max, p95): (f64, f64, f64) = (
+            q["mean_vehicles"].parse().unwrap(),
+            q["max_vehicles"].parse().unwrap(),
+            q["p95_vehicles"].parse().unwrap(),
+        );
+        assert!(p95 <= max && p95 + 1.0 >= mean.floor(), "{q:?}");
+        assert_eq!(q["max_m"], format!("{:.1}", max * 7.6), "{q:?}");
+    }
+
     // The HTML page: self-contained, and its figures are the CSVs'.
     let html = std::str::from_utf8(file(&files, "report.html")).unwrap();
     for outside in ["http://", "https://", "src=", "<script", "<link", "@import", "url("] {
