@@ -157,6 +157,9 @@ pub async fn serve(
 }
 
 fn error(status: StatusCode, error: &str, message: String, errors: Vec<ApiFieldError>) -> Response {
+    // A value is shown as sent, but never with a password: any field may hold
+    // a URL with one (an id did, found at volume, seed 0x5747524545545343).
+    let errors = errors.into_iter().map(|e| ApiFieldError { value: scrub_text(&e.value), ..e }).collect();
     let body = ApiError { error: error.into(), message: scrub_text(&message), errors };
     (status, Json(body)).into_response()
 }

@@ -101,3 +101,19 @@ fn request_bodies() {
     let stored = rt.block_on(cameras.read_all()).unwrap();
     assert!(stored.contains_key("cam-1"));
 }
+
+/// Inputs the property test found, kept as they were found.
+#[test]
+fn regressions() {
+    // A PUT whose id held a URL with a password was refused with the id
+    // shown as sent, password and all.
+    let h = common::Harness::new();
+    assert_eq!(h.call("POST", "/v1/intersections", Some(common::WRITE), Some(r#"{"id":"x-1"}"#)).status, 201);
+    let camera = r#"{"id":"cam-1","intersection":"x-1","source":"file:///a.mp4"}"#;
+    assert_eq!(h.call("POST", "/v1/cameras", Some(common::WRITE), Some(camera)).status, 201);
+    let body = r#"{"id":"cartsp://user:pw@10.0.0.5:554/s1","intersection":"x-1","source":"file:///a.mp4"}"#;
+    let a = h.call("PUT", "/v1/cameras/cam-1", Some(common::WRITE), Some(body));
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.fields().contains(&"id".to_owned()), "{}", a.text);
+    assert!(!a.text.contains("user:pw@"), "{}", a.text);
+}
