@@ -589,10 +589,21 @@ fn killed_and_restarted(kind: &str, frames: usize, settle: Duration, restart_aft
 fn detector_killed_and_restarted_loses_and_doubles_nothing() {
     killed_and_restarted("detect", 40, Duration::from_secs(3), RESTART_AFTER);
 }
+/// Restarted before the session timeout (6 s): the new member joins while the
+/// dead one is still in the group.
+#[test]
+fn detector_restarted_within_the_session_timeout_loses_and_doubles_nothing() {
+    killed_and_restarted("detect", 40, Duration::from_secs(3), Duration::from_secs(2));
+}
 
 #[test]
 fn aggregator_killed_and_restarted_loses_and_doubles_nothing() {
     killed_and_restarted("aggregate", 60, Duration::from_secs(5), RESTART_AFTER);
+}
+
+#[test]
+fn aggregator_restarted_within_the_session_timeout_loses_and_doubles_nothing() {
+    killed_and_restarted("aggregate", 60, Duration::from_secs(5), Duration::from_secs(2));
 }
 
 #[test]
