@@ -4,7 +4,7 @@
 //! benchmark target, not part of the release binary:
 //!
 //! ```text
-//! cargo bench -p streetscope-transport --bench kafka -- --frames 2000 --repeat 5 [--brokers HOST:PORT]
+//! cargo bench -p streetscope-transport --features kafka --bench kafka -- --frames 2000 --repeat 5 [--brokers HOST:PORT]
 //! ```
 //!
 //! Without `--brokers` it starts the test broker (tansu, from
