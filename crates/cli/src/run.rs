@@ -238,7 +238,9 @@ async fn run_pipeline(
         eprintln!("status: {bound}/status  metrics: {bound}/metrics");
     }
     let ui = match ui_addr {
-        Some(a) => Some(crate::dashboard_cmd::RunUi::start(a, &cfg.cameras, reconciler.statuses(), &cfg.dashboard).await?),
+        Some(a) => {
+            Some(crate::dashboard_cmd::RunUi::start(a, &cfg.cameras, reconciler.statuses(), &cfg.dashboard).await?)
+        }
         None => None,
     };
     // Changes to the camera set: to ingest (a thread that starts and stops

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use streetscope_contracts::records::{CrossingEvent, ResultRecord, SCHEMA_VERSION};
 use streetscope_contracts::Direction;
-use streetscope_transport::kafka::{ensure_topics, Producer, Role};
 use streetscope_testbroker::TestBroker;
+use streetscope_transport::kafka::{ensure_topics, Producer, Role};
 
 const TOKEN: &str = "dashboard-test-token-0123456789";
 

@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use streetscope_contracts::kafka::{KafkaConfig, SaslConfig, TlsConfig};
+use streetscope_testbroker::TestBroker;
 use streetscope_transport::kafka::KafkaTable;
 use streetscope_transport::kafka::{
     dlq_headers, ensure_topics, header, payload, read_log, Assignment, DeadLetters, GroupConsumer, Incoming, Origin,
     Producer, Role, TopicChange,
 };
-use streetscope_testbroker::TestBroker;
 use streetscope_transport::TableLog;
 
 fn rt() -> tokio::runtime::Runtime {
