@@ -355,35 +355,3 @@ mod tests {
         assert_eq!(written.len(), builtin_clips().len());
     }
 }
-#[cfg(test)]
-mod geometry_tests {
-    use super::*;
-
-    fn p(x: f64, y: f64) -> NormPoint {
-        NormPoint::new(x, y)
-    }
-
-    #[test]
-    fn the_truths_own_line_test() {
-        // Drawn bottom to top: rightward is forward (the clips' convention).
-        let v = CountingLine::new("v", [0.5, 1.0], [0.5, 0.0]);
-        assert_eq!(truth_crossing(&v, p(0.4, 0.5), p(0.6, 0.5)), Some(Direction::Forward));
-        assert_eq!(truth_crossing(&v, p(0.6, 0.5), p(0.4, 0.5)), Some(Direction::Backward));
-        assert!(truth_side(&v, p(0.2, 0.5)) > 0.0, "left of the screen is its left-hand side");
-        // Drawn left to right: downward is forward.
-        let h = CountingLine::new("h", [0.0, 0.5], [1.0, 0.5]);
-        assert_eq!(truth_crossing(&h, p(0.5, 0.4), p(0.5, 0.6)), Some(Direction::Forward));
-        assert_eq!(truth_crossing(&h, p(0.5, 0.6), p(0.5, 0.4)), Some(Direction::Backward));
-        // Ending on the line is not crossing yet; starting on it neither.
-        assert_eq!(truth_crossing(&v, p(0.4, 0.5), p(0.5, 0.5)), None);
-        assert_eq!(truth_crossing(&v, p(0.5, 0.5), p(0.6, 0.5)), None);
-        // Past the segment's end; through its end point (included).
-        let seg = CountingLine::new("s", [0.5, 0.2], [0.5, 0.8]);
-        assert_eq!(truth_crossing(&seg, p(0.4, 0.9), p(0.6, 0.9)), None);
-        assert_eq!(truth_crossing(&seg, p(0.4, 0.8), p(0.6, 0.8)), Some(Direction::Backward));
-        // Same side, parallel, standing still.
-        assert_eq!(truth_crossing(&v, p(0.1, 0.5), p(0.4, 0.5)), None);
-        assert_eq!(truth_crossing(&v, p(0.4, 0.1), p(0.4, 0.9)), None);
-        assert_eq!(truth_crossing(&v, p(0.4, 0.1), p(0.4, 0.1)), None);
-    }
-}
