@@ -38,22 +38,8 @@ fn leg(a: Approach) -> CompassLeg {
 /// The camera and analytics of a simulation: one approach per arm line with
 /// its compass leg (the simulator draws north at the top), queue zones, 15-min windows.
 fn setup(sim: &Simulation) -> (CameraConfig, AnalyticsConfig) {
-    let spec = sim.spec();
-    let zones: Vec<ZoneConfig> = spec.queue_zones();
-    let cam = CameraConfig {
-        id: spec.camera_id.clone(),
-        intersection: spec.intersection_id.clone(),
-        source: "file:///simulated.mp4".to_owned(),
-        sample_fps: spec.fps,
-        lines: sim.counting_lines().to_vec(),
-        keyframes_only: false,
-        jpeg_quality: None,
-        rtsp_transport: Default::default(),
-        template: None,
-        zones,
-        calibration: None,
-        frame_ids: None,
-    };
+    let zones: Vec<ZoneConfig> = sim.spec().queue_zones();
+    let cam = sim.camera(zones);
     let approaches = Approach::ALL
         .into_iter()
         .map(|a| ApproachConfig {

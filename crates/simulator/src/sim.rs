@@ -221,6 +221,28 @@ impl Simulation {
         &self.lines
     }
 
+    /// The camera the aggregator is given for this simulation: the
+    /// intersection's ids and frame rate, the counting lines, and `zones`.
+    pub fn camera(
+        &self,
+        zones: Vec<streetscope_contracts::config::ZoneConfig>,
+    ) -> streetscope_contracts::config::CameraConfig {
+        streetscope_contracts::config::CameraConfig {
+            id: self.spec.camera_id.clone(),
+            intersection: self.spec.intersection_id.clone(),
+            source: "file:///simulated.mp4".to_owned(),
+            sample_fps: self.spec.fps,
+            lines: self.lines.clone(),
+            keyframes_only: false,
+            jpeg_quality: None,
+            rtsp_transport: Default::default(),
+            template: None,
+            zones,
+            calibration: None,
+            frame_ids: None,
+        }
+    }
+
     /// What the detector model did so far.
     pub fn noise_stats(&self) -> &NoiseStats {
         &self.stats

@@ -14,21 +14,7 @@ pub type Counts = BTreeMap<(String, Direction, String), u64>;
 
 /// The aggregator's camera for a simulation.
 pub fn camera(sim: &Simulation) -> CameraConfig {
-    let spec = sim.spec();
-    CameraConfig {
-        id: spec.camera_id.clone(),
-        intersection: spec.intersection_id.clone(),
-        source: "file:///simulated.mp4".to_owned(),
-        sample_fps: spec.fps,
-        lines: sim.counting_lines().to_vec(),
-        keyframes_only: false,
-        jpeg_quality: None,
-        rtsp_transport: Default::default(),
-        template: None,
-        zones: Vec::new(),
-        calibration: None,
-        frame_ids: None,
-    }
+    sim.camera(Vec::new())
 }
 
 /// The simulation's frames of detections and its ground truth.
