@@ -9,7 +9,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -188,33 +187,8 @@ fn tls_from_config_serves_clients_with_the_ca_and_refuses_the_others() {
     abuse::certificates(dir.path());
     let tls = TlsFiles { cert_file: dir.path().join("server.pem"), key_file: dir.path().join("server.key") };
     let d = Dashboard::start(HttpServerConfig { tls: Some(tls), ..limits() });
-    let url = d.bound.to_string();
-    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-    let ca = std::fs::read(dir.path().join("ca.pem")).unwrap();
-    let ca = ureq::tls::Certificate::from_pem(&ca).unwrap();
-    let trusting: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .tls_config(
-            ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca]))).build(),
-        )
-        .build()
-        .into();
-    let get = |agent: &ureq::Agent| {
-        agent.get(format!("{url}/api/page")).header("Authorization", format!("Bearer {TOKEN}")).call()
-    };
-    assert_eq!(get(&trusting).unwrap().status(), 200);
-    // Without the CA: the client refuses the server's certificate.
-    let stranger: ureq::Agent =
-        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
-    let e = get(&stranger).unwrap_err().to_string();
-    assert!(e.to_lowercase().contains("certificate") || e.to_lowercase().contains("issuer"), "{e}");
-    // Plain HTTP to the TLS port gets no answer.
-    let mut s = TcpStream::connect(d.bound.addr).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
-    let (answer, closed) = read_until_closed(&mut s, Duration::from_secs(3));
-    assert!(!answer.contains("200 OK") && closed.is_some(), "{answer}");
-    assert_eq!(get(&trusting).unwrap().status(), 200);
+    let url = format!("{}/api/page", d.bound);
+    abuse::tls_serves_only_clients_with_the_ca(dir.path(), &url, &format!("Bearer {TOKEN}"), d.bound.addr);
 }
 
 #[test]

@@ -12,7 +12,8 @@
 //!   header timeout) and in the body (408 at the request timeout).
 //! - [`hold_slots`], [`burst`]: every connection slot but one held, then
 //!   connections beyond the bound (429 at once, closed).
-//! - [`certificates`]: a CA and a server certificate for 127.0.0.1 (openssl).
+//! - [`certificates`]: a CA and a server certificate for 127.0.0.1 (openssl);
+//!   [`tls_serves_only_clients_with_the_ca`]: what a server with them must do.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -282,4 +283,35 @@ pub fn certificates(dir: &std::path::Path) {
         "-out",
         "server.pem",
     ]);
+}
+
+/// Checks a TLS server made with [`certificates`] in `dir`: a client trusting
+/// the CA gets 200 from `GET url` (with `authorization`), a client without the
+/// CA refuses the server's certificate, plain HTTP to `addr` gets no answer and
+/// is closed, and the trusting client is still served afterwards.
+pub fn tls_serves_only_clients_with_the_ca(dir: &std::path::Path, url: &str, authorization: &str, addr: SocketAddr) {
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let ca = std::fs::read(dir.join("ca.pem")).expect("the CA made by certificates()");
+    let ca = ureq::tls::Certificate::from_pem(&ca).expect("a PEM certificate");
+    let trusting: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca]))).build(),
+        )
+        .build()
+        .into();
+    let get = |agent: &ureq::Agent| agent.get(url).header("Authorization", authorization).call();
+    assert_eq!(get(&trusting).expect("served over TLS").status(), 200);
+    // Without the CA: the client refuses the server's certificate.
+    let stranger: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
+    let e = get(&stranger).expect_err("a client without the CA must refuse").to_string();
+    assert!(e.to_lowercase().contains("certificate") || e.to_lowercase().contains("issuer"), "{e}");
+    // Plain HTTP to the TLS port gets no answer.
+    let mut s = TcpStream::connect(addr).expect("connecting");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").expect("writing");
+    let (answer, closed) = read_until_closed(&mut s, Duration::from_secs(3));
+    assert!(!answer.contains("200 OK") && closed.is_some(), "{answer}");
+    assert_eq!(get(&trusting).expect("still served").status(), 200);
 }
