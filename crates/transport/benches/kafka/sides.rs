@@ -1,5 +1,5 @@
-//! Frames through Kafka against bare rdkafka, in the same run (`streetscope
-//! bench kafka`).
+//! Frames through Kafka against bare rdkafka, in the same run (the two sides
+//! of the `kafka` bench target).
 //!
 //! - **bare**: rdkafka's `FutureProducer` sends opaque payloads of the frames'
 //!   size; a consumer assigned to every partition reads them back. No
