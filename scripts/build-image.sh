@@ -84,7 +84,12 @@ fi
 # 2. The build context: what the Dockerfile packages.
 BIN=$TARGET/release/streetscope
 ORT=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
-MODEL=$CACHE/models/yolo11n_seg_fp16.onnx
+# The binary's default model (det_fp16: the vehicle model cut to boxes and
+# classes; same detections, 1.37x faster on CPU; docs/benchmarks.md), made from
+# the set-up model by scripts/model-variants.sh --default (idempotent: returns at
+# once when it is there and current).
+MODEL=$CACHE/models/yolo11n_det_fp16.onnx
+[ -f "$CACHE/models/yolo11n_seg_fp16.onnx" ] && scripts/model-variants.sh --default >&2
 ASSET=$CACHE/assets/bus.jpg
 for f in "$BIN" "$ORT" "$MODEL" "$ASSET"; do
   [ -f "$f" ] || { echo "missing $f: run scripts/setup.sh first" >&2; exit 1; }

@@ -1,7 +1,8 @@
 """The CPU image, built from docker/Dockerfile by scripts/build-image.sh
 (mmdebstrap base, buildah, no Docker engine), and run: the binary starts, every
-GStreamer element the pipeline templates use is found, the detector finds the
-bus on bus.jpg, and a stage serves as the image's non-root user with the root
+GStreamer element the pipeline templates use is found, the image and the chart
+name the model the image carries (det_fp16, the binary's default), the detector
+finds the bus on bus.jpg, and a stage serves as the image's non-root user with the root
 filesystem read-only (only /tmp and the cache writable, as the chart mounts
 them). Also: hadolint on every Dockerfile.
 
@@ -22,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("STREETSCOPE_CACHE", Path.home() / ".cache/streetscope"))
@@ -135,6 +137,20 @@ def test_every_template_element_is_in_the_image(rootfs):
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().endswith("done")
     assert "missing" not in r.stdout, r.stdout
+
+
+@needs_image
+def test_the_image_and_the_chart_name_the_model_the_image_carries(rootfs):
+    """One model everywhere: the binary's default (det_fp16, made by
+    scripts/model-variants.sh --default), the image's STREETSCOPE_MODEL and the
+    chart's detector.model."""
+    path, config, _ = rootfs
+    env = dict(e.split("=", 1) for e in config["Env"])
+    chart = yaml.safe_load((ROOT / "helm/streetscope/values.yaml").read_text())["detector"]["model"]
+    assert env["STREETSCOPE_MODEL"] == chart == "/opt/streetscope/models/yolo11n_det_fp16.onnx", (env, chart)
+    shipped = path / chart.lstrip("/")
+    assert shipped.is_file(), sorted(p.name for p in (path / "opt/streetscope/models").iterdir())
+    assert shipped.read_bytes() == (CACHE / "models/yolo11n_det_fp16.onnx").read_bytes()
 
 
 @needs_image
