@@ -160,6 +160,9 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- end }}
 {{- /* Every other section of config.* as it is: the schema (streetscope schema) admits exactly the cluster configuration's sections. */ -}}
 {{- range $section, $data := $.Values.config }}
+{{- if and (eq $section "status") $.Values.statusTls.enabled }}
+{{- $data = merge (dict "tls" (dict "cert_file" (printf "%s/%s" (include "streetscope.statusTlsDir" $) $.Values.statusTls.certKey) "key_file" (printf "%s/%s" (include "streetscope.statusTlsDir" $) $.Values.statusTls.keyKey))) (deepCopy (default dict $data)) }}
+{{- end }}
 {{- if and (ne $section "detector") $data }}
 {{ include "streetscope.toml.table" (dict "path" $section "data" $data) }}
 {{- end }}
@@ -227,19 +230,42 @@ topologySpreadConstraints:
 [{{ .stage }}, --cluster, /etc/streetscope/cluster.toml, --status-addr, "0.0.0.0:{{ .ctx.Values.statusPort }}"]
 {{- end -}}
 
-{{/* Probes of a stage with a status endpoint: (dict "ctx" $ "startupSeconds" 600). */}}
+{{/* Where the status endpoint's certificate and key are mounted (statusTls). */}}
+{{- define "streetscope.statusTlsDir" -}}/etc/streetscope/status-tls{{- end -}}
+
+{{/* The status endpoint's certificate and key of a stage pod (statusTls): its volume, and its mount. */}}
+{{- define "streetscope.statusTlsVolume" -}}
+{{- if .Values.statusTls.enabled -}}
+- name: status-tls
+  secret:
+    secretName: {{ .Values.statusTls.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .Values.statusTls.certKey }}, path: {{ .Values.statusTls.certKey }}}
+      - {key: {{ .Values.statusTls.keyKey }}, path: {{ .Values.statusTls.keyKey }}}
+{{- end -}}
+{{- end -}}
+
+{{- define "streetscope.statusTlsMount" -}}
+{{- if .Values.statusTls.enabled -}}
+- {name: status-tls, mountPath: {{ include "streetscope.statusTlsDir" . }}, readOnly: true}
+{{- end -}}
+{{- end -}}
+
+{{/* Probes of a stage with a status endpoint: (dict "ctx" $ "startupSeconds" 600); HTTPS with statusTls. */}}
 {{- define "streetscope.stageProbes" -}}
+{{- $scheme := ternary "HTTPS" "HTTP" .ctx.Values.statusTls.enabled -}}
 startupProbe:
-  httpGet: {path: /healthz, port: status}
+  httpGet: {path: /healthz, port: status, scheme: {{ $scheme }}}
   periodSeconds: 5
   failureThreshold: {{ div .startupSeconds 5 }}
 livenessProbe:
-  httpGet: {path: /healthz, port: status}
+  httpGet: {path: /healthz, port: status, scheme: {{ $scheme }}}
   periodSeconds: 10
   timeoutSeconds: 3
   failureThreshold: 3
 readinessProbe:
-  httpGet: {path: /readyz, port: status}
+  httpGet: {path: /readyz, port: status, scheme: {{ $scheme }}}
   periodSeconds: 5
   timeoutSeconds: 3
   failureThreshold: 2
