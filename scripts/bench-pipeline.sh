@@ -6,7 +6,11 @@
 # detected. The two alternate (S P S P ...); frames/s and counts against the
 # clip's ground truth are reported per run and as medians.
 #
-#   scripts/bench-pipeline.sh [REPEAT] [MODEL]     # default: 3 runs each, the set-up model
+#   scripts/bench-pipeline.sh [REPEAT] [MODEL]     # default: 3 runs each, the detector's default model (det_fp16)
+#   BENCH_SPIN=1 scripts/bench-pipeline.sh ...     # and a third side in each round: streetscope run
+#                                                  # with detector.intra_op_spinning = true (ONNX
+#                                                  # Runtime's and Python's default), all else as the
+#                                                  # quick look (a generated config file)
 #
 # The clip is the two_way test clip re-encoded once to 1280x720 (kept in
 # $STREETSCOPE_CACHE/bench/); its counting lines are the ground truth's.
@@ -16,7 +20,7 @@ cd "$(dirname "$0")/.."
 REPEAT=${1:-3}
 export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}
-MODEL=${2:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_seg_fp16.onnx}}
+MODEL=${2:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx}}
 BIN=${STREETSCOPE_BIN:-$CARGO_TARGET_DIR/release/streetscope}
 OUT=$STREETSCOPE_CACHE/bench/pipeline
 SRC=test-videos/out/two_way.mp4
@@ -43,13 +47,22 @@ for l in json.load(open(sys.argv[1]))["lines"]:
     print("%s=%s,%s,%s,%s:%s/%s" % (l["name"], *l["start"], *l["end"], l["forward"], l["backward"]))' "$TRUTH")
 LINE_ARGS=()
 for l in "${LINES[@]}"; do LINE_ARGS+=(--line "$l"); done
+SPIN_CONFIG=$OUT/spin.toml
+if [ "${BENCH_SPIN:-0}" = 1 ]; then
+  # The quick look's camera and lines as a config file, with spinning on.
+  "$PY" - "$TRUTH" "$(realpath "$CLIP")" >"$SPIN_CONFIG" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+print('[[cameras]]\nid = "camera-1"\nintersection = "intersection-1"\nsource = %s\nsample_fps = 25.0' % json.dumps(sys.argv[2]))
+for l in t["lines"]:
+    print('[[cameras.lines]]\nname = %s\nstart = %s\nend = %s\nforward = %s\nbackward = %s'
+          % (json.dumps(l["name"]), json.dumps(l["start"]), json.dumps(l["end"]), json.dumps(l["forward"]), json.dumps(l["backward"])))
+print('[detector]\nintra_op_spinning = true')
+PY
+fi
 
-log "model $MODEL, $THREADS intra-op threads on both sides, $REPEAT runs each; load $(cut -d' ' -f1-3 /proc/loadavg)"
-rm -f "$OUT"/runs.jsonl
-for r in $(seq 1 "$REPEAT"); do
-  log "run $r: streetscope run"
-  "$BIN" run "$CLIP" --model "$MODEL" --sample-fps 25 "${LINE_ARGS[@]}" -o "$OUT/streetscope.jsonl" \
-    --log-level warn >/dev/null
+# One JSON line per run of streetscope: frames/s from its summary, crossings.
+summary() {
   "$PY" -c '
 import json, sys
 s = [json.loads(l) for l in open(sys.argv[1])][-1]
@@ -58,8 +71,22 @@ c = {}
 for row in s["counts"]:
     k = "%s/%s" % (row["line"], row["direction"])
     c[k] = c.get(k, 0) + row["count"]
-print(json.dumps({"side": "streetscope", "frames": s["frames"], "seconds": s["wall_s"], "fps": s["frames"] / s["wall_s"],
-                  "crossings": c, "total_crossings": sum(c.values())}))' "$OUT/streetscope.jsonl" | tee -a "$OUT/runs.jsonl" >&2
+print(json.dumps({"side": sys.argv[2], "frames": s["frames"], "seconds": s["wall_s"], "fps": s["frames"] / s["wall_s"],
+                  "crossings": c, "total_crossings": sum(c.values())}))' "$2" "$1" | tee -a "$OUT/runs.jsonl" >&2
+}
+
+log "model $MODEL, $THREADS intra-op threads on both sides, $REPEAT runs each; load $(cut -d' ' -f1-3 /proc/loadavg)"
+rm -f "$OUT"/runs.jsonl
+for r in $(seq 1 "$REPEAT"); do
+  log "run $r: streetscope run"
+  "$BIN" run "$CLIP" --model "$MODEL" --sample-fps 25 "${LINE_ARGS[@]}" -o "$OUT/streetscope.jsonl" \
+    --log-level warn >/dev/null
+  summary streetscope "$OUT/streetscope.jsonl"
+  if [ "${BENCH_SPIN:-0}" = 1 ]; then
+    log "run $r: streetscope run, intra-op spinning on; load $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$BIN" run --config "$SPIN_CONFIG" --model "$MODEL" -o "$OUT/streetscope-spin.jsonl" --log-level warn >/dev/null
+    summary streetscope-spin "$OUT/streetscope-spin.jsonl"
+  fi
   log "run $r: Python (OpenCV, onnxruntime, trackers, supervision); load $(cut -d' ' -f1-3 /proc/loadavg)"
   "$PY" tools/python/pipeline_reference.py "$CLIP" --truth "$TRUTH" --model "$MODEL" --threads "$THREADS" \
     --sample-fps 25 | tee -a "$OUT/runs.jsonl" >&2
@@ -85,7 +112,8 @@ def error(c):
     keys = set(named) | set(expected)
     return sum(abs(named.get(k, 0) - expected.get(k, 0)) for k in keys)
 med = {}
-for side in ("streetscope", "python"):
+sides = [s for s in ("streetscope", "streetscope-spin", "python") if any(r["side"] == s for r in runs)]
+for side in sides:
     rs = [r for r in runs if r["side"] == side]
     med[side] = statistics.median(r["fps"] for r in rs)
     errs = [error(r["crossings"]) for r in rs]
@@ -93,5 +121,9 @@ for side in ("streetscope", "python"):
     print(f"{side:12} frames/s {each} (median {med[side]:.2f}); "
           f"frames {rs[0]['frames']}; crossings {rs[0]['total_crossings']} of {sum(expected.values())}, "
           f"count errors per run {errs}")
-print(f"ratio streetscope / python (medians): {med['streetscope'] / med['python']:.3f}")
+py = [r["fps"] for r in runs if r["side"] == "python"]
+for side in sides[:-1]:
+    pairs = [r["fps"] / p for r, p in zip([r for r in runs if r["side"] == side], py)]
+    print(f"ratio {side} / python (medians): {med[side] / med['python']:.3f}; "
+          f"per round: {', '.join('%.3f' % x for x in pairs)}")
 PY

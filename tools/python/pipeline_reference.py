@@ -35,7 +35,8 @@ import yolo_ref  # noqa: E402
 
 def default_model():
     cache = os.environ.get("STREETSCOPE_CACHE") or os.path.expanduser("~/.cache/streetscope")
-    return os.environ.get("STREETSCOPE_MODEL") or os.path.join(cache, "models", "yolo11n_seg_fp16.onnx")
+    # The detector's default (set-up makes it from the original, which stays beside it).
+    return os.environ.get("STREETSCOPE_MODEL") or os.path.join(cache, "models", "yolo11n_det_fp16.onnx")
 
 
 def letterbox(bgr, size):

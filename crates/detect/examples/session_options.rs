@@ -12,7 +12,8 @@
 //! spinning), `pattern=0|1` (memory pattern), `opt=0|1|2|3|99` (graph
 //! optimisation), `log=verbose|warning` (session log level), `conv=1` (convert
 //! the input to fp16 on every run, as the detector did, for models with an fp16 input), `cpu_ep=0` (do not
-//! register the CPU provider explicitly). `python:N` is ONNX Runtime's Python
+//! register the CPU provider explicitly), `cfg:KEY=VALUE` (a session configuration entry, e.g.
+//! `cfg:session.dynamic_block_base=4`). `python:N` is ONNX Runtime's Python
 //! binding with N intra-op threads (tools/python/ort_bare.py as a child process,
 //! same library version, input and model). Prints per configuration the median milliseconds of each round and
 //! the median of rounds.
@@ -93,6 +94,10 @@ fn build(model: &str, spec: &str) -> ort::Result<Config> {
                 "error" => LogLevel::Error,
                 _ => LogLevel::Warning,
             })?,
+            // Any session configuration key of ONNX Runtime
+            // (onnxruntime_session_options_config_keys.h), e.g.
+            // `cfg:session.dynamic_block_base=4`.
+            k if k.starts_with("cfg:") => b.with_config_entry(&k[4..], v)?,
             other => panic!("unknown setting {other}"),
         };
     }

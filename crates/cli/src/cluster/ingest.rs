@@ -49,7 +49,7 @@ use super::ClusterArgs;
 pub(crate) use streetscope_ingest::reconcile::DEFAULT_JPEG_QUALITY;
 
 /// Frames an ingest pod's camera queue holds while Kafka is slow.
-const POD_QUEUE_FRAMES: usize = 8;
+pub(crate) const POD_QUEUE_FRAMES: usize = 8;
 
 pub fn ingest_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.load()?;
