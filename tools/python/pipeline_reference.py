@@ -11,7 +11,7 @@ script does: `intra_op_num_threads`, `inter_op_num_threads = 1`, all else
 default. Counting lines come from the clip's ground truth (normalised
 coordinates), ByteTrack is configured as Streetscope's tracker defaults
 (crates/contracts/src/config.rs), scaled to the sampling rate. Prints one JSON
-line: frames, seconds (wall, whole run after the model is loaded), frames/s, and
+line: frames, seconds (wall, whole run after the model is loaded and run once), frames/s, and
 crossings per line and direction ("forward" is supervision's "out").
 """
 
@@ -89,6 +89,10 @@ def main():
     sess = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     size = inp.shape[2]
+    # One run on a grey picture before the clock starts, as `streetscope run`
+    # warms its detector up before its own (ONNX Runtime's first run allocates
+    # its arena and is slower than the rest).
+    sess.run(None, {inp.name: np.full((1, 3, size, size), 114 / 255.0, np.float32)})
     meta = sess.get_modelmeta().custom_metadata_map
     names = yolo_ref.parse_names(meta["names"])
     truth = json.load(open(args.truth))
