@@ -11,14 +11,16 @@
 //!   runs millions); each run prints one `FUZZ` line with its figures.
 //! - [`Meter`]: a global allocator that measures the largest allocation and the
 //!   bytes allocated while a decoder runs, so a test can assert that a length
-//!   field claiming gigabytes is refused before anything is allocated.
+//!   field claiming gigabytes is refused before anything is allocated; and
+//!   ends a run whose process would hold more than 4 GiB at once (an input
+//!   that floods memory fails at once instead of taking the machine's).
 //! - [`abuse`]: clients that abuse an HTTP server (oversized bodies, a byte a
 //!   second, bursts of connections) and one that behaves, for the abuse tests
 //!   of every server.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use proptest::prelude::*;
@@ -310,22 +312,69 @@ fn interesting_json(k: u32) -> serde_json::Value {
     }
 }
 
-/// The JSON Pointers of every node of `v`.
-fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+/// The nodes of `v` the mutations choose from, counted in the order they are
+/// numbered: children before their parent, an array's first 64 elements only.
+fn count_nodes(v: &serde_json::Value) -> usize {
+    1 + match v {
+        serde_json::Value::Array(a) => a.iter().take(64).map(count_nodes).sum(),
+        serde_json::Value::Object(o) => o.values().map(count_nodes).sum(),
+        _ => 0,
+    }
+}
+
+/// One step from a node to a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Index(usize),
+    Key(String),
+}
+
+/// The path to node `n` of `v` (numbered as [`count_nodes`] counts them);
+/// `n` must be below `count_nodes(v)`. Counting instead of listing every
+/// node's JSON Pointer: a snapshot seed has thousands of nodes, and listing
+/// them for every edit cost more than decoding the mutated document.
+fn nth_node(v: &serde_json::Value, mut n: usize, path: &mut Vec<Step>) {
+    let mut descend = |step: Step, child: &serde_json::Value, n: &mut usize| {
+        let k = count_nodes(child);
+        if *n < k {
+            path.push(step);
+            nth_node(child, *n, path);
+            true
+        } else {
+            *n -= k;
+            false
+        }
+    };
     match v {
         serde_json::Value::Array(a) => {
             for (i, x) in a.iter().enumerate().take(64) {
-                pointers(x, format!("{at}/{i}"), out);
+                if descend(Step::Index(i), x, &mut n) {
+                    return;
+                }
             }
         }
         serde_json::Value::Object(o) => {
             for (k, x) in o {
-                pointers(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                if descend(Step::Key(k.clone()), x, &mut n) {
+                    return;
+                }
             }
         }
         _ => {}
     }
-    out.push(at);
+    debug_assert_eq!(n, 0, "the node is this one");
+}
+
+/// The node at `path`, if there is one.
+fn node_mut<'a>(mut v: &'a mut serde_json::Value, path: &[Step]) -> Option<&'a mut serde_json::Value> {
+    for step in path {
+        v = match (v, step) {
+            (serde_json::Value::Array(a), Step::Index(i)) => a.get_mut(*i)?,
+            (serde_json::Value::Object(o), Step::Key(k)) => o.get_mut(k)?,
+            _ => return None,
+        };
+    }
+    Some(v)
 }
 
 /// The most bytes one repeat edit of [`json_mutated`] adds to a document.
@@ -338,30 +387,28 @@ pub fn json_mutated(seeds: Vec<serde_json::Value>) -> BoxedStrategy<Vec<u8>> {
     (any::<u32>(), prop::collection::vec((any::<u32>(), 0u8..4, any::<u32>()), 1..=4))
         .prop_map(move |(s, edits)| {
             let mut doc = seeds[ix(s, seeds.len())].clone();
+            let mut path = Vec::new();
             for (node, op, k) in edits {
-                let mut all = Vec::new();
-                pointers(&doc, String::new(), &mut all);
-                let path = &all[ix(node, all.len())];
+                path.clear();
+                nth_node(&doc, ix(node, count_nodes(&doc)), &mut path);
                 match op {
                     // The root itself is only replaced.
                     1 if !path.is_empty() => {
-                        let (parent, key) = path.rsplit_once('/').expect("a child has a parent");
-                        match doc.pointer_mut(parent) {
-                            Some(serde_json::Value::Object(o)) => {
-                                o.remove(&key.replace("~1", "/").replace("~0", "~"));
+                        let (last, parent) = path.split_last().expect("a child has a parent");
+                        match (node_mut(&mut doc, parent), last) {
+                            (Some(serde_json::Value::Object(o)), Step::Key(key)) => {
+                                o.remove(key);
                             }
-                            Some(serde_json::Value::Array(a)) => {
-                                if let Ok(i) = key.parse::<usize>() {
-                                    if i < a.len() {
-                                        a.remove(i);
-                                    }
+                            (Some(serde_json::Value::Array(a)), Step::Index(i)) => {
+                                if *i < a.len() {
+                                    a.remove(*i);
                                 }
                             }
                             _ => {}
                         }
                     }
                     2 => {
-                        if let Some(serde_json::Value::Array(a)) = doc.pointer_mut(path) {
+                        if let Some(serde_json::Value::Array(a)) = node_mut(&mut doc, &path) {
                             if let Some(first) = a.first().cloned() {
                                 // At most REPEATED_BYTES more per edit: a repeat of a repeat
                                 // made documents of 600 MB, which take seconds to read for
@@ -374,7 +421,7 @@ pub fn json_mutated(seeds: Vec<serde_json::Value>) -> BoxedStrategy<Vec<u8>> {
                         }
                     }
                     _ => {
-                        if let Some(slot) = doc.pointer_mut(path) {
+                        if let Some(slot) = node_mut(&mut doc, &path) {
                             *slot = interesting_json(k);
                         }
                     }
@@ -399,12 +446,14 @@ impl std::ops::Deref for Input {
 
 impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Long inputs are cut in the report; the seed reproduces them whole.
+        // Long inputs are cut in the report (`{:#?}` shows them whole); the
+        // seed reproduces them whole.
         const SHOWN: usize = 2048;
         let n = self.0.len();
-        write!(f, "b\"{}\"", self.0[..n.min(SHOWN)].escape_ascii())?;
-        if n > SHOWN {
-            write!(f, "… ({} bytes more)", n - SHOWN)?;
+        let shown = if f.alternate() { n } else { n.min(SHOWN) };
+        write!(f, "b\"{}\"", self.0[..shown].escape_ascii())?;
+        if n > shown {
+            write!(f, "… ({} bytes more)", n - shown)?;
         }
         write!(f, " ({n} bytes)")
     }
@@ -440,6 +489,10 @@ impl Fuzz {
             };
             parsed.unwrap_or_else(|_| panic!("STREETSCOPE_FUZZ_SEED={v:?}: not a number"))
         });
+        let cap = env("STREETSCOPE_FUZZ_MAX_LIVE_BYTES").map_or(DEFAULT_LIVE_CAP, |v| {
+            v.replace('_', "").parse().unwrap_or_else(|_| panic!("STREETSCOPE_FUZZ_MAX_LIVE_BYTES={v:?}: not a count"))
+        });
+        LIVE_CAP.store(cap, Ordering::Relaxed);
         Self { name: name.to_owned(), cases, seed }
     }
 
@@ -449,7 +502,9 @@ impl Fuzz {
     /// (`U`: the longest one input took, in microseconds, wall clock). With
     /// `STREETSCOPE_FUZZ_SHOW_SLOWEST` set it also prints that input
     /// (`FUZZ_SLOWEST name us=U input`), to tell a slow input from a stalled
-    /// process on a loaded machine.
+    /// process on a loaded machine. With `STREETSCOPE_FUZZ_LAST_INPUT=FILE` it
+    /// writes each input to FILE, whole (`{:#?}`), before running it: a run
+    /// killed for its memory or time leaves the input that did it there.
     pub fn run<S: Strategy>(&self, strategy: S, property: impl Fn(S::Value) -> Result<Verdict, TestCaseError>)
     where
         S::Value: std::fmt::Debug + Clone,
@@ -472,11 +527,15 @@ impl Fuzz {
         let slowest = AtomicU64::new(0);
         let show_slowest = std::env::var_os("STREETSCOPE_FUZZ_SHOW_SLOWEST").is_some_and(|v| !v.is_empty());
         let slowest_input = std::cell::RefCell::new(None::<S::Value>);
+        let last_input = std::env::var_os("STREETSCOPE_FUZZ_LAST_INPUT").filter(|v| !v.is_empty());
         LARGEST_SEEN.with(|l| l.set(0));
         let start = Instant::now();
         let result = runner.run(&strategy, |input| {
             // A copy only when asked for: it costs as much as some decoders.
             let kept = show_slowest.then(|| input.clone());
+            if let Some(file) = &last_input {
+                std::fs::write(file, format!("{input:#?}\n")).expect("STREETSCOPE_FUZZ_LAST_INPUT: a writable file");
+            }
             let t = Instant::now();
             let verdict = property(input);
             let us = t.elapsed().as_micros() as u64;
@@ -526,6 +585,35 @@ pub struct Meter;
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
+/// Bytes the process holds now (allocated through [`Meter`], not yet freed).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// The most a fuzz run may hold at once ([`Fuzz::new`] sets it).
+static LIVE_CAP: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// [`LIVE_CAP`] unless `STREETSCOPE_FUZZ_MAX_LIVE_BYTES` says otherwise: far
+/// above any input's bound, and far below the shared machines' memory.
+pub const DEFAULT_LIVE_CAP: usize = 4 << 30;
+
+/// Takes `size` more live bytes; false (and nothing taken) past the cap. An
+/// input that makes a decoder, or what runs after it, hold gigabytes then
+/// ends the run at once (the allocation fails, the process aborts, and
+/// `STREETSCOPE_FUZZ_LAST_INPUT` holds the input) instead of taking the
+/// machine's memory: a restored snapshot that flooded windows held 20 GB
+/// before it was stopped by hand.
+fn take(size: usize) -> bool {
+    let live = LIVE.fetch_add(size, Ordering::Relaxed).saturating_add(size);
+    if live <= LIVE_CAP.load(Ordering::Relaxed) {
+        return true;
+    }
+    LIVE.fetch_sub(size, Ordering::Relaxed);
+    // No allocation here: a fixed message, written unbuffered.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"streetscope-hostile: the process would hold more than STREETSCOPE_FUZZ_MAX_LIVE_BYTES (default 4 GiB): \
+          an input floods memory; STREETSCOPE_FUZZ_LAST_INPUT=FILE keeps it\n",
+    );
+    false
+}
+
 thread_local! {
     static ON: Cell<bool> = const { Cell::new(false) };
     static LARGEST: Cell<usize> = const { Cell::new(0) };
@@ -551,25 +639,53 @@ fn note(size: usize) {
 unsafe impl GlobalAlloc for Meter {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note(layout.size());
+        if !take(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: the caller's contract for `alloc` is passed on unchanged.
-        unsafe { System.alloc(layout) }
+        let p = unsafe { System.alloc(layout) };
+        if p.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         note(layout.size());
+        if !take(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if p.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: `ptr` came from `System` through this allocator.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note(new_size);
+        let old = layout.size();
+        if new_size > old && !take(new_size - old) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: as for `dealloc`; the caller's contract for `realloc` is passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if p.is_null() {
+            // Nothing changed: the old block stays.
+            if new_size > old {
+                LIVE.fetch_sub(new_size - old, Ordering::Relaxed);
+            }
+        } else if new_size < old {
+            LIVE.fetch_sub(old - new_size, Ordering::Relaxed);
+        }
+        p
     }
 }
 
@@ -633,6 +749,44 @@ mod tests {
         assert_eq!(sample(1), sample(1));
         assert_ne!(sample(1), sample(2));
         assert!(sample(1).iter().filter(|m| **m != seeds[0]).count() > 40);
+    }
+
+    /// The JSON Pointers of every node, as the mutations used to list them
+    /// before they counted instead (the same seed must give the same inputs).
+    fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate().take(64) {
+                    pointers(x, format!("{at}/{i}"), out);
+                }
+            }
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    pointers(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                }
+            }
+            _ => {}
+        }
+        out.push(at);
+    }
+
+    #[test]
+    fn nodes_are_numbered_as_their_pointers_were_listed() {
+        let mut big = serde_json::json!({"a": [1, {"b/c": [2, 3], "~d": null}], "": {"e": []}});
+        big["f"] = serde_json::Value::Array(vec![serde_json::json!({"g": [0.5, 0.5]}); 100]);
+        for doc in [serde_json::json!(1), serde_json::json!([]), serde_json::json!({"x": {"y": [[[]]]}}), big] {
+            let mut all = Vec::new();
+            pointers(&doc, String::new(), &mut all);
+            assert_eq!(count_nodes(&doc), all.len());
+            for (n, pointer) in all.iter().enumerate() {
+                let mut path = Vec::new();
+                nth_node(&doc, n, &mut path);
+                let mut copy = doc.clone();
+                let by_path: *const serde_json::Value = node_mut(&mut copy, &path).unwrap();
+                let by_pointer: *const serde_json::Value = copy.pointer_mut(pointer).unwrap();
+                assert_eq!(by_path, by_pointer, "node {n}: {path:?} against {pointer:?}");
+            }
+        }
     }
 
     #[test]
