@@ -41,7 +41,8 @@ use streetscope_contracts::records::{
 use streetscope_contracts::Direction;
 
 /// At most this many windows in a row are emitted empty when the watermark jumps
-/// (a clock that jumps ahead by a year must not emit half a million records).
+/// (a clock that jumps ahead by a year must not emit half a million records),
+/// or between two open windows far apart (one opened by a record dated decades back).
 const MAX_EMPTY_RUN: i64 = 10_000;
 
 /// Key of a window count: camera, line, direction, class.
@@ -274,7 +275,7 @@ impl Windows {
         // digit short) made the first close emit every window since 1970: 29
         // million records and seconds of work (found at volume, seed
         // 0x5747524545545343).
-        let newest = state.cameras.iter().filter_map(|c| c.1).chain(
+        let newest = state.cameras.iter().filter_map(|c| c.1).chain(state.idle_watermark).chain(
             state.series.iter().filter_map(|s| s.open.keys().next_back().map(|&k| k.saturating_add(s.length_ms))),
         );
         let newest = newest.max();
@@ -285,6 +286,12 @@ impl Windows {
                     k.rem_euclid(s.length_ms) == 0
                         && s.closed_until.is_none_or(|c| k >= c)
                         && newest.is_some_and(|t| t.saturating_sub(k) / s.length_ms <= MAX_EMPTY_RUN)
+                })
+                // The end of the closed windows, likewise: on a boundary, and
+                // not further back (i64::MIN made the first close run away).
+                && s.closed_until.is_none_or(|c| {
+                    c.rem_euclid(s.length_ms) == 0
+                        && newest.is_some_and(|t| t.saturating_sub(c) / s.length_ms <= MAX_EMPTY_RUN)
                 })
         });
         if state.intersection_id != self.intersection_id || !same_cameras || !same_lengths || !fits || !possible {
@@ -467,8 +474,8 @@ impl Windows {
         for i in 0..self.series.len() {
             let s = &self.series[i];
             let upto = match (s.open.last_key_value(), s.closed_until) {
-                (Some((&last, _)), _) => last + s.length_ms,
-                (None, Some(closed)) if !s.late.is_empty() => closed + s.length_ms,
+                (Some((&last, _)), _) => last.saturating_add(s.length_ms),
+                (None, Some(closed)) if !s.late.is_empty() => closed.saturating_add(s.length_ms),
                 _ => continue,
             };
             self.close(i, upto, false, out);
@@ -482,7 +489,7 @@ impl Windows {
         if fresh.peek().is_none() {
             return self.idle_watermark;
         }
-        fresh.map(|c| c.max_capture_ms.map(|m| m - self.lateness_ms)).min().flatten()
+        fresh.map(|c| c.max_capture_ms.map(|m| m.saturating_sub(self.lateness_ms))).min().flatten()
     }
 
     /// Closes series `i`'s windows that end at or before `upto`, in order.
@@ -493,12 +500,24 @@ impl Windows {
         let Some(mut start) = s.closed_until.or_else(|| s.open.keys().next().copied()) else {
             return;
         };
-        if (upto - start) / l > MAX_EMPTY_RUN {
-            // Skip a long empty stretch, but never an open window.
-            let skip_to = s.start_of(upto) - MAX_EMPTY_RUN * l;
-            start = s.open.keys().next().copied().unwrap_or(skip_to).min(skip_to).max(start);
-        }
-        while start + l <= upto {
+        // Saturating and checked: times near either end of i64 (a restored
+        // `closed_until` of i64::MIN wrapped the distance to the open windows
+        // negative, so nothing was skipped and the close emitted windows from
+        // i64::MIN on, until memory ran out; found at volume, seed
+        // 0x5747524545545343).
+        while start.checked_add(l).is_some_and(|end| end <= upto) {
+            // An empty stretch of more than MAX_EMPTY_RUN windows goes out as
+            // its last MAX_EMPTY_RUN windows; an open window is never skipped.
+            // Between open windows too: a record dated decades back (a camera
+            // clock reset to 1970) opened a window there, and the next true
+            // one made the close emit every window since (millions).
+            let s = &self.series[i];
+            if !s.open.contains_key(&start) {
+                let next = s.open.range(start..).next().map_or(s.start_of(upto), |(&k, _)| k);
+                if next.saturating_sub(start) / l > MAX_EMPTY_RUN {
+                    start = next - MAX_EMPTY_RUN * l;
+                }
+            }
             let rec = self.record(i, start, by_watermark);
             out.push(rec);
             start += l;
@@ -777,6 +796,63 @@ mod tests {
         assert_eq!(out.len(), 4);
         let last = &out[3];
         assert_eq!((last.window_start_ms, last.complete, last.cameras[0].frames_dropped), (30_000, false, 25));
+    }
+
+    #[test]
+    fn a_record_dated_decades_back_emits_a_bounded_run_of_empty_windows() {
+        // One camera whose clock read 1970 for a frame (reset), then the true time.
+        let mut w = Windows::new("x", &[("a".into(), 1.0)], &[60], 0.0);
+        let mut out = Vec::new();
+        w.frame(0, 5_000, None);
+        w.crossing(0, 5_000, "l", Direction::Forward, "in", "car");
+        w.advance(&mut out);
+        assert!(out.is_empty());
+        let now = 1_767_225_600_000;
+        w.frame(0, now, None);
+        let started = std::time::Instant::now();
+        w.advance(&mut out);
+        // The 1970 window with its crossing, then the last MAX_EMPTY_RUN
+        // windows before now, empty; not the 29 million since 1970.
+        assert_eq!(out.len(), 1 + MAX_EMPTY_RUN as usize);
+        assert_eq!((out[0].window_start_ms, out[0].counts.len()), (0, 1));
+        assert_eq!(out[1].window_start_ms, now - MAX_EMPTY_RUN * 60_000);
+        assert_eq!(out.last().map(|r| r.window_end_ms), Some(now));
+        assert!(out[1..].iter().all(|r| r.counts.is_empty() && !r.complete && r.cameras[0].frames_received == 0));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        // The camera goes on counting.
+        w.crossing(0, now + 1_000, "l", Direction::Forward, "in", "car");
+        w.frame(0, now + 61_000, None);
+        w.advance(&mut out);
+        assert_eq!(out.last().map(|r| (r.window_start_ms, r.counts.len())), Some((now, 1)));
+    }
+
+    #[test]
+    fn times_at_the_ends_of_i64_close_a_bounded_number_of_windows() {
+        // A capture time just short of i64::MAX (recordings are not checked
+        // against the clock): the window after it would end past i64::MAX.
+        let mut w = Windows::new("x", &[("a".into(), 1.0)], &[60], 0.0);
+        let mut out = Vec::new();
+        w.frame(0, 0, None);
+        w.frame(0, i64::MAX - 5, None);
+        w.advance(&mut out);
+        w.flush(&mut out);
+        assert_eq!(out.len(), 1 + MAX_EMPTY_RUN as usize, "the first window and the last empty run");
+        // A restored state whose closed windows end at i64::MIN is refused
+        // (it made the first close run from i64::MIN, until memory ran out).
+        let now = 1_767_225_600_000;
+        let mut w = Windows::new("x", &[("a".into(), 1.0)], &[60], 0.0);
+        w.frame(0, now, None);
+        let mut state = w.state();
+        state.series[0].closed_until = Some(i64::MIN);
+        let mut fresh = Windows::new("x", &[("a".into(), 1.0)], &[60], 0.0);
+        assert!(fresh.restore_state(w.state()), "the same state with its own end restores");
+        assert!(!fresh.restore_state(state.clone()));
+        // Closing from i64::MIN anyway (the bound of restore aside) stays bounded.
+        fresh.series = state.series;
+        fresh.frame(0, now + 60_000, None);
+        let mut out = Vec::new();
+        fresh.advance(&mut out);
+        assert_eq!(out.len(), MAX_EMPTY_RUN as usize + 1, "the empty run before the open window, and it");
     }
 
     #[test]

@@ -63,6 +63,15 @@ fn regressions() {
     let e = Aggregator::restore(std::slice::from_ref(&cam), &tracker, &analytics, snap).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
     assert!(!e.to_string().is_empty());
+    // The closed windows of one series ending at i64::MIN: the distance to
+    // the open windows wrapped negative, so the first close skipped nothing
+    // and emitted windows from i64::MIN on, until memory ran out (20 GB when
+    // the run was stopped; seed 0x5747524545545343, input 700-850).
+    let mut doc: serde_json::Value = serde_json::from_slice(&seed).unwrap();
+    *doc.pointer_mut("/intersections/0/series/0/closed_until").expect("a series") = serde_json::json!(i64::MIN);
+    let snap: AggregatorSnapshot = serde_json::from_value(doc).unwrap();
+    let e = Aggregator::restore(std::slice::from_ref(&cam), &tracker, &analytics, snap).unwrap_err();
+    assert!(!e.to_string().is_empty());
     // A track's zone visit naming approach 65536 of 4: the next frames
     // panicked (index out of bounds) in turning movements.
     let (_, _, _, frames, _) = fixture();

@@ -86,6 +86,49 @@ pub fn from_the_future(seq: u64, now_unix_s: u64) -> Option<String> {
     })
 }
 
+/// How far a live frame's capture time may lie before the start of its run, or
+/// after this stage's clock: a day. The run is the ingest pod's clock when the
+/// camera's run started; the capture time is the camera's own clock (RTCP
+/// sender reports) or the pod's. A camera set to local time instead of UTC is
+/// hours off and still passes (its records are filed hours off, as before); a
+/// clock reset to 1970, or years off, does not.
+pub const MAX_CAPTURE_SKEW_S: u64 = 86_400;
+
+/// Whether frame `seq`'s capture time can be true (`now_unix_ms` on this
+/// stage's clock): a live run's frame cannot have been captured more than
+/// [`MAX_CAPTURE_SKEW_S`] before its run started nor more than that after now.
+/// None when it can; otherwise what is wrong, in words.
+///
+/// One record dated decades back would open windows that far back in an
+/// aggregator that has closed none yet (a new pod, a new intersection), and
+/// closing windows in order would emit every one since; one dated far ahead
+/// would close every window up to it, and the camera's true records would all
+/// be late. Media numbering (runs below [`FIRST_LIVE_RUN`]) dates frames by the
+/// recording, not a clock, and passes.
+pub fn capture_time_off_clock(seq: u64, capture_time_ms: i64, now_unix_ms: i64) -> Option<String> {
+    let run = run_of(seq);
+    if run < FIRST_LIVE_RUN {
+        return None;
+    }
+    let skew_ms = MAX_CAPTURE_SKEW_S as i64 * 1000;
+    let run_ms = run as i64 * 1000;
+    if capture_time_ms < run_ms - skew_ms {
+        return Some(format!(
+            "capture time {capture_time_ms} ms (Unix) is {} s before its run started (Unix second {run}): the \
+             camera's clock is wrong (reset to 1970?); it counts again once its clock is right",
+            (run_ms - capture_time_ms) / 1000
+        ));
+    }
+    if capture_time_ms > now_unix_ms.saturating_add(skew_ms) {
+        return Some(format!(
+            "capture time {capture_time_ms} ms (Unix) is {} s ahead of this stage's clock ({now_unix_ms} ms): the \
+             camera's clock is wrong; it counts again once its clock is right",
+            (capture_time_ms - now_unix_ms) / 1000
+        ));
+    }
+    None
+}
+
 /// The sequence number of frame `index` of run `run`.
 pub fn compose(run: u64, index: u64) -> u64 {
     debug_assert!(index < RUN_LEN, "index {index} does not fit a run");
@@ -254,6 +297,29 @@ mod tests {
         // Media numbering knows no clock.
         assert_eq!(from_the_future(123_456_789, now), None);
         assert_eq!(from_the_future(compose(FIRST_LIVE_RUN - 1, RUN_LEN - 1), now), None);
+    }
+
+    #[test]
+    fn capture_times_off_the_clocks_are_named() {
+        let now_s: i64 = 1_767_225_600;
+        let (now_ms, run) = (now_s * 1000, now_s as u64 - 3600);
+        let seq = compose(run, 42);
+        // Captured in its run, or off by a time zone either way: true enough.
+        for t in [now_ms - 3_600_000, now_ms, now_ms - 5 * 3_600_000, now_ms + 14 * 3_600_000] {
+            assert_eq!(capture_time_off_clock(seq, t, now_ms), None, "{t}");
+        }
+        // A clock reset to 1970, a digit short (1970 too), years back.
+        for t in [5_000, 176_722_560_000, now_ms - 3 * 365 * 86_400_000] {
+            let why = capture_time_off_clock(seq, t, now_ms).unwrap();
+            assert!(why.contains("before its run started") && why.contains(&format!("{run}")), "{why}");
+        }
+        // Ahead of this stage's clock by more than a day: a year, a digit too many.
+        for t in [now_ms + 365 * 86_400_000, now_ms * 10] {
+            let why = capture_time_off_clock(seq, t, now_ms).unwrap();
+            assert!(why.contains("ahead of this stage's clock"), "{why}");
+        }
+        // Media numbering dates frames by the recording.
+        assert_eq!(capture_time_off_clock(123_456_789, 5_000, now_ms), None);
     }
 
     #[test]

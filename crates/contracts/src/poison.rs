@@ -40,6 +40,8 @@ pub enum PoisonReason {
     NotJpeg,
     #[error("{0}")]
     SequenceFromTheFuture(String),
+    #[error("{0}")]
+    CaptureTimeOffClock(String),
 }
 
 impl PoisonReason {
@@ -55,6 +57,7 @@ impl PoisonReason {
             Self::CaptureTimeBeforeEpoch { .. } => "capture_time_before_epoch",
             Self::NotJpeg => "not_jpeg",
             Self::SequenceFromTheFuture(_) => "sequence_from_the_future",
+            Self::CaptureTimeOffClock(_) => "capture_time_off_clock",
         }
     }
 }
@@ -119,11 +122,17 @@ impl FrameDetections {
     /// Whether the frame's number can have been given by now
     /// ([`identity::from_the_future`](crate::identity::from_the_future)): one
     /// number from the future would make the aggregator drop the camera's
-    /// frames as duplicates until its numbers caught up.
+    /// frames as duplicates until its numbers caught up. And whether its
+    /// capture time can be true
+    /// ([`identity::capture_time_off_clock`](crate::identity::capture_time_off_clock)):
+    /// one dated decades back or far ahead would flood or close windows.
     pub fn check_clock(&self, now_unix_ms: i64) -> Result<(), PoisonReason> {
-        match crate::identity::from_the_future(self.seq, (now_unix_ms.max(0) / 1000) as u64) {
+        if let Some(why) = crate::identity::from_the_future(self.seq, (now_unix_ms.max(0) / 1000) as u64) {
+            return Err(PoisonReason::SequenceFromTheFuture(why));
+        }
+        match crate::identity::capture_time_off_clock(self.seq, self.capture_time_ms, now_unix_ms) {
             None => Ok(()),
-            Some(why) => Err(PoisonReason::SequenceFromTheFuture(why)),
+            Some(why) => Err(PoisonReason::CaptureTimeOffClock(why)),
         }
     }
 }

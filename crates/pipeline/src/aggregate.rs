@@ -583,6 +583,11 @@ mod tests {
         future.seq = compose(RUN + 86_400, 0);
         let why = s.detections(&future, 0, t, T0_MS).unwrap_err();
         assert!(why.starts_with("detections sequence_from_the_future:"), "{why}");
+        // A camera whose clock reset to 1970: refused, not a window in 1970.
+        let mut reset = frame("cam", "x", 0, 0);
+        reset.capture_time_ms = 5_000;
+        let why = s.detections(&reset, 0, t, T0_MS).unwrap_err();
+        assert!(why.starts_with("detections capture_time_off_clock:"), "{why}");
         assert_eq!(s.held(), 0, "nothing refused builds state");
         // The camera's frames are not blanked by the refused number.
         assert_eq!(crossings(&feed(&mut s, "cam", 0..20, 2, t)), 1);
