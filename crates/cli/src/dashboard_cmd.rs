@@ -2,7 +2,8 @@
 //! `streetscope run --ui ADDR` feeds it the run's own results, frames and
 //! detections in-process (this module's [`RunUi`] and [`Tap`]);
 //! `streetscope dashboard` reads the result topics and the registry's cameras
-//! from Kafka ([`dashboard`]).
+//! from Kafka ([`dashboard`]), and the camera snapshots the detector pods write
+//! ([`SnapshotWriter`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -128,6 +129,145 @@ impl<S: Subscribe<FrameDetections>> Subscribe<FrameDetections> for Tap<S> {
     }
 }
 
+/// The camera snapshots a detector pod writes for `streetscope dashboard`:
+/// one frame per camera every [`SnapshotPolicy::interval_s`] of its capture
+/// time, with what the detector saw in it, as one message on
+/// `streetscope.camera-snapshots` (`snapshots::encode_message`).
+///
+/// Why the detector: it is the one stage that holds both the frame's JPEG (as
+/// ingest encoded it; no second encoding) and its detections, so a snapshot is
+/// whole when written — nothing to join, no second read of the frames topic,
+/// nothing more on it. Track ids are not drawn (the tracks are the
+/// aggregator's), as in `streetscope run --ui`.
+///
+/// A due frame's buffer is kept (shared, not copied) until its detections come
+/// out of the stage; a frame shed or failed on the way costs one snapshot.
+/// Writes are fire-and-forget: a lost snapshot is not a lost count, and the
+/// stage never waits for one.
+pub struct SnapshotWriter {
+    producer: streetscope_transport::kafka::Producer,
+    topic: String,
+    interval_ms: i64,
+    cameras: std::sync::Mutex<std::collections::HashMap<std::sync::Arc<str>, CameraSnapshot>>,
+}
+
+#[derive(Default)]
+struct CameraSnapshot {
+    /// Capture time of the last frame taken for a snapshot.
+    last_ms: Option<i64>,
+    /// That frame, until its detections come.
+    pending: Option<Frame>,
+}
+
+impl std::fmt::Debug for SnapshotWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotWriter").field("topic", &self.topic).field("interval_ms", &self.interval_ms).finish()
+    }
+}
+
+impl SnapshotWriter {
+    pub fn new(producer: streetscope_transport::kafka::Producer, topic: &str, policy: SnapshotPolicy) -> Self {
+        let interval_ms = (policy.interval_s * 1e3).round();
+        let interval_ms = if interval_ms.is_finite() && interval_ms >= 1.0 { interval_ms as i64 } else { 1 };
+        Self { producer, topic: topic.to_owned(), interval_ms, cameras: Default::default() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::sync::Arc<str>, CameraSnapshot>> {
+        self.cameras.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A frame the detector took: kept when it is due (its capture time at
+    /// least the interval after the camera's last snapshot, or before it: a
+    /// new run of the camera). Cheap: most frames are not due.
+    pub fn offer_frame(&self, f: &Frame) {
+        let mut cams = self.lock();
+        let c = cams.entry(f.camera_id.clone()).or_default();
+        let due = c.last_ms.is_none_or(|last| f.capture_time_ms >= last + self.interval_ms || f.capture_time_ms < last);
+        if due {
+            c.last_ms = Some(f.capture_time_ms);
+            c.pending = Some(f.clone());
+        }
+    }
+
+    /// The detections of a frame: when they are a kept frame's, its snapshot
+    /// message (camera id, value). Never fails: a snapshot that cannot be
+    /// made is logged.
+    fn take(&self, fd: &FrameDetections) -> Option<(String, Vec<u8>)> {
+        let frame = {
+            let mut cams = self.lock();
+            let c = cams.get_mut(&fd.camera_id)?;
+            if c.pending.as_ref().is_none_or(|f| f.seq != fd.seq) {
+                return None;
+            }
+            c.pending.take()?
+        };
+        match snapshot_message(&frame, fd) {
+            Ok(v) => Some((fd.camera_id.to_string(), v)),
+            Err(e) => {
+                tracing::warn!(camera = %fd.camera_id, seq = fd.seq, "camera snapshot not written: {e}");
+                None
+            }
+        }
+    }
+
+    /// The detections of a frame, handed to the producer: when they are a kept
+    /// frame's, its snapshot is written, on a task of its own and not awaited
+    /// (a snapshot may be lost, never a count; the stage never waits for one).
+    pub fn detections(&self, fd: &FrameDetections) {
+        let Some((camera, value)) = self.take(fd) else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(camera, "camera snapshot not written: no runtime");
+            return;
+        };
+        let (producer, topic) = (self.producer.clone(), self.topic.clone());
+        rt.spawn(async move {
+            if let Err(e) = producer.send(&topic, &camera, Some(&value), &[]).await {
+                tracing::warn!(camera, "camera snapshot not written: {e}");
+            }
+        });
+    }
+}
+
+/// The message of a frame's snapshot: its JPEG (RGB frames are encoded here,
+/// once per snapshot) and its detections.
+fn snapshot_message(f: &Frame, fd: &FrameDetections) -> anyhow::Result<Vec<u8>> {
+    use streetscope_contracts::snapshots::{encode_message, SnapshotMeta, SnapshotObject};
+    let jpeg: std::borrow::Cow<'_, [u8]> = match f.encoding {
+        streetscope_contracts::FrameEncoding::Jpeg => std::borrow::Cow::Borrowed(&f.payload[..]),
+        streetscope_contracts::FrameEncoding::Rgb8 => {
+            let (w, h) = (f.letterbox.dst_w, f.letterbox.dst_h);
+            let img = image::RgbImage::from_raw(w, h, f.payload.to_vec())
+                .with_context(|| format!("an RGB frame of {} bytes is not {w}x{h}", f.payload.len()))?;
+            std::borrow::Cow::Owned(streetscope_dashboard::snapshot::encode(&img)?)
+        }
+    };
+    let meta = SnapshotMeta {
+        schema_version: streetscope_contracts::records::SCHEMA_VERSION,
+        camera_id: f.camera_id.to_string(),
+        intersection_id: f.intersection_id.to_string(),
+        frame_seq: f.seq,
+        capture_time_ms: f.capture_time_ms,
+        width: f.letterbox.src_w,
+        height: f.letterbox.src_h,
+        letterbox: Some(f.letterbox),
+        objects: fd
+            .detections
+            .iter()
+            .map(|d| SnapshotObject {
+                bbox: d.bbox,
+                class_name: d.class_name.to_string(),
+                score: d.score,
+                track_id: None,
+            })
+            .collect(),
+    };
+    Ok(encode_message(&meta, &jpeg))
+}
+
+/// How far back `streetscope dashboard` reads the camera snapshots at start:
+/// enough for every live camera's latest (one every 5 s), not the topic's hour.
+const SNAPSHOTS_LOOKBACK_MS: i64 = 60_000;
+
 /// `streetscope dashboard`: the dashboard of a distributed deployment.
 #[derive(Debug, clap::Args)]
 pub struct DashboardArgs {
@@ -197,6 +337,19 @@ pub fn dashboard(args: DashboardArgs) -> anyhow::Result<std::process::ExitCode> 
             .await
             .context("the topic reader panicked")??
         };
+        // The camera snapshots: only the last minute's (the latest per camera).
+        let snapshots = {
+            let (kafka, topic) = (kafka.clone(), t.camera_snapshots.name.clone());
+            tokio::task::spawn_blocking(move || {
+                let since = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64)
+                    - SNAPSHOTS_LOOKBACK_MS;
+                streetscope_transport::kafka::TableFollower::since(&kafka, &[&topic], since)
+            })
+            .await
+            .context("the snapshots reader panicked")??
+        };
         let opts = ServeOptions { tokens, http: cluster.dashboard.clone() };
         let bound = streetscope_dashboard::serve(args.listen, handle.clone(), opts)
             .await
@@ -217,8 +370,18 @@ pub fn dashboard(args: DashboardArgs) -> anyhow::Result<std::process::ExitCode> 
                 }
             }
         };
+        let snapshots_feed = {
+            let handle = handle.clone();
+            async move {
+                loop {
+                    let rec = snapshots.next().await;
+                    apply_snapshot(&handle, &rec.key, rec.value.as_deref());
+                }
+            }
+        };
         tokio::select! {
             _ = feed => {}
+            _ = snapshots_feed => {}
             _ = shutdown() => {}
         }
         Ok(std::process::ExitCode::SUCCESS)
@@ -240,6 +403,19 @@ pub fn apply_message(handle: &DashboardHandle, cameras_topic: &str, topic: &str,
     match serde_json::from_slice::<ResultRecord>(value) {
         Ok(rec) => handle.apply(&rec),
         Err(e) => tracing::warn!(topic, key, "skipping a record that does not parse: {e}"),
+    }
+}
+
+/// One message of the camera snapshots topic. What does not decode, or names
+/// another camera than its key, is logged and skipped.
+pub fn apply_snapshot(handle: &DashboardHandle, key: &str, value: Option<&[u8]>) {
+    let Some(value) = value else { return };
+    match streetscope_contracts::snapshots::decode_message(value) {
+        Ok((meta, _)) if meta.camera_id != key => {
+            tracing::warn!(key, camera = %meta.camera_id, "skipping a camera snapshot under another camera's key")
+        }
+        Ok((meta, jpeg)) => handle.snapshot(meta, jpeg.into()),
+        Err(e) => tracing::warn!(key, "skipping a camera snapshot: {e}"),
     }
 }
 

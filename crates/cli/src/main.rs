@@ -16,6 +16,7 @@ mod dashboard_cmd;
 mod detect_cmd;
 mod memory;
 mod paths;
+mod progress;
 mod registry_cmd;
 mod report_cmd;
 mod run;

@@ -273,9 +273,11 @@ async fn run_pipeline(
             .run_with_changes(aggregate_rx, events_tx),
     );
 
-    let tty = std::io::stderr().is_terminal();
-    let mut progress = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 5 }));
-    progress.tick().await;
+    // A bar with rate and time left when every source is a recording of known
+    // length; the live line otherwise; plain lines when stderr is no terminal.
+    let progress = crate::progress::Progress::new(recordings_total(&cfg.cameras).await, std::io::stderr().is_terminal());
+    let mut tick = tokio::time::interval(progress.every());
+    tick.tick().await;
     let (mut crossings, mut turns, mut windows) = (0u64, 0u64, 0u64);
     let frames_dropped = || drop_counters.total();
     loop {
@@ -284,8 +286,7 @@ async fn run_pipeline(
                 let Some(rec) = rec else { break };
                 if let Some(ui) = &ui { ui.record(&rec); }
                 write_record(&mut out, &rec)?;
-                if tty { eprint!("\r\x1b[K"); }
-                match &rec {
+                progress.suspend(|| match &rec {
                     ResultRecord::Crossing(ev) => {
                         crossings += 1;
                         println!(
@@ -310,21 +311,18 @@ async fn run_pipeline(
                         println!("  alert {:?} {:?}  {}  {}: {}", a.alert, a.state, a.camera_id, a.subject, a.message);
                     }
                     ResultRecord::Summary(_) | ResultRecord::Counts(_) => {}
-                }
+                });
             }
-            _ = progress.tick() => {
-                let line = format!(
-                    "[{:>6.1}s] frames ingested {} | detected {} | aggregated {} | crossings {} | dropped {}",
-                    started.elapsed().as_secs_f64(), meters[0].items(), meters[1].items(), meters[2].items(),
-                    crossings, frames_dropped()
-                );
-                if tty { eprint!("\r\x1b[K{line}"); } else { eprintln!("{line}"); }
-            }
+            _ = tick.tick() => progress.update(&crate::progress::Counts {
+                ingested: meters[0].items(),
+                detected: meters[1].items(),
+                aggregated: meters[2].items(),
+                crossings,
+                dropped: frames_dropped(),
+            }),
         }
     }
-    if tty {
-        eprint!("\r\x1b[K");
-    }
+    progress.finish();
 
     let camera_results = ingest.await.context("the ingest stage panicked")?;
     if let Some(w) = watcher {
@@ -505,4 +503,23 @@ mod tests {
         assert!(parse_line("nope").unwrap_err().to_string().contains("no '='"));
         assert!(parse_line("a=x,1,2,3").is_err());
     }
+}
+
+/// The frames the cameras' recordings hold at their sample rates, for the
+/// progress bar; None when a camera is live, samples keyframes only, or a
+/// recording's length cannot be read (the live line is shown instead).
+async fn recordings_total(cameras: &[streetscope_contracts::config::CameraConfig]) -> Option<u64> {
+    if cameras.iter().any(|c| c.keyframes_only) {
+        return None;
+    }
+    let sources: Vec<(String, f64)> = cameras.iter().map(|c| (c.source.clone(), c.sample_fps)).collect();
+    tokio::task::spawn_blocking(move || {
+        sources.iter().try_fold(0u64, |total, (source, fps)| {
+            let d = streetscope_ingest::probe::duration(source, Duration::from_secs(5))?;
+            Some(total + crate::progress::frames_in(d, *fps))
+        })
+    })
+    .await
+    .ok()
+    .flatten()
 }

@@ -339,7 +339,7 @@ max_backoff_s = 2
         let again =
             Command::new(BIN).args(["topics", "create", "--cluster", cfg_path.to_str().unwrap()]).output().unwrap();
         let again = String::from_utf8_lossy(&again.stdout);
-        assert!(again.contains("9 topics, 0 changed"), "a second run changes nothing:\n{again}");
+        assert!(again.contains("10 topics, 0 changed"), "a second run changes nothing:\n{again}");
 
         let servers: Vec<RtspServer> = clips.iter().map(|c| RtspServer::start(&clip_path(c))).collect();
         // The cameras go in through the registry's API, as an operator's would.

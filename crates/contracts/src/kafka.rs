@@ -165,6 +165,11 @@ pub struct TopicsConfig {
     /// Messages that failed to decode, with the reason and their origin in headers.
     #[serde(default = "dlq_topic")]
     pub dlq: TopicSpec,
+    /// The dashboard's camera snapshots (key camera id): one frame per camera
+    /// every few seconds with its detections, written by the detectors; short
+    /// retention, read by `streetscope dashboard` (see `snapshots`).
+    #[serde(default = "camera_snapshots_topic")]
+    pub camera_snapshots: TopicSpec,
 }
 
 /// One topic.
@@ -258,6 +263,9 @@ fn snapshots_topic() -> TopicSpec {
 fn dlq_topic() -> TopicSpec {
     topic("streetscope.dlq", 1, "delete", Some(24 * 7))
 }
+fn camera_snapshots_topic() -> TopicSpec {
+    topic("streetscope.camera-snapshots", 4, "delete", Some(1))
+}
 fn group_ingest() -> String {
     "streetscope-ingest".into()
 }
@@ -280,13 +288,14 @@ impl Default for TopicsConfig {
             alerts: alerts_topic(),
             snapshots: snapshots_topic(),
             dlq: dlq_topic(),
+            camera_snapshots: camera_snapshots_topic(),
         }
     }
 }
 
 impl TopicsConfig {
     /// Every topic with the config field that names it.
-    pub fn all(&self) -> [(&'static str, &TopicSpec); 9] {
+    pub fn all(&self) -> [(&'static str, &TopicSpec); 10] {
         [
             ("cameras", &self.cameras),
             ("intersections", &self.intersections),
@@ -297,6 +306,7 @@ impl TopicsConfig {
             ("alerts", &self.alerts),
             ("snapshots", &self.snapshots),
             ("dlq", &self.dlq),
+            ("camera_snapshots", &self.camera_snapshots),
         ]
     }
 }

@@ -7,16 +7,13 @@
 //! stage that sees the frame's stream picks the same frames without talking
 //! to the others, and the frames topic carries nothing more.
 //!
-//! On Kafka they travel on `streetscope.camera-snapshots` (key = camera id; short
-//! retention, compacted: only the latest per camera matters), in two parts
-//! joined by (camera id, frame sequence number) in the dashboard:
-//! - the image: the frame's JPEG as ingest already encoded it for
-//!   `streetscope.frames` (no second encoding), value = the JPEG bytes, header
-//!   [`headers::PART`] = `image` and header [`headers::META`] = a
-//!   [`SnapshotMeta`] in JSON with `objects` empty;
-//! - the overlay: what the aggregator's tracker made of that frame, value = a
-//!   [`SnapshotMeta`] in JSON with its `objects`, header [`headers::PART`] =
-//!   `overlay`.
+//! On Kafka they travel on `streetscope.camera-snapshots` (key = camera id;
+//! short retention), one message per snapshot, written by the detector pod
+//! that ran the frame: it holds the frame's JPEG (as ingest encoded it for
+//! `streetscope.frames`: no second encoding) and its detections, so the
+//! message is whole when written and nothing needs joining. The value is
+//! [`encode_message`]'s: a magic, the [`SnapshotMeta`] in JSON (with its
+//! `objects`), then the JPEG. The frames topic carries nothing more.
 //!
 //! Counting lines and zones are not in the record: the dashboard draws them from
 //! the camera's spec (the registry), as they are at the time of drawing.
@@ -26,12 +23,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::geometry::{BBox, Letterbox};
 
-/// Kafka headers of `streetscope.camera-snapshots`.
-pub mod headers {
-    /// `image` or `overlay`.
-    pub const PART: &str = "streetscope.snapshot-part";
-    /// On an image: its [`SnapshotMeta`](super::SnapshotMeta) in JSON.
-    pub const META: &str = "streetscope.snapshot-meta";
+/// The first bytes of a message of `streetscope.camera-snapshots` (and its
+/// layout's version).
+pub const MESSAGE_MAGIC: &[u8; 4] = b"SSN1";
+/// The largest [`SnapshotMeta`] a message may carry, in bytes of JSON (3,000
+/// detections of about 120 bytes fit; a length beyond it is refused unread).
+pub const MAX_META_BYTES: usize = 1 << 20;
+
+/// A snapshot as one message value: [`MESSAGE_MAGIC`], the length of the
+/// meta's JSON (4 bytes, big-endian), the JSON, then the JPEG.
+pub fn encode_message(meta: &SnapshotMeta, jpeg: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(meta).expect("a SnapshotMeta serialises");
+    let mut out = Vec::with_capacity(8 + json.len() + jpeg.len());
+    out.extend_from_slice(MESSAGE_MAGIC);
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(jpeg);
+    out
+}
+
+/// Reads [`encode_message`]'s layout back: the meta and the JPEG's bytes
+/// (checked to start like a JPEG). Err says what is wrong.
+pub fn decode_message(value: &[u8]) -> Result<(SnapshotMeta, &[u8]), String> {
+    let rest = value.strip_prefix(MESSAGE_MAGIC).ok_or("not a camera snapshot (no SSN1 magic)")?;
+    let (len, rest) = rest.split_first_chunk::<4>().ok_or("camera snapshot: truncated before its length")?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if len > MAX_META_BYTES || len > rest.len() {
+        return Err(format!("camera snapshot: a meta of {len} bytes in a message of {} bytes", value.len()));
+    }
+    let (json, jpeg) = rest.split_at(len);
+    let meta: SnapshotMeta = serde_json::from_slice(json).map_err(|e| format!("camera snapshot meta: {e}"))?;
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        return Err("camera snapshot: the picture is not a JPEG".into());
+    }
+    Ok((meta, jpeg))
 }
 
 /// Which frames become snapshots.
@@ -120,5 +145,36 @@ mod tests {
         assert_eq!(p.every(0.1), 1);
         assert_eq!(SnapshotPolicy { interval_s: f64::NAN }.every(10.0), 1);
         assert_eq!(SnapshotPolicy { interval_s: 2.0 }.every(2.5), 5);
+    }
+
+    #[test]
+    fn a_message_holds_the_meta_and_the_jpeg() {
+        let meta = SnapshotMeta {
+            schema_version: 1,
+            camera_id: "cam".into(),
+            intersection_id: "x".into(),
+            frame_seq: 50,
+            capture_time_ms: 1_000,
+            width: 1280,
+            height: 720,
+            letterbox: Some(Letterbox::fit(1280, 720, 640, 640)),
+            objects: vec![SnapshotObject {
+                bbox: BBox::new(1.0, 2.0, 30.0, 40.0),
+                class_name: "bus".into(),
+                score: 0.5,
+                track_id: None,
+            }],
+        };
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
+        let v = encode_message(&meta, &jpeg);
+        let (back, pic) = decode_message(&v).unwrap();
+        assert_eq!((back, pic), (meta, &jpeg[..]));
+        // Anything else is refused with a reason, without reading past the value.
+        assert!(decode_message(b"garbage").unwrap_err().contains("magic"));
+        assert!(decode_message(b"SSN1\xff\xff\xff\xff{}").unwrap_err().contains("bytes"));
+        assert!(decode_message(&v[..v.len() - jpeg.len()]).unwrap_err().contains("not a JPEG"));
+        let mut bad = v.clone();
+        bad[8] = b'[';
+        assert!(decode_message(&bad).unwrap_err().contains("meta"));
     }
 }

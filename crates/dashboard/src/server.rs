@@ -126,16 +126,9 @@ impl DashboardHandle {
         }
     }
 
-    /// The image part of a snapshot from Kafka.
-    pub fn snapshot_image(&self, meta: SnapshotMeta, jpeg: Arc<[u8]>) {
-        if lock(&self.0.snapshots).image(meta, jpeg) {
-            self.bump();
-        }
-    }
-
-    /// The overlay part of a snapshot from Kafka.
-    pub fn snapshot_overlay(&self, meta: SnapshotMeta) {
-        if lock(&self.0.snapshots).overlay(meta) {
+    /// A snapshot from `streetscope.camera-snapshots` (picture and objects).
+    pub fn snapshot(&self, meta: SnapshotMeta, jpeg: Arc<[u8]>) {
+        if lock(&self.0.snapshots).snapshot(meta, jpeg) {
             self.bump();
         }
     }

@@ -45,15 +45,13 @@ pub enum SnapshotError {
     Size { got: usize, want: usize, width: u32, height: u32 },
 }
 
-/// The latest snapshot per camera, with the pictures waiting for their
-/// detections or overlay (joined by camera and frame sequence number).
+/// The latest snapshot per camera, with the pictures of `streetscope run`
+/// waiting for their detections (joined by camera and frame sequence number).
 #[derive(Debug, Default)]
 pub struct SnapshotStore {
     pub policy: SnapshotPolicy,
     /// Pictures of due frames, waiting for what was seen in them.
     pending: HashMap<String, Snapshot>,
-    /// Overlays that came before their picture (Kafka: two messages).
-    early: HashMap<String, SnapshotMeta>,
     latest: HashMap<String, Snapshot>,
     /// The latest drawing per camera: (frame seq, JPEG).
     drawn: HashMap<String, (u64, Arc<Vec<u8>>)>,
@@ -123,25 +121,21 @@ impl SnapshotStore {
         })
     }
 
-    /// The image part of a snapshot from `streetscope.snapshots`.
-    pub fn image(&mut self, meta: SnapshotMeta, jpeg: Arc<[u8]>) -> bool {
-        let camera = meta.camera_id.clone();
-        let snap = Snapshot { meta, picture: Picture::Jpeg(jpeg) };
-        if let Some(o) = self.early.remove(&camera) {
-            if o.frame_seq == snap.meta.frame_seq {
-                self.pending.insert(camera, snap);
-                return self.overlay(o);
-            }
-            self.early.insert(camera.clone(), o);
+    /// A whole snapshot from `streetscope.camera-snapshots` (picture and
+    /// objects in one message): the camera's latest unless it is older than
+    /// the one shown (by capture time; a replayed message changes nothing).
+    /// Returns whether it became the latest.
+    pub fn snapshot(&mut self, meta: SnapshotMeta, jpeg: Arc<[u8]>) -> bool {
+        if self.latest.get(&meta.camera_id).is_some_and(|l| l.meta.capture_time_ms > meta.capture_time_ms) {
+            return false;
         }
-        self.pending.insert(camera, snap);
-        false
+        self.latest.insert(meta.camera_id.clone(), Snapshot { meta, picture: Picture::Jpeg(jpeg) });
+        true
     }
 
-    /// What was seen in a due frame (the detections in one process, the
-    /// aggregator's overlay with track ids over Kafka): completes the pending
-    /// picture of the same frame. An overlay that comes before its picture waits.
-    pub fn overlay(&mut self, meta: SnapshotMeta) -> bool {
+    /// What was seen in a due frame of `streetscope run`: completes the
+    /// pending picture of the same frame.
+    fn overlay(&mut self, meta: SnapshotMeta) -> bool {
         let camera = meta.camera_id.clone();
         match self.pending.get(&camera) {
             Some(p) if p.meta.frame_seq == meta.frame_seq => {
@@ -150,11 +144,7 @@ impl SnapshotStore {
                 self.latest.insert(camera, snap);
                 true
             }
-            Some(p) if p.meta.frame_seq > meta.frame_seq => false,
-            _ => {
-                self.early.insert(camera, meta);
-                false
-            }
+            _ => false,
         }
     }
 
@@ -352,14 +342,14 @@ mod tests {
     }
 
     #[test]
-    fn kafka_parts_join_in_either_order() {
+    fn a_kafka_snapshot_is_whole_and_the_newest_wins() {
         let mut s = SnapshotStore::new(SnapshotPolicy::default());
         let meta = |seq: u64, objects: Vec<SnapshotObject>| SnapshotMeta {
             schema_version: 1,
             camera_id: "cam".into(),
             intersection_id: "x".into(),
             frame_seq: seq,
-            capture_time_ms: 0,
+            capture_time_ms: seq as i64 * 100,
             width: 64,
             height: 36,
             letterbox: None,
@@ -372,14 +362,13 @@ mod tests {
             track_id: Some(7),
         };
         let jpeg: Arc<[u8]> = encode(&RgbImage::new(64, 36)).unwrap().into();
-        // Overlay first, then the image.
-        assert!(!s.overlay(meta(50, vec![obj.clone()])));
-        assert!(s.image(meta(50, vec![]), jpeg.clone()));
+        assert!(s.snapshot(meta(100, vec![obj.clone()]), jpeg.clone()));
         assert_eq!(s.latest("cam").unwrap().meta.objects[0].track_id, Some(7));
-        // Image first, then the overlay.
-        assert!(!s.image(meta(100, vec![]), jpeg));
-        assert!(s.overlay(meta(100, vec![obj])));
+        // An older one (a replay, another pod's late write) does not replace it.
+        assert!(!s.snapshot(meta(50, vec![]), jpeg.clone()));
         assert_eq!(s.latest("cam").unwrap().meta.frame_seq, 100);
+        assert!(s.snapshot(meta(150, vec![obj]), jpeg));
+        assert_eq!(s.latest("cam").unwrap().meta.frame_seq, 150);
         let img = annotate(s.latest("cam").unwrap(), None).unwrap();
         assert_eq!((img.width(), img.height()), (64, 36));
     }

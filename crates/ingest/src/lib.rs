@@ -18,6 +18,7 @@ pub mod bench;
 pub mod clipwriter;
 pub mod letterbox;
 pub mod numbering;
+pub mod probe;
 pub mod reconcile;
 pub mod sampler;
 pub mod source;

@@ -108,6 +108,32 @@ struct LagLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CrossingLabels {
+    intersection: String,
+    camera: String,
+    line: String,
+    direction: String,
+    class: String,
+}
+
+/// One row of an intersection's running counts: crossings of one camera's
+/// line in one direction (its label) by one class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossingCount {
+    pub camera: String,
+    pub line: String,
+    pub direction: String,
+    pub class: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeadLetterLabels {
+    stage: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InferenceLabels {
     provider: String,
     batch: String,
@@ -120,6 +146,10 @@ struct Recorded {
     dropped: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// (group, topic, partition) -> lag, as last sampled.
     lag: Mutex<LagMap>,
+    /// (stage, reason) -> records sent to the dead-letter topic.
+    dead_letters: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// intersection -> its running counts, as last published.
+    crossings: Mutex<BTreeMap<String, Vec<CrossingCount>>>,
     inference: Family<InferenceLabels, Histogram, fn() -> Histogram>,
 }
 
@@ -133,6 +163,8 @@ fn recorded() -> &'static Recorded {
     R.get_or_init(|| Recorded {
         dropped: Mutex::default(),
         lag: Mutex::default(),
+        dead_letters: Mutex::default(),
+        crossings: Mutex::default(),
         inference: Family::new_with_constructor(inference_histogram),
     })
 }
@@ -145,6 +177,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `streetscope_frames_dropped_total{camera,reason}`.
 pub fn frame_dropped(camera: &str, reason: &'static str) {
     *lock(&recorded().dropped).entry((camera.to_owned(), reason)).or_default() += 1;
+}
+
+/// One record `stage` sent to the dead-letter topic, for `reason` (a short
+/// fixed label such as `frame_envelope` or `PoisonReason::label`'s, never
+/// the message's own text: labels stay few):
+/// `streetscope_dead_letters_total{stage,reason}`.
+pub fn dead_letter(stage: &'static str, reason: &'static str) {
+    *lock(&recorded().dead_letters).entry((stage, reason)).or_default() += 1;
+}
+
+/// The running counts of `intersection` an aggregator has just published
+/// (they replace its earlier ones):
+/// `streetscope_crossings_total{intersection,camera,line,direction,class}`.
+pub fn set_crossings(intersection: &str, rows: impl IntoIterator<Item = CrossingCount>) {
+    lock(&recorded().crossings).insert(intersection.to_owned(), rows.into_iter().collect());
+}
+
+/// A result record an aggregator published: its running counts (a `counts`
+/// record) become [`set_crossings`]; other records are not metrics.
+pub fn record_published(r: &streetscope_contracts::records::ResultRecord) {
+    if let streetscope_contracts::records::ResultRecord::Counts(c) = r {
+        set_crossings(
+            &c.intersection_id,
+            c.counts.iter().map(|row| CrossingCount {
+                camera: row.camera_id.clone(),
+                line: row.line.clone(),
+                direction: row.direction_label.clone(),
+                class: row.class_name.clone(),
+                count: row.count,
+            }),
+        );
+    }
 }
 
 /// One inference of a batch of `batch` frames on `provider` took `seconds`:
@@ -254,6 +318,37 @@ pub fn render_with(cameras: &[CameraSample], stages: &[StageStats], delivery: &[
     for ((camera, reason), n) in lock(&recorded().dropped).iter() {
         dropped.get_or_create(&DropLabels { camera: camera.clone(), reason: (*reason).into() }).inc_by(*n);
     }
+    let dead = Family::<DeadLetterLabels, Counter>::default();
+    registry.register(
+        "dead_letters",
+        "Records a stage sent to the dead-letter topic (they did not decode or cannot be true), by stage and reason",
+        dead.clone(),
+    );
+    for ((stage, reason), n) in lock(&recorded().dead_letters).iter() {
+        dead.get_or_create(&DeadLetterLabels { stage: (*stage).into(), reason: (*reason).into() }).inc_by(*n);
+    }
+    let crossings = lock(&recorded().crossings);
+    if !crossings.is_empty() {
+        let family = Family::<CrossingLabels, Counter>::default();
+        registry.register(
+            "crossings",
+            "Crossings counted by the aggregator, by intersection, camera, line, direction and class (its running totals, restored after a restart or a rebalance)",
+            family.clone(),
+        );
+        for (intersection, rows) in crossings.iter() {
+            for r in rows {
+                let l = CrossingLabels {
+                    intersection: intersection.clone(),
+                    camera: r.camera.clone(),
+                    line: r.line.clone(),
+                    direction: r.direction.clone(),
+                    class: r.class.clone(),
+                };
+                family.get_or_create(&l).inc_by(r.count);
+            }
+        }
+    }
+    drop(crossings);
     let lag = lock(&recorded().lag).clone();
     if !lag.is_empty() {
         let family = Family::<LagLabels, Gauge>::default();
@@ -372,6 +467,18 @@ mod tests {
         frame_dropped("cam-9", "stale");
         frame_dropped("cam-9", "stale");
         frame_dropped("cam-9", "failed");
+        dead_letter("detect", "frame_envelope");
+        dead_letter("detect", "frame_envelope");
+        dead_letter("aggregate", "box_outside_frame");
+        let row = |class: &str, count| CrossingCount {
+            camera: "cam-9".into(),
+            line: "stop".into(),
+            direction: "northbound".into(),
+            class: class.into(),
+            count,
+        };
+        set_crossings("x-9", [row("car", 3), row("bus", 1)]);
+        set_crossings("x-9", [row("car", 4)]);
         observe_inference("cpu", 4, 0.004);
         observe_inference("cpu", 4, 0.3);
         set_consumer_lag(
@@ -385,6 +492,9 @@ mod tests {
         for line in [
             "streetscope_frames_dropped_total{camera=\"cam-9\",reason=\"stale\"} 2",
             "streetscope_frames_dropped_total{camera=\"cam-9\",reason=\"failed\"} 1",
+            "streetscope_dead_letters_total{stage=\"detect\",reason=\"frame_envelope\"} 2",
+            "streetscope_dead_letters_total{stage=\"aggregate\",reason=\"box_outside_frame\"} 1",
+            "streetscope_crossings_total{intersection=\"x-9\",camera=\"cam-9\",line=\"stop\",direction=\"northbound\",class=\"car\"} 4",
             "streetscope_consumer_lag{group=\"detectors\",topic=\"streetscope.frames\",partition=\"0\"} 5",
             "streetscope_consumer_lag{group=\"aggregators\",topic=\"streetscope.detections\",partition=\"2\"} 3",
             "streetscope_inference_seconds_bucket{le=\"0.005\",provider=\"cpu\",batch=\"4\"} 1",
@@ -394,6 +504,7 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("partition=\"1\""), "{text}");
+        assert!(!text.contains("class=\"bus\""), "the latest counts replace the earlier: {text}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! OpenTelemetry traces of frames: one span per frame per stage (`ingest`,
-//! `detect` with an `inference` child, `aggregate`), exported over OTLP/HTTP
-//! (protobuf) and configured by the standard `OTEL_*` variables.
+//! `detect` with an `inference` child, `aggregate`), exported over OTLP —
+//! HTTP (protobuf) or gRPC — and configured by the standard `OTEL_*` variables.
 //!
 //! The spans reuse the W3C `traceparent` the Kafka headers already carry
 //! (`streetscope_contracts::trace`): a stage's span has the id of the context
@@ -30,6 +30,27 @@ use streetscope_contracts::trace::TraceContext;
 pub struct Settings {
     /// Fraction of traces kept, 0..=1, decided by trace id.
     pub ratio: f64,
+    /// How spans travel to the collector.
+    pub protocol: Protocol,
+}
+
+/// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `http/protobuf` (the specification's default; port 4318, `/v1/traces`).
+    HttpProtobuf,
+    /// `grpc` (port 4317; the collector's `TraceService/Export`), plaintext
+    /// HTTP/2 (`http://` endpoints).
+    Grpc,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HttpProtobuf => "OTLP/HTTP",
+            Self::Grpc => "OTLP/gRPC",
+        }
+    }
 }
 
 impl Settings {
@@ -43,7 +64,9 @@ impl Settings {
     ///   `parentbased_` forms, which here mean the same (every frame's parent
     ///   context comes from Streetscope's own previous stage, which made the
     ///   same decision by trace id);
-    /// - `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` only.
+    /// - `OTEL_EXPORTER_OTLP_PROTOCOL` (or `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`):
+    ///   `http/protobuf` (default) or `grpc` (plaintext: an `https://`
+    ///   endpoint is refused, this build has no TLS for gRPC).
     ///
     /// The exporter reads the endpoint, headers and timeout itself; the batch
     /// processor `OTEL_BSP_*`; the resource `OTEL_SERVICE_NAME` and
@@ -63,8 +86,19 @@ impl Settings {
             }
         }
         let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
-        if let Some(p) = protocol.filter(|p| p.trim() != "http/protobuf") {
-            return Err(format!("OTEL_EXPORTER_OTLP_PROTOCOL={p:?}: only \"http/protobuf\" is supported"));
+        let protocol = match protocol.as_deref().map(str::trim) {
+            None | Some("") | Some("http/protobuf") => Protocol::HttpProtobuf,
+            Some("grpc") => Protocol::Grpc,
+            Some(p) => {
+                return Err(format!("OTEL_EXPORTER_OTLP_PROTOCOL={p:?}: \"http/protobuf\" and \"grpc\" are supported"))
+            }
+        };
+        if protocol == Protocol::Grpc {
+            if let Some(e) = endpoint.as_deref().filter(|e| !e.trim_start().starts_with("http://")) {
+                return Err(format!(
+                    "OTLP endpoint {e:?} with protocol grpc: only plaintext http:// endpoints (this build has no TLS for gRPC; use http/protobuf)"
+                ));
+            }
         }
         let arg = || -> Result<f64, String> {
             match var("OTEL_TRACES_SAMPLER_ARG") {
@@ -81,9 +115,15 @@ impl Settings {
             Some("traceidratio") | Some("parentbased_traceidratio") => arg()?,
             Some(other) => return Err(format!("OTEL_TRACES_SAMPLER={other:?} is not supported")),
         };
-        Ok(Some(Self { ratio }))
+        Ok(Some(Self { ratio, protocol }))
     }
 }
+
+/// The gRPC exporter's runtime (none without the `otlp` feature).
+#[cfg(feature = "otlp")]
+type Runtime = tokio::runtime::Runtime;
+#[cfg(not(feature = "otlp"))]
+type Runtime = std::convert::Infallible;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static STATE: OnceLock<State> = OnceLock::new();
@@ -95,6 +135,9 @@ const OPEN_MAX_AGE: Duration = Duration::from_secs(60);
 
 struct State {
     provider: SdkTracerProvider,
+    /// The gRPC exporter's runtime (tonic needs one), kept while tracing is on.
+    #[allow(dead_code)]
+    runtime: Option<Runtime>,
     tracer: Tracer,
     open: Mutex<HashMap<(&'static str, String, u64), Open>>,
 }
@@ -145,7 +188,7 @@ pub fn init_from_env(service: &str) -> Guard {
             return Guard(false);
         }
     };
-    let provider = match provider(&settings, service) {
+    let (provider, runtime) = match provider(&settings, service) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("OpenTelemetry tracing off: {e}");
@@ -153,11 +196,11 @@ pub fn init_from_env(service: &str) -> Guard {
         }
     };
     let tracer = provider.tracer("streetscope");
-    if STATE.set(State { provider, tracer, open: Mutex::default() }).is_err() {
+    if STATE.set(State { provider, runtime, tracer, open: Mutex::default() }).is_err() {
         return Guard(false); // already on in this process
     }
     ON.store(true, Ordering::Relaxed);
-    tracing::info!(ratio = settings.ratio, "OpenTelemetry tracing on (OTLP/HTTP)");
+    tracing::info!(ratio = settings.ratio, "OpenTelemetry tracing on ({})", settings.protocol.name());
     Guard(true)
 }
 
@@ -215,30 +258,55 @@ pub fn end(stage: &'static str, camera: &str, seq: u64) {
     }
 }
 
-/// The tracer provider exporting over OTLP/HTTP: only in builds with the
-/// `otlp` feature (the binary), so that the pure crates depending on this one
-/// pull no HTTP client or runtime.
+/// The tracer provider exporting over OTLP (HTTP or gRPC): only in builds
+/// with the `otlp` feature (the binary), so that the pure crates depending on
+/// this one pull no HTTP client or runtime. For gRPC, tonic's channel lives on
+/// a one-thread runtime of its own (the SDK's batch thread blocks on each
+/// export; the channel's connection task runs there), returned to be kept.
 #[cfg(feature = "otlp")]
-fn provider(settings: &Settings, service: &str) -> Result<SdkTracerProvider, String> {
+fn provider(settings: &Settings, service: &str) -> Result<(SdkTracerProvider, Option<Runtime>), String> {
     use opentelemetry_otlp::WithExportConfig as _;
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .build()
-        .map_err(|e| format!("the OTLP exporter: {e}"))?;
+    let (exporter, runtime) = match settings.protocol {
+        Protocol::HttpProtobuf => (
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .build()
+                .map_err(|e| format!("the OTLP exporter: {e}"))?,
+            None,
+        ),
+        Protocol::Grpc => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("otlp-grpc")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("the OTLP/gRPC exporter's runtime: {e}"))?;
+            let exporter = {
+                let _inside = rt.enter();
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                    .build()
+                    .map_err(|e| format!("the OTLP/gRPC exporter: {e}"))?
+            };
+            (exporter, Some(rt))
+        }
+    };
     let mut resource = opentelemetry_sdk::Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name(service.to_owned());
     }
-    Ok(SdkTracerProvider::builder()
+    let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_sampler(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(settings.ratio))
         .with_resource(resource.build())
-        .build())
+        .build();
+    Ok((provider, runtime))
 }
 
 #[cfg(not(feature = "otlp"))]
-fn provider(_: &Settings, _: &str) -> Result<SdkTracerProvider, String> {
+fn provider(_: &Settings, _: &str) -> Result<(SdkTracerProvider, Option<Runtime>), String> {
     Err("this build has no OTLP exporter (streetscope-telemetry's `otlp` feature)".into())
 }
 
@@ -321,12 +389,15 @@ mod tests {
     fn off_by_default_and_on_with_an_endpoint() {
         assert_eq!(Settings::from_env(env(&[])), Ok(None));
         let on = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")];
-        assert_eq!(Settings::from_env(env(&on)), Ok(Some(Settings { ratio: 1.0 })));
+        assert_eq!(Settings::from_env(env(&on)), Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf })));
         assert_eq!(
             Settings::from_env(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces")])),
-            Ok(Some(Settings { ratio: 1.0 }))
+            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf }))
         );
-        assert_eq!(Settings::from_env(env(&[("OTEL_TRACES_EXPORTER", "otlp")])), Ok(Some(Settings { ratio: 1.0 })));
+        assert_eq!(
+            Settings::from_env(env(&[("OTEL_TRACES_EXPORTER", "otlp")])),
+            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf }))
+        );
         for off in [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "none")] {
             assert_eq!(Settings::from_env(env(&[on[0], off])), Ok(None), "{off:?}");
         }
@@ -341,16 +412,34 @@ mod tests {
                 ("OTEL_TRACES_SAMPLER_ARG", arg),
             ]))
         };
-        assert_eq!(with("traceidratio", "0.25"), Ok(Some(Settings { ratio: 0.25 })));
-        assert_eq!(with("parentbased_traceidratio", "0.1"), Ok(Some(Settings { ratio: 0.1 })));
-        assert_eq!(with("always_off", "x"), Ok(Some(Settings { ratio: 0.0 })));
+        assert_eq!(with("traceidratio", "0.25"), Ok(Some(Settings { ratio: 0.25, protocol: Protocol::HttpProtobuf })));
+        assert_eq!(
+            with("parentbased_traceidratio", "0.1"),
+            Ok(Some(Settings { ratio: 0.1, protocol: Protocol::HttpProtobuf }))
+        );
+        assert_eq!(with("always_off", "x"), Ok(Some(Settings { ratio: 0.0, protocol: Protocol::HttpProtobuf })));
         assert!(with("traceidratio", "1.5").unwrap_err().contains("OTEL_TRACES_SAMPLER_ARG"));
         assert!(with("jaeger_remote", "1").unwrap_err().contains("OTEL_TRACES_SAMPLER"));
-        let grpc = Settings::from_env(env(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        let protocol = |endpoint: &str, p: &str| {
+            Settings::from_env(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_EXPORTER_OTLP_PROTOCOL", p)]))
+        };
+        assert_eq!(
+            protocol("http://127.0.0.1:4317", "grpc"),
+            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::Grpc }))
+        );
+        assert_eq!(
+            protocol("http://127.0.0.1:4318", "http/protobuf").unwrap().unwrap().protocol,
+            Protocol::HttpProtobuf
+        );
+        assert!(protocol("https://c:4317", "grpc").unwrap_err().contains("plaintext"));
+        assert!(protocol("http://c:4318", "http/json").unwrap_err().contains("\"grpc\""));
+        // The traces' own variable wins.
+        let traces = Settings::from_env(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
         ]));
-        assert!(grpc.unwrap_err().contains("http/protobuf"));
+        assert_eq!(traces.unwrap().unwrap().protocol, Protocol::Grpc);
     }
 
     #[test]

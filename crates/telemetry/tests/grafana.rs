@@ -3,8 +3,8 @@
 //! `metrics::render_with` and `metrics::render_registry` render.
 
 use streetscope_telemetry::metrics::{
-    frame_dropped, observe_inference, render_registry, render_with, set_consumer_lag, CameraSample, DeliverySample,
-    RegistrySample, RequestSample,
+    dead_letter, frame_dropped, observe_inference, render_registry, render_with, set_consumer_lag, set_crossings,
+    CameraSample, CrossingCount, DeliverySample, RegistrySample, RequestSample,
 };
 use streetscope_telemetry::StageStats;
 
@@ -22,6 +22,11 @@ fn every_metric_of_the_grafana_dashboard_is_exported() {
     };
     // What the detector and the consuming stages record as they run.
     frame_dropped("c", "stale");
+    dead_letter("detect", "frame_envelope");
+    set_crossings(
+        "x",
+        [CrossingCount { camera: "c".into(), line: "l".into(), direction: "d".into(), class: "car".into(), count: 1 }],
+    );
     observe_inference("cpu", 1, 0.1);
     set_consumer_lag("detectors", [("streetscope.frames".to_owned(), 0, 1)]);
     let exported = render_with(&cameras, &stages, &delivery) + &render_registry(&registry);

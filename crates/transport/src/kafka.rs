@@ -580,9 +580,11 @@ impl DeadLetters {
     }
 
     /// Copies `msg` (key, value, headers) to the dead-letter topic with `reason`
-    /// and its origin in headers, and waits until durable. The caller then marks
-    /// the message done and goes on.
-    pub async fn send(&self, msg: &OwnedMessage, reason: &str) -> Result<()> {
+    /// and its origin in headers, and waits until durable; counts it in
+    /// `streetscope_dead_letters_total{stage,reason=label}` (`label`: a short
+    /// fixed name of the reason, e.g. `frame_envelope`; `reason` is the text).
+    /// The caller then marks the message done and goes on.
+    pub async fn send(&self, msg: &OwnedMessage, label: &'static str, reason: &str) -> Result<()> {
         let origin = Origin::of(msg);
         tracing::warn!(stage = self.stage, origin = %origin, reason, "message sent to the dead-letter topic");
         let partition = origin.partition.to_string();
@@ -602,10 +604,9 @@ impl DeadLetters {
             }
         }
         let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
-        self.producer
-            .send_durable(&self.topic, &key, Some(msg.payload().unwrap_or_default()), &headers)
-            .await
-            .map(|_| ())
+        self.producer.send_durable(&self.topic, &key, Some(msg.payload().unwrap_or_default()), &headers).await?;
+        streetscope_telemetry::metrics::dead_letter(self.stage, label);
+        Ok(())
     }
 }
 
@@ -1102,6 +1103,18 @@ impl fmt::Debug for TableFollower {
 impl TableFollower {
     /// Follows every partition of `topics`. Blocking (reads metadata).
     pub fn new(cfg: &KafkaConfig, topics: &[&str]) -> Result<Self> {
+        Self::open(cfg, topics, None)
+    }
+
+    /// Follows every partition of `topics` from the first message stamped at
+    /// or after `since_ms` (ms since the Unix epoch; Kafka's offsets-for-times):
+    /// for a topic whose history is not needed, only its recent messages (the
+    /// dashboard's camera snapshots). Blocking (reads metadata).
+    pub fn since(cfg: &KafkaConfig, topics: &[&str], since_ms: i64) -> Result<Self> {
+        Self::open(cfg, topics, Some(since_ms))
+    }
+
+    fn open(cfg: &KafkaConfig, topics: &[&str], since_ms: Option<i64>) -> Result<Self> {
         let inner: StreamConsumer = client_config(cfg, Role::Admin)?
             .set("group.id", format!("{}-table-follower", cfg.client_id))
             .set("enable.auto.commit", "false")
@@ -1115,10 +1128,31 @@ impl TableFollower {
                 let (low, high) = inner.fetch_watermarks(topic, p, Duration::from_secs(10)).map_err(|source| {
                     KafkaTransportError::Broker { what: format!("watermarks of {topic}[{p}]"), source }
                 })?;
-                if high > low {
+                let start = match since_ms {
+                    None => Offset::Beginning,
+                    Some(ms) => {
+                        let mut times = TopicPartitionList::new();
+                        times
+                            .add_partition_offset(topic, p, Offset::Offset(ms))
+                            .map_err(|source| KafkaTransportError::Broker { what: format!("{topic}[{p}]"), source })?;
+                        let found = inner.offsets_for_times(times, Duration::from_secs(10)).map_err(|source| {
+                            KafkaTransportError::Broker { what: format!("offsets for times of {topic}[{p}]"), source }
+                        })?;
+                        // Nothing stamped that late: from the end.
+                        match found.elements().first().map(|e| e.offset()) {
+                            Some(Offset::Offset(o)) => Offset::Offset(o),
+                            _ => Offset::Offset(high),
+                        }
+                    }
+                };
+                let first = match start {
+                    Offset::Offset(o) => o.max(low),
+                    _ => low,
+                };
+                if high > first {
                     ends.insert((topic.to_owned(), p), high);
                 }
-                tpl.add_partition_offset(topic, p, Offset::Beginning)
+                tpl.add_partition_offset(topic, p, start)
                     .map_err(|source| KafkaTransportError::Broker { what: format!("assign {topic}[{p}]"), source })?;
             }
         }

@@ -153,7 +153,10 @@ fn dead_letters_carry_the_reason_and_their_origin() {
         p.send_durable("streetscope.frames", "cam-1", Some(b"garbage"), &[("traceparent", b"tp")]).await.unwrap();
         let c = GroupConsumer::new(&k, "g-dlq", &["streetscope.frames"]).unwrap();
         let m = next_message(&c, Duration::from_secs(30)).await.expect("the poison message");
-        DeadLetters::new(p.clone(), "streetscope.dlq", "detect").send(&m, "frame envelope: bad magic").await.unwrap();
+        DeadLetters::new(p.clone(), "streetscope.dlq", "detect")
+            .send(&m, "frame_envelope", "frame envelope: bad magic")
+            .await
+            .unwrap();
         c.close();
     });
     let dlq = read_log(&k, "streetscope.dlq", None).unwrap();
@@ -167,6 +170,10 @@ fn dead_letters_carry_the_reason_and_their_origin() {
     assert_eq!(d.header(dlq_headers::OFFSET).as_deref(), Some("0"));
     assert!(d.header(dlq_headers::PARTITION).is_some());
     assert_eq!(d.header("traceparent").as_deref(), Some("tp"), "the original headers travel along");
+    // Counted by stage and the reason's label (not its text) on /metrics.
+    let metrics = streetscope_telemetry::metrics::render(&[], &[]);
+    let line = "streetscope_dead_letters_total{stage=\"detect\",reason=\"frame_envelope\"} 1";
+    assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
 }
 
 #[test]

@@ -200,7 +200,7 @@ impl Stage {
                     Ok(true)
                 }
                 Err(e) => {
-                    self.dlq.send(m, &format!("end-of-stream marker: {e}")).await?;
+                    self.dlq.send(m, "end_of_stream_marker", &format!("end-of-stream marker: {e}")).await?;
                     Ok(false)
                 }
             };
@@ -208,13 +208,13 @@ impl Stage {
         let fd: FrameDetections = match serde_json::from_slice(payload(m)) {
             Ok(fd) => fd,
             Err(e) => {
-                self.dlq.send(m, &format!("detections JSON: {e}")).await?;
+                self.dlq.send(m, "detections_json", &format!("detections JSON: {e}")).await?;
                 return Ok(false);
             }
         };
         // Decodes, but cannot be true (a box outside the frame, a bad id, ...).
         if let Err(why) = fd.check() {
-            self.dlq.send(m, &format!("detections {}: {why}", why.label())).await?;
+            self.dlq.send(m, why.label(), &format!("detections {}: {why}", why.label())).await?;
             return Ok(false);
         }
         let started = std::time::SystemTime::now();
@@ -234,7 +234,7 @@ impl Stage {
             }
             Err(why) => {
                 tracing::warn!(camera = %fd.camera_id, intersection = %fd.intersection_id, seq = fd.seq, "{why}: to the dead-letter topic");
-                self.dlq.send(m, &why).await?;
+                self.dlq.send(m, "refused", &why).await?;
                 Ok(false)
             }
         }
@@ -313,6 +313,7 @@ impl Stage {
             restarts: d.restarts,
         }));
         let counts = self.intersections.counts();
+        counts.iter().flat_map(|(_, r)| r).for_each(streetscope_telemetry::metrics::record_published);
         self.publish_all(counts, None).await
     }
 

@@ -136,7 +136,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
                         match serde_json::from_slice(payload(&m)) {
                             Ok(spec) => SpecMessage::Spec(Box::new(spec)),
                             Err(e) => {
-                                dlq.send(&m, &format!("camera spec: {}", scrub_text(&e.to_string()))).await?;
+                                dlq.send(&m, "camera_spec_json", &format!("camera spec: {}", scrub_text(&e.to_string()))).await?;
                                 continue;
                             }
                         }
@@ -148,7 +148,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
                             }
                         }
                         Ok(None) => {}
-                        Err(why) => dlq.send(&m, &why).await?,
+                        Err(why) => dlq.send(&m, "camera_spec_key", &why).await?,
                     }
                 }
                 Incoming::Rebalance(Assignment::Assigned(parts)) => {

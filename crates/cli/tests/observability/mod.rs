@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use streetscope_transport::kafka::{read_log, Producer, Role};
+
 use super::{free_port, repo, Cluster, Proc};
 
 /// Debian's prometheus: the system's, or the one scripts/install-prometheus.sh unpacked.
@@ -88,6 +90,13 @@ fn prometheus_scrapes_every_stage_and_each_dashboard_query_returns_series() {
     assert!(queries.len() >= 12, "{queries:?}");
     let dir = tempfile::tempdir().unwrap();
     let mut c = Cluster::start(dir.path());
+    // One poison message for the detector and one for the aggregator: the
+    // dead-letter panel needs series, and they are counted by stage and reason.
+    let producer = Producer::new(&c.kafka, Role::RecordProducer).unwrap();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        producer.send_durable(&c.kafka.topics.frames.name, "cam-one_bus", Some(b"not a frame"), &[]).await.unwrap();
+        producer.send_durable(&c.kafka.topics.detections.name, "x-one_bus", Some(b"{not json"), &[]).await.unwrap();
+    });
     c.start_all();
     let stages: Vec<&Proc> = c.ingest.iter().chain(&c.detect).chain(&c.aggregate).collect();
     let pipeline: Vec<String> = stages.iter().map(|p| p.status_addr()).collect();
@@ -128,12 +137,50 @@ fn prometheus_scrapes_every_stage_and_each_dashboard_query_returns_series() {
     assert!(groups.len() >= 2, "detectors' and aggregators' lag: {lag:#?}");
     let frames_partitions = lag.iter().filter(|s| s["metric"]["topic"] == "streetscope.frames").count();
     assert_eq!(frames_partitions, 4, "one series per partition of the frames topic: {lag:#?}");
+    let dead = prom.query("sum by (stage, reason) (streetscope_dead_letters_total)");
+    let dead: std::collections::BTreeMap<(String, String), String> = dead
+        .iter()
+        .map(|s| {
+            let m = &s["metric"];
+            let key = (m["stage"].as_str().unwrap().to_owned(), m["reason"].as_str().unwrap().to_owned());
+            (key, s["value"][1].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let want: std::collections::BTreeMap<(String, String), String> = [
+        (("aggregate".to_owned(), "detections_json".to_owned()), "1".to_owned()),
+        (("detect".to_owned(), "frame_envelope".to_owned()), "1".to_owned()),
+    ]
+    .into();
+    assert_eq!(dead, want, "each poison message counted once, by stage and reason");
+    // Counts per intersection: what Prometheus holds equals the aggregator's
+    // latest counts records on streetscope.counts (both move until the clips end).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (scraped, published) = loop {
+        let scraped: std::collections::BTreeMap<String, u64> = prom
+            .query("sum by (intersection) (max by (intersection, camera, line, direction, class) (streetscope_crossings_total))")
+            .iter()
+            .map(|s| (s["metric"]["intersection"].as_str().unwrap().to_owned(), s["value"][1].as_str().unwrap().parse().unwrap()))
+            .collect();
+        let published: std::collections::BTreeMap<String, u64> = c
+            .latest_counts()
+            .iter()
+            .map(|(x, v)| {
+                (x.clone(), v["counts"].as_array().unwrap().iter().map(|r| r["count"].as_u64().unwrap()).sum())
+            })
+            .collect();
+        let complete = c.latest_counts().values().all(|v| v["complete"] == true);
+        if (complete && scraped == published && !published.is_empty()) || Instant::now() > deadline {
+            break (scraped, published);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(scraped, published, "crossings per intersection: Prometheus against the counts records");
     let p95 =
         prom.query("histogram_quantile(0.95, sum by (le, provider) (rate(streetscope_inference_seconds_bucket[5m])))");
     let v: f64 = p95[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(v > 0.0 && v < 10.0, "inference p95 {v} s: {p95:#?}");
     eprintln!(
-        "all {} dashboard queries returned series {:.1} s after prometheus started; inference p95 {:.0} ms; lag series {}",
+        "all {} dashboard queries returned series {:.1} s after prometheus started; inference p95 {:.0} ms; lag series {}; dead letters {dead:?}; crossings {scraped:?}",
         queries.len(),
         started.elapsed().as_secs_f64(),
         v * 1e3,
@@ -329,5 +376,104 @@ fn otlp_receives_each_frames_spans_linked_from_ingest_to_its_crossing_record() {
         ms(&inf),
         ms(&agg),
         spans.lock().unwrap().len()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The camera page's snapshot in the distributed mode: the detector pods write
+// one frame per camera every 5 s with its detections to
+// `streetscope.camera-snapshots`; `streetscope dashboard` reads them and draws
+// the registry's counting lines and the detections' boxes on the picture.
+
+#[test]
+fn the_dashboard_draws_the_snapshots_the_detectors_write() {
+    use streetscope_contracts::snapshots::{decode_message, SnapshotMeta};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path());
+    c.start_all();
+    let port = free_port();
+    let cfg = c.cfg_path.to_str().unwrap().to_owned();
+    let dash = Proc::streetscope(
+        "dashboard",
+        &c.dir,
+        &["dashboard", "--cluster", &cfg, "--listen", &format!("127.0.0.1:{port}")],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    // two_way: a bus in view at most of its snapshots (every 5 s of its 21 s).
+    let camera = "cam-two_way";
+    let truth = super::truth_of("two_way");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(240);
+    let (meta, img) = loop {
+        let shown = ureq::get(&format!("{base}/snapshot/{camera}")).call().ok().and_then(|mut r| {
+            let seq: u64 = r.headers().get("x-frame-seq")?.to_str().ok()?.parse().ok()?;
+            Some((seq, r.body_mut().with_config().limit(16 << 20).read_to_vec().ok()?))
+        });
+        if let Some((seq, jpeg)) = shown {
+            // What the detector wrote for that frame.
+            let rows = read_log(&c.kafka, &c.kafka.topics.camera_snapshots.name, None).unwrap_or_default();
+            let meta: Option<SnapshotMeta> = rows
+                .iter()
+                .filter(|r| r.key == camera)
+                .filter_map(|r| decode_message(r.value.as_ref()?).ok().map(|(m, _)| m))
+                .find(|m| m.frame_seq == seq);
+            if let Some(m) = meta.filter(|m| !m.objects.is_empty()) {
+                break (m, image::load_from_memory(&jpeg).unwrap().to_rgb8());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot of {camera} with a vehicle drawn after {:?}\ndashboard log:\n{}\ndetect log:\n{}",
+            started.elapsed(),
+            dash.log_text(),
+            c.detect[0].log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let lb = meta.letterbox.expect("frames are letterboxed");
+    assert_eq!((img.width(), img.height()), (lb.scaled_w, lb.scaled_h), "the picture is cut out of its letterbox");
+    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+    // Is any pixel within `r` of (x, y) of colour `c` (JPEG blurs thin strokes)?
+    let near = |x: f64, y: f64, c: [u8; 3], r: i64| {
+        (-r..=r).any(|dx| {
+            (-r..=r).any(|dy| {
+                let (px, py) = (x as i64 + dx, y as i64 + dy);
+                px >= 0
+                    && py >= 0
+                    && (px as u32) < img.width()
+                    && (py as u32) < img.height()
+                    && img
+                        .get_pixel(px as u32, py as u32)
+                        .0
+                        .iter()
+                        .zip(c)
+                        .all(|(a, b)| (i16::from(*a) - i16::from(b)).abs() < 45)
+            })
+        })
+    };
+    let line_colour = streetscope_dashboard::snapshot::LINE_COLOUR.0;
+    for l in &truth.lines {
+        let (mx, my) = ((l.start[0] + l.end[0]) / 2.0 * w, (l.start[1] + l.end[1]) / 2.0 * h);
+        assert!(near(mx, my, line_colour, 2), "line {} drawn at ({mx:.0}, {my:.0})", l.name);
+    }
+    // Each box's left edge in its class's colour, at a third and two thirds of its height.
+    let (sx, sy) = (w / f64::from(meta.width), h / f64::from(meta.height));
+    for o in &meta.objects {
+        let colour = streetscope_dashboard::draw::class_colour(&o.class_name).0;
+        let x = f64::from(o.bbox.x1) * sx;
+        for f in [1.0 / 3.0, 2.0 / 3.0] {
+            let y = (f64::from(o.bbox.y1) + f * f64::from(o.bbox.y2 - o.bbox.y1)) * sy;
+            assert!(near(x, y, colour, 2), "the {} box's edge drawn at ({x:.0}, {y:.0}): {o:?}", o.class_name);
+        }
+    }
+    // What they cost: messages of this camera and their size.
+    let snaps = read_log(&c.kafka, &c.kafka.topics.camera_snapshots.name, None).unwrap();
+    let per_camera = snaps.iter().filter(|r| r.key == camera).count();
+    eprintln!(
+        "snapshot of {camera} frame {} with {} objects drawn {:.1} s after the stages started; {per_camera} snapshots of it on the topic, {} bytes each on average",
+        meta.frame_seq,
+        meta.objects.len(),
+        started.elapsed().as_secs_f64(),
+        snaps.iter().filter_map(|r| r.value.as_ref().map(Vec::len)).sum::<usize>() / snaps.len().max(1)
     );
 }
