@@ -13,6 +13,8 @@ pub mod delivery;
 mod inproc;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "kafka")]
+pub mod relay;
 pub mod table;
 
 pub use inproc::{channel, DropCounter, InProcPublisher, InProcSubscriber};
@@ -37,6 +39,10 @@ pub enum TransportError {
     /// Every subscriber is gone; the stage downstream has stopped.
     #[error("the {0} queue is closed: the stage downstream has stopped")]
     Closed(String),
+    /// The transport failed for good (a broker refused a delivery, say); the
+    /// stage stops and its inputs are replayed by whoever takes them next.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// What happened to a published item.
