@@ -399,10 +399,8 @@ pub fn json_mutated(seeds: Vec<serde_json::Value>) -> BoxedStrategy<Vec<u8>> {
                             (Some(serde_json::Value::Object(o)), Step::Key(key)) => {
                                 o.remove(key);
                             }
-                            (Some(serde_json::Value::Array(a)), Step::Index(i)) => {
-                                if *i < a.len() {
-                                    a.remove(*i);
-                                }
+                            (Some(serde_json::Value::Array(a)), Step::Index(i)) if *i < a.len() => {
+                                a.remove(*i);
                             }
                             _ => {}
                         }
