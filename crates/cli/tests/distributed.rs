@@ -69,6 +69,22 @@ impl Proc {
         }
     }
 
+    /// Sends SIGTERM (as Kubernetes does to a pod it stops) and waits for the
+    /// exit, failing if it takes longer than `limit`.
+    fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+        let asked = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(asked.elapsed() < limit, "{} did not stop within {limit:?} of SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -570,7 +586,9 @@ const RESTART_AFTER: Duration = Duration::from_secs(8);
 
 /// Runs the cluster until `frames` are on the frames topic and `settle` more
 /// has passed, kill -9s the first `kind` stage, starts it again after
-/// `restart_after`, and checks the final counts.
+/// `restart_after`, and checks the final counts — and that the fault hit: the
+/// new stage was given the dead one's partitions (a new aggregator restored
+/// their intersections from snapshots) and did work.
 fn killed_and_restarted(kind: &str, frames: usize, settle: Duration, restart_after: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let expected = expected(dir.path());
@@ -583,6 +601,120 @@ fn killed_and_restarted(kind: &str, frames: usize, settle: Duration, restart_aft
     let new = c.stage(kind, 1);
     c.procs(kind)[0] = new;
     c.wait_for(&expected, LIMIT);
+    the_restarted_stage_took_over(&mut c, kind);
+}
+
+/// The restarted `kind` stage (the first of its kind) took the partitions over:
+/// a detector was given frames partitions and detected frames; an aggregator
+/// restored at least one intersection from its snapshot.
+fn the_restarted_stage_took_over(c: &mut Cluster, kind: &str) {
+    let log = c.procs(kind)[0].log_text();
+    match kind {
+        "detect" => {
+            assert!(log.contains("frames partitions changed"), "the new detector was given no partition:\n{log}");
+            let metrics = c.procs(kind)[0].get("/metrics");
+            let detected = metric_sum(&metrics, "streetscope_stage_items_total{stage=\"detect\"");
+            assert!(detected > 0.0, "the new detector detected no frame:\n{metrics}");
+        }
+        "aggregate" => {
+            let restored = log
+                .lines()
+                .filter(|l| l.contains("detections partitions assigned"))
+                .filter_map(|l| l.split("restored=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+                .sum::<u64>();
+            assert!(restored > 0, "the new aggregator restored no intersection from a snapshot:\n{log}");
+        }
+        other => panic!("no stage {other:?}"),
+    }
+}
+
+/// The sum of a metric's samples whose line starts with `prefix` (a name, or a
+/// name and the start of its labels).
+fn metric_sum(metrics: &str, prefix: &str) -> f64 {
+    metrics.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+/// How many times each frame (camera, sequence number) is on `topic`: the
+/// frames topic (envelopes) or the detections topic (JSON). Markers are not
+/// frames and are left out.
+fn copies_on(c: &Cluster, topic: &str) -> BTreeMap<(String, u64), usize> {
+    let mut copies = BTreeMap::new();
+    for r in read_log(&c.kafka, topic, None).unwrap() {
+        let Some(v) = r.value else { continue };
+        let id = if topic == c.kafka.topics.frames.name {
+            streetscope_contracts::Frame::from_envelope(&v).ok().map(|f| (f.camera_id.to_string(), f.seq))
+        } else {
+            serde_json::from_slice::<Value>(&v)
+                .ok()
+                .filter(|d| d.get("detections").is_some())
+                .and_then(|d| Some((d["camera_id"].as_str()?.to_owned(), d["seq"].as_u64()?)))
+        };
+        if let Some(id) = id {
+            *copies.entry(id).or_insert(0) += 1;
+        }
+    }
+    copies
+}
+
+/// Stops the first `kind` stage with SIGTERM mid-run (a rolling update, a
+/// node drain), checks that it exits cleanly within the stop timeout after
+/// finishing or handing back its work, starts a new one, and checks the final
+/// counts — and that nothing was replayed: the stopped stage committed
+/// exactly what it had made durable. A stopped detector's frames are detected
+/// once each (no frame's detections are on the detections topic more often
+/// than the frame is on the frames topic: a live camera's reconnection can
+/// put a recording's frame there twice); a stopped aggregator's successor
+/// drops no more duplicates than the detections topic holds.
+fn stopped_with_sigterm_and_restarted(kind: &str, frames: usize, settle: Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected(dir.path());
+    let mut c = Cluster::start(dir.path());
+    c.start_all();
+    c.wait_frames(frames, LIMIT);
+    std::thread::sleep(settle);
+    // The default --stop-timeout is 25 s; Kubernetes' grace period is 30 s.
+    let status = c.procs(kind)[0].terminate(Duration::from_secs(30));
+    let log = c.procs(kind)[0].log_text();
+    assert!(status.success(), "{kind} exited with {status} after SIGTERM:\n{log}");
+    assert!(log.contains("stopping:"), "{kind} did not log its graceful stop:\n{log}");
+    for late in ["still in flight after", "still in the stage after", "did not finish within"] {
+        assert!(!log.contains(late), "{kind} ran out of its stop timeout:\n{log}");
+    }
+    let new = c.stage(kind, 1);
+    c.procs(kind)[0] = new;
+    c.wait_for(&expected, LIMIT);
+    the_restarted_stage_took_over(&mut c, kind);
+    let frames = copies_on(&c, &c.kafka.topics.frames.name);
+    let detections = copies_on(&c, &c.kafka.topics.detections.name);
+    match kind {
+        "detect" => {
+            let replayed: Vec<_> = detections
+                .iter()
+                .filter(|(id, n)| **n > frames.get(*id).copied().unwrap_or(0))
+                .map(|(id, n)| (id, *n, frames.get(id).copied().unwrap_or(0)))
+                .collect();
+            assert!(replayed.is_empty(), "a graceful stop replays nothing; (frame, detections, frames): {replayed:?}");
+        }
+        _ => {
+            let upstream: usize = detections.values().map(|n| n - 1).sum();
+            let metrics = c.aggregate[0].get("/metrics");
+            let duplicates = metric_sum(&metrics, "streetscope_aggregate_duplicates_total");
+            assert!(
+                duplicates <= upstream as f64,
+                "a graceful stop replays nothing: {duplicates} duplicates, {upstream} repeated on the detections topic:\n{metrics}"
+            );
+        }
+    }
+}
+
+#[test]
+fn detector_stopped_with_sigterm_hands_over_without_replay_loss_or_double_count() {
+    stopped_with_sigterm_and_restarted("detect", 40, Duration::from_secs(3));
+}
+
+#[test]
+fn aggregator_stopped_with_sigterm_hands_over_without_replay_loss_or_double_count() {
+    stopped_with_sigterm_and_restarted("aggregate", 60, Duration::from_secs(5));
 }
 
 #[test]
@@ -736,12 +868,13 @@ fn crossings_of(c: &Cluster, camera: &str) -> Vec<(u64, String, String)> {
 }
 
 /// A live camera (sequence ids) through its ingest pod killed with SIGKILL,
-/// then the new pod stopped with SIGTERM (a rolling update) and replaced:
+/// then the new pod stopped with SIGTERM (a rolling update) and replaced, then
+/// moved to another pod (a second pod joins; the one running it is stopped):
 /// every run of the camera is counted, none taken for duplicates of an earlier
 /// one (the defect: a new pod numbered from 0 again and the aggregator dropped
 /// as many frames as the dead pod had sent), and each restart is named.
 #[test]
-fn a_live_camera_is_counted_through_ingest_pod_kill_and_sigterm() {
+fn a_live_camera_is_counted_through_ingest_pod_kill_sigterm_and_move() {
     use streetscope_contracts::identity::{index_of, run_of};
     let dir = tempfile::tempdir().unwrap();
     let mut c = Cluster::start_with(dir.path(), &["one_bus"], "sequence");
@@ -817,30 +950,54 @@ fn a_live_camera_is_counted_through_ingest_pod_kill_and_sigterm() {
     assert!(run_b > run_a);
     assert_eq!(wait_first_play(&c, run_b), per_play, "run B's first play, after kill -9");
     // A rolling update: SIGTERM, the pod stops its camera and leaves in time.
-    let pid = c.ingest[0].child.as_ref().unwrap().id();
-    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    let asked = Instant::now();
-    while c.ingest[0].child.as_mut().unwrap().try_wait().unwrap().is_none() {
-        assert!(asked.elapsed() < Duration::from_secs(30), "the ingest pod did not stop within 30 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert!(c.ingest[0].terminate(Duration::from_secs(30)).success());
     assert!(c.ingest[0].log_text().contains("ingest pod stopped"), "{}", c.ingest[0].log_text());
     std::thread::sleep(RESTART_AFTER);
     c.ingest[0] = c.stage("ingest", 2);
     let run_c = wait_new_run(&c, &[run_a, run_b]);
     assert_eq!(wait_first_play(&c, run_c), per_play, "run C's first play, after SIGTERM");
 
-    // The aggregator saw both restarts, dropped nothing as a duplicate, and
-    // named the restarts in its windows.
+    // A move: a second pod joins (the group may already move the camera to
+    // it), then the pod running the camera is stopped with SIGTERM, as a
+    // rolling update of two replicas does: the camera goes on on the other.
+    c.ingest.push(c.stage("ingest", 3));
+    c.wait_log(&c.ingest[1], "cameras partitions assigned", LIMIT);
+    let runs_camera = |p: &Proc| p.get("/status").contains("\"cam-one_bus\"");
+    let deadline = Instant::now() + LIMIT;
+    let holder = loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let on: Vec<usize> = (0..2).filter(|&i| runs_camera(&c.ingest[i])).collect();
+        if on.len() == 1 {
+            break on[0];
+        }
+        assert!(Instant::now() < deadline, "the camera never settled on one ingest pod: {on:?}");
+    };
+    assert!(c.ingest[holder].terminate(Duration::from_secs(30)).success());
+    let stopped_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let other = 1 - holder;
+    let deadline = Instant::now() + LIMIT;
+    let run_d = loop {
+        if let Some(r) = runs_seen(&c).into_iter().find(|&r| r >= stopped_at) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no crossing of a run started after the move");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(wait_first_play(&c, run_d), per_play, "run D's first play, on the other pod");
+    assert!(runs_camera(&c.ingest[other]), "the camera runs on the pod that stayed");
+
+    // The aggregator saw every restart (at least three: kill, SIGTERM, move;
+    // a fourth when the joining pod took the camera), dropped nothing as a
+    // duplicate, and named the restarts in its windows.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let metrics = c.aggregate[0].get("/metrics");
-        let restarts = metrics.contains("streetscope_aggregate_ingest_restarts_total{camera=\"cam-one_bus\"} 2");
-        if restarts {
+        let restarts = metric_sum(&metrics, "streetscope_aggregate_ingest_restarts_total{camera=\"cam-one_bus\"}");
+        if restarts >= 3.0 {
             assert!(metrics.contains("streetscope_aggregate_duplicates_total{camera=\"cam-one_bus\"} 0"), "{metrics}");
             break;
         }
-        assert!(Instant::now() < deadline, "the aggregator's metrics never showed two restarts:\n{metrics}");
+        assert!(Instant::now() < deadline, "the aggregator's metrics never showed three restarts:\n{metrics}");
         std::thread::sleep(Duration::from_secs(1));
     }
     let windows: Vec<Value> = read_log(&c.kafka, &c.kafka.topics.counts.name, None)
