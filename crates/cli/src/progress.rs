@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// What the progress shows, read from the stages' meters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,11 +49,17 @@ impl Progress {
             let (bar, template) = match total {
                 Some(n) => (
                     ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
-                    "[{elapsed_precise}] {wide_bar} {pos}/{len} frames ({per_sec}, {eta} left) {msg}",
+                    "[{elapsed_precise}] {wide_bar} {pos}/{len} frames ({rate} frames/s, {eta} left) {msg}",
                 ),
                 None => (ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()), "{spinner} {msg}"),
             };
-            bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
+            let style = ProgressStyle::with_template(template).expect("a valid template").with_key(
+                "rate",
+                |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1}", s.per_sec());
+                },
+            );
+            bar.set_style(style);
             bar
         });
         Self { bar, total, started: Instant::now() }

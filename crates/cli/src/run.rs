@@ -483,6 +483,25 @@ fn print_summary(s: &RunSummary) {
     }
 }
 
+/// The frames the cameras' recordings hold at their sample rates, for the
+/// progress bar; None when a camera is live, samples keyframes only, or a
+/// recording's length cannot be read (the live line is shown instead).
+async fn recordings_total(cameras: &[streetscope_contracts::config::CameraConfig]) -> Option<u64> {
+    if cameras.iter().any(|c| c.keyframes_only) {
+        return None;
+    }
+    let sources: Vec<(String, f64)> = cameras.iter().map(|c| (c.source.clone(), c.sample_fps)).collect();
+    tokio::task::spawn_blocking(move || {
+        sources.iter().try_fold(0u64, |total, (source, fps)| {
+            let d = streetscope_ingest::probe::duration(source, Duration::from_secs(5))?;
+            Some(total + crate::progress::frames_in(d, *fps))
+        })
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,23 +522,4 @@ mod tests {
         assert!(parse_line("nope").unwrap_err().to_string().contains("no '='"));
         assert!(parse_line("a=x,1,2,3").is_err());
     }
-}
-
-/// The frames the cameras' recordings hold at their sample rates, for the
-/// progress bar; None when a camera is live, samples keyframes only, or a
-/// recording's length cannot be read (the live line is shown instead).
-async fn recordings_total(cameras: &[streetscope_contracts::config::CameraConfig]) -> Option<u64> {
-    if cameras.iter().any(|c| c.keyframes_only) {
-        return None;
-    }
-    let sources: Vec<(String, f64)> = cameras.iter().map(|c| (c.source.clone(), c.sample_fps)).collect();
-    tokio::task::spawn_blocking(move || {
-        sources.iter().try_fold(0u64, |total, (source, fps)| {
-            let d = streetscope_ingest::probe::duration(source, Duration::from_secs(5))?;
-            Some(total + crate::progress::frames_in(d, *fps))
-        })
-    })
-    .await
-    .ok()
-    .flatten()
 }
