@@ -428,3 +428,46 @@ fn regressions() {
         "frame envelope, byte 7: reserved byte is 1; version 1 has 0"
     );
 }
+
+/// The dashboard's camera snapshots (`streetscope.camera-snapshots`): written by
+/// detectors, read by every `streetscope dashboard`.
+#[test]
+fn camera_snapshot_messages() {
+    use streetscope_contracts::snapshots::{decode_message, encode_message, SnapshotMeta, SnapshotObject};
+    let meta = |objects: usize| SnapshotMeta {
+        schema_version: 1,
+        camera_id: "cam-1".into(),
+        intersection_id: "x-1".into(),
+        frame_seq: 50,
+        capture_time_ms: 1_700_000_000_000,
+        width: 1280,
+        height: 720,
+        letterbox: Some(Letterbox::fit(1280, 720, 640, 640)),
+        objects: (0..objects)
+            .map(|i| SnapshotObject {
+                bbox: streetscope_contracts::BBox::new(i as f32, 2.0, 30.0 + i as f32, 40.0),
+                class_name: "bus".into(),
+                score: 0.5,
+                track_id: (i % 2 == 0).then_some(i as u64),
+            })
+            .collect(),
+    };
+    let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0xFF, 0xD9];
+    let seeds = vec![encode_message(&meta(0), &jpeg), encode_message(&meta(3), &jpeg)];
+    Fuzz::new("camera_snapshot", 20_000).run(hostile(seeds, Dictionary::binary(), 128), |bytes| {
+        let (decoded, usage) = measure(|| decode_message(&bytes).map(|(m, pic)| (m, pic.len())));
+        check_bounded(bytes.len(), usage)?;
+        match decoded {
+            Ok((_, pic)) => {
+                // The picture is the rest of the value, and starts as a JPEG does.
+                prop_assert!(pic >= 2 && pic <= bytes.len() - 8);
+                prop_assert_eq!(&bytes[bytes.len() - pic..][..2], &[0xFF, 0xD8][..]);
+                Ok(Verdict::Accepted)
+            }
+            Err(e) => {
+                prop_assert!(!e.is_empty());
+                Ok(Verdict::Refused)
+            }
+        }
+    });
+}
