@@ -367,7 +367,9 @@ async fn run_pipeline(
         out_path.display()
     );
 
-    if let Some(ui) = &ui {
+    // A run that ended by itself keeps its page up until asked to stop; one
+    // that was asked to stop (SIGTERM, Ctrl-C) exits now, as asked.
+    if let Some(ui) = ui.as_ref().filter(|_| !stop.is_stopped()) {
         ui.linger().await;
     }
     let failed: Vec<String> =

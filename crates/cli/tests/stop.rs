@@ -22,6 +22,17 @@ fn clip(name: &str) -> PathBuf {
 
 #[test]
 fn sigterm_mid_run_keeps_every_record_and_writes_the_summary() {
+    sigterm_mid_run(&[]);
+}
+
+/// With the dashboard on, SIGTERM still ends the process once the summary is
+/// written: the page stays up after a run only when the run ended by itself.
+#[test]
+fn sigterm_mid_run_with_the_dashboard_exits_once_the_summary_is_written() {
+    sigterm_mid_run(&["--ui", "127.0.0.1:0"]);
+}
+
+fn sigterm_mid_run(extra: &[&str]) {
     // The one_bus clip served as a live camera: each connection plays it again.
     let mut server = Command::new(rtsp_server_bin())
         .args(["--port", "0", "--file", clip("one_bus").to_str().unwrap()])
@@ -37,6 +48,7 @@ fn sigterm_mid_run_keeps_every_record_and_writes_the_summary() {
         .args(["run", url.trim(), "--sample-fps", "5", "-o", out.to_str().unwrap()])
         .args(["--line", "left_line=0.35,0.98,0.35,0.15:eastbound/westbound"])
         .args(["--line", "right_line=0.65,0.98,0.65,0.15:eastbound/westbound"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
