@@ -219,6 +219,8 @@ impl Aggregator {
                 })
             }
         };
+        // Frames that never arrived: the tracker carries its tracks through them.
+        let lost = gap.as_ref().map_or(0, SeqGap::frames);
         cam.delivery.frames += 1;
         cam.last_seq = Some(fd.seq);
         let stamp = FrameStamp { seq: fd.seq, pts_ns: fd.pts_ns, capture_time_ms: fd.capture_time_ms };
@@ -230,7 +232,7 @@ impl Aggregator {
             self.idle.remove(&wi);
         }
         let cam = self.cameras.get_mut(fd.camera_id.as_ref()).expect("found above");
-        let updates = cam.tracker.update(&fd.detections, fd.width, fd.height);
+        let updates = cam.tracker.update_after(lost, &fd.detections, fd.width, fd.height);
         cam.motion.observe(&updates, stamp, fd.width, fd.height);
         let moves = cam.turning.track(&updates, stamp);
         let zones = (!cam.zones.is_empty()).then(|| {

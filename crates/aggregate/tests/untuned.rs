@@ -2,8 +2,8 @@
 //! that no change to the tracker, the counter or the turning movements was ever
 //! measured on before these bounds were set (the tuning used seeds 1–8, see
 //! `docs/accuracy.md`), the default junction, 30 minutes each, with the
-//! simulator's realistic noise (its typical misses, false positives and jitter,
-//! with occlusions, class flips and frame drops) and its heavy noise. Per line and direction, per turning
+//! simulator's typical noise (misses, false positives and jitter, with
+//! occlusions, class flips and frame drops) and its heavy noise. Per line and direction, per turning
 //! movement, and per class of each.
 
 mod common;
@@ -80,10 +80,10 @@ fn check(noise: &NoiseSpec, line: (f64, f64), movement: (f64, f64), class: (f64,
 }
 
 #[test]
-fn realistic_noise_on_untuned_seeds() {
+fn typical_noise_on_untuned_seeds() {
     // Lines, directions and movements within 97-103 %; classes with 20 vehicles
     // or more within 95-105 %, smaller ones within 2 vehicles.
-    check(&NoiseSpec::realistic(), (0.97, 1.03), (0.97, 1.03), (0.95, 1.05), 2);
+    check(&NoiseSpec::typical(), (0.97, 1.03), (0.97, 1.03), (0.95, 1.05), 2);
 }
 
 #[test]

@@ -284,15 +284,15 @@ fn a_minute_of_lost_frames_empties_its_bin_and_flags_it() {
     assert!(html.contains("gap;low_coverage</td><td class=\"l\">not given</td>"));
 }
 
-/// Realistic noise (typical — 10 % missed detections, 2 % false boxes, 2 px
-/// jitter — with occlusions, 5 % class flips and 0.5 % of frames lost), one
+/// Typical noise (10 % missed detections, 2 % false boxes, 2 px jitter, with
+/// occlusions, 5 % class flips and 0.5 % of frames lost), one
 /// hour: every bin counted and flagged `dropped_frames`; per movement over the hour within 3 % of the truth (and 2 vehicles),
 /// per bin and movement within 4 vehicles, and the truth as a manual count
 /// passes the GEH validation with every movement under 5 — the tolerance in
 /// docs/report.md.
 #[test]
-fn a_study_under_realistic_noise_is_within_the_documented_tolerance() {
-    let (sim, spec) = simulate(60.0, NoiseSpec::realistic(), 9);
+fn a_study_under_typical_noise_is_within_the_documented_tolerance() {
+    let (sim, spec) = simulate(60.0, NoiseSpec::typical(), 9);
     let (cam, analytics) = setup(&sim);
     let (frames, truth) = sim.run_to_end();
     let jsonl = results(&cam, &analytics, &frames);
