@@ -156,10 +156,34 @@ pub async fn serve(
     streetscope_http::serve(listener, router, Limits::default(), None, shutdown).await
 }
 
-fn error(status: StatusCode, error: &str, message: String, errors: Vec<ApiFieldError>) -> Response {
+/// The most refused fields an answer lists, and the most characters of a
+/// value it shows: a body of 5,000 copies of one bad line was answered with
+/// every field of every copy, an answer three times the body (over 1 MiB for
+/// 340 KB; found at volume, seed 0x5747524545545343). The message still
+/// gives the number of fields refused.
+pub const MAX_LISTED_ERRORS: usize = 100;
+/// See [`MAX_LISTED_ERRORS`].
+pub const MAX_SHOWN_VALUE_CHARS: usize = 200;
+
+fn error(status: StatusCode, error: &str, mut message: String, errors: Vec<ApiFieldError>) -> Response {
+    if errors.len() > MAX_LISTED_ERRORS {
+        message.push_str(&format!(" (the first {MAX_LISTED_ERRORS} are listed)"));
+    }
     // A value is shown as sent, but never with a password: any field may hold
     // a URL with one (an id did, found at volume, seed 0x5747524545545343).
-    let errors = errors.into_iter().map(|e| ApiFieldError { value: scrub_text(&e.value), ..e }).collect();
+    let errors = errors
+        .into_iter()
+        .take(MAX_LISTED_ERRORS)
+        .map(|e| {
+            let mut value = scrub_text(&e.value);
+            if let Some((cut, _)) = value.char_indices().nth(MAX_SHOWN_VALUE_CHARS) {
+                let more = value.len() - cut;
+                value.truncate(cut);
+                value.push_str(&format!("… ({more} bytes more)"));
+            }
+            ApiFieldError { value, ..e }
+        })
+        .collect();
     let body = ApiError { error: error.into(), message: scrub_text(&message), errors };
     (status, Json(body)).into_response()
 }

@@ -116,4 +116,20 @@ fn regressions() {
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.fields().contains(&"id".to_owned()), "{}", a.text);
     assert!(!a.text.contains("user:pw@"), "{}", a.text);
+    // A PATCH of 5,000 copies of a line with an end at u64::MAX (340 KB) was
+    // answered with every refused field of every copy: over 1 MiB, three
+    // times the body. The answer lists the first 100 and counts them all.
+    let line = r#"{"end":[18446744073709551615,0.4],"name":"north","start":[0.2,0.4]}"#;
+    let body = format!(r#"{{"enabled":false,"lines":[{}]}}"#, vec![line; 5_000].join(","));
+    let a = h.call("PATCH", "/v1/cameras/cam-1", Some(common::WRITE), Some(&body));
+    assert_eq!(a.status, 400, "{}", &a.text[..a.text.len().min(500)]);
+    assert_eq!(a.fields().len(), streetscope_registry::api::MAX_LISTED_ERRORS);
+    assert!(a.text.len() < 64 << 10, "{} bytes answered to {} sent", a.text.len(), body.len());
+    let message = a.json()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("field(s) refused") && message.contains("(the first 100 are listed)"), "{message}");
+    // A value is shown cut, with how much was left out.
+    let long = format!(r#"{{"id":"{}","intersection":"x-1","source":"file:///a.mp4"}}"#, "c".repeat(10_000));
+    let a = h.call("PUT", "/v1/cameras/cam-1", Some(common::WRITE), Some(&long));
+    assert_eq!(a.status, 400, "{}", &a.text[..a.text.len().min(500)]);
+    assert!(a.text.len() < 4 << 10 && a.text.contains("bytes more)"), "{}", a.text);
 }
