@@ -24,6 +24,34 @@ pub enum ResultRecord {
     Summary(RunSummary),
 }
 
+impl ResultRecord {
+    /// The record's event time, ms since the Unix epoch: the capture time it is
+    /// filed under (a window's start, an alert's change, a movement's
+    /// completion). Result topics carry it as the message timestamp, so a
+    /// reader finds a time range by offsets-for-times; None for a run's summary.
+    pub fn event_time_ms(&self) -> Option<i64> {
+        match self {
+            Self::Crossing(c) => Some(c.capture_time_ms),
+            Self::TurningMovement(t) => Some(t.capture_time_ms),
+            Self::Window(w) => Some(w.window_start_ms),
+            Self::Alert(a) => Some(a.time_ms),
+            Self::Counts(c) => Some(c.as_of_capture_time_ms),
+            Self::Summary(_) => None,
+        }
+    }
+
+    /// The topic a distributed aggregator publishes the record to (key: its
+    /// intersection id): crossings and movements to `events`; windows, running
+    /// counts and summaries to `counts`; alerts to `alerts`.
+    pub fn topic<'t>(&self, topics: &'t crate::kafka::TopicsConfig) -> &'t crate::kafka::TopicSpec {
+        match self {
+            Self::Crossing(_) | Self::TurningMovement(_) => &topics.events,
+            Self::Window(_) | Self::Counts(_) | Self::Summary(_) => &topics.counts,
+            Self::Alert(_) => &topics.alerts,
+        }
+    }
+}
+
 /// One vehicle crossing one counting line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CrossingEvent {

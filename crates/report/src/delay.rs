@@ -68,13 +68,16 @@ pub const DELAY_HEADER: [&str; 9] =
     ["site", "intersection_id", "bin_start", "direction", "movement", "vehicles", "mean_delay_s", "los", "flags"];
 
 /// `delay.csv`: per bin and movement, then per movement over the whole study
-/// (`bin_start` empty). Flagged bins are empty and left out of the totals.
+/// (`bin_start` empty). Bins whose counts are not given are empty and left
+/// out of the totals; every bin carries its flags.
 pub fn delay_csv(study: &Study, d: &Delays) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(DELAY_HEADER).expect("in memory");
     for (i, ic) in study.intersections.iter().enumerate() {
         let mut whole: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-        let mut row = |start: String, m: usize, v: Option<&Vec<f64>>, flags: String| {
+        // `given`: the bin's figures are given (a bin counted with short frame
+        // losses is, and carries its `dropped_frames` flag).
+        let mut row = |start: String, m: usize, v: Option<&Vec<f64>>, given: bool, flags: String| {
             let mov = ic.movements[m];
             let n = v.map_or(0, Vec::len);
             let mean = v.filter(|v| !v.is_empty()).map(|v| v.iter().sum::<f64>() / v.len() as f64);
@@ -84,9 +87,9 @@ pub fn delay_csv(study: &Study, d: &Delays) -> Vec<u8> {
                 &start,
                 mov.bound(),
                 mov.turn.letter(),
-                &if flags.is_empty() || start.is_empty() { n.to_string() } else { String::new() },
-                &mean.filter(|_| flags.is_empty()).map(|x| format!("{x:.1}")).unwrap_or_default(),
-                &mean.filter(|_| flags.is_empty()).map(|x| los(x, ic.control).to_string()).unwrap_or_default(),
+                &if given { n.to_string() } else { String::new() },
+                &mean.filter(|_| given).map(|x| format!("{x:.1}")).unwrap_or_default(),
+                &mean.filter(|_| given).map(|x| los(x, ic.control).to_string()).unwrap_or_default(),
                 &flags,
             ])
             .expect("in memory");
@@ -97,12 +100,11 @@ pub fn delay_csv(study: &Study, d: &Delays) -> Vec<u8> {
                 if bin.ok() {
                     whole.entry(m).or_default().extend(v.into_iter().flatten());
                 }
-                let flags = if bin.ok() { String::new() } else { bin.flag_text() };
-                row(iso(bin.start_ms, &study.tz), m, v, flags);
+                row(iso(bin.start_ms, &study.tz), m, v, bin.ok(), bin.flag_text());
             }
         }
         for m in 0..ic.movements.len() {
-            row(String::new(), m, whole.get(&m), String::new());
+            row(String::new(), m, whole.get(&m), true, String::new());
         }
     }
     w.into_inner().expect("in memory")

@@ -122,6 +122,17 @@ fn bars(h: &mut String, study: &Study, ic: &IntersectionCounts, series: &[Option
                         val
                     );
                 }
+                // Counted, but flagged (frames lost in short runs): a mark above the bar.
+                if !ic.bins[b].flags.is_empty() {
+                    let _ = write!(
+                        h,
+                        "<text class=\"flagged\" x=\"{:.1}\" y=\"{:.1}\" fill=\"#a00\" text-anchor=\"middle\">\
+                         <title>counted, flagged: {}</title>!</text>",
+                        x + bw / 2.0 - 1.0,
+                        (y - 2.0).max(9.0),
+                        esc(&ic.bins[b].flag_text())
+                    );
+                }
             }
             None => {
                 let _ = write!(
@@ -142,7 +153,10 @@ fn bars(h: &mut String, study: &Study, ic: &IntersectionCounts, series: &[Option
     for (k, name) in names.iter().enumerate() {
         let _ = write!(h, "<span style=\"background:{}\"></span>{}", COLOURS[k % COLOURS.len()], esc(name));
     }
-    h.push_str("<span style=\"background:#ddd\"></span>no count (flagged)</div>");
+    h.push_str(
+        "<span style=\"background:#ddd\"></span>no count (flagged) <b class=\"flag\">&nbsp;!</b> counted, flagged \
+         (frames lost in short runs; see Data quality)</div>",
+    );
 }
 
 /// The junction as a cross: each approach's study volumes by turn where it enters.

@@ -38,17 +38,26 @@ impl Results {
 pub fn read_results(origin: &str, text: &str) -> Result<Results, ReportError> {
     let mut out = Results::default();
     for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
         if line.trim().is_empty() {
             continue;
         }
+        out.read_record(origin, i + 1, line)?;
+    }
+    Ok(out)
+}
+
+impl Results {
+    /// Reads one record (a line of a results file, or the value of a message
+    /// of a result topic) as strictly as [`read_results`]; `origin` and `line`
+    /// name it in errors (for a message: `topic[partition]` and its offset).
+    pub fn read_record(&mut self, origin: &str, line: usize, text: &str) -> Result<(), ReportError> {
         let err = |field: &str, reason: String| ReportError::Input {
             path: origin.to_owned(),
-            line: n,
+            line,
             field: field.to_owned(),
             reason,
         };
-        let value: Value = serde_json::from_str(line).map_err(|e| err("-", format!("not a JSON record: {e}")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| err("-", format!("not a JSON record: {e}")))?;
         let Value::Object(mut obj) = value else {
             return Err(err("-", "not a JSON object: each line holds one record".into()));
         };
@@ -68,9 +77,9 @@ pub fn read_results(origin: &str, text: &str) -> Result<Results, ReportError> {
             None => return Err(err("schema_version", "missing".into())),
         }
         match kind.as_str() {
-            "turning_movement" => out.turning.push(strict(obj, &kind, err)?),
-            "window" => out.windows.push(strict(obj, &kind, err)?),
-            "crossing" => out.crossings.push(strict(obj, &kind, err)?),
+            "turning_movement" => self.turning.push(strict(obj, &kind, err)?),
+            "window" => self.windows.push(strict(obj, &kind, err)?),
+            "crossing" => self.crossings.push(strict(obj, &kind, err)?),
             "alert" => drop(strict::<AlertEvent>(obj, &kind, err)?),
             "counts" => drop(strict::<CountsRecord>(obj, &kind, err)?),
             "summary" => drop(strict::<RunSummary>(obj, &kind, err)?),
@@ -84,7 +93,50 @@ pub fn read_results(origin: &str, text: &str) -> Result<Results, ReportError> {
                 ))
             }
         }
-        out.tally(&kind);
+        self.tally(&kind);
+        Ok(())
+    }
+}
+
+/// One message of a result topic, as `streetscope report --brokers` read it.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicMessage<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// The intersection id (the result topics' key).
+    pub key: &'a str,
+    /// None: a tombstone (never written to result topics; skipped).
+    pub value: Option<&'a [u8]>,
+}
+
+/// Reads the messages of the result topics (`events`, `counts`) as strictly as
+/// a results file: each value is one record, and an error names
+/// `topic[partition]:offset` and the field. Only the records of `intersection`
+/// (when given: the messages keyed with it). A message whose value repeats one
+/// already read under the same key is a replay (the topics are at-least-once:
+/// an aggregator that restarts republishes what it had not committed) and is
+/// read once.
+pub fn read_topic_messages<'a>(
+    messages: impl IntoIterator<Item = TopicMessage<'a>>,
+    intersection: Option<&str>,
+) -> Result<Results, ReportError> {
+    let mut out = Results::default();
+    let mut seen = std::collections::HashSet::new();
+    for m in messages {
+        let Some(value) = m.value else { continue };
+        if intersection.is_some_and(|i| i != m.key) || !seen.insert((m.key, value)) {
+            continue;
+        }
+        let origin = format!("{}[{}]", m.topic, m.partition);
+        let line = usize::try_from(m.offset).unwrap_or(usize::MAX);
+        let text = std::str::from_utf8(value).map_err(|e| ReportError::Input {
+            path: origin.clone(),
+            line,
+            field: "-".into(),
+            reason: format!("not UTF-8 text: {e}"),
+        })?;
+        out.read_record(&origin, line, text)?;
     }
     Ok(out)
 }
@@ -148,6 +200,26 @@ mod tests {
             read_results("r.jsonl", &TURN.replace(r#""track_id":1"#, r#""track_id":"one""#)).unwrap_err().to_string();
         assert!(e.starts_with("r.jsonl:1: "), "{e}");
         assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn topic_messages_are_read_once_per_intersection_and_name_their_offset() {
+        let other = TURN.replace(r#""intersection_id":"i""#, r#""intersection_id":"j""#);
+        let msg = |offset, key, value: &'static str| TopicMessage {
+            topic: "streetscope.events",
+            partition: 2,
+            offset,
+            key,
+            value: Some(value.as_bytes()),
+        };
+        let other: &'static str = Box::leak(other.into_boxed_str());
+        let r = read_topic_messages([msg(7, "i", TURN), msg(8, "j", other), msg(9, "i", TURN)], Some("i")).unwrap();
+        assert_eq!(r.turning.len(), 1, "the replay at offset 9 is read once, j's record not at all");
+        let r = read_topic_messages([msg(7, "i", TURN), msg(8, "j", other)], None).unwrap();
+        assert_eq!(r.turning.len(), 2);
+        let bad: &'static str = Box::leak(TURN.replace(r#""track_id":1,"#, "").into_boxed_str());
+        let e = read_topic_messages([msg(7, "i", TURN), msg(41, "i", bad)], Some("i")).unwrap_err().to_string();
+        assert!(e.starts_with("streetscope.events[2]:41: track_id: missing field"), "{e}");
     }
 
     #[test]

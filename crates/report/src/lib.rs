@@ -41,7 +41,7 @@ pub mod utdf;
 pub mod write;
 
 pub use config::StudyConfig;
-pub use input::{read_results, Results};
+pub use input::{read_results, read_topic_messages, Results, TopicMessage};
 pub use study::{build, Scope, Study};
 
 /// What went wrong, naming the file, line and field, or the setting.
@@ -116,6 +116,23 @@ pub fn render(study: &Study, manual: Option<(&str, &str)>) -> Result<Vec<(String
             time::iso(study.to_ms, &study.tz),
             flagged
         ));
+        let kept: Vec<String> = ic
+            .bins
+            .iter()
+            .filter(|b| b.ok() && !b.flags.is_empty())
+            .map(|b| time::iso(b.start_ms, &study.tz))
+            .collect();
+        if !kept.is_empty() {
+            notes.push(format!(
+                "{}: {} bins counted with frames lost in short runs (each at most max_gap_s = {} s), flagged \
+                 dropped_frames in tmc.csv, tmc-totals.csv, queues.csv and delay.csv; the UTDF files have no flags \
+                 column and give their counts as they are: {}",
+                ic.site,
+                kept.len(),
+                study.config.max_gap_s,
+                kept.join(", ")
+            ));
+        }
         notes.extend(ic.notes.iter().map(|n| format!("{}: {n}", ic.site)));
     }
     files.push(("report.html".to_owned(), html::report_html(study, &peaks, delays.as_ref(), &notes).into_bytes()));

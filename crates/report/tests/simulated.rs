@@ -330,6 +330,18 @@ fn a_study_under_typical_noise_is_within_the_documented_tolerance() {
     }
     println!("worst bin x movement: {worst_bin} vehicles; worst movement over the hour: {:.1} %", 100.0 * worst_hour);
     let files = render(&study, Some(("manual.csv", &manual))).unwrap();
+    // The flag of bins counted with short losses is in every output.
+    assert!(parse_csv(file(&files, "tmc.csv"))
+        .iter()
+        .all(|r| r["flags"] == "dropped_frames" && !r["count"].is_empty()));
+    assert!(parse_csv(file(&files, "queues.csv")).iter().all(|r| r["flags"] == "dropped_frames"));
+    let notes = std::str::from_utf8(file(&files, "notes.txt")).unwrap();
+    assert!(
+        notes.contains("4 bins counted with frames lost in short runs (each at most max_gap_s = 0.5 s)"),
+        "{notes}"
+    );
+    let html = std::str::from_utf8(file(&files, "report.html")).unwrap();
+    assert_eq!(html.matches("<title>counted, flagged: dropped_frames</title>").count(), 2 * 4, "a mark per bar");
     let v = parse_csv(file(&files, "validation.csv"));
     let summary = v.last().unwrap();
     assert_eq!((summary["geh_ok"].as_str(), summary["verdict"].as_str()), ("1.000", "pass"), "{v:?}");

@@ -221,6 +221,21 @@ impl Producer {
         value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
     ) -> Result<Pending> {
+        self.send_at(topic, key, value, headers, None).await
+    }
+
+    /// [`Producer::send`] with the message's timestamp set (ms since the Unix
+    /// epoch; None: the time of sending). The result records are stamped with
+    /// their event time, so that readers find a time range by Kafka's
+    /// offsets-for-times lookup ([`read_log_between`]).
+    pub async fn send_at(
+        &self,
+        topic: &str,
+        key: &str,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+        timestamp_ms: Option<i64>,
+    ) -> Result<Pending> {
         let mut h = OwnedHeaders::new_with_capacity(headers.len());
         for (k, v) in headers {
             h = h.insert(Header { key: k, value: Some(*v) });
@@ -228,6 +243,9 @@ impl Producer {
         let mut record = FutureRecord::<str, [u8]>::to(topic).key(key).headers(h);
         if let Some(v) = value {
             record = record.payload(v);
+        }
+        if let Some(t) = timestamp_ms {
+            record = record.timestamp(t);
         }
         loop {
             match self.inner.send_result(record) {
@@ -752,6 +770,89 @@ pub fn read_log(cfg: &KafkaConfig, topic: &str, partitions: Option<&[i32]>) -> R
             }
             Some(Err(e)) => tracing::warn!(topic, error = %e, "reading the log; retrying"),
             None => {}
+        }
+    }
+    Ok(rows)
+}
+
+/// Reads the part of `topic` that a time range needs, without scanning the rest:
+/// per partition, from the first message stamped at or after `from_ms`
+/// (Kafka's offsets-for-times lookup: nothing before it is fetched) up to the
+/// first message stamped at or after `until_ms` (not returned), or the
+/// partition's end as it is now. Message timestamps are the producer's
+/// (`CreateTime`): the result stages stamp each record with its event time
+/// ([`Producer::send_at`]). Blocking; for tools and tests.
+pub fn read_log_between(cfg: &KafkaConfig, topic: &str, from_ms: i64, until_ms: i64) -> Result<Vec<LogRecord>> {
+    let consumer: BaseConsumer = client_config(cfg, Role::Admin)?
+        .set("group.id", format!("{}-range-reader", cfg.client_id))
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", (cfg.message_max_bytes * 8).to_string())
+        .create()
+        .map_err(|source| KafkaTransportError::Client { role: "range reader", source })?;
+    let broker = |what: String| move |source| KafkaTransportError::Broker { what, source };
+    let mut times = TopicPartitionList::new();
+    for p in partition_ids(&consumer, topic)? {
+        times.add_partition_offset(topic, p, Offset::Offset(from_ms)).map_err(broker(format!("{topic}[{p}]")))?;
+    }
+    let starts = consumer
+        .offsets_for_times(times, Duration::from_secs(10))
+        .map_err(broker(format!("offsets of {topic} for {from_ms} ms")))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for e in starts.elements() {
+        let p = e.partition();
+        let Offset::Offset(start) = e.offset() else { continue }; // nothing stamped that late
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(broker(format!("watermarks of {topic}[{p}]")))?;
+        if start < high {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Offset(start))
+                .map_err(broker(format!("assign {topic}[{p}]")))?;
+        }
+    }
+    let mut rows = Vec::new();
+    if ends.is_empty() {
+        return Ok(rows);
+    }
+    consumer.assign(&tpl).map_err(broker(format!("assign {topic}")))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(KafkaTransportError::Timeout(format!("reading {topic} from {from_ms} to {until_ms} ms")));
+        }
+        let m = match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                tracing::warn!(topic, error = %e, "reading a time range; retrying");
+                continue;
+            }
+            None => continue,
+        };
+        let p = m.partition();
+        let Some(&end) = ends.get(&p) else { continue }; // already done: paused
+        let timestamp_ms = m.timestamp().to_millis();
+        let done = m.offset() + 1 >= end || timestamp_ms.is_some_and(|t| t >= until_ms);
+        if timestamp_ms.is_none_or(|t| t < until_ms) {
+            let headers = m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                .unwrap_or_default();
+            rows.push(LogRecord {
+                partition: p,
+                offset: m.offset(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers,
+                timestamp_ms,
+            });
+        }
+        if done {
+            ends.remove(&p);
+            let mut one = TopicPartitionList::new();
+            one.add_partition(topic, p);
+            // Stop fetching it; a failure only costs messages read and dropped.
+            let _ = consumer.pause(&one);
         }
     }
     Ok(rows)

@@ -259,16 +259,12 @@ impl Stage {
 
     async fn publish(&mut self, intersection: &str, records: Vec<ResultRecord>, trace: &str) -> anyhow::Result<()> {
         for r in records {
-            let topic = match &r {
-                ResultRecord::Crossing(_) | ResultRecord::TurningMovement(_) => &self.topics().events.name,
-                ResultRecord::Window(_) | ResultRecord::Counts(_) | ResultRecord::Summary(_) => {
-                    &self.topics().counts.name
-                }
-                ResultRecord::Alert(_) => &self.topics().alerts.name,
-            }
-            .clone();
+            let topic = r.topic(self.topics()).name.clone();
             let json = serde_json::to_vec(&r)?;
-            let p = self.producer.send(&topic, intersection, Some(&json), &[(TRACEPARENT, trace.as_bytes())]).await?;
+            // Stamped with its event time: `streetscope report --brokers` finds
+            // a study's period by offsets-for-times instead of reading the topic.
+            let headers = [(TRACEPARENT, trace.as_bytes())];
+            let p = self.producer.send_at(&topic, intersection, Some(&json), &headers, r.event_time_ms()).await?;
             self.pending.push(p);
         }
         Ok(())
