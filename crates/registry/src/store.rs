@@ -477,8 +477,15 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 /// quoted in the message is redacted.
 pub fn parse_error(kind: Kind, e: &serde_json::Error) -> RegistryError {
     let message = crate::redact::scrub_text(&e.to_string());
+    // A field named by the empty string is shown as `""`: an answer's field
+    // is never empty (a body with the key "" was answered with field "";
+    // found at volume, seed 0x5747524545545343).
     let named = |prefix: &str| {
-        message.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('`')).and_then(|r| r.split('`').next())
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('`'))
+            .and_then(|r| r.split('`').next())
+            .map(|f| if f.is_empty() { "\"\"" } else { f })
     };
     let (field, value) = if let Some(f) = named("unknown field ") {
         (f.to_owned(), "(present)".to_owned())

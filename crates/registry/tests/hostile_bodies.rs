@@ -127,6 +127,10 @@ fn regressions() {
     assert!(a.text.len() < 64 << 10, "{} bytes answered to {} sent", a.text.len(), body.len());
     let message = a.json()["message"].as_str().unwrap_or_default().to_owned();
     assert!(message.contains("field(s) refused") && message.contains("(the first 100 are listed)"), "{message}");
+    // An unknown key that is the empty string was answered with field "".
+    let a = h.call("PATCH", "/v1/cameras/cam-1", Some(common::WRITE), Some(r#"{"":7,"enabled":false}"#));
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(a.fields(), ["\"\""], "{}", a.text);
     // A value is shown cut, with how much was left out.
     let long = format!(r#"{{"id":"{}","intersection":"x-1","source":"file:///a.mp4"}}"#, "c".repeat(10_000));
     let a = h.call("PUT", "/v1/cameras/cam-1", Some(common::WRITE), Some(&long));
