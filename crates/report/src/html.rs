@@ -210,7 +210,7 @@ fn peak_table<'a>(h: &mut String, study: &Study, ic: &IntersectionCounts, peaks:
     for p in peaks {
         let start = iso(ic.bins[p.first_bin].start_ms, &study.tz);
         let end = iso(ic.bins[p.first_bin].start_ms + 4 * BIN_MS, &study.tz);
-        let appr: Vec<String> = p.approaches.iter().map(|a| format!("{} {}", a.direction, f(a.phf, 2))).collect();
+        let appr: Vec<String> = p.approaches.iter().map(|a| format!("{} {}", a.direction, f(a.phf, 3))).collect();
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{} {}–{}</td><td>{}</td><td class=\"phf\">{}</td><td>{}</td>\
