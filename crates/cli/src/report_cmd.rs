@@ -22,7 +22,8 @@ pub struct ReportArgs {
     /// Read the results from Kafka instead: the `events` and `counts` topics of
     /// a distributed deployment, only the part for `--from`..`--to` (both then
     /// required), found by the messages' event-time stamps.
-    #[arg(long, env = "STREETSCOPE_BROKERS", requires_all = ["from", "to"])]
+    // No `env`: a STREETSCOPE_BROKERS set for the stages would clash with --results.
+    #[arg(long, requires_all = ["from", "to"])]
     brokers: Option<String>,
     /// With `--brokers`: the cluster configuration (TOML: `[kafka]` with TLS,
     /// SASL and topic names); without it, plain TCP and the default topic names.
