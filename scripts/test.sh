@@ -25,6 +25,8 @@ bash scripts/test-deploy.sh
 
 log "the dashboard in a browser (tests/dashboard)"
 bash scripts/test-dashboard.sh
+log "report.html in a browser (tests/report)"
+bash scripts/test-report-browser.sh
 
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
