@@ -78,12 +78,30 @@ pub fn scrub_text(text: &str) -> String {
             .last()
             .map_or(p, |(i, _)| i);
         let end = rest[p..].find(|c: char| c.is_whitespace() || "\"'`<>\\".contains(c)).map_or(rest.len(), |e| p + e);
-        out.push_str(&rest[..start]);
+        scrub_bare(&rest[..start], &mut out);
         out.push_str(&redact_url(&rest[start..end]));
         rest = &rest[end..];
     }
-    out.push_str(rest);
+    scrub_bare(rest, &mut out);
     out
+}
+
+/// Text with no `://`: each word holding `user:password@` gets its password
+/// hidden all the same (a refused field's value `"//user:pw@10.0.0.5/s1"`,
+/// its scheme cut off into another field, showed the password; found at
+/// volume, seed 0x5747524545545343).
+fn scrub_bare(text: &str, out: &mut String) {
+    let stop = |c: char| c.is_whitespace() || "\"'`<>\\".contains(c);
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let start = rest[..at].char_indices().rev().find(|&(_, c)| stop(c)).map_or(0, |(i, c)| i + c.len_utf8());
+        // The '@' is not a stop, so the word goes past it: each turn moves on.
+        let end = rest[at..].find(stop).map_or(rest.len(), |e| at + e);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_bare_userinfo(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
 }
 
 #[cfg(test)]
@@ -111,5 +129,9 @@ mod tests {
     fn urls_inside_text_are_scrubbed() {
         let t = "could not open \"rtsp://a:pw@h/s?token=t\": refused; see http://docs/x";
         assert_eq!(scrub_text(t), "could not open \"rtsp://a:***@h/s?token=***\": refused; see http://docs/x");
+        // Found at volume: a URL whose scheme was cut off into another field.
+        assert_eq!(scrub_text("\"//user:pw@10.0.0.5:554/s1\""), "\"//user:***@10.0.0.5:554/s1\"");
+        assert_eq!(scrub_text("a user:pw@h and b@c, é x:y@z"), "a user:***@h and b@c, é x:***@z");
+        assert_eq!(scrub_text("mail me@example.org"), "mail me@example.org");
     }
 }

@@ -127,6 +127,12 @@ fn regressions() {
     assert!(a.text.len() < 64 << 10, "{} bytes answered to {} sent", a.text.len(), body.len());
     let message = a.json()["message"].as_str().unwrap_or_default().to_owned();
     assert!(message.contains("field(s) refused") && message.contains("(the first 100 are listed)"), "{message}");
+    // A URL's scheme cut off into another field: the intersection
+    // "//user:pw@10.0.0.5:554/s1" was shown as sent, password and all.
+    let body = r#"{"id":"cam-1","intersection":"//user:pw@10.0.0.5:554/s1","source":"rtsp:cam-1"}"#;
+    let a = h.call("PUT", "/v1/cameras/cam-1", Some(common::WRITE), Some(body));
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.fields().contains(&"intersection".to_owned()) && !a.text.contains("user:pw@"), "{}", a.text);
     // An unknown key that is the empty string was answered with field "".
     let a = h.call("PATCH", "/v1/cameras/cam-1", Some(common::WRITE), Some(r#"{"":7,"enabled":false}"#));
     assert_eq!(a.status, 400, "{}", a.text);
