@@ -50,7 +50,9 @@ fn redact_userinfo(url: &str) -> String {
             let masked = if userinfo.contains(':') { format!("{user}:{MASK}") } else { user.to_owned() };
             format!("{scheme}://{masked}@{}{tail}", &authority[at + 1..])
         }
-        None => url.to_owned(),
+        // No user info in the authority; one after it (`rtsp:///user:pw@h/s`,
+        // an empty authority: found at volume) is hidden all the same.
+        None => format!("{scheme}://{authority}{}", redact_bare_userinfo(tail)),
     }
 }
 
@@ -123,6 +125,8 @@ mod tests {
         assert_eq!(redact_url("rtsp\x7f//user:pw@10.0.0.5/s1"), "rtsp\x7f//user:***@10.0.0.5/s1");
         assert_eq!(redact_url("user:pw@10.0.0.5"), "user:***@10.0.0.5");
         assert_eq!(redact_url("/videos/a@b.mp4"), "/videos/a@b.mp4");
+        assert_eq!(redact_url("rtsp:///user:pw@10.0.0.5:554/s1"), "rtsp:///user:***@10.0.0.5:554/s1");
+        assert_eq!(redact_url("file:///srv/a@b.mp4"), "file:///srv/a@b.mp4");
     }
 
     #[test]

@@ -133,6 +133,11 @@ fn regressions() {
     let a = h.call("PUT", "/v1/cameras/cam-1", Some(common::WRITE), Some(body));
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.fields().contains(&"intersection".to_owned()) && !a.text.contains("user:pw@"), "{}", a.text);
+    // A URL with an empty authority and the user info after it.
+    let body = r#"{"id":"cam-1","intersection":"x-1","source":"rtsp:///user:pw@10.0.0.5:554/s1"}"#;
+    let a = h.call("PUT", "/v1/cameras/cam-1", Some(common::WRITE), Some(body));
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.fields().contains(&"source".to_owned()) && !a.text.contains("user:pw@"), "{}", a.text);
     // An unknown key that is the empty string was answered with field "".
     let a = h.call("PATCH", "/v1/cameras/cam-1", Some(common::WRITE), Some(r#"{"":7,"enabled":false}"#));
     assert_eq!(a.status, 400, "{}", a.text);
