@@ -275,7 +275,8 @@ async fn run_pipeline(
 
     // A bar with rate and time left when every source is a recording of known
     // length; the live line otherwise; plain lines when stderr is no terminal.
-    let progress = crate::progress::Progress::new(recordings_total(&cfg.cameras).await, std::io::stderr().is_terminal());
+    let progress =
+        crate::progress::Progress::new(recordings_total(&cfg.cameras).await, std::io::stderr().is_terminal());
     let mut tick = tokio::time::interval(progress.every());
     tick.tick().await;
     let (mut crossings, mut turns, mut windows) = (0u64, 0u64, 0u64);
