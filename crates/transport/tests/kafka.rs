@@ -30,6 +30,7 @@ fn config(b: &TestBroker) -> KafkaConfig {
         &mut k.topics.counts,
         &mut k.topics.alerts,
         &mut k.topics.snapshots,
+        &mut k.topics.camera_snapshots,
         &mut k.topics.dlq,
     ] {
         t.partitions = t.partitions.min(2);
@@ -55,7 +56,7 @@ fn topics_are_created_once_and_a_second_run_changes_nothing() {
     let k = config(&b);
     let rt = rt();
     let first = rt.block_on(ensure_topics(&k)).unwrap();
-    assert_eq!(first.len(), 9);
+    assert_eq!(first.len(), 10, "every topic of the design: {first:?}");
     assert!(first.iter().all(|c| matches!(c, TopicChange::Created { .. })), "{first:?}");
     let second = rt.block_on(ensure_topics(&k)).unwrap();
     assert!(second.iter().all(|c| matches!(c, TopicChange::Unchanged { .. })), "{second:?}");
