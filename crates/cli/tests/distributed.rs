@@ -459,6 +459,11 @@ max_backoff_s = 2
                     &got, expected,
                     "final counts differ from streetscope run's.\nlast counts records: {last:#?}"
                 );
+                // The events topic, too: every crossing once its repeats are
+                // dropped (a replay republishes an event with the same
+                // camera, frame, track and line), none missing, none extra.
+                let events = self.event_counts();
+                assert_eq!(&events, expected, "the crossing events on the events topic differ from the counts");
                 return;
             }
             std::thread::sleep(Duration::from_secs(1));
@@ -483,6 +488,26 @@ max_backoff_s = 2
             "counts did not converge.\nexpected: {expected:#?}\nlast counts records: {last:#?}\n{}",
             logs.join("\n")
         );
+    }
+
+    /// The crossing events on the events topic, each counted once by its
+    /// identity (camera, frame, track, line, direction), per intersection.
+    fn event_counts(&self) -> Counts {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut by: Counts = BTreeMap::new();
+        for r in read_log(&self.kafka, &self.kafka.topics.events.name, None).unwrap() {
+            let Some(v) = r.value.and_then(|v| serde_json::from_slice::<Value>(&v).ok()) else { continue };
+            if v["record"] != "crossing" {
+                continue;
+            }
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            let identity = (s("camera_id"), v["frame_seq"].as_u64(), v["track_id"].as_u64(), s("line"), s("direction"));
+            if seen.insert(identity) {
+                let key = (s("camera_id"), s("line"), s("direction"), s("class_name"));
+                *by.entry(s("intersection_id")).or_default().entry(key).or_default() += 1;
+            }
+        }
+        by
     }
 
     fn frames_on_topic(&self) -> usize {
@@ -513,7 +538,27 @@ const LIMIT: Duration = Duration::from_secs(240);
 fn expected(dir: &Path) -> Counts {
     let e = one_process_counts(dir);
     assert_eq!(e.len(), CLIPS.len(), "streetscope run counted every clip: {e:#?}");
+    assert_eq!(e, truth_counts(), "the fault-free reference (streetscope run) counts the clips' ground truth");
     e
+}
+
+/// The clips' ground truth, per intersection, as `Counts`.
+fn truth_counts() -> Counts {
+    CLIPS
+        .iter()
+        .map(|clip| {
+            let counts = truth_of(clip)
+                .counts
+                .iter()
+                .filter(|c| c.count > 0)
+                .map(|c| {
+                    let direction = serde_json::to_value(c.direction).unwrap().as_str().unwrap().to_owned();
+                    ((format!("cam-{clip}"), c.line.clone(), direction, c.class_name.clone()), u64::from(c.count))
+                })
+                .collect();
+            (format!("x-{clip}"), counts)
+        })
+        .collect()
 }
 
 #[test]
