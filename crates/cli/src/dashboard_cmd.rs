@@ -241,26 +241,7 @@ fn snapshot_message(f: &Frame, fd: &FrameDetections) -> anyhow::Result<Vec<u8>> 
             std::borrow::Cow::Owned(streetscope_dashboard::snapshot::encode(&img)?)
         }
     };
-    let meta = SnapshotMeta {
-        schema_version: streetscope_contracts::records::SCHEMA_VERSION,
-        camera_id: f.camera_id.to_string(),
-        intersection_id: f.intersection_id.to_string(),
-        frame_seq: f.seq,
-        capture_time_ms: f.capture_time_ms,
-        width: f.letterbox.src_w,
-        height: f.letterbox.src_h,
-        letterbox: Some(f.letterbox),
-        objects: fd
-            .detections
-            .iter()
-            .map(|d| SnapshotObject {
-                bbox: d.bbox,
-                class_name: d.class_name.to_string(),
-                score: d.score,
-                track_id: None,
-            })
-            .collect(),
-    };
+    let meta = SnapshotMeta::of_frame(f, fd.detections.iter().map(SnapshotObject::detected).collect());
     Ok(encode_message(&meta, &jpeg))
 }
 

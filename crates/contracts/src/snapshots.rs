@@ -131,6 +131,30 @@ pub struct SnapshotObject {
     pub track_id: Option<u64>,
 }
 
+impl SnapshotMeta {
+    /// The snapshot of `frame`, showing `objects`.
+    pub fn of_frame(frame: &crate::Frame, objects: Vec<SnapshotObject>) -> Self {
+        Self {
+            schema_version: crate::records::SCHEMA_VERSION,
+            camera_id: frame.camera_id.to_string(),
+            intersection_id: frame.intersection_id.to_string(),
+            frame_seq: frame.seq,
+            capture_time_ms: frame.capture_time_ms,
+            width: frame.letterbox.src_w,
+            height: frame.letterbox.src_h,
+            letterbox: Some(frame.letterbox),
+            objects,
+        }
+    }
+}
+
+impl SnapshotObject {
+    /// A detection as a snapshot shows it: no track id (the detector knows none).
+    pub fn detected(d: &crate::Detection) -> Self {
+        Self { bbox: d.bbox, class_name: d.class_name.to_string(), score: d.score, track_id: None }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,17 +75,7 @@ impl SnapshotStore {
             }
             FrameEncoding::Jpeg => Picture::Jpeg(f.payload.clone()),
         };
-        let meta = SnapshotMeta {
-            schema_version: SCHEMA_VERSION,
-            camera_id: f.camera_id.to_string(),
-            intersection_id: f.intersection_id.to_string(),
-            frame_seq: f.seq,
-            capture_time_ms: f.capture_time_ms,
-            width: f.letterbox.src_w,
-            height: f.letterbox.src_h,
-            letterbox: Some(f.letterbox),
-            objects: Vec::new(),
-        };
+        let meta = SnapshotMeta::of_frame(f, Vec::new());
         self.pending.insert(meta.camera_id.clone(), Snapshot { meta, picture });
         true
     }
@@ -98,16 +88,7 @@ impl SnapshotStore {
         if self.pending.get(fd.camera_id.as_ref()).is_none_or(|p| p.meta.frame_seq != fd.seq) {
             return false;
         }
-        let objects = fd
-            .detections
-            .iter()
-            .map(|d| SnapshotObject {
-                bbox: d.bbox,
-                class_name: d.class_name.to_string(),
-                score: d.score,
-                track_id: None,
-            })
-            .collect();
+        let objects = fd.detections.iter().map(SnapshotObject::detected).collect();
         self.overlay(SnapshotMeta {
             schema_version: SCHEMA_VERSION,
             camera_id: fd.camera_id.to_string(),
