@@ -167,10 +167,9 @@ mod tests {
 
     use super::*;
     use streetscope_aggregate::Aggregator;
-    use streetscope_contracts::config::{AnalyticsConfig, ApproachConfig, CompassLeg, TrackerConfig};
+    use streetscope_contracts::config::{AnalyticsConfig, TrackerConfig};
     use streetscope_contracts::records::ResultRecord;
-    use streetscope_contracts::Direction;
-    use streetscope_simulator::{scenario, Approach, IntersectionSpec, NoiseSpec, Simulation};
+    use streetscope_simulator::{scenario, IntersectionSpec, NoiseSpec, Simulation};
     use streetscope_testbroker::TestBroker;
     use streetscope_transport::kafka::{ensure_topics, Producer, Role};
 
@@ -189,20 +188,7 @@ mod tests {
         };
         let sim = Simulation::new(spec, NoiseSpec::typical(), seed).unwrap();
         let cam = sim.camera(sim.spec().queue_zones());
-        let leg = |a| match a {
-            Approach::North => CompassLeg::N,
-            Approach::East => CompassLeg::E,
-            Approach::South => CompassLeg::S,
-            Approach::West => CompassLeg::W,
-        };
-        let approaches = Approach::ALL
-            .into_iter()
-            .map(|a| ApproachConfig {
-                leg: Some(leg(a)),
-                ..ApproachConfig::line(&cam.id, a.name(), a.name(), Direction::Forward)
-            })
-            .collect();
-        let analytics = AnalyticsConfig { approaches, window_lengths_s: vec![900], ..AnalyticsConfig::default() };
+        let analytics = sim.study_analytics(&cam.id);
         let (frames, _) = sim.run_to_end();
         let mut agg = Aggregator::with_analytics(std::slice::from_ref(&cam), &TrackerConfig::default(), &analytics);
         let mut out = Vec::new();

@@ -10,12 +10,11 @@
 //! ```
 
 use streetscope_aggregate::Aggregator;
-use streetscope_contracts::config::{AnalyticsConfig, ApproachConfig, CompassLeg, TrackerConfig};
+use streetscope_contracts::config::TrackerConfig;
 use streetscope_contracts::records::ResultRecord;
-use streetscope_contracts::Direction;
 use streetscope_report::config::DelayZone;
 use streetscope_report::{read_results, report_to_dir, Scope, StudyConfig};
-use streetscope_simulator::{scenario, Approach, IntersectionSpec, NoiseSpec, Simulation};
+use streetscope_simulator::{scenario, IntersectionSpec, NoiseSpec, Simulation};
 
 /// 2026-01-01T06:00:00-05:00.
 const SIX_AM_NEW_YORK: i64 = 1_767_265_200_000;
@@ -25,20 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = IntersectionSpec { duration_s: 121.0 * 60.0, epoch_ms: SIX_AM_NEW_YORK, ..scenario::default_four_way() };
     let sim = Simulation::new(spec, NoiseSpec::typical(), 12)?;
     let cam = sim.camera(sim.spec().queue_zones());
-    let leg = |a| match a {
-        Approach::North => CompassLeg::N,
-        Approach::East => CompassLeg::E,
-        Approach::South => CompassLeg::S,
-        Approach::West => CompassLeg::W,
-    };
-    let approaches = Approach::ALL
-        .into_iter()
-        .map(|a| ApproachConfig {
-            leg: Some(leg(a)),
-            ..ApproachConfig::line(&cam.id, a.name(), a.name(), Direction::Forward)
-        })
-        .collect();
-    let analytics = AnalyticsConfig { approaches, window_lengths_s: vec![900], ..AnalyticsConfig::default() };
+    let analytics = sim.study_analytics(&cam.id);
     let (frames, _) = sim.run_to_end();
     let mut agg = Aggregator::with_analytics(std::slice::from_ref(&cam), &TrackerConfig::default(), &analytics);
     let mut jsonl = String::new();

@@ -13,11 +13,9 @@
 use std::collections::BTreeMap;
 
 use streetscope_aggregate::Aggregator;
-use streetscope_contracts::config::{
-    AnalyticsConfig, ApproachConfig, CameraConfig, CompassLeg, TrackerConfig, ZoneConfig,
-};
+use streetscope_contracts::config::{AnalyticsConfig, CameraConfig, CompassLeg, TrackerConfig, ZoneConfig};
 use streetscope_contracts::records::ResultRecord;
-use streetscope_contracts::{Direction, FrameDetections};
+use streetscope_contracts::FrameDetections;
 use streetscope_report::movement::{turn, Movement, Turn};
 use streetscope_report::{build, read_results, render, Scope, StudyConfig};
 use streetscope_simulator::{scenario, Approach, GroundTruth, IntersectionSpec, NoiseSpec, Simulation};
@@ -40,14 +38,7 @@ fn leg(a: Approach) -> CompassLeg {
 fn setup(sim: &Simulation) -> (CameraConfig, AnalyticsConfig) {
     let zones: Vec<ZoneConfig> = sim.spec().queue_zones();
     let cam = sim.camera(zones);
-    let approaches = Approach::ALL
-        .into_iter()
-        .map(|a| ApproachConfig {
-            leg: Some(leg(a)),
-            ..ApproachConfig::line(&cam.id, a.name(), a.name(), Direction::Forward)
-        })
-        .collect();
-    let analytics = AnalyticsConfig { approaches, window_lengths_s: vec![900], ..AnalyticsConfig::default() };
+    let analytics = sim.study_analytics(&cam.id);
     (cam, analytics)
 }
 

@@ -243,6 +243,27 @@ impl Simulation {
         }
     }
 
+    /// A traffic study's analytics for `camera` (see [`Simulation::camera`]):
+    /// one approach per arm's line with its compass leg (the simulator draws
+    /// north at the top), 15-minute windows.
+    pub fn study_analytics(&self, camera: &str) -> streetscope_contracts::config::AnalyticsConfig {
+        use streetscope_contracts::config::{AnalyticsConfig, ApproachConfig, CompassLeg};
+        let leg = |a| match a {
+            Approach::North => CompassLeg::N,
+            Approach::East => CompassLeg::E,
+            Approach::South => CompassLeg::S,
+            Approach::West => CompassLeg::W,
+        };
+        let approaches = Approach::ALL
+            .into_iter()
+            .map(|a| ApproachConfig {
+                leg: Some(leg(a)),
+                ..ApproachConfig::line(camera, a.name(), a.name(), Direction::Forward)
+            })
+            .collect();
+        AnalyticsConfig { approaches, window_lengths_s: vec![900], ..AnalyticsConfig::default() }
+    }
+
     /// What the detector model did so far.
     pub fn noise_stats(&self) -> &NoiseStats {
         &self.stats
