@@ -118,4 +118,13 @@ BIN=$CARGO_TARGET_DIR/release/streetscope
 # --- Test clips -------------------------------------------------------------
 "$BIN" --log-level warn clips generate --out "$ROOT/test-videos/out" --bus "$BUS"
 
+# --- Optional: the CPU INT8 variant (STREETSCOPE_CPU_INT8=1) --------------------
+# det_int8_mixed: backbone, neck and box branch INT8, class branch float; faster
+# on CPU, same counts on the test clips, a few per-frame class flips
+# (docs/benchmarks.md). Calibrated on the test clips, so made after them; a few
+# minutes once, then cached. Run it with detector.model or --model.
+if [ "${STREETSCOPE_CPU_INT8:-0}" = 1 ]; then
+  log "the CPU INT8 variant: $(bash scripts/model-variants.sh --int8 "$MODEL")"
+fi
+
 log "ready: $BIN"

@@ -1,10 +1,13 @@
 """CPU variants of the detector's model, and how well they agree with it.
 
-    python tools/python/model_variants.py make --model M --out DIR [--clips C...]
+    python tools/python/model_variants.py make --model M --out DIR [--clips C...] [--only NAME]
+    python tools/python/model_variants.py quant --model DET_FP32 --out V --exclude cls --method percentile
     python tools/python/model_variants.py compare --model M --variant V [--clips C...]
+    python tools/python/model_variants.py counts --model M --model V [--fps 5 --fps 10]
     python tools/python/model_variants.py speed --model M [--model M2 ...] --threads 2
 
-`make` writes (`--only det_fp16`: that one alone, what set-up makes), from an
+`make` writes (`--only det_fp16`: that one alone, what set-up makes;
+`--only det_int8_mixed`: det_fp32 and that one), from an
 Ultralytics YOLO export (here an fp16 segmentation model whose input and
 outputs are float32 with casts inside):
 
@@ -16,12 +19,26 @@ outputs are float32 with casts inside):
   classes are the same computation, so they agree with the original.
 - `det_fp32.onnx`: the same cut of fp32.onnx.
 - `det_int8.onnx`: det_fp32 quantised to INT8 (QDQ, per channel, static,
-  calibrated on frames of the test clips) with onnxruntime.quantization.
+  calibrated on frames of the test clips) with onnxruntime.quantization,
+  all but the head's decoding: it changes classes (not offered).
+- `det_int8_mixed.onnx`: det_fp32 with the backbone, neck and the head's box
+  branch in INT8 (QDQ, per channel, percentile calibration on 128 frames of
+  the test clips) and the head's class branch and decoding in float: the CPU
+  variant offered (RECIPES below; docs/benchmarks.md has its measurements).
+
+`quant` makes one INT8 candidate of det_fp32 by a recipe given on the command
+line (what stays float, per channel or per tensor, calibration method and
+frames), to try recipes before naming one in RECIPES.
 
 `compare` runs the original and a variant on frames of the test clips (every
 --step-th frame, letterboxed like Ultralytics) and prints JSON: detections of
-each, how many of the original's are matched by the variant (same class, IoU
->= 0.5), their mean IoU, and the largest per-frame count difference.
+each, how many of the original's boxes the variant matches (IoU >= 0.5, any
+class) and how many of those carry the same class, how many are matched with
+the same class, their mean IoU, and the largest per-frame count difference.
+
+`counts` runs `streetscope run` with each model on every clip at 5 and 10
+frames/s (the demo's configuration) and says whether the counts and turning
+movements equal the first model's exactly.
 
 `speed` times bare session.run of each model, interleaved, medians.
 """
@@ -159,6 +176,14 @@ def set_meta(model, key, value):
 
 def make(args):
     os.makedirs(args.out, exist_ok=True)
+    if args.only == "det_int8_mixed":
+        # Its source, det_fp32, and the variant; calibration reads the clips (OpenCV).
+        det_path = os.path.join(args.out, "det_fp32.onnx")
+        det = detect_only(to_fp32(onnx.load(args.model)))
+        onnx.checker.check_model(det)
+        save(det, det_path)
+        quantize(det_path, os.path.join(args.out, "det_int8_mixed.onnx"), args.clips, **RECIPES["det_int8_mixed"])
+        return
     if args.only == "det_fp16":
         # What set-up makes: needs onnx alone (no OpenCV, no calibration frames).
         det16 = detect_only(onnx.load(args.model))
@@ -177,7 +202,24 @@ def make(args):
     det_path = os.path.join(args.out, "det_fp32.onnx")
     save(det, det_path)
     if not args.no_int8:
-        quantize(det_path, os.path.join(args.out, "det_int8.onnx"), args)
+        for name, recipe in RECIPES.items():
+            quantize(det_path, os.path.join(args.out, name + ".onnx"), args.clips, **recipe)
+
+
+def quant(args):
+    """One INT8 candidate of det_fp32 (for trying recipes before naming one)."""
+    quantize(
+        args.model,
+        args.out,
+        args.clips,
+        exclude=args.exclude,
+        per_channel=not args.per_tensor,
+        method=args.method,
+        calib_step=args.calib_step,
+        calib_frames=args.calib_frames,
+        symmetric_act=args.symmetric_act,
+        calib_cache=args.calib_cache,
+    )
 
 
 def save(model, path):
@@ -187,15 +229,46 @@ def save(model, path):
     print(path, flush=True)
 
 
-def quantize(src, dst, args):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+# How each INT8 variant is made (quantize()). What stays float (`exclude`,
+# comma-separated; the head's decoding after its two branches, DFL, box
+# arithmetic, class sigmoid and concat, always does):
+#   decode  that alone
+#   tail    and every other non-Conv node of the head (its SiLUs): the head's
+#           convolutions are INT8 (det_int8, the first try: 2 of 5 buses became
+#           tuktuks in the demo's counts, 4 of 5 at 10 frames/s with 128 frames)
+#   cls     and the head's class branch (cv3): the box branch (cv2) is INT8
+#   box     and the box branch
+#   logits  and the last conv of each branch (class logits, box distributions)
+#   head    and the whole head (model.23): the backbone and neck alone are INT8
+#   /model.N/  and every node of that layer
+# Calibration "percentile" (99.999) against "minmax" and "entropy", per channel
+# against per tensor, and the candidates' agreement and speed: docs/benchmarks.md.
+RECIPES = {
+    "det_int8": dict(exclude="tail", per_channel=True, method="minmax", calib_step=10, calib_frames=64),
+    "det_int8_mixed": dict(exclude="cls", per_channel=True, method="percentile", calib_step=5, calib_frames=128),
+}
+
+
+def quantize(src, dst, clips, exclude="tail", per_channel=True, method="minmax", calib_step=10, calib_frames=64, symmetric_act=False, calib_cache=None):
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    frames = list(clip_frames(args.clips, args.calib_step, 640, 640))[: args.calib_frames]
+    # Frames are fed in strides of 8: the histogram calibrators (entropy,
+    # percentile) keep every activation of every frame of a stride in memory
+    # (about 0.2 GB a frame here), so one stride of all frames would not fit.
+    stride = 8
+    frames = list(clip_frames(clips, calib_step, 640, 640))[:calib_frames]
+    frames = frames[: max(stride, len(frames) // stride * stride)]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = iter(frames)
+            self.set_range(0, len(frames))
+
+        def __len__(self):
+            return len(frames)
+
+        def set_range(self, start_index, end_index):
+            self.it = iter(frames[start_index:end_index])
 
         def get_next(self):
             f = next(self.it, None)
@@ -203,19 +276,44 @@ def quantize(src, dst, args):
 
     pre = dst + ".pre.onnx"
     quant_pre_process(src, pre, skip_symbolic_shape=True)
-    # The head's decoding (DFL softmax, box arithmetic, class sigmoid, concat)
-    # stays float: quantising it costs box accuracy for little speed.
-    head = [n.name for n in onnx.load(pre).graph.node if n.name.startswith("/model.23/") and n.op_type != "Conv"]
+    nodes = onnx.load(pre).graph.node
+    in_head = [n for n in nodes if n.name.startswith("/model.23/")]
+    branch = lambda n, b: n.name.startswith(f"/model.23/{b}.")  # noqa: E731
+    # The decoding after the two branches (DFL, box arithmetic, class sigmoid,
+    # concat) stays float in every variant.
+    keep_float = {n.name for n in in_head if not branch(n, "cv2") and not branch(n, "cv3")}
+    for part in exclude.split(","):
+        if part == "tail":  # det_int8's first try: every non-Conv of the head (SiLUs too)
+            keep_float |= {n.name for n in in_head if n.op_type != "Conv"}
+        elif part == "cls":  # the class branch
+            keep_float |= {n.name for n in in_head if branch(n, "cv3")}
+        elif part == "box":  # the box branch
+            keep_float |= {n.name for n in in_head if branch(n, "cv2")}
+        elif part == "logits":  # the last conv of each branch (class logits, box distributions)
+            keep_float |= {n.name for n in in_head if (branch(n, "cv2") or branch(n, "cv3")) and n.name.split("/")[3].endswith(".2")}
+        elif part == "head":
+            keep_float |= {n.name for n in in_head}
+        elif part.startswith("/model."):
+            keep_float |= {n.name for n in nodes if n.name.startswith(part)}
+        elif part != "decode":
+            raise SystemExit(f"exclude = {exclude!r}: decode, tail, cls, box, logits, head or node-name prefixes (/model.0/), comma-separated")
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+    extra = {"ActivationSymmetric": symmetric_act, "CalibStridedMinMax": stride}
+    if method == "percentile":
+        extra["CalibPercentile"] = 99.999
     tmp = dst + ".partial"
     quantize_static(
         pre,
         tmp,
         Reader(),
         quant_format=QuantFormat.QDQ,
-        per_channel=True,
+        per_channel=per_channel,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=head,
+        nodes_to_exclude=sorted(keep_float),
+        calibrate_method=methods[method],
+        extra_options=extra,
+        calibration_cache_path=calib_cache,
     )
     os.remove(pre)
     os.replace(tmp, dst)
@@ -272,37 +370,42 @@ def detections(sess, x, nc, conf, iou):
     return yolo_ref.postprocess(outs, "anchors", nc, conf, iou, agnostic=True)
 
 
-def match(a, b, thr=0.5):
-    """Greedy matching of b to a (same class, IoU >= thr): list of IoUs."""
-    used, ious = set(), []
+def match(a, b, thr=0.5, same_class=True):
+    """Greedy matching of b to a (IoU >= thr; of the same class unless
+    same_class is false): list of (IoU, whether the classes agree)."""
+    used, pairs = set(), []
     for ca, _, ba in a:
         best, bj = 0.0, None
         for j, (cb, _, bb) in enumerate(b):
-            if j in used or cb != ca:
+            if j in used or (same_class and cb != ca):
                 continue
             v = yolo_ref.iou(ba, bb)
             if v > best:
                 best, bj = v, j
         if bj is not None and best >= thr:
             used.add(bj)
-            ious.append(best)
-    return ious
+            pairs.append((best, b[bj][0] == ca))
+    return pairs
 
 
 def compare(args):
     nc = len(yolo_ref.parse_names(meta(onnx.load(args.model, load_external_data=False))["names"]))
     ref, var = session(args.model, args.threads), session(args.variant, args.threads)
-    n_ref = n_var = matched = frames = 0
+    n_ref = n_var = matched = frames = boxes = classes_agree = 0
     ious, worst_count = [], 0
     for x, _, _ in clip_frames(args.clips, args.step, 640, 640):
         a = detections(ref, x, nc, args.conf, args.iou)
         b = detections(var, x, nc, args.conf, args.iou)
         m = match(a, b)
+        # Boxes alone (any class), and how many of those carry the same class.
+        mb = match(a, b, same_class=False)
         frames += 1
         n_ref += len(a)
         n_var += len(b)
         matched += len(m)
-        ious += m
+        boxes += len(mb)
+        classes_agree += sum(1 for _, same in mb if same)
+        ious += [v for v, _ in m]
         worst_count = max(worst_count, abs(len(a) - len(b)))
     print(
         json.dumps(
@@ -311,6 +414,9 @@ def compare(args):
                 "frames": frames,
                 "detections_original": n_ref,
                 "detections_variant": n_var,
+                "boxes_matched_iou_0.5": boxes,
+                "box_match_rate": round(boxes / max(n_ref, 1), 4),
+                "class_agreement_of_matched_boxes": round(classes_agree / max(boxes, 1), 4),
                 "matched_same_class_iou_0.5": matched,
                 "matched_share": round(matched / max(n_ref, 1), 4),
                 "mean_iou_of_matches": round(float(np.mean(ious)) if ious else 0.0, 4),
@@ -320,6 +426,59 @@ def compare(args):
         ),
         flush=True,
     )
+
+
+def counts(args):
+    """The pipeline's counts with each model: `streetscope run` on every clip
+    at every sampling rate with the demo's configuration (its lines, tracker and
+    turning movements; both test clips share the demo's line names), the source
+    and rate swapped in. Prints one JSON line per model, clip and rate, with
+    whether the counts (line, direction, class) and the turning movements (from,
+    to, class) equal the first model's exactly."""
+    import subprocess
+    import tempfile
+
+    demo = open(args.config).read()
+    if 'source = "../test-videos/out/two_way.mp4"' not in demo or "sample_fps = 10" not in demo:
+        raise SystemExit(f"{args.config} changed shape: expected its two_way source and sample_fps = 10")
+    first = {}
+    for model in args.model:
+        for clip in args.clips:
+            for fps in args.fps:
+                with tempfile.TemporaryDirectory() as tmp:
+                    cfg = os.path.join(tmp, "c.toml")
+                    out = os.path.join(tmp, "r.jsonl")
+                    with open(cfg, "w") as f:
+                        f.write(
+                            demo.replace('source = "../test-videos/out/two_way.mp4"', f"source = {json.dumps(os.path.abspath(clip))}").replace(
+                                "sample_fps = 10", f"sample_fps = {fps!r}"
+                            )
+                        )
+                    t0 = time.perf_counter()
+                    run = subprocess.run([args.binary, "run", "--config", cfg, "--model", model, "-o", out], capture_output=True, text=True)
+                    if run.returncode != 0:
+                        raise SystemExit(f"streetscope run failed on {clip} at {fps} frames/s with {model}:\n{run.stderr}")
+                    wall = time.perf_counter() - t0
+                    summary = [r for r in map(json.loads, open(out)) if r["record"] == "summary"][-1]
+                got = {
+                    "counts": sorted(f"{c['line']} {c['direction_label']} {c['class_name']}: {c['count']}" for c in summary["counts"]),
+                    "movements": sorted(f"{m['from']}->{m['to']} {m['class_name']}: {m['count']}" for m in summary["turning_movements"]),
+                }
+                key = (clip, fps)
+                first.setdefault(key, got)
+                print(
+                    json.dumps(
+                        {
+                            "model": os.path.basename(model),
+                            "clip": os.path.basename(clip),
+                            "sample_fps": fps,
+                            **got,
+                            "equal_to_first_model": got == first[key],
+                            "wall_s": round(wall, 1),
+                        }
+                    ),
+                    flush=True,
+                )
 
 
 def speed(args):
@@ -349,10 +508,19 @@ def main():
     m.add_argument("--model", required=True)
     m.add_argument("--out", required=True)
     m.add_argument("--clips", nargs="+", default=default_clips)
-    m.add_argument("--calib-step", type=int, default=10)
-    m.add_argument("--calib-frames", type=int, default=64)
     m.add_argument("--no-int8", action="store_true")
-    m.add_argument("--only", choices=["det_fp16"], help="make this variant alone (what set-up makes)")
+    m.add_argument("--only", choices=["det_fp16", "det_int8_mixed"], help="make this variant alone (det_fp16: what set-up makes)")
+    q = sub.add_parser("quant")
+    q.add_argument("--model", required=True, help="det_fp32.onnx")
+    q.add_argument("--out", required=True)
+    q.add_argument("--clips", nargs="+", default=default_clips)
+    q.add_argument("--exclude", default="head", help="decode, tail, cls, box, logits, head or node-name prefixes, comma-separated")
+    q.add_argument("--per-tensor", action="store_true")
+    q.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    q.add_argument("--calib-step", type=int, default=5)
+    q.add_argument("--calib-frames", type=int, default=1000)
+    q.add_argument("--symmetric-act", action="store_true")
+    q.add_argument("--calib-cache", help="a JSON file of activation ranges: read when present, else written (any --exclude may share it)")
     c = sub.add_parser("compare")
     c.add_argument("--model", required=True)
     c.add_argument("--variant", required=True)
@@ -361,13 +529,21 @@ def main():
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--conf", type=float, default=0.25)
     c.add_argument("--iou", type=float, default=0.7)
+    k = sub.add_parser("counts")
+    k.add_argument("--binary", default=os.path.expanduser("~/.cache/streetscope/target/release/streetscope"))
+    k.add_argument("--model", required=True, action="append", help="the first is the reference")
+    k.add_argument("--clips", nargs="+", default=default_clips)
+    k.add_argument("--fps", type=float, action="append", help="sampling rates (default 5 and 10)")
+    k.add_argument("--config", default="pipelines/demo.toml")
     s = sub.add_parser("speed")
     s.add_argument("--model", required=True, action="append")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--rounds", type=int, default=5)
     s.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
-    {"make": make, "compare": compare, "speed": speed}[args.cmd](args)
+    if args.cmd == "counts" and not args.fps:
+        args.fps = [5.0, 10.0]
+    {"make": make, "quant": quant, "compare": compare, "counts": counts, "speed": speed}[args.cmd](args)
 
 
 if __name__ == "__main__":
