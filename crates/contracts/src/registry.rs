@@ -132,6 +132,18 @@ impl CameraSpec {
         if c.zones.len() > MAX_ZONES {
             errs.push(FieldError::new("zones", format!("{} zones", c.zones.len()), format!("at most {MAX_ZONES}")));
         }
+        // A template is a path on the ingest pods: through the registry, any
+        // holder of a write token could make them read any file there (and
+        // show the `{names}` in it in the camera's error). Templates belong to
+        // the operator's own configuration file.
+        if let Some(t) = &c.template {
+            errs.push(FieldError::new(
+                "template",
+                format!("{:?}", t.display().to_string()),
+                "not accepted by the registry (a file on the ingest pods); an operator's template is set in a \
+                 pipeline configuration file",
+            ));
+        }
         errs
     }
 }

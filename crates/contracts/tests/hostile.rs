@@ -180,16 +180,32 @@ const CAMERA: &str = r#"{"id":"cam-1","intersection":"x-1","source":"rtsp://user
 
 #[test]
 fn camera_specs() {
-    let seeds = vec![CAMERA.as_bytes().to_vec(), br#"{"id":"c","intersection":"x","source":"file:///v.mp4"}"#.to_vec()];
+    let mut seeds =
+        vec![CAMERA.as_bytes().to_vec(), br#"{"id":"c","intersection":"x","source":"file:///v.mp4"}"#.to_vec()];
     for s in &seeds {
         let spec: CameraSpec = serde_json::from_slice(s).unwrap();
         assert!(spec.validate().is_empty(), "{:?}", spec.validate());
     }
+    // A camera with an operator's template: decodes, and the registry refuses the field.
+    seeds.push(
+        br#"{"id":"c","intersection":"x","source":"file:///v.mp4","template":"/etc/streetscope/templates/c.pipeline"}"#
+            .to_vec(),
+    );
     Fuzz::new("camera_spec_json", 20_000).run(hostile_json(seeds, 256), |bytes| {
         let start = Instant::now();
-        let (outcome, usage) = measure(|| serde_json::from_slice::<CameraSpec>(&bytes).map(|s| s.validate()));
+        let (outcome, usage) = measure(|| {
+            serde_json::from_slice::<CameraSpec>(&bytes).map(|s| (s.camera.template.is_some(), s.validate()))
+        });
         check_bounded(bytes.len(), usage)?;
         prop_assert!(start.elapsed() < SLOW);
+        let outcome = match outcome {
+            Ok((template, errors)) => {
+                // No path to a file on the ingest pods gets through the registry.
+                prop_assert!(!template || errors.iter().any(|e| e.field == "template"), "{errors:?}");
+                Ok(errors)
+            }
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(errors) if errors.is_empty() => Ok(Verdict::Accepted),
             Ok(errors) => {
@@ -268,6 +284,7 @@ id = "cam-2"
 intersection = "x-2"
 source = "rtsp://10.0.0.9/live"
 sample_fps = 5
+template = "templates/cam-2.pipeline"
 [[cameras.lines]]
 name = "stop"
 start = [0.1, 0.5]
@@ -420,6 +437,16 @@ fn regressions() {
     let e = decoded.unwrap_err().to_string();
     assert!(e.starts_with("invalid type: integer `2`, expected struct CountingLine"), "{e}");
     assert!(usage.largest < 32 * body.len() + (64 << 10), "{usage:?} for {} bytes", body.len());
+    // The registry accepted a camera's `template`, a path on the ingest pods
+    // that they then read whole: `/dev/zero` until the pod's memory ran out,
+    // any other file with its `{names}` shown in the camera's error.
+    let spec: CameraSpec =
+        serde_json::from_str(r#"{"id":"c","intersection":"x","source":"file:///v.mp4","template":"/dev/zero"}"#)
+            .unwrap();
+    let errors = spec.validate();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].field.as_str(), errors[0].value.as_str()), ("template", "\"/dev/zero\""));
+    assert!(errors[0].reason.starts_with("not accepted by the registry"), "{errors:?}");
     // A reserved byte that is not 0 decoded, and re-encoded as 0.
     let mut bytes = envelopes().swap_remove(0);
     bytes[7] = 1;

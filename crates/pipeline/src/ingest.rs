@@ -34,21 +34,38 @@ pub struct RegistryCameras {
 
 impl RegistryCameras {
     /// Takes message `m` of camera `id` from `partition`; returns the change it
-    /// makes to the cameras that run here, or why it is a dead letter.
+    /// makes to the cameras that run here, or why it is a dead letter (the
+    /// dead-letter reason, and the text).
     ///
     /// - an enabled spec: upsert (the reconciler restarts a running camera only
     ///   when its ingest settings changed);
     /// - a disabled spec, or a tombstone, of a camera that ran: remove;
-    /// - a spec whose id is not its key: refused.
-    pub fn message(&mut self, id: &str, partition: i32, m: SpecMessage) -> Result<Option<CameraChange>, String> {
+    /// - a spec whose id is not its key (`camera_spec_key`), or that the
+    ///   registry would refuse (`camera_spec_invalid`: whoever can write the
+    ///   topic is not held to the registry's checks otherwise): refused, and a
+    ///   camera it would have changed goes on as it was.
+    pub fn message(
+        &mut self,
+        id: &str,
+        partition: i32,
+        m: SpecMessage,
+    ) -> Result<Option<CameraChange>, (&'static str, String)> {
         match m {
             SpecMessage::Tombstone => {
                 Ok(self.known.remove(id).filter(|(_, s)| s.enabled).map(|_| CameraChange::Remove { id: id.to_owned() }))
             }
             SpecMessage::Spec(spec) if spec.camera.id != id => {
-                Err(format!("camera spec id {:?} differs from its key {id:?}", spec.camera.id))
+                Err(("camera_spec_key", format!("camera spec id {:?} differs from its key {id:?}", spec.camera.id)))
             }
             SpecMessage::Spec(spec) => {
+                let errors = spec.validate();
+                if !errors.is_empty() {
+                    // The values of FieldErrors hold no password; the text is
+                    // cut at 2,000 characters (an id may be a megabyte long).
+                    let list: Vec<String> = errors.iter().take(20).map(ToString::to_string).collect();
+                    let text = format!("camera spec {id:?}: {} refused field(s): {}", errors.len(), list.join("; "));
+                    return Err(("camera_spec_invalid", text.chars().take(2000).collect()));
+                }
                 let was_enabled = self.known.get(id).is_some_and(|(_, s)| s.enabled);
                 let change = if spec.enabled {
                     Some(CameraChange::Upsert(spec.camera.clone()))
@@ -129,9 +146,28 @@ mod tests {
     #[test]
     fn a_spec_under_another_key_is_a_dead_letter() {
         let mut r = RegistryCameras::default();
-        let e = r.message("a", 0, spec("b", true, 0.5).into()).unwrap_err();
+        let (reason, e) = r.message("a", 0, spec("b", true, 0.5).into()).unwrap_err();
+        assert_eq!(reason, "camera_spec_key");
         assert!(e.contains("\"b\"") && e.contains("\"a\""), "{e}");
         assert_eq!(r.running(), 0);
+    }
+
+    /// A spec written to the topic past the registry is held to its checks: a
+    /// `template` (a file on this pod) or a quote in the source is refused, and
+    /// the camera goes on with the spec it had.
+    #[test]
+    fn a_spec_the_registry_would_refuse_is_a_dead_letter() {
+        let mut r = RegistryCameras::default();
+        r.message("a", 0, spec("a", true, 0.5).into()).unwrap();
+        let mut bad = spec("a", true, 0.6);
+        bad.camera.template = Some("/dev/zero".into());
+        bad.camera.source = "rtsp://h/a\"!fakesink".into();
+        let (reason, e) = r.message("a", 0, bad.into()).unwrap_err();
+        assert_eq!(reason, "camera_spec_invalid");
+        assert!(e.starts_with("camera spec \"a\": 2 refused field(s): source"), "{e}");
+        assert!(e.contains("template"), "{e}");
+        assert_eq!(r.running(), 1);
+        assert_eq!(r.ended("a").as_deref(), Some("x1"));
     }
 
     #[test]

@@ -148,7 +148,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
                             }
                         }
                         Ok(None) => {}
-                        Err(why) => dlq.send(&m, "camera_spec_key", &why).await?,
+                        Err((reason, why)) => dlq.send(&m, reason, &why).await?,
                     }
                 }
                 Incoming::Rebalance(Assignment::Assigned(parts)) => {
