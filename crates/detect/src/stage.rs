@@ -69,6 +69,14 @@ pub struct DetectStage {
     opts: StageOptions,
 }
 
+/// What became of a frame, in input order.
+enum Outcome {
+    Detected(FrameDetections),
+    /// Failed or shed: a placeholder with the frame's identity and no
+    /// detections, never delivered (`Publish::nothing_for`).
+    Dropped(FrameDetections),
+}
+
 struct Prepared {
     index: u64,
     frame: Frame,
@@ -113,7 +121,7 @@ impl DetectStage {
         }
         let (jobs_tx, jobs_rx) = async_channel::bounded::<(u64, Frame, Instant)>(opts.workers * 2);
         let (prepared_tx, prepared_rx) = async_channel::bounded::<Prepared>(pool_size);
-        let (results_tx, results_rx) = async_channel::bounded::<FrameDetections>(64);
+        let (results_tx, results_rx) = async_channel::bounded::<Outcome>(64);
 
         let workers: Vec<_> = (0..opts.workers)
             .map(|i| {
@@ -144,8 +152,15 @@ impl DetectStage {
             }
         };
         let forward = async {
-            while let Ok(d) = results_rx.recv().await {
-                output.publish(d).await?;
+            while let Ok(outcome) = results_rx.recv().await {
+                match outcome {
+                    Outcome::Detected(d) => {
+                        output.publish(d).await?;
+                    }
+                    // In order with the outputs, so the connection settles
+                    // exactly this frame's input.
+                    Outcome::Dropped(placeholder) => output.nothing_for(placeholder).await?,
+                }
             }
             Ok::<(), TransportError>(())
         };
@@ -182,8 +197,10 @@ fn inference_loop(
     opts: StageOptions,
     prepared: async_channel::Receiver<Prepared>,
     free: async_channel::Sender<Vec<f32>>,
-    results: async_channel::Sender<FrameDetections>,
+    results: async_channel::Sender<Outcome>,
 ) -> (Detector, DetectReport) {
+    // A dropped frame is told downstream in its place (see `Outcome::Dropped`).
+    let dropped = |frame: &Frame| results.send_blocking(Outcome::Dropped(frame_detections(frame, Vec::new()))).is_ok();
     let mut report = DetectReport::default();
     // Workers finish out of order; frames go to the model in input order.
     let mut pending: BTreeMap<u64, Prepared> = BTreeMap::new();
@@ -234,12 +251,18 @@ fn inference_loop(
                     meter.error();
                     metrics::frame_dropped(&p.frame.camera_id, "failed");
                     tracing::warn!(camera = %p.frame.camera_id, seq = p.frame.seq, "skipping frame: {e}");
+                    if !dropped(&p.frame) {
+                        return (detector, report);
+                    }
                 }
                 Ok(buf) if opts.shed_stale_after.is_some_and(|max| age(&p.frame, p.received) > max) => {
                     report.shed_stale += 1;
                     metrics::frame_dropped(&p.frame.camera_id, "stale");
                     tracing::debug!(camera = %p.frame.camera_id, seq = p.frame.seq, "shed: stale");
                     let _ = free.try_send(buf);
+                    if !dropped(&p.frame) {
+                        return (detector, report);
+                    }
                 }
                 Ok(buf) => run.push((p.frame, buf)),
             }
@@ -269,7 +292,7 @@ fn inference_loop(
                 for ((frame, buf), d) in run.into_iter().zip(dets) {
                     let _ = free.try_send(buf);
                     meter.item();
-                    if results.send_blocking(frame_detections(&frame, d)).is_err() {
+                    if results.send_blocking(Outcome::Detected(frame_detections(&frame, d))).is_err() {
                         return (detector, report);
                     }
                 }
@@ -281,6 +304,9 @@ fn inference_loop(
                     meter.error();
                     metrics::frame_dropped(&frame.camera_id, "failed");
                     tracing::warn!(camera = %frame.camera_id, seq = frame.seq, "skipping frame: {e}");
+                    if !dropped(&frame) {
+                        return (detector, report);
+                    }
                 }
             }
         }

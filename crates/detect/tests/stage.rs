@@ -8,7 +8,7 @@ use streetscope_contracts::{CaptureClock, Frame, FrameDetections, FrameEncoding,
 use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
 use streetscope_telemetry::StageMeter;
-use streetscope_transport::{channel, FullPolicy, Subscribe};
+use streetscope_transport::{channel, FullPolicy, Publish, Published, Subscribe, TransportError};
 
 fn detector() -> Detector {
     let p = std::env::var_os("STREETSCOPE_MODEL")
@@ -50,6 +50,50 @@ fn run(frames: Vec<Frame>, opts: StageOptions) -> (Vec<FrameDetections>, streets
         let (_, report) = stage.await.unwrap().unwrap();
         (out, report)
     })
+}
+
+/// Every outcome the stage tells its output, in order: (camera, seq, delivered).
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(String, u64, bool)>>);
+
+impl Publish<FrameDetections> for &Recorder {
+    async fn publish(&self, d: FrameDetections) -> Result<Published, TransportError> {
+        self.0.lock().unwrap().push((d.camera_id.to_string(), d.seq, true));
+        Ok(Published::Queued)
+    }
+
+    async fn nothing_for(&self, d: FrameDetections) -> Result<(), TransportError> {
+        assert!(d.detections.is_empty(), "a placeholder carries no detections");
+        self.0.lock().unwrap().push((d.camera_id.to_string(), d.seq, false));
+        Ok(())
+    }
+}
+
+/// A Kafka relay settles a frame's input when it hears of it: every frame the
+/// stage takes comes out as a detection or as "nothing for it", in input order.
+#[test]
+fn every_frame_comes_out_in_order_as_detections_or_as_nothing_for_it() {
+    let grey = vec![114u8; 640 * 640 * 3];
+    let frames = vec![
+        frame("a", 0, grey.clone(), FrameEncoding::Rgb8),
+        frame("a", 1, vec![1, 2, 3], FrameEncoding::Jpeg), // not a JPEG
+        frame("a", 2, grey.clone(), FrameEncoding::Rgb8),
+        frame("a", 3, vec![0; 10], FrameEncoding::Rgb8), // wrong size: the last frame fails
+    ];
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let recorder = Recorder::default();
+    rt.block_on(async {
+        let (tx, rx) = channel("frames", frames.len(), FullPolicy::Block);
+        for f in frames {
+            tx.publish_blocking(f).unwrap();
+        }
+        drop(tx);
+        let opts = StageOptions { workers: 2, ..StageOptions::default() };
+        DetectStage::with_options(detector(), StageMeter::new("detect"), opts).run(rx, &recorder).await.unwrap();
+    });
+    let told = recorder.0.into_inner().unwrap();
+    let a = |seq, delivered| ("a".to_owned(), seq, delivered);
+    assert_eq!(told, [a(0, true), a(1, false), a(2, true), a(3, false)]);
 }
 
 #[test]

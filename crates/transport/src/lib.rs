@@ -58,6 +58,16 @@ pub enum Published {
 pub trait Publish<T>: Send + Sync {
     /// Publishes one item, waiting for room when the policy says so.
     fn publish(&self, item: T) -> impl Future<Output = Result<Published, TransportError>> + Send;
+
+    /// Says that the input `item` stands for produced nothing (a frame that
+    /// failed or was shed): `item` is a placeholder carrying that input's
+    /// identity and is never delivered. In-process channels have nothing to
+    /// do; a Kafka relay settles the input, so its offset is committed and an
+    /// end-of-stream marker behind it goes on without waiting for a later output.
+    fn nothing_for(&self, item: T) -> impl Future<Output = Result<(), TransportError>> + Send {
+        drop(item);
+        async { Ok(()) }
+    }
 }
 
 /// The receiving side of a connection between stages.

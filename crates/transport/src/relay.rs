@@ -12,7 +12,9 @@
 //!   [`InFlight`] (a pure type with its own tests). An output settles its own
 //!   input and every input before it that produced nothing (shed or failed);
 //!   their offsets are marked done only once the output is durable, in
-//!   consumption order. A crash replays; it never skips.
+//!   consumption order. A crash replays; it never skips. An input the stage
+//!   drops is settled when the stage says so ([`Publish::nothing_for`]), so
+//!   the last frame of a recording failing holds no end-of-stream marker back.
 //! - **Markers** (end of stream) pass on downstream in their place in the
 //!   stream: after the outputs of the inputs before them, before the next.
 //! - **Trace context**: each input's tag (its `traceparent`, say) travels in
@@ -318,6 +320,21 @@ impl<C: Codec> Publish<C::Out> for RelayOutput<C> {
         s.codec.published(&out);
         s.hand(Done::Delivered(pending, vec![own.origin])).await?;
         Ok(Published::Queued)
+    }
+
+    async fn nothing_for(&self, placeholder: C::Out) -> Result<(), TransportError> {
+        let s = &self.shared;
+        if let Some(why) = s.failure() {
+            return Err(TransportError::Failed(why));
+        }
+        let key = s.codec.key_of(&placeholder);
+        let _order = s.order.lock().await;
+        let settled = s.flight.lock().unwrap_or_else(|p| p.into_inner()).complete(&key);
+        match settled {
+            // Its input and those before it are settled; markers behind them go on.
+            Some(settled) => s.release(settled).await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! on 127.0.0.1: outputs in order with markers in their place, poison to the
 //! dead-letter topic, offsets committed only for inputs whose outputs are
 //! durable — so a new member of the group resumes at the first input that
-//! never came out, and nothing before it is read again.
+//! never came out, and nothing before it is read again; an input the stage
+//! says it dropped is settled in its place.
 
 use std::time::Duration;
 
@@ -189,5 +190,48 @@ fn an_input_taken_but_never_output_is_read_again_by_the_next_member() {
         assert_eq!(first_input(&k, "g-replay").await, Some(2), "the next member resumes at the first input not out");
         let out: Vec<Option<Vec<u8>>> = read_log(&k, OUT, None).unwrap().into_iter().map(|r| r.value).collect();
         assert_eq!(out, [Some(b"out:0".to_vec()), Some(b"out:1".to_vec())]);
+    });
+}
+
+#[test]
+fn a_dropped_last_input_releases_the_end_of_stream_marker_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestBroker::start(dir.path());
+    let k = config(&b);
+    rt().block_on(async {
+        ensure_topics(&k).await.unwrap();
+        let p = Producer::new(&k, Role::RecordProducer).unwrap();
+        // A recording whose last frame fails in the stage.
+        produce(&p, &["item:0", "item:1", "marker:end"]).await;
+        let (mut input, output, control) = start(&k, "g-dropped");
+        let zero = tokio::time::timeout(Duration::from_secs(40), input.next()).await.unwrap();
+        assert_eq!(zero, Some(0));
+        output.publish(0).await.unwrap();
+        assert_eq!(input.next().await, Some(1));
+        // The stage says 1 produced nothing; it then waits for more input
+        // (and the relay reads the marker meanwhile).
+        output.nothing_for(1).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_secs(2), input.next()).await.is_err(), "no input after 1");
+        // The marker went on while the stage runs, not only at its stop.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let out = loop {
+            let out: Vec<String> = read_log(&k, OUT, None)
+                .unwrap()
+                .into_iter()
+                .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+                .collect();
+            if out.len() >= 2 || std::time::Instant::now() > deadline {
+                break out;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(out, ["out:0", "marker:end"]);
+        assert_eq!(control.in_flight(), 0, "nothing left in flight");
+        control.stop();
+        drop((input, output));
+        control.finish(Duration::from_secs(10)).await.unwrap();
+        // 1 and the marker were committed: a new member starts after them.
+        produce(&p, &["item:2"]).await;
+        assert_eq!(first_input(&k, "g-dropped").await, Some(2));
     });
 }
