@@ -4,7 +4,7 @@
 // - the page loads with the network off and asks for nothing but itself;
 // - its figures equal the CSV outputs beside it: the turning-movement diagram
 //   (tmc-totals.csv over the counted bins), the bars by approach (each bin),
-//   the peak-hour table (peak-hours.csv), control delay and LOS (delay.csv),
+//   the peak-hour table (peak-hours.csv), control delay, stopped time and LOS (delay.csv),
 //   queues (queues.csv), the flagged bins (tmc-totals.csv's flags), and every
 //   flagged bin is visible: a grey "no count" bar where the count is not given,
 //   a red "!" over the bar where it is given, listed with its flags either way;
@@ -141,7 +141,8 @@ try {
   assert.ok(whole.length >= 8, "delays of most movements");
   assert.equal(losRows.length, whole.length);
   for (const [i, r] of whole.entries()) {
-    assert.deepEqual(losRows[i], [`${r.direction}${r.movement}`, r.vehicles, Number(r.mean_delay_s).toFixed(1), r.los]);
+    const row = [`${r.direction}${r.movement}`, r.vehicles, Number(r.mean_delay_s).toFixed(1)];
+    assert.deepEqual(losRows[i], [...row, Number(r.mean_stopped_s).toFixed(1), r.los]);
   }
   log(`delay: ${whole.length} movements equal delay.csv`);
 

@@ -32,6 +32,7 @@ impl Aggregator {
                 class_name: d.class_name.clone(),
                 enter_ms: d.enter_ms,
                 leave_ms: d.leave_ms,
+                stopped_ms: d.stopped_ms,
             };
             self.intersections[wi].dwell(wc, zone, &visit);
         }

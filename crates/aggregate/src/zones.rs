@@ -13,6 +13,12 @@
 //!   fixed (see [`crate::tracker`]); a stay that ends before the class is fixed is
 //!   held and reported with the fixed class when it is, or with the final class
 //!   when the track ends: every record of one track carries one class.
+//! - **Stopped time**: of a stay, the time the track stood still: the intervals
+//!   between its frames that began inside the zone and ended with its smoothed
+//!   speed under the queue threshold (the queues' "nearly standing still", one
+//!   definition for both). So it is part of the dwell, never more; the speed's
+//!   smoothing delays both the stop and the start again by about the same lag,
+//!   which leaves the length of a stop nearly as it was.
 //! - **Queue**: per lane, the confirmed tracks inside any queue zone of the lane
 //!   whose smoothed speed ([`crate::speed`]) is under the configured threshold:
 //!   nearly standing still. A track whose speed is not known yet is not queued.
@@ -37,6 +43,8 @@ pub struct Dwell {
     /// Capture time of the first frame outside (or of the last frame seen inside
     /// for a track that ended inside).
     pub leave_ms: i64,
+    /// Of that time, how long it stood still, ms (see the module doc).
+    pub stopped_ms: i64,
 }
 
 impl Dwell {
@@ -74,6 +82,14 @@ struct TrackZones {
     /// Stays that ended before its class was fixed: (zone, enter, leave) in ms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     held: Vec<(usize, i64, i64)>,
+    /// Per zone: ms stood still in the stay under way (absent in snapshots taken
+    /// before stopped time was measured: 0).
+    #[serde(default)]
+    stopped: Vec<i64>,
+    /// Per held stay (parallel to `held`, which keeps its old form so that older
+    /// snapshots still restore): ms stood still.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    held_stopped: Vec<i64>,
 }
 
 /// What [`Zones`] carry from frame to frame, for snapshots: per track, sorted by id.
@@ -134,24 +150,36 @@ impl Zones {
         let mut dwells = Vec::new();
         let n = self.zones.len();
         for u in updates {
-            let t = self
-                .tracks
-                .entry(u.track_id)
-                .or_insert_with(|| TrackZones { entered: vec![None; n], ..TrackZones::default() });
+            let t = self.tracks.entry(u.track_id).or_insert_with(|| TrackZones {
+                entered: vec![None; n],
+                stopped: vec![0; n],
+                ..TrackZones::default()
+            });
             t.class_name.clear();
             t.class_name.push_str(&u.class_name);
             t.confirmed = u.confirmed;
             t.settled = u.confirmed && u.class_settled;
             t.slow = slow(u.track_id).unwrap_or(false);
+            // The time since its last frame: stood still if it is slow now.
+            let stood = if t.slow { at.capture_time_ms - t.last_seen_ms } else { 0 };
             t.last_seen_ms = at.capture_time_ms;
             for (zi, z) in self.zones.iter().enumerate() {
                 let inside = z.contains(u.anchor);
+                if t.entered[zi].is_some() {
+                    t.stopped[zi] += stood;
+                }
                 match (t.entered[zi], inside) {
-                    (None, true) => t.entered[zi] = Some(at.capture_time_ms),
+                    (None, true) => {
+                        t.entered[zi] = Some(at.capture_time_ms);
+                        t.stopped[zi] = 0;
+                    }
                     (Some(enter_ms), false) => {
                         t.entered[zi] = None;
+                        let stopped_ms = std::mem::take(&mut t.stopped[zi]);
                         if t.confirmed && !t.settled {
                             t.held.push((zi, enter_ms, at.capture_time_ms));
+                            t.held_stopped.resize(t.held.len() - 1, 0);
+                            t.held_stopped.push(stopped_ms);
                         } else if t.confirmed {
                             dwells.push(Dwell {
                                 zone: zi,
@@ -159,6 +187,7 @@ impl Zones {
                                 class_name: t.class_name.clone(),
                                 enter_ms,
                                 leave_ms: at.capture_time_ms,
+                                stopped_ms,
                             });
                         }
                     }
@@ -166,23 +195,18 @@ impl Zones {
                 }
             }
             if t.settled {
-                for (zone, enter_ms, leave_ms) in t.held.drain(..) {
-                    let class_name = t.class_name.clone();
-                    dwells.push(Dwell { zone, track_id: u.track_id, class_name, enter_ms, leave_ms });
-                }
+                let class_name = t.class_name.clone();
+                dwells.extend(held_dwells(u.track_id, &class_name, &mut t.held, &mut t.held_stopped));
             }
         }
         for r in retired {
-            let Some(t) = self.tracks.remove(&r.track_id) else {
+            let Some(mut t) = self.tracks.remove(&r.track_id) else {
                 continue;
             };
             if !r.confirmed {
                 continue;
             }
-            for &(zone, enter_ms, leave_ms) in &t.held {
-                let class_name = r.class_name.to_string();
-                dwells.push(Dwell { zone, track_id: r.track_id, class_name, enter_ms, leave_ms });
-            }
+            dwells.extend(held_dwells(r.track_id, &r.class_name, &mut t.held, &mut t.held_stopped));
             for (zi, enter_ms) in t.entered.iter().enumerate() {
                 if let Some(enter_ms) = *enter_ms {
                     dwells.push(Dwell {
@@ -191,6 +215,7 @@ impl Zones {
                         class_name: r.class_name.to_string(),
                         enter_ms,
                         leave_ms: t.last_seen_ms,
+                        stopped_ms: t.stopped.get(zi).copied().unwrap_or(0),
                     });
                 }
             }
@@ -246,8 +271,35 @@ impl Zones {
             return false;
         }
         self.tracks = state.tracks.into_iter().collect();
+        for t in self.tracks.values_mut() {
+            t.stopped.resize(names.len(), 0);
+        }
         true
     }
+}
+
+/// The stays of a track held until its class was fixed, as dwells of `class_name`;
+/// empties `held` and `held_stopped`.
+fn held_dwells(
+    track_id: u64,
+    class_name: &str,
+    held: &mut Vec<(usize, i64, i64)>,
+    held_stopped: &mut Vec<i64>,
+) -> Vec<Dwell> {
+    let out = held
+        .drain(..)
+        .enumerate()
+        .map(|(i, (zone, enter_ms, leave_ms))| Dwell {
+            zone,
+            track_id,
+            class_name: class_name.to_owned(),
+            enter_ms,
+            leave_ms,
+            stopped_ms: held_stopped.get(i).copied().unwrap_or(0),
+        })
+        .collect();
+    held_stopped.clear();
+    out
 }
 
 #[cfg(test)]
@@ -333,6 +385,54 @@ mod tests {
         let r = RetiredTrack { track_id: 2, confirmed: true, class_name: Arc::from("van") };
         let f = z.observe(&[], &[r], at(2), |_| None);
         assert_eq!(f.dwells.iter().map(|d| (d.zone, d.class_name.as_str())).collect::<Vec<_>>(), vec![(2, "van")]);
+    }
+
+    #[test]
+    fn stopped_time_is_the_time_between_frames_inside_that_ended_slow() {
+        // Track 1 in zone z (x < 0.5) from frame 0, slow at frames 4-8 (frame 6
+        // not seen: the interval 5-7 ended slow), out at frame 12: 1.2 s inside,
+        // 0.5 s of it standing. A snapshot halfway, taken before stopped time was
+        // measured (no `stopped`), restores with the stay's stopped time from 0.
+        let slow_at = |seq: u64| move |_| Some((4..=8).contains(&seq));
+        let run = |z: &mut Zones, frames: std::ops::Range<u64>| {
+            let mut out = Vec::new();
+            for seq in frames.filter(|&s| s != 6) {
+                let x = if seq < 12 { 0.2 } else { 0.8 };
+                out.extend(z.observe(&[upd(1, x, true, "car")], &[], at(seq), slow_at(seq)).dwells);
+            }
+            out
+        };
+        let stays = |d: &[Dwell]| d.iter().map(|d| (d.zone, d.dwell_ms(), d.stopped_ms)).collect::<Vec<_>>();
+        let mut z = zones();
+        assert_eq!(stays(&run(&mut z, 0..13)), vec![(2, 1200, 500)]);
+
+        let mut z = zones();
+        assert!(run(&mut z, 0..6).is_empty());
+        let state = serde_json::to_string(&z.state()).unwrap();
+        let mut again = zones();
+        assert!(again.restore_state(serde_json::from_str(&state).unwrap()));
+        assert_eq!(stays(&run(&mut again, 6..13)), vec![(2, 1200, 500)], "from a snapshot");
+        let old = state.replace(",\"stopped\":[0,0,200]", "");
+        assert_ne!(old, state);
+        let mut again = zones();
+        assert!(again.restore_state(serde_json::from_str(&old).unwrap()));
+        assert_eq!(stays(&run(&mut again, 6..13)), vec![(2, 1200, 300)], "from an older snapshot");
+
+        // A stay held until the class is fixed keeps its stopped time; so does
+        // one of a track that ends inside.
+        let mut z = zones();
+        let unsettled = |x: f64| TrackUpdate { class_settled: false, ..upd(1, x, true, "tuktuk") };
+        for seq in 0..12 {
+            z.observe(&[unsettled(0.2)], &[], at(seq), slow_at(seq));
+        }
+        assert!(z.observe(&[unsettled(0.8)], &[], at(12), |_| Some(false)).dwells.is_empty());
+        let f = z.observe(&[upd(1, 0.85, true, "bus")], &[], at(13), |_| Some(false));
+        assert_eq!(stays(&f.dwells), vec![(2, 1200, 500)]);
+        z.observe(&[upd(2, 0.45, true, "car")], &[], at(20), |_| Some(true));
+        z.observe(&[upd(2, 0.45, true, "car")], &[], at(23), |_| Some(true));
+        let r = RetiredTrack { track_id: 2, confirmed: true, class_name: Arc::from("car") };
+        let f = z.observe(&[], &[r], at(30), |_| None);
+        assert_eq!(stays(&f.dwells), vec![(0, 300, 300), (2, 300, 300)]);
     }
 
     #[test]

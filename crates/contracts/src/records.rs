@@ -280,6 +280,13 @@ pub struct ZoneVisit {
     /// Capture time of its first frame outside again (or of its last frame
     /// inside, for a track that ended there).
     pub leave_ms: i64,
+    /// Of that time, how long it stood still, ms: the time between its frames
+    /// inside at whose end its smoothed speed was under the queue threshold
+    /// (`analytics.speed.queue_max_kmh`, or `queue_max_image_speed` without a
+    /// calibration): stopped time, apart from control delay. 0 in records
+    /// written before it was measured.
+    #[serde(default)]
+    pub stopped_ms: i64,
 }
 
 /// Occupancy and dwell times of one class of vehicle in one zone in a window.

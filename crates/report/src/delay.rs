@@ -4,8 +4,13 @@
 //! `free_flow_s`, or per movement the 15th percentile of the study's times
 //! through the zone), never below zero; summed over the delay zones a vehicle
 //! passed. Vehicles are filed like the counts: by their movement's bin. The
-//! level of service follows from the mean delay ([`crate::los`]). Stopped time
-//! is not measured (the records hold no per-frame speeds).
+//! level of service follows from the mean delay ([`crate::los`]).
+//!
+//! **Stopped time**, apart from the delay: the time a vehicle stood still in the
+//! same zones (each stay's `stopped_ms`: its smoothed speed under the queue
+//! threshold, `analytics.speed.queue_max_kmh`), summed over the delay zones it
+//! passed, with no free-flow time taken off. Records written before it was
+//! measured give 0.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,11 +25,26 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[rank.clamp(1, v.len()) - 1]
 }
 
-/// A vehicle's stay in a delay zone: (zone index, movement, seconds inside).
-type Stay = (usize, usize, f64);
+/// A vehicle's stay in a delay zone: (zone index, movement, seconds inside,
+/// seconds stopped).
+type Stay = (usize, usize, f64, f64);
 
-/// Per intersection: (bin, movement) -> delays of its vehicles, seconds.
-pub type Delays = Vec<BTreeMap<(usize, usize), Vec<f64>>>;
+/// One vehicle's control delay and stopped time, seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VehicleDelay {
+    pub delay_s: f64,
+    pub stopped_s: f64,
+}
+
+/// Per intersection: (bin, movement) -> its vehicles' delays.
+pub type Delays = Vec<BTreeMap<(usize, usize), Vec<VehicleDelay>>>;
+
+/// The mean delay and mean stopped time of `v` (`None`: no vehicle).
+pub fn means(v: &[VehicleDelay]) -> Option<(f64, f64)> {
+    let n = v.len() as f64;
+    (!v.is_empty())
+        .then(|| (v.iter().map(|d| d.delay_s).sum::<f64>() / n, v.iter().map(|d| d.stopped_s).sum::<f64>() / n))
+}
 
 /// Each vehicle's control delay, by intersection, bin and movement.
 pub fn delays(study: &Study) -> Delays {
@@ -39,11 +59,12 @@ pub fn delays(study: &Study) -> Delays {
                 let Some(zi) = zones.iter().position(|z| z.camera == *cam && z.zone == *zone) else { continue };
                 let Some(&m) = ic.track_movements.get(&(cam.clone(), v.track_id)) else { continue };
                 let secs = (v.leave_ms - v.enter_ms) as f64 / 1000.0;
-                stays.entry((cam.clone(), v.track_id)).or_default().push((zi, m, secs));
+                let stopped = v.stopped_ms as f64 / 1000.0;
+                stays.entry((cam.clone(), v.track_id)).or_default().push((zi, m, secs, stopped));
             }
             let mut times: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
             for list in stays.values() {
-                for &(z, m, s) in list {
+                for &(z, m, s, _) in list {
                     times.entry((z, m)).or_default().push(s);
                 }
             }
@@ -51,12 +72,13 @@ pub fn delays(study: &Study) -> Delays {
                 .into_iter()
                 .map(|((z, m), v)| ((z, m), zones[z].free_flow_s.unwrap_or_else(|| percentile(v, 0.15))))
                 .collect();
-            let mut out: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
+            let mut out: BTreeMap<(usize, usize), Vec<VehicleDelay>> = BTreeMap::new();
             for ((cam, track), list) in &stays {
                 let Some(bin) = ic.track_bins.get(&(cam.clone(), *track)) else { continue };
                 let m = list[0].1;
-                let d: f64 = list.iter().map(|&(z, m, s)| (s - free[&(z, m)]).max(0.0)).sum();
-                out.entry((*bin, m)).or_default().push(d);
+                let delay_s = list.iter().map(|&(z, m, s, _)| (s - free[&(z, m)]).max(0.0)).sum();
+                let stopped_s = list.iter().map(|s| s.3).sum();
+                out.entry((*bin, m)).or_default().push(VehicleDelay { delay_s, stopped_s });
             }
             out
         })
@@ -64,8 +86,18 @@ pub fn delays(study: &Study) -> Delays {
 }
 
 /// Columns of `delay.csv`.
-pub const DELAY_HEADER: [&str; 9] =
-    ["site", "intersection_id", "bin_start", "direction", "movement", "vehicles", "mean_delay_s", "los", "flags"];
+pub const DELAY_HEADER: [&str; 10] = [
+    "site",
+    "intersection_id",
+    "bin_start",
+    "direction",
+    "movement",
+    "vehicles",
+    "mean_delay_s",
+    "mean_stopped_s",
+    "los",
+    "flags",
+];
 
 /// `delay.csv`: per bin and movement, then per movement over the whole study
 /// (`bin_start` empty). Bins whose counts are not given are empty and left
@@ -74,13 +106,13 @@ pub fn delay_csv(study: &Study, d: &Delays) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(DELAY_HEADER).expect("in memory");
     for (i, ic) in study.intersections.iter().enumerate() {
-        let mut whole: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let mut whole: BTreeMap<usize, Vec<VehicleDelay>> = BTreeMap::new();
         // `given`: the bin's figures are given (a bin counted with short frame
         // losses is, and carries its `dropped_frames` flag).
-        let mut row = |start: String, m: usize, v: Option<&Vec<f64>>, given: bool, flags: String| {
+        let mut row = |start: String, m: usize, v: Option<&Vec<VehicleDelay>>, given: bool, flags: String| {
             let mov = ic.movements[m];
             let n = v.map_or(0, Vec::len);
-            let mean = v.filter(|v| !v.is_empty()).map(|v| v.iter().sum::<f64>() / v.len() as f64);
+            let mean = v.and_then(|v| means(v)).filter(|_| given);
             w.write_record([
                 ic.site.as_str(),
                 &ic.intersection_id,
@@ -88,8 +120,9 @@ pub fn delay_csv(study: &Study, d: &Delays) -> Vec<u8> {
                 mov.bound(),
                 mov.turn.letter(),
                 &if given { n.to_string() } else { String::new() },
-                &mean.filter(|_| given).map(|x| format!("{x:.1}")).unwrap_or_default(),
-                &mean.filter(|_| given).map(|x| los(x, ic.control).to_string()).unwrap_or_default(),
+                &mean.map(|x| format!("{:.1}", x.0)).unwrap_or_default(),
+                &mean.map(|x| format!("{:.1}", x.1)).unwrap_or_default(),
+                &mean.map(|x| los(x.0, ic.control).to_string()).unwrap_or_default(),
                 &flags,
             ])
             .expect("in memory");

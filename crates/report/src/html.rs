@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::delay::Delays;
+use crate::delay::{means, Delays, VehicleDelay};
 use crate::los::los;
 use crate::movement::{Turn, LEG_ORDER};
 use crate::peak::{pct, PeakHour};
@@ -229,21 +229,24 @@ fn peak_table<'a>(h: &mut String, study: &Study, ic: &IntersectionCounts, peaks:
     h.push_str("</table>");
 }
 
-fn delay_table(h: &mut String, ic: &IntersectionCounts, d: &std::collections::BTreeMap<(usize, usize), Vec<f64>>) {
+fn delay_table(
+    h: &mut String,
+    ic: &IntersectionCounts,
+    d: &std::collections::BTreeMap<(usize, usize), Vec<VehicleDelay>>,
+) {
     h.push_str(
         "<h3>Control delay and level of service</h3><table id=\"los\"><tr><th class=\"l\">movement</th>\
-         <th>vehicles</th><th>mean delay (s)</th><th>LOS</th></tr>",
+         <th>vehicles</th><th>mean delay (s)</th><th>mean stopped (s)</th><th>LOS</th></tr>",
     );
     for (m, mov) in ic.movements.iter().enumerate() {
-        let v: Vec<f64> =
+        let v: Vec<VehicleDelay> =
             d.iter().filter(|((b, mm), _)| *mm == m && ic.bins[*b].ok()).flat_map(|(_, v)| v.iter().copied()).collect();
-        if v.is_empty() {
+        let Some((mean, stopped)) = means(&v) else {
             continue;
-        }
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        };
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{mov}</td><td>{}</td><td>{mean:.1}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{mov}</td><td>{}</td><td>{mean:.1}</td><td>{stopped:.1}</td><td>{}</td></tr>",
             v.len(),
             los(mean, ic.control)
         );

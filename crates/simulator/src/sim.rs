@@ -366,6 +366,7 @@ impl Simulation {
             despawn_s: None,
             entry: None,
             exit: None,
+            queued_in_view_s: 0.0,
         });
         self.backlog[r.in_group].push_back(Pending { id, class, route, v0 });
     }
@@ -548,6 +549,9 @@ impl Simulation {
             }
             if !detectable {
                 continue;
+            }
+            if is_queued {
+                self.records[(v.id - 1) as usize].queued_in_view_s += self.dt;
             }
             // Crossings, by the truth's own geometry, in the aggregator's conventions.
             let anchor = bbox.bottom_center_norm(w, h);

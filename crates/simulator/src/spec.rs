@@ -589,6 +589,45 @@ impl IntersectionSpec {
     /// [`QueueSample::queued_in_view_by_lane`](crate::QueueSample::queued_in_view_by_lane)
     /// when the aggregator's queue speed equals [`IntersectionSpec::queue_speed_px_s`].
     pub fn queue_zones(&self) -> Vec<ZoneConfig> {
+        let far = f64::from(self.width.max(self.height));
+        self.lane_strips(|along, lw| (along - 0.5 * lw, along + far), |a, k| format!("{}_q{k}", a.name()))
+            .into_iter()
+            .map(|(name, polygon)| {
+                let lane = name.replacen("_q", "_", 1);
+                let mut zone = ZoneConfig::new(name, polygon, ZoneKind::Queue);
+                zone.lane = Some(lane);
+                zone
+            })
+            .collect()
+    }
+
+    /// One zone per inbound lane of every arm (kind `zone`), named `"{arm}_bar{k}"`
+    /// for lane `k` (0 the innermost): three quarters of a lane width (2.5 m) of
+    /// the lane ending a pixel before its stop line (the first vehicle of a queue
+    /// stands with its front on the line: its reference point must not sit on the
+    /// strip's edge), across the lane's width; a stop-bar loop, as ATSPM's
+    /// lane-by-lane count detectors. Each vehicle is
+    /// one actuation: vehicles only move forward, so a reference point passes
+    /// through the strip once, and is seen in it at up to a strip's depth a
+    /// frame (300 px/s at 10 frames/s); no two of one lane are in it at once
+    /// (reference points of a lane stand at least the shortest vehicle and the
+    /// standing gap apart, 34 px); before the stop line the lanes are straight,
+    /// so no other lane's vehicle enters it.
+    pub fn stop_bar_zones(&self) -> Vec<ZoneConfig> {
+        self.lane_strips(|along, lw| (along + 1.0, along + 1.0 + 0.75 * lw), |a, k| format!("{}_bar{k}", a.name()))
+            .into_iter()
+            .map(|(name, polygon)| ZoneConfig::new(name, polygon, ZoneKind::Zone))
+            .collect()
+    }
+
+    /// Per inbound lane of every arm: a name and the polygon across the lane's
+    /// width between distances `span(stop line, lane width)` from the junction's
+    /// centre along the arm, clamped to the image.
+    fn lane_strips(
+        &self,
+        span: impl Fn(f64, f64) -> (f64, f64),
+        name: impl Fn(Approach, u32) -> String,
+    ) -> Vec<(String, Vec<[f64; 2]>)> {
         let [hx, hy] = self.junction_half_size();
         let [cx, cy] = self.center_px();
         let (w, h) = (f64::from(self.width), f64::from(self.height));
@@ -597,7 +636,7 @@ impl IntersectionSpec {
             DrivingSide::Right => 1.0,
             DrivingSide::Left => -1.0,
         };
-        let mut zones = Vec::new();
+        let mut out = Vec::new();
         for a in Approach::ALL {
             let o = a.outward();
             let along = if o[0] == 0.0 { hy } else { hx };
@@ -605,21 +644,15 @@ impl IntersectionSpec {
             let right = [o[1], -o[0]];
             for k in 0..self.approaches.get(a).lanes_in {
                 let (near, far) = (side * f64::from(k) * lw, side * f64::from(k + 1) * lw);
-                let (t0, t1) = (along - 0.5 * lw, along + w.max(h));
+                let (t0, t1) = span(along, lw);
                 let corner = |t: f64, off: f64| {
                     let p = [cx + o[0] * t + right[0] * off, cy + o[1] * t + right[1] * off];
                     [(p[0] / w).clamp(0.0, 1.0), (p[1] / h).clamp(0.0, 1.0)]
                 };
-                let mut zone = ZoneConfig::new(
-                    format!("{}_q{k}", a.name()),
-                    vec![corner(t0, near), corner(t1, near), corner(t1, far), corner(t0, far)],
-                    ZoneKind::Queue,
-                );
-                zone.lane = Some(format!("{}_{k}", a.name()));
-                zones.push(zone);
+                out.push((name(a, k), vec![corner(t0, near), corner(t1, near), corner(t1, far), corner(t0, far)]));
             }
         }
-        zones
+        out
     }
 
     /// One zone per arm that has lanes (kind `zone`), named `"{arm}_arm"`: the

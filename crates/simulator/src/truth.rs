@@ -130,6 +130,15 @@ pub struct VehicleTruth {
     pub entry: Option<CrossingTime>,
     /// Crossing of its exit arm's line outwards, if in a yielded frame.
     pub exit: Option<CrossingTime>,
+    /// How long it stood in its queue where a camera sees it, seconds: the
+    /// yielded frames in which it was detectable and queued (slower than
+    /// [`IntersectionSpec::queue_speed_px_s`](crate::IntersectionSpec::queue_speed_px_s)
+    /// over the step to that frame, its front not past its stop line), one frame
+    /// interval each. What the stopped time of its stays in the queue zones
+    /// ([`IntersectionSpec::queue_zones`](crate::IntersectionSpec::queue_zones))
+    /// measures when the aggregator's queue speed is the simulator's.
+    #[serde(default)]
+    pub queued_in_view_s: f64,
 }
 
 /// Crossings of one line in one direction by one class.
