@@ -6,7 +6,8 @@
 //   line, direction and class; the turning-movement matrix; the day's bins);
 // - a page opened after the run shows the whole day so far;
 // - the camera page's snapshot shows the counting lines (pixels in the line's
-//   colour where the config puts the line);
+//   colour where the config puts the line), and its boxes carry the aggregate
+//   stage's track ids: ids the crossing records of that camera carry;
 // - screenshots of each page (into SCREENSHOTS_DIR when set).
 //
 // usage: node browser.test.mjs STREETSCOPE_BIN CONFIG
@@ -100,7 +101,21 @@ try {
   // During the run: each crossing in the file shows on the open page within the limit.
   const seen = new Set();
   const latencies = [];
+  // The snapshots with track ids drawn, polled once a second: frame -> ids.
+  const snapCamera = readFileSync(config, "utf8").match(/\[\[cameras\]\]\s*\nid = "([^"]+)"/)[1];
+  const labelled = new Map();
+  let polled = 0;
+  async function pollSnapshot() {
+    if (Date.now() - polled < 1000) return;
+    polled = Date.now();
+    const r = await fetch(`${base}/snapshot/${encodeURIComponent(snapCamera)}`).catch(() => null);
+    if (!r || !r.ok) return;
+    await r.arrayBuffer();
+    const ids = (r.headers.get("x-track-ids") || "").split(",").filter((t) => t).map(Number);
+    if (ids.length) labelled.set(Number(r.headers.get("x-frame-seq")), ids);
+  }
   while (!over) {
+    await pollSnapshot();
     for (const r of records().filter((r) => r.record === "crossing")) {
       const key = keyOf(r);
       if (seen.has(key)) continue;
@@ -217,6 +232,17 @@ try {
     assert.ok(!near(l.off), `snapshot: beside line ${l.name} is the picture (pixel ${l.off})`);
   }
   log("snapshot shows the lines:", onLines.map((l) => `${l.name} ${l.on}`).join(", "));
+
+  // Track ids on the snapshots: the aggregate stage's, i.e. those its crossing
+  // records of the camera carry.
+  const crossed = new Set(crossings.filter((c) => c.camera_id === snapCamera).map((c) => c.track_id));
+  const shownIds = [...new Set([...labelled.values()].flat())];
+  assert.ok(labelled.size >= 1, `a snapshot of ${snapCamera} with track ids was shown during the run`);
+  const strangers = shownIds.filter((id) => !crossed.has(id));
+  assert.deepEqual(strangers, [], `track ids drawn on the snapshots (${shownIds}) are tracks that crossed (${[...crossed]})`);
+  const pageTracks = await cam.locator("#snapshot").getAttribute("data-tracks");
+  log(`snapshots with track ids: ${[...labelled].map(([s, ids]) => `frame ${s}: #${ids.join(" #")}`).join("; ")}; ` +
+    `the camera page's: [${pageTracks}]`);
   assert.deepEqual(foreign, [], "no request left the dashboard");
 
   if (shots) {

@@ -254,6 +254,16 @@ impl Aggregator {
         Ok(events)
     }
 
+    /// The last frame [`Aggregator::process`] took of `camera` (duplicates
+    /// change nothing): its sequence number and, per detection in the order
+    /// given, the id of its confirmed track (what the crossings and movements
+    /// of that vehicle carry as `track_id`). None before the camera's first
+    /// frame. For the dashboard's snapshots.
+    pub fn frame_tracks(&self, camera: &str) -> Option<(u64, &[Option<u64>])> {
+        let cam = self.cameras.get(camera)?;
+        Some((cam.last_seq?, cam.tracker.frame_tracks()))
+    }
+
     /// End of input: ends every track, releasing the crossings they still hold,
     /// and closes every open window (see [`Aggregator::take_windows`]).
     pub fn finish(&mut self) -> Vec<CrossingEvent> {

@@ -13,11 +13,43 @@ use crate::Aggregator;
 pub struct AggregateStage {
     aggregator: Aggregator,
     meter: StageMeter,
+    on_frame: Option<FrameHook>,
+}
+
+/// Called after each frame the stage took, with the frame's detections and
+/// their confirmed tracks ([`Aggregator::frame_tracks`]).
+pub type FrameHookFn = Box<dyn FnMut(&FrameDetections, &[Option<u64>]) + Send>;
+
+struct FrameHook(FrameHookFn);
+
+impl std::fmt::Debug for FrameHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameHook")
+    }
 }
 
 impl AggregateStage {
     pub fn new(aggregator: Aggregator, meter: StageMeter) -> Self {
-        Self { aggregator, meter }
+        Self { aggregator, meter, on_frame: None }
+    }
+
+    /// Calls `hook` after each frame taken (not a duplicate) with its
+    /// detections and, per detection, its confirmed track's id: how
+    /// `streetscope run --ui` labels the boxes of its snapshots. Keep it cheap:
+    /// it runs on the stage's task, once per frame.
+    pub fn on_frame(mut self, hook: FrameHookFn) -> Self {
+        self.on_frame = Some(FrameHook(hook));
+        self
+    }
+
+    /// The frame's tracks to the hook, if any and if the frame was taken.
+    fn frame_taken(&mut self, fd: &FrameDetections) {
+        let Some(FrameHook(hook)) = &mut self.on_frame else { return };
+        if let Some((seq, tracks)) = self.aggregator.frame_tracks(&fd.camera_id) {
+            if seq == fd.seq {
+                hook(fd, tracks);
+            }
+        }
     }
 
     /// Runs until the input ends, publishing every result record: after each input
@@ -34,6 +66,7 @@ impl AggregateStage {
             match self.meter.time(|| self.aggregator.process(&fd)) {
                 Ok(events) => {
                     self.meter.item();
+                    self.frame_taken(&fd);
                     publish_all(&mut self.aggregator, events, &output).await?;
                 }
                 Err(e) => {
@@ -94,6 +127,7 @@ impl AggregateStage {
             match self.meter.time(|| self.aggregator.process(&fd)) {
                 Ok(events) => {
                     self.meter.item();
+                    self.frame_taken(&fd);
                     publish_all(&mut self.aggregator, events, &output).await?;
                 }
                 Err(e) => {

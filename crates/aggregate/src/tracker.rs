@@ -238,6 +238,9 @@ pub struct Tracker {
     tracks: Vec<Track>,
     next_id: u64,
     retired: Vec<RetiredTrack>,
+    /// Per detection of the last update, its confirmed track's id
+    /// ([`Tracker::frame_tracks`]).
+    frame_tracks: Vec<Option<u64>>,
     scratch: Scratch,
 }
 
@@ -369,7 +372,14 @@ struct Stage<'a> {
 
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
-        Self { cfg, tracks: Vec::new(), next_id: 1, retired: Vec::new(), scratch: Scratch::default() }
+        Self {
+            cfg,
+            tracks: Vec::new(),
+            next_id: 1,
+            retired: Vec::new(),
+            frame_tracks: Vec::new(),
+            scratch: Scratch::default(),
+        }
     }
 
     /// Its state between frames.
@@ -379,7 +389,22 @@ impl Tracker {
 
     /// A tracker with `cfg` that goes on from `state`.
     pub fn restore(cfg: TrackerConfig, state: TrackerState) -> Self {
-        Self { cfg, tracks: state.tracks, next_id: state.next_id, retired: Vec::new(), scratch: Scratch::default() }
+        Self {
+            cfg,
+            tracks: state.tracks,
+            next_id: state.next_id,
+            retired: Vec::new(),
+            frame_tracks: Vec::new(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Per detection of the last update (in the order given), the id of the
+    /// confirmed track it was matched to or started; None for a detection
+    /// left alone or one of a track not yet confirmed. What the dashboard's
+    /// snapshots label their boxes with.
+    pub fn frame_tracks(&self) -> &[Option<u64>] {
+        &self.frame_tracks
     }
 
     /// The tracks that ended at the last update (or [`Tracker::finish`]).
@@ -610,6 +635,8 @@ impl Tracker {
 
         let (min_hits, max_missed) = (cfg.min_hits, cfg.max_missed);
         let mut updates = Vec::with_capacity(dets.len());
+        self.frame_tracks.clear();
+        self.frame_tracks.resize(dets.len(), None);
         let keep = &mut sc.keep;
         keep.clear();
         keep.resize(self.tracks.len(), true);
@@ -647,8 +674,11 @@ impl Tracker {
             }
         }
         for (t, matched) in self.tracks.iter().zip(track_det.iter()) {
-            if matched.is_some() {
+            if let Some(di) = matched {
                 updates.push(self.update_of(t, w, h));
+                if t.confirmed {
+                    self.frame_tracks[*di] = Some(t.id);
+                }
             }
         }
         let mut i = 0;
@@ -681,6 +711,9 @@ impl Tracker {
             track.vote(d, w, h);
             self.next_id += 1;
             updates.push(self.update_of(&track, w, h));
+            if track.confirmed {
+                self.frame_tracks[di] = Some(track.id);
+            }
             self.tracks.push(track);
         }
         self.scratch = sc;
@@ -716,6 +749,23 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![(1, false), (1, false), (1, true), (1, true), (1, true)]);
+    }
+
+    #[test]
+    fn each_detection_knows_its_confirmed_track() {
+        let mut t = Tracker::new(cfg());
+        for i in 0..3 {
+            t.update(&[det(i as f32 * 20.0, "car", 0.9)], 1000, 500);
+            // Not confirmed before its third match: no id to show.
+            let want: &[Option<u64>] = if i < 2 { &[None] } else { &[Some(1)] };
+            assert_eq!(t.frame_tracks(), want, "frame {i}");
+        }
+        // A new vehicle far off starts a track not yet confirmed; the ids follow
+        // the detections' order, not the tracks'.
+        t.update(&[det(700.0, "bus", 0.9), det(60.0, "car", 0.9)], 1000, 500);
+        assert_eq!(t.frame_tracks(), &[None, Some(1)]);
+        t.update(&[], 1000, 500);
+        assert!(t.frame_tracks().is_empty());
     }
 
     #[test]

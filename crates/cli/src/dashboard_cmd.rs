@@ -59,6 +59,21 @@ impl RunUi {
         Ok(Self { handle })
     }
 
+    /// The aggregate stage's hook ([`AggregateStage::on_frame`]): the track
+    /// ids of the frame the camera's latest snapshot shows, as its overlay. A
+    /// lock and a comparison per frame; the overlay is built for the snapshots
+    /// only (one frame per camera every 5 s).
+    ///
+    /// [`AggregateStage::on_frame`]: streetscope_aggregate::stage::AggregateStage::on_frame
+    pub fn frame_hook(&self) -> streetscope_aggregate::stage::FrameHookFn {
+        let handle = self.handle.clone();
+        Box::new(move |fd: &FrameDetections, tracks: &[Option<u64>]| {
+            if handle.shows(&fd.camera_id, fd.seq) {
+                handle.overlay(streetscope_contracts::snapshots::SnapshotOverlay::of_detections(fd, tracks));
+            }
+        })
+    }
+
     /// A result record of the run.
     pub fn record(&self, rec: &ResultRecord) {
         self.handle.apply(rec);
@@ -136,9 +151,11 @@ impl<S: Subscribe<FrameDetections>> Subscribe<FrameDetections> for Tap<S> {
 ///
 /// Why the detector: it is the one stage that holds both the frame's JPEG (as
 /// ingest encoded it; no second encoding) and its detections, so a snapshot is
-/// whole when written — nothing to join, no second read of the frames topic,
-/// nothing more on it. Track ids are not drawn (the tracks are the
-/// aggregator's), as in `streetscope run --ui`.
+/// whole when written — no second read of the frames topic, nothing more on it.
+/// Track ids are the aggregator's: the detections of a snapshot's frame carry
+/// the `streetscope.snapshot` header ([`SnapshotWriter::marks`]), and the
+/// aggregator answers with the frame's overlay on the same topic, which the
+/// dashboard joins to the picture.
 ///
 /// A due frame's buffer is kept (shared, not copied) until its detections come
 /// out of the stage; a frame shed or failed on the way costs one snapshot.
@@ -187,6 +204,13 @@ impl SnapshotWriter {
             c.last_ms = Some(f.capture_time_ms);
             c.pending = Some(f.clone());
         }
+    }
+
+    /// Whether `fd` are the detections of a frame kept for a snapshot: their
+    /// message then carries the `streetscope.snapshot` header, for the
+    /// aggregator to answer with the frame's track ids.
+    pub fn marks(&self, fd: &FrameDetections) -> bool {
+        self.lock().get(&fd.camera_id).and_then(|c| c.pending.as_ref()).is_some_and(|f| f.seq == fd.seq)
     }
 
     /// The detections of a frame: when they are a kept frame's, its snapshot
@@ -387,15 +411,21 @@ pub fn apply_message(handle: &DashboardHandle, cameras_topic: &str, topic: &str,
     }
 }
 
-/// One message of the camera snapshots topic. What does not decode, or names
-/// another camera than its key, is logged and skipped.
+/// One message of the camera snapshots topic: a detector's picture or the
+/// aggregator's overlay of it. What does not decode, or names another camera
+/// than its key, is logged and skipped.
 pub fn apply_snapshot(handle: &DashboardHandle, key: &str, value: Option<&[u8]>) {
+    use streetscope_contracts::snapshots::{decode_any, SnapshotMessage};
     let Some(value) = value else { return };
-    match streetscope_contracts::snapshots::decode_message(value) {
-        Ok((meta, _)) if meta.camera_id != key => {
+    match decode_any(value) {
+        Ok(SnapshotMessage::Picture(meta, _)) if meta.camera_id != key => {
             tracing::warn!(key, camera = %meta.camera_id, "skipping a camera snapshot under another camera's key")
         }
-        Ok((meta, jpeg)) => handle.snapshot(meta, jpeg.into()),
+        Ok(SnapshotMessage::Overlay(o)) if o.camera_id != key => {
+            tracing::warn!(key, camera = %o.camera_id, "skipping a snapshot overlay under another camera's key")
+        }
+        Ok(SnapshotMessage::Picture(meta, jpeg)) => handle.snapshot(meta, jpeg.into()),
+        Ok(SnapshotMessage::Overlay(o)) => handle.overlay(o),
         Err(e) => tracing::warn!(key, "skipping a camera snapshot: {e}"),
     }
 }

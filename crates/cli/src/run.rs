@@ -268,10 +268,13 @@ async fn run_pipeline(
     );
     let (aggregate_tx, aggregate_rx) = channel::<StageInput>("aggregate input", 64, FullPolicy::Block);
     tokio::spawn(merge_changes(crate::dashboard_cmd::Tap::new(dets_rx, &ui), aggregate_changes_rx, aggregate_tx));
-    let aggregate = tokio::spawn(
-        AggregateStage::new(Aggregator::with_analytics(&cfg.cameras, &cfg.tracker, &cfg.analytics), meters[2].clone())
-            .run_with_changes(aggregate_rx, events_tx),
-    );
+    let mut aggregate_stage =
+        AggregateStage::new(Aggregator::with_analytics(&cfg.cameras, &cfg.tracker, &cfg.analytics), meters[2].clone());
+    if let Some(ui) = &ui {
+        // The snapshots' track ids, from the tracks themselves.
+        aggregate_stage = aggregate_stage.on_frame(ui.frame_hook());
+    }
+    let aggregate = tokio::spawn(aggregate_stage.run_with_changes(aggregate_rx, events_tx));
 
     // A bar with rate and time left when every source is a recording of known
     // length; the live line otherwise; plain lines when stderr is no terminal.

@@ -22,6 +22,12 @@ pub mod headers {
     /// intersection's tracks once all its recorded cameras have ended, as the
     /// end of the files does in `streetscope run`.
     pub const END_OF_STREAM: &str = "streetscope.end-of-stream";
+    /// On `streetscope.detections`: the detector wrote this frame to
+    /// `streetscope.camera-snapshots` (value: empty); the aggregator answers it
+    /// with the frame's [`SnapshotOverlay`](crate::snapshots::SnapshotOverlay)
+    /// (track ids per box). A header, not a field: the detections' JSON and
+    /// its schema stay as they are, and old records read the same.
+    pub const SNAPSHOT: &str = "streetscope.snapshot";
 }
 
 /// The value of an end-of-stream marker (see [`headers::END_OF_STREAM`]).

@@ -15,6 +15,16 @@
 //! [`encode_message`]'s: a magic, the [`SnapshotMeta`] in JSON (with its
 //! `objects`), then the JPEG. The frames topic carries nothing more.
 //!
+//! Track ids come apart, from the aggregator, which holds the tracks: the
+//! detector marks the detections of the frames it snapshots (the
+//! [`headers::SNAPSHOT`](crate::kafka::headers::SNAPSHOT) header on their
+//! `streetscope.detections` message), and the aggregator answers each such
+//! frame with a [`SnapshotOverlay`] on the same topic under the same key (the
+//! frame's boxes, each with its confirmed track's id). The dashboard joins the
+//! two by (camera, frame sequence number), in whichever order they come. In
+//! `streetscope run --ui` the aggregate stage hands the same overlay to the
+//! dashboard in-process.
+//!
 //! Counting lines and zones are not in the record: the dashboard draws them from
 //! the camera's spec (the registry), as they are at the time of drawing.
 
@@ -57,6 +67,79 @@ pub fn decode_message(value: &[u8]) -> Result<(SnapshotMeta, &[u8]), String> {
         return Err("camera snapshot: the picture is not a JPEG".into());
     }
     Ok((meta, jpeg))
+}
+
+/// The first bytes of an overlay message ([`SnapshotOverlay`]) of
+/// `streetscope.camera-snapshots`: the magic, then the overlay in JSON.
+pub const OVERLAY_MAGIC: &[u8; 4] = b"SSO1";
+
+/// What the aggregator saw in a snapshot's frame: the frame's detections in
+/// their order, each with the id of the confirmed track it belongs to (None:
+/// no track yet, or one not yet confirmed). Small: no picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotOverlay {
+    pub schema_version: u32,
+    pub camera_id: String,
+    /// The frame's per-camera sequence number (the join key, with the camera).
+    pub frame_seq: u64,
+    /// Capture time of the frame, milliseconds since the Unix epoch.
+    pub capture_time_ms: i64,
+    pub objects: Vec<SnapshotObject>,
+}
+
+impl SnapshotOverlay {
+    /// The overlay of `fd`: `tracks[i]` is the track of `fd.detections[i]`
+    /// (a shorter `tracks` leaves the rest without one).
+    pub fn of_detections(fd: &crate::FrameDetections, tracks: &[Option<u64>]) -> Self {
+        let objects = fd
+            .detections
+            .iter()
+            .enumerate()
+            .map(|(i, d)| SnapshotObject { track_id: tracks.get(i).copied().flatten(), ..SnapshotObject::detected(d) })
+            .collect();
+        Self {
+            schema_version: crate::records::SCHEMA_VERSION,
+            camera_id: fd.camera_id.to_string(),
+            frame_seq: fd.seq,
+            capture_time_ms: fd.capture_time_ms,
+            objects,
+        }
+    }
+
+    /// The track ids it shows, in box order.
+    pub fn track_ids(&self) -> Vec<u64> {
+        self.objects.iter().filter_map(|o| o.track_id).collect()
+    }
+}
+
+/// [`OVERLAY_MAGIC`] then the overlay's JSON.
+pub fn encode_overlay(overlay: &SnapshotOverlay) -> Vec<u8> {
+    let mut out = OVERLAY_MAGIC.to_vec();
+    serde_json::to_writer(&mut out, overlay).expect("a SnapshotOverlay serialises");
+    out
+}
+
+/// A message of `streetscope.camera-snapshots`, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotMessage<'a> {
+    /// A detector's: the picture and its detections.
+    Picture(SnapshotMeta, &'a [u8]),
+    /// The aggregator's: the track ids of a picture's boxes.
+    Overlay(SnapshotOverlay),
+}
+
+/// Reads either kind of message of `streetscope.camera-snapshots` (by its
+/// magic). Err says what is wrong.
+pub fn decode_any(value: &[u8]) -> Result<SnapshotMessage<'_>, String> {
+    match value.strip_prefix(OVERLAY_MAGIC) {
+        Some(json) => {
+            if json.len() > MAX_META_BYTES {
+                return Err(format!("snapshot overlay: {} bytes, at most {MAX_META_BYTES}", json.len()));
+            }
+            serde_json::from_slice(json).map(SnapshotMessage::Overlay).map_err(|e| format!("snapshot overlay: {e}"))
+        }
+        None => decode_message(value).map(|(m, jpeg)| SnapshotMessage::Picture(m, jpeg)),
+    }
 }
 
 /// Which frames become snapshots.
@@ -126,7 +209,7 @@ pub struct SnapshotObject {
     pub class_name: String,
     /// Detection score (0-1).
     pub score: f32,
-    /// The track's id, when known (the aggregator's overlay).
+    /// The confirmed track's id, when known (the aggregator's overlay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_id: Option<u64>,
 }
@@ -200,5 +283,51 @@ mod tests {
         let mut bad = v.clone();
         bad[8] = b'[';
         assert!(decode_message(&bad).unwrap_err().contains("meta"));
+    }
+
+    #[test]
+    fn an_overlay_gives_each_box_its_track() {
+        let d = |x: f32| crate::Detection {
+            class_id: 2,
+            class_name: "car".into(),
+            score: 0.9,
+            bbox: BBox::new(x, 10.0, x + 50.0, 60.0),
+        };
+        let fd = crate::FrameDetections {
+            camera_id: "cam".into(),
+            intersection_id: "x".into(),
+            seq: 50,
+            pts_ns: 0,
+            capture_time_ms: 5_000,
+            width: 640,
+            height: 360,
+            detections: vec![d(0.0), d(100.0), d(200.0)],
+        };
+        let o = SnapshotOverlay::of_detections(&fd, &[Some(4), None]);
+        assert_eq!(o.objects.iter().map(|o| o.track_id).collect::<Vec<_>>(), [Some(4), None, None]);
+        assert_eq!((o.frame_seq, o.track_ids()), (50, vec![4]));
+        assert_eq!(o.objects[1].bbox, fd.detections[1].bbox);
+        let v = encode_overlay(&o);
+        assert_eq!(decode_any(&v).unwrap(), SnapshotMessage::Overlay(o));
+        // The picture messages still decode through it; garbage does not.
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xD9];
+        let meta = SnapshotMeta::of_frame(
+            &crate::Frame {
+                camera_id: "cam".into(),
+                intersection_id: "x".into(),
+                seq: 50,
+                pts_ns: 0,
+                capture_time_ms: 5_000,
+                clock: crate::CaptureClock::FileStart,
+                letterbox: Letterbox::fit(640, 360, 64, 64),
+                encoding: crate::FrameEncoding::Jpeg,
+                payload: jpeg.to_vec().into(),
+            },
+            vec![],
+        );
+        let m = encode_message(&meta, &jpeg);
+        assert_eq!(decode_any(&m).unwrap(), SnapshotMessage::Picture(meta, &jpeg[..]));
+        assert!(decode_any(b"SSO1{").unwrap_err().contains("overlay"));
+        assert!(decode_any(b"SSO2{}").unwrap_err().contains("magic"));
     }
 }

@@ -456,11 +456,14 @@ fn regressions() {
     );
 }
 
-/// The dashboard's camera snapshots (`streetscope.camera-snapshots`): written by
-/// detectors, read by every `streetscope dashboard`.
+/// The dashboard's camera snapshots (`streetscope.camera-snapshots`): pictures
+/// written by detectors and overlays (track ids) by aggregators, read by every
+/// `streetscope dashboard` through one decoder.
 #[test]
 fn camera_snapshot_messages() {
-    use streetscope_contracts::snapshots::{decode_message, encode_message, SnapshotMeta, SnapshotObject};
+    use streetscope_contracts::snapshots::{
+        decode_any, encode_message, encode_overlay, SnapshotMessage, SnapshotMeta, SnapshotObject, SnapshotOverlay,
+    };
     let meta = |objects: usize| SnapshotMeta {
         schema_version: 1,
         camera_id: "cam-1".into(),
@@ -480,15 +483,36 @@ fn camera_snapshot_messages() {
             .collect(),
     };
     let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0xFF, 0xD9];
-    let seeds = vec![encode_message(&meta(0), &jpeg), encode_message(&meta(3), &jpeg)];
+    let overlay = |objects: usize| SnapshotOverlay {
+        schema_version: 1,
+        camera_id: "cam-1".into(),
+        frame_seq: 50,
+        capture_time_ms: 1_700_000_000_000,
+        objects: meta(objects).objects,
+    };
+    let seeds = vec![
+        encode_message(&meta(0), &jpeg),
+        encode_message(&meta(3), &jpeg),
+        encode_overlay(&overlay(0)),
+        encode_overlay(&overlay(3)),
+    ];
     Fuzz::new("camera_snapshot", 20_000).run(hostile(seeds, Dictionary::binary(), 128), |bytes| {
-        let (decoded, usage) = measure(|| decode_message(&bytes).map(|(m, pic)| (m, pic.len())));
+        let (decoded, usage) = measure(|| {
+            decode_any(&bytes).map(|m| match m {
+                SnapshotMessage::Picture(m, pic) => (Some(m), pic.len()),
+                SnapshotMessage::Overlay(o) => (None, o.objects.len()),
+            })
+        });
         check_bounded(bytes.len(), usage)?;
         match decoded {
-            Ok((_, pic)) => {
+            Ok((Some(_), pic)) => {
                 // The picture is the rest of the value, and starts as a JPEG does.
                 prop_assert!(pic >= 2 && pic <= bytes.len() - 8);
                 prop_assert_eq!(&bytes[bytes.len() - pic..][..2], &[0xFF, 0xD8][..]);
+                Ok(Verdict::Accepted)
+            }
+            Ok((None, _)) => {
+                prop_assert!(bytes.starts_with(b"SSO1"));
                 Ok(Verdict::Accepted)
             }
             Err(e) => {

@@ -107,17 +107,18 @@ function renderCamera(v) {
   const snap = v.snapshot;
   const q = v.quality;
   app.innerHTML = `<h1>${esc(c.id)} ${state(c.state)}</h1>` +
-    `<div class="cols"><div class="card snapshot"><h2>Latest snapshot${snap ? ` · frame ${snap.frame_seq} · ${time(snap.capture_time_ms)} · ${snap.objects} objects` : ""}</h2>` +
-    (snap ? `<img id="snapshot" data-seq="${snap.frame_seq}" alt="latest annotated frame of ${esc(c.id)}">` : '<p class="muted">No snapshot yet.</p>') + `</div>` +
+    `<div class="cols"><div class="card snapshot"><h2>Latest snapshot${snap ? ` · frame ${snap.frame_seq} · ${time(snap.capture_time_ms)} · ${snap.objects} objects` : ""}${snap && snap.track_ids.length ? ` · tracks ${snap.track_ids.map((t) => `#${t}`).join(" ")}` : ""}</h2>` +
+    (snap ? `<img id="snapshot" data-seq="${snap.frame_seq}" data-tracks="${snap.track_ids.join(",")}" alt="latest annotated frame of ${esc(c.id)}">` : '<p class="muted">No snapshot yet.</p>') + `</div>` +
     `<div><div class="card"><h2>Counts</h2>${countsTable(v.counts, false)}</div>` +
     `<div class="card"><h2>Data quality (latest window)</h2>${q ? `<p>${q.frames_received} of ${q.frames_expected} frames expected, ${q.frames_dropped} dropped${q.stale ? ', <span class="flag bad">stale</span>' : ""}</p>` : '<p class="muted">No window closed yet.</p>'}` +
     `<p class="muted">Lines: ${c.lines.map(esc).join(", ") || "none"} · zones: ${c.zones.map(esc).join(", ") || "none"} · ${c.calibrated ? "calibrated (speeds)" : "not calibrated"}</p></div>` +
     `<div class="card"><h2>Latest crossings</h2>${recentList(v.recent)}</div></div></div>`;
   const img = document.getElementById("snapshot");
   if (img) {
-    // The same picture again comes from the browser's memory, a new one from the server.
+    // The same picture again comes from the browser's memory, a new one from the
+    // server (a frame whose track ids came after it is drawn anew).
     img.onload = () => { img.dataset.loaded = "1"; };
-    img.src = `/snapshot/${encodeURIComponent(c.id)}?seq=${snap.frame_seq}`;
+    img.src = `/snapshot/${encodeURIComponent(c.id)}?seq=${snap.frame_seq}&tracks=${snap.track_ids.join(".")}`;
     snapshotSeq = snap.frame_seq;
   }
 }

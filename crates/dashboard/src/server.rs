@@ -19,7 +19,7 @@ use serde::Deserialize;
 use streetscope_contracts::config::CameraConfig;
 use streetscope_contracts::http::HttpServerConfig;
 use streetscope_contracts::records::ResultRecord;
-use streetscope_contracts::snapshots::{SnapshotMeta, SnapshotPolicy};
+use streetscope_contracts::snapshots::{SnapshotMeta, SnapshotOverlay, SnapshotPolicy};
 use streetscope_contracts::{Frame, FrameDetections};
 use streetscope_http::{Bound, HttpError};
 use streetscope_registry::auth::Tokens;
@@ -133,10 +133,28 @@ impl DashboardHandle {
         }
     }
 
+    /// The aggregator's overlay of a snapshot's frame (track ids per box), from
+    /// `streetscope.camera-snapshots` or `streetscope run`'s aggregate stage.
+    pub fn overlay(&self, overlay: SnapshotOverlay) {
+        if lock(&self.0.snapshots).overlay(overlay) {
+            self.bump();
+        }
+    }
+
+    /// Whether `camera`'s latest snapshot is of frame `seq`: in `streetscope
+    /// run` the aggregate stage asks this of every frame, to send the
+    /// overlay of the few that are.
+    pub fn shows(&self, camera: &str, seq: u64) -> bool {
+        lock(&self.0.snapshots).latest(camera).is_some_and(|s| s.meta.frame_seq == seq)
+    }
+
     /// The JSON a page shows.
     pub fn page(&self, page: &PageQuery) -> serde_json::Value {
         let snap = page.id.as_deref().and_then(|id| {
-            lock(&self.0.snapshots).latest(id).map(|s| (s.meta.frame_seq, s.meta.capture_time_ms, s.meta.objects.len()))
+            lock(&self.0.snapshots).latest(id).map(|s| {
+                let ids: Vec<u64> = s.meta.objects.iter().filter_map(|o| o.track_id).collect();
+                (s.meta.frame_seq, s.meta.capture_time_ms, s.meta.objects.len(), ids)
+            })
         });
         let s = lock(&self.0.state);
         let v = match (page.page.as_str(), page.id.as_deref()) {
@@ -144,8 +162,8 @@ impl DashboardHandle {
             ("camera", Some(id)) => s.camera_view(id).map(|v| {
                 serde_json::to_value(v).map(|mut v| {
                     v["snapshot"] = match snap {
-                        Some((seq, t, n)) => {
-                            serde_json::json!({ "frame_seq": seq, "capture_time_ms": t, "objects": n })
+                        Some((seq, t, n, ids)) => {
+                            serde_json::json!({ "frame_seq": seq, "capture_time_ms": t, "objects": n, "track_ids": ids })
                         }
                         None => serde_json::Value::Null,
                     };
@@ -244,15 +262,22 @@ async fn events(
 async fn snapshot(State(h): State<DashboardHandle>, Path(camera): Path<String>) -> Response {
     let drawn = tokio::task::spawn_blocking(move || {
         let spec = lock(&h.0.state).camera_spec(&camera).cloned();
-        lock(&h.0.snapshots).drawn(&camera, spec.as_ref())
+        let mut store = lock(&h.0.snapshots);
+        let drawn = store.drawn(&camera, spec.as_ref());
+        // The track ids drawn, box order: for tests and tools (the picture has them too).
+        let ids = store.latest(&camera).map_or_else(String::new, |s| {
+            s.meta.objects.iter().filter_map(|o| o.track_id).map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+        });
+        drawn.map(|d| d.map(|(seq, jpeg)| (seq, jpeg, ids)))
     })
     .await;
     match drawn {
-        Ok(Some(Ok((seq, jpeg)))) => (
+        Ok(Some(Ok((seq, jpeg, ids)))) => (
             [
                 (header::CONTENT_TYPE, "image/jpeg".to_owned()),
                 (header::CACHE_CONTROL, "no-store".to_owned()),
                 (header::HeaderName::from_static("x-frame-seq"), seq.to_string()),
+                (header::HeaderName::from_static("x-track-ids"), ids),
             ],
             jpeg.to_vec(),
         )

@@ -1,18 +1,22 @@
 //! The latest snapshot of each camera, and its drawing: the frame with its
 //! boxes (track ids where known), counting lines and zones.
 //!
+//! Track ids come in a second message, the aggregator's [`SnapshotOverlay`],
+//! joined to its picture by (camera, frame sequence number) in whichever order
+//! the two come ([`SnapshotStore::overlay`]).
+//!
 //! A picture is kept as it came (the frame's RGB buffer or JPEG, shared, not
 //! copied) and drawn only when a browser asks for it, once per snapshot: a
 //! dashboard nobody looks at costs nothing but the kept buffers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{Rgb, RgbImage};
 use streetscope_contracts::config::CameraConfig;
 use streetscope_contracts::records::SCHEMA_VERSION;
-use streetscope_contracts::snapshots::{SnapshotMeta, SnapshotObject, SnapshotPolicy};
+use streetscope_contracts::snapshots::{SnapshotMeta, SnapshotObject, SnapshotOverlay, SnapshotPolicy};
 use streetscope_contracts::{Frame, FrameDetections, FrameEncoding, Letterbox};
 
 use crate::draw;
@@ -55,7 +59,13 @@ pub struct SnapshotStore {
     latest: HashMap<String, Snapshot>,
     /// The latest drawing per camera: (frame seq, JPEG).
     drawn: HashMap<String, (u64, Arc<Vec<u8>>)>,
+    /// Overlays that came before their picture, the newest few per camera.
+    early: HashMap<String, VecDeque<SnapshotOverlay>>,
 }
+
+/// Overlays kept per camera waiting for their picture: pictures come every 5 s,
+/// so a handful covers any order the two messages arrive in.
+const EARLY_OVERLAYS: usize = 4;
 
 impl SnapshotStore {
     pub fn new(policy: SnapshotPolicy) -> Self {
@@ -89,7 +99,7 @@ impl SnapshotStore {
             return false;
         }
         let objects = fd.detections.iter().map(SnapshotObject::detected).collect();
-        self.overlay(SnapshotMeta {
+        self.complete_pending(SnapshotMeta {
             schema_version: SCHEMA_VERSION,
             camera_id: fd.camera_id.to_string(),
             intersection_id: fd.intersection_id.to_string(),
@@ -110,13 +120,45 @@ impl SnapshotStore {
         if self.latest.get(&meta.camera_id).is_some_and(|l| l.meta.capture_time_ms > meta.capture_time_ms) {
             return false;
         }
-        self.latest.insert(meta.camera_id.clone(), Snapshot { meta, picture: Picture::Jpeg(jpeg) });
+        let camera = meta.camera_id.clone();
+        let mut snap = Snapshot { meta, picture: Picture::Jpeg(jpeg) };
+        if let Some(early) = self.early.get_mut(&camera) {
+            if let Some(i) = early.iter().position(|o| o.frame_seq == snap.meta.frame_seq) {
+                let o = early.remove(i).expect("found above");
+                label(&mut snap.meta, o);
+            }
+        }
+        self.latest.insert(camera, snap);
         true
+    }
+
+    /// The aggregator's overlay of a snapshot's frame: the track id of each
+    /// box. Labels the camera's latest snapshot if it is that frame (returns
+    /// true: the drawing changes); otherwise kept a while for a picture still
+    /// on its way (a few per camera), or dropped if older than the one shown.
+    pub fn overlay(&mut self, o: SnapshotOverlay) -> bool {
+        if let Some(latest) = self.latest.get_mut(&o.camera_id) {
+            if latest.meta.frame_seq == o.frame_seq {
+                let camera = o.camera_id.clone();
+                label(&mut latest.meta, o);
+                self.drawn.remove(&camera);
+                return true;
+            }
+            if latest.meta.capture_time_ms > o.capture_time_ms {
+                return false;
+            }
+        }
+        let early = self.early.entry(o.camera_id.clone()).or_default();
+        if early.len() == EARLY_OVERLAYS {
+            early.pop_front();
+        }
+        early.push_back(o);
+        false
     }
 
     /// What was seen in a due frame of `streetscope run`: completes the
     /// pending picture of the same frame.
-    fn overlay(&mut self, meta: SnapshotMeta) -> bool {
+    fn complete_pending(&mut self, meta: SnapshotMeta) -> bool {
         let camera = meta.camera_id.clone();
         match self.pending.get(&camera) {
             Some(p) if p.meta.frame_seq == meta.frame_seq => {
@@ -149,6 +191,23 @@ impl SnapshotStore {
             self.drawn.insert(camera.to_owned(), (seq, jpeg.clone()));
             (seq, jpeg)
         }))
+    }
+}
+
+/// Gives `meta`'s boxes the track ids of `o` (the same frame): box by box when
+/// both list the same boxes (as the detector and the aggregator see the same
+/// detections), else the overlay's boxes replace them.
+fn label(meta: &mut SnapshotMeta, o: SnapshotOverlay) {
+    let close = |a: &SnapshotObject, b: &SnapshotObject| {
+        let (a, b) = (a.bbox, b.bbox);
+        [(a.x1, b.x1), (a.y1, b.y1), (a.x2, b.x2), (a.y2, b.y2)].iter().all(|(p, q)| (p - q).abs() < 0.5)
+    };
+    if meta.objects.len() == o.objects.len() && meta.objects.iter().zip(&o.objects).all(|(a, b)| close(a, b)) {
+        for (m, v) in meta.objects.iter_mut().zip(o.objects) {
+            m.track_id = v.track_id;
+        }
+    } else {
+        meta.objects = o.objects;
     }
 }
 
@@ -320,6 +379,48 @@ mod tests {
         // Drawn once per snapshot.
         let (_, again) = s.drawn("cam", Some(&spec())).unwrap().unwrap();
         assert!(Arc::ptr_eq(&jpeg, &again));
+    }
+
+    fn overlay(seq: u64, ids: &[Option<u64>]) -> SnapshotOverlay {
+        SnapshotOverlay::of_detections(
+            &FrameDetections { seq, capture_time_ms: 1_000 + seq as i64 * 100, ..dets(seq) },
+            ids,
+        )
+    }
+
+    #[test]
+    fn the_aggregators_overlay_labels_the_boxes_in_either_order() {
+        // run --ui: picture, detections, then the aggregate stage's overlay.
+        let mut s = SnapshotStore::new(SnapshotPolicy { interval_s: 1.0 });
+        s.offer_frame(&frame(10), 10.0);
+        s.offer_detections(&dets(10));
+        let (_, unlabelled) = s.drawn("cam", None).unwrap().unwrap();
+        assert!(!s.overlay(overlay(9, &[Some(3)])), "another frame's");
+        assert_eq!(s.latest("cam").unwrap().meta.objects[0].track_id, None);
+        assert!(s.overlay(overlay(10, &[Some(3)])));
+        assert_eq!(s.latest("cam").unwrap().meta.objects[0].track_id, Some(3));
+        // Drawn again, with the label: the picture differs.
+        let (seq, labelled) = s.drawn("cam", None).unwrap().unwrap();
+        assert_eq!(seq, 10);
+        assert_ne!(unlabelled, labelled);
+
+        // Kafka: the overlay may come first; it waits for its picture.
+        let mut s = SnapshotStore::new(SnapshotPolicy::default());
+        assert!(!s.overlay(overlay(50, &[Some(8)])));
+        let jpeg: Arc<[u8]> = encode(&RgbImage::new(64, 36)).unwrap().into();
+        let mut meta =
+            SnapshotMeta::of_frame(&frame(50), dets(50).detections.iter().map(SnapshotObject::detected).collect());
+        meta.capture_time_ms = 1_000 + 50 * 100;
+        assert!(s.snapshot(meta.clone(), jpeg.clone()));
+        assert_eq!(s.latest("cam").unwrap().meta.objects[0].track_id, Some(8));
+        // An overlay of an older frame than the one shown is dropped.
+        assert!(!s.overlay(overlay(40, &[Some(1)])));
+        assert!(s.early.get("cam").is_none_or(|e| e.is_empty()));
+        // Boxes that differ: the overlay's are drawn.
+        let mut other = overlay(50, &[Some(9)]);
+        other.objects[0].bbox = BBox::new(0.0, 0.0, 10.0, 10.0);
+        assert!(s.overlay(other.clone()));
+        assert_eq!(s.latest("cam").unwrap().meta.objects, other.objects);
     }
 
     #[test]

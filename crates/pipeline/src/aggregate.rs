@@ -304,6 +304,13 @@ impl Intersections {
         h
     }
 
+    /// The last frame of `camera` (in `intersection`) taken: its sequence
+    /// number and each detection's confirmed track
+    /// ([`Aggregator::frame_tracks`]). None if the intersection is not held here.
+    pub fn frame_tracks(&self, intersection: &str, camera: &str) -> Option<(u64, &[Option<u64>])> {
+        self.held.get(intersection)?.agg.frame_tracks(camera)
+    }
+
     /// A recorded camera ended; once every camera of its intersection that
     /// sent frames has, the intersection's tracks end (as at the end of the
     /// files in `streetscope run`).

@@ -220,6 +220,9 @@ impl Stage {
         let started = std::time::SystemTime::now();
         match self.intersections.detections(&fd, partition, Instant::now(), unix_now_ms()) {
             Ok(records) => {
+                if header(m, headers::SNAPSHOT).is_some() {
+                    self.snapshot_overlay(&fd);
+                }
                 let trace = super::continue_trace(header(m, TRACEPARENT)).to_string();
                 self.publish(&fd.intersection_id, records, &trace).await?;
                 streetscope_telemetry::spans::record(
@@ -238,6 +241,27 @@ impl Stage {
                 Ok(false)
             }
         }
+    }
+
+    /// The detector snapshotted this frame: its overlay (each box's confirmed
+    /// track) to the camera snapshots topic, under the camera's key, for the
+    /// dashboard to join to the picture. Fire-and-forget, as the pictures: a
+    /// lost overlay is an unlabelled picture, never a lost count; not written
+    /// for a replayed (duplicate) frame, whose tracks are long gone.
+    fn snapshot_overlay(&self, fd: &FrameDetections) {
+        use streetscope_contracts::snapshots::{encode_overlay, SnapshotOverlay};
+        let Some((seq, tracks)) = self.intersections.frame_tracks(&fd.intersection_id, &fd.camera_id) else { return };
+        if seq != fd.seq {
+            return;
+        }
+        let value = encode_overlay(&SnapshotOverlay::of_detections(fd, tracks));
+        let (producer, topic, camera) =
+            (self.producer.clone(), self.topics().camera_snapshots.name.clone(), fd.camera_id.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = producer.send(&topic, &camera, Some(&value), &[]).await {
+                tracing::warn!(camera, "snapshot overlay not written: {e}");
+            }
+        });
     }
 
     /// Applies one record of the registry's tables to the intersections held here.

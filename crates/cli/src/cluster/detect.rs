@@ -81,7 +81,11 @@ impl Codec for FramesToDetections {
 
     fn encode(&self, d: &FrameDetections, tag: &str) -> Result<Encoded, String> {
         let value = serde_json::to_vec(d).map_err(|e| e.to_string())?;
-        let headers = if tag.is_empty() { Vec::new() } else { vec![(TRACEPARENT, tag.as_bytes().to_vec())] };
+        let mut headers = if tag.is_empty() { Vec::new() } else { vec![(TRACEPARENT, tag.as_bytes().to_vec())] };
+        if self.snapshots.marks(d) {
+            // A snapshot's frame: the aggregator answers with its track ids.
+            headers.push((streetscope_contracts::kafka::headers::SNAPSHOT, Vec::new()));
+        }
         Ok(Encoded { key: d.intersection_id.to_string(), value, headers })
     }
 

@@ -385,9 +385,12 @@ fn otlp_receives_each_frames_spans_linked_from_ingest_to_its_crossing_record() {
 // `streetscope.camera-snapshots`; `streetscope dashboard` reads them and draws
 // the registry's counting lines and the detections' boxes on the picture.
 
+// The boxes carry the aggregator's track ids: the detector marks the
+// detections of its snapshot frames, the aggregator answers each with an
+// overlay message on the same topic, and the dashboard joins the two.
 #[test]
 fn the_dashboard_draws_the_snapshots_the_detectors_write() {
-    use streetscope_contracts::snapshots::{decode_message, SnapshotMeta};
+    use streetscope_contracts::snapshots::{decode_any, SnapshotMessage, SnapshotMeta};
     let dir = tempfile::tempdir().unwrap();
     let mut c = Cluster::start(dir.path());
     c.start_all();
@@ -404,32 +407,88 @@ fn the_dashboard_draws_the_snapshots_the_detectors_write() {
     let truth = super::truth_of("two_way");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(240);
-    let (meta, img) = loop {
+    // Every labelled snapshot the page showed: frame and track ids.
+    let mut labelled: Vec<(u64, Vec<u64>)> = Vec::new();
+    let (meta, img, ids) = loop {
         let shown = ureq::get(&format!("{base}/snapshot/{camera}")).call().ok().and_then(|mut r| {
             let seq: u64 = r.headers().get("x-frame-seq")?.to_str().ok()?.parse().ok()?;
-            Some((seq, r.body_mut().with_config().limit(16 << 20).read_to_vec().ok()?))
+            let ids: Vec<u64> =
+                r.headers().get("x-track-ids")?.to_str().ok()?.split(',').flat_map(str::parse).collect();
+            Some((seq, ids, r.body_mut().with_config().limit(16 << 20).read_to_vec().ok()?))
         });
-        if let Some((seq, jpeg)) = shown {
+        if let Some((seq, ids, jpeg)) = shown {
+            if !ids.is_empty() && labelled.last().is_none_or(|(s, _)| *s != seq) {
+                labelled.push((seq, ids.clone()));
+            }
             // What the detector wrote for that frame.
             let rows = read_log(&c.kafka, &c.kafka.topics.camera_snapshots.name, None).unwrap_or_default();
             let meta: Option<SnapshotMeta> = rows
                 .iter()
                 .filter(|r| r.key == camera)
-                .filter_map(|r| decode_message(r.value.as_ref()?).ok().map(|(m, _)| m))
+                .filter_map(|r| match decode_any(r.value.as_ref()?) {
+                    Ok(SnapshotMessage::Picture(m, _)) => Some(m),
+                    _ => None,
+                })
                 .find(|m| m.frame_seq == seq);
-            if let Some(m) = meta.filter(|m| !m.objects.is_empty()) {
-                break (m, image::load_from_memory(&jpeg).unwrap().to_rgb8());
+            if let Some(m) = meta.filter(|m| !m.objects.is_empty() && !ids.is_empty()) {
+                break (m, image::load_from_memory(&jpeg).unwrap().to_rgb8(), ids);
             }
         }
         assert!(
             Instant::now() < deadline,
-            "no snapshot of {camera} with a vehicle drawn after {:?}\ndashboard log:\n{}\ndetect log:\n{}",
+            "no snapshot of {camera} with a tracked vehicle drawn after {:?}\ndashboard log:\n{}\ndetect log:\n{}\naggregate log:\n{}",
             started.elapsed(),
             dash.log_text(),
-            c.detect[0].log_text()
+            c.detect[0].log_text(),
+            c.aggregate[0].log_text()
         );
         std::thread::sleep(Duration::from_millis(500));
     };
+    // The ids drawn are the aggregator's: its overlay of that frame says them,
+    // box for box with the detector's boxes...
+    let rows = read_log(&c.kafka, &c.kafka.topics.camera_snapshots.name, None).unwrap();
+    let overlay = rows
+        .iter()
+        .filter(|r| r.key == camera)
+        .filter_map(|r| match decode_any(r.value.as_ref()?) {
+            Ok(SnapshotMessage::Overlay(o)) => Some(o),
+            _ => None,
+        })
+        .find(|o| o.frame_seq == meta.frame_seq)
+        .expect("the aggregator's overlay of the frame shown");
+    assert_eq!(overlay.track_ids(), ids, "the ids drawn are the overlay's");
+    let boxes = |o: &[streetscope_contracts::snapshots::SnapshotObject]| o.iter().map(|o| o.bbox).collect::<Vec<_>>();
+    assert_eq!(boxes(&overlay.objects), boxes(&meta.objects), "the overlay labels the detector's boxes");
+    // ...and the same vehicles' crossings on the events topic carry them (the
+    // tracks end with the recording: wait for their crossings).
+    let crossing_tracks = || -> std::collections::BTreeSet<u64> {
+        read_log(&c.kafka, &c.kafka.topics.events.name, None)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(r.value.as_ref()?).ok())
+            .filter(|v| v["camera_id"] == camera && v["track_id"].is_u64())
+            .map(|v| v["track_id"].as_u64().unwrap())
+            .collect()
+    };
+    let all_shown: std::collections::BTreeSet<u64> = labelled.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    loop {
+        let crossed = crossing_tracks();
+        if ids.iter().all(|id| crossed.contains(id)) {
+            eprintln!(
+                "snapshot of frame {} labels tracks {ids:?}; the events topic has crossings of tracks {crossed:?} of {camera}; labelled snapshots seen: {labelled:?} ({} of {} ids shown crossed)",
+                meta.frame_seq,
+                all_shown.intersection(&crossed).count(),
+                all_shown.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tracks {ids:?} drawn on frame {} never crossed a line on the events topic ({crossed:?})",
+            meta.frame_seq
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let lb = meta.letterbox.expect("frames are letterboxed");
     assert_eq!((img.width(), img.height()), (lb.scaled_w, lb.scaled_h), "the picture is cut out of its letterbox");
     let (w, h) = (f64::from(img.width()), f64::from(img.height()));
@@ -468,12 +527,22 @@ fn the_dashboard_draws_the_snapshots_the_detectors_write() {
     }
     // What they cost: messages of this camera and their size.
     let snaps = read_log(&c.kafka, &c.kafka.topics.camera_snapshots.name, None).unwrap();
+    let (overlays, pictures): (Vec<_>, Vec<_>) = snaps
+        .iter()
+        .filter_map(|r| r.value.as_ref())
+        .partition(|v| v.starts_with(streetscope_contracts::snapshots::OVERLAY_MAGIC));
     let per_camera = snaps.iter().filter(|r| r.key == camera).count();
+    let avg = |v: &[&Vec<u8>]| v.iter().map(|v| v.len()).sum::<usize>() / v.len().max(1);
     eprintln!(
-        "snapshot of {camera} frame {} with {} objects drawn {:.1} s after the stages started; {per_camera} snapshots of it on the topic, {} bytes each on average",
+        "snapshot of {camera} frame {} with {} objects drawn {:.1} s after the stages started; {per_camera} messages of it on the topic; all cameras: {} pictures of {} bytes and {} overlays of {} bytes on average",
         meta.frame_seq,
         meta.objects.len(),
         started.elapsed().as_secs_f64(),
-        snaps.iter().filter_map(|r| r.value.as_ref().map(Vec::len)).sum::<usize>() / snaps.len().max(1)
+        pictures.len(),
+        avg(&pictures),
+        overlays.len(),
+        avg(&overlays)
     );
+    // One overlay at most per picture: the topic's rate stays the pictures'.
+    assert!(overlays.len() <= pictures.len(), "{} overlays for {} pictures", overlays.len(), pictures.len());
 }
