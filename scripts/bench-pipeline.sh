@@ -11,6 +11,12 @@
 #                                                  # with detector.intra_op_spinning = true (ONNX
 #                                                  # Runtime's and Python's default), all else as the
 #                                                  # quick look (a generated config file)
+#   BENCH_PY_MODELS="M1 M2" scripts/bench-pipeline.sh 3 MODEL
+#                                                  # the Python side runs each of these models in
+#                                                  # each round (default: MODEL alone), e.g.
+#                                                  # Streetscope on a CPU variant against Python on
+#                                                  # det_fp16 and on the same variant; a side other
+#                                                  # than MODEL is named python:<file name>
 #
 # The clip is the two_way test clip re-encoded once to 1280x720 (kept in
 # $STREETSCOPE_CACHE/bench/); its counting lines are the ground truth's.
@@ -87,9 +93,18 @@ for r in $(seq 1 "$REPEAT"); do
     "$BIN" run --config "$SPIN_CONFIG" --model "$MODEL" -o "$OUT/streetscope-spin.jsonl" --log-level warn >/dev/null
     summary streetscope-spin "$OUT/streetscope-spin.jsonl"
   fi
-  log "run $r: Python (OpenCV, onnxruntime, trackers, supervision); load $(cut -d' ' -f1-3 /proc/loadavg)"
-  "$PY" tools/python/pipeline_reference.py "$CLIP" --truth "$TRUTH" --model "$MODEL" --threads "$THREADS" \
-    --sample-fps 25 | tee -a "$OUT/runs.jsonl" >&2
+  for PM in ${BENCH_PY_MODELS:-$MODEL}; do
+    SIDE=python
+    [ "$PM" = "$MODEL" ] || SIDE="python:$(basename "$PM")"
+    log "run $r: Python (OpenCV, onnxruntime, trackers, supervision), $(basename "$PM"); load $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$PY" tools/python/pipeline_reference.py "$CLIP" --truth "$TRUTH" --model "$PM" --threads "$THREADS" \
+      --sample-fps 25 | SIDE=$SIDE "$PY" -c '
+import json, os, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    r["side"] = os.environ["SIDE"]
+    print(json.dumps(r), flush=True)' | tee -a "$OUT/runs.jsonl" >&2
+  done
 done
 
 "$PY" - "$OUT/runs.jsonl" "$TRUTH" <<'PY'
@@ -112,7 +127,9 @@ def error(c):
     keys = set(named) | set(expected)
     return sum(abs(named.get(k, 0) - expected.get(k, 0)) for k in keys)
 med = {}
-sides = [s for s in ("streetscope", "streetscope-spin", "python") if any(r["side"] == s for r in runs)]
+sides = [s for s in ("streetscope", "streetscope-spin") if any(r["side"] == s for r in runs)]
+pythons = list(dict.fromkeys(r["side"] for r in runs if r["side"].startswith("python")))
+sides += pythons
 for side in sides:
     rs = [r for r in runs if r["side"] == side]
     med[side] = statistics.median(r["fps"] for r in rs)
@@ -121,9 +138,10 @@ for side in sides:
     print(f"{side:12} frames/s {each} (median {med[side]:.2f}); "
           f"frames {rs[0]['frames']}; crossings {rs[0]['total_crossings']} of {sum(expected.values())}, "
           f"count errors per run {errs}")
-py = [r["fps"] for r in runs if r["side"] == "python"]
-for side in sides[:-1]:
-    pairs = [r["fps"] / p for r, p in zip([r for r in runs if r["side"] == side], py)]
-    print(f"ratio {side} / python (medians): {med[side] / med['python']:.3f}; "
-          f"per round: {', '.join('%.3f' % x for x in pairs)}")
+for pside in pythons:
+    py = [r["fps"] for r in runs if r["side"] == pside]
+    for side in sides[: len(sides) - len(pythons)]:
+        pairs = [r["fps"] / p for r, p in zip([r for r in runs if r["side"] == side], py)]
+        print(f"ratio {side} / {pside} (medians): {med[side] / med[pside]:.3f}; "
+              f"per round: {', '.join('%.3f' % x for x in pairs)}")
 PY
