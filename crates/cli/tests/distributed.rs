@@ -464,6 +464,7 @@ max_backoff_s = 2
                 // camera, frame, track and line), none missing, none extra.
                 let events = self.event_counts();
                 assert_eq!(&events, expected, "the crossing events on the events topic differ from the counts");
+                self.wait_windows(Some(expected), Duration::from_secs(30));
                 return;
             }
             std::thread::sleep(Duration::from_secs(1));
@@ -493,8 +494,19 @@ max_backoff_s = 2
     /// The crossing events on the events topic, each counted once by its
     /// identity (camera, frame, track, line, direction), per intersection.
     fn event_counts(&self) -> Counts {
-        let mut seen = std::collections::BTreeSet::new();
         let mut by: Counts = BTreeMap::new();
+        for (x, key, _) in self.crossing_events() {
+            *by.entry(x).or_default().entry(key).or_default() += 1;
+        }
+        by
+    }
+
+    /// The crossing events on the events topic, each once by its identity
+    /// (camera, frame, track, line, direction): (intersection, count key,
+    /// capture time).
+    fn crossing_events(&self) -> Vec<(String, CountKey, i64)> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
         for r in read_log(&self.kafka, &self.kafka.topics.events.name, None).unwrap() {
             let Some(v) = r.value.and_then(|v| serde_json::from_slice::<Value>(&v).ok()) else { continue };
             if v["record"] != "crossing" {
@@ -504,10 +516,95 @@ max_backoff_s = 2
             let identity = (s("camera_id"), v["frame_seq"].as_u64(), v["track_id"].as_u64(), s("line"), s("direction"));
             if seen.insert(identity) {
                 let key = (s("camera_id"), s("line"), s("direction"), s("class_name"));
-                *by.entry(s("intersection_id")).or_default().entry(key).or_default() += 1;
+                out.push((s("intersection_id"), key, v["capture_time_ms"].as_i64().unwrap()));
             }
         }
-        by
+        out
+    }
+
+    /// What is wrong with the windows on the counts topic. Each window's latest
+    /// record (a restarted aggregator publishes the windows after its snapshot
+    /// again; the last version stands) must hold exactly the crossing events
+    /// captured in its span, per camera, line, direction and class, less those
+    /// that came too late for it: over a window length, the events its windows
+    /// lack equal the crossings its records name as late. With `expected`
+    /// (runs that ended), every intersection has windows, and each length's
+    /// windows plus its late crossings add up to the counts. A crossing in two
+    /// windows, in the wrong one, or in none and not named late, is a problem.
+    fn window_problems(&self, expected: Option<&Counts>) -> Vec<String> {
+        let mut latest: BTreeMap<(String, u64, i64), Value> = BTreeMap::new();
+        for r in read_log(&self.kafka, &self.kafka.topics.counts.name, None).unwrap() {
+            let Some(v) = r.value.and_then(|v| serde_json::from_slice::<Value>(&v).ok()) else { continue };
+            if v["record"] == "window" {
+                let id = (
+                    v["intersection_id"].as_str().unwrap().to_owned(),
+                    v["length_s"].as_u64().unwrap(),
+                    v["window_start_ms"].as_i64().unwrap(),
+                );
+                latest.insert(id, v);
+            }
+        }
+        let events = self.crossing_events();
+        let mut problems = Vec::new();
+        // Per (intersection, length): crossings in windows, events they lack, late named.
+        let mut by_length: BTreeMap<(String, u64), (u64, u64, u64)> = BTreeMap::new();
+        for ((x, length, start), w) in &latest {
+            let end = w["window_end_ms"].as_i64().unwrap();
+            let mut captured: BTreeMap<CountKey, u64> = BTreeMap::new();
+            for (_, key, _) in events.iter().filter(|(ex, _, t)| ex == x && (*start..end).contains(t)) {
+                *captured.entry(key.clone()).or_default() += 1;
+            }
+            let counted = counts_of(w["counts"].as_array().unwrap());
+            let over: Vec<_> = counted.iter().filter(|(k, n)| captured.get(*k).copied().unwrap_or(0) < **n).collect();
+            if !over.is_empty() {
+                problems.push(format!(
+                    "{x}, {length} s window at {start}: counts crossings not captured in it: {over:?}; captured: {captured:?}"
+                ));
+            }
+            let (in_windows, lacking, late) = by_length.entry((x.clone(), *length)).or_default();
+            let n: u64 = counted.values().sum();
+            *in_windows += n;
+            *lacking += captured.values().sum::<u64>().saturating_sub(n);
+            *late += w["late"]["crossings"].as_u64().unwrap();
+        }
+        for ((x, length), (in_windows, lacking, late)) in &by_length {
+            if lacking != late {
+                problems.push(format!(
+                    "{x}, {length} s windows: they lack {lacking} crossing events captured in their spans, but name {late} late"
+                ));
+            }
+            if let Some(total) = expected.and_then(|e| e.get(x)).map(|c| c.values().sum::<u64>()) {
+                if in_windows + late != total {
+                    problems.push(format!(
+                        "{x}, {length} s windows: {in_windows} crossings in windows + {late} late, counts {total}"
+                    ));
+                }
+            }
+        }
+        for x in expected.into_iter().flat_map(|e| e.keys()) {
+            if !by_length.keys().any(|(wx, _)| wx == x) {
+                problems.push(format!("{x}: no window records"));
+            }
+        }
+        problems
+    }
+
+    /// Waits until [`Cluster::window_problems`] finds none (the last windows
+    /// are published after the counts), failing with what it found.
+    fn wait_windows(&self, expected: Option<&Counts>, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let problems = self.window_problems(expected);
+            if problems.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the windows disagree with the events and counts:\n{}",
+                problems.join("\n")
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     fn frames_on_topic(&self) -> usize {
@@ -1057,6 +1154,8 @@ fn a_live_camera_is_counted_through_ingest_pod_kill_sigterm_and_move() {
         .filter(|g| g["restart"] == true)
         .count();
     assert!(restart_gaps >= 1, "a window names a restart gap: {windows:#?}");
+    // Every closed window holds the crossings captured in its span, across the restarts.
+    c.wait_windows(None, Duration::from_secs(30));
 }
 
 /// A counting line removed through the registry while a live camera runs: the
