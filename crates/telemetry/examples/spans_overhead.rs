@@ -8,7 +8,11 @@
 //! ```
 //! `on` exports over OTLP/HTTP to a sink this program serves on 127.0.0.1
 //! (it answers 200 to every request), so the SDK's batch thread really
-//! encodes and sends what it keeps.
+//! encodes and sends what it keeps. `grpc [RATIO]` does the same over
+//! OTLP/gRPC, to a `TraceService` served by tonic on 127.0.0.1 (plaintext
+//! HTTP/2), and `grpc-tls [RATIO]` over TLS (a CA and server certificate made
+//! with openssl for the run; the exporter trusts the CA through
+//! `OTEL_EXPORTER_OTLP_CERTIFICATE`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -62,6 +66,45 @@ fn sink() -> (String, Arc<(AtomicU64, AtomicU64)>) {
     (format!("http://{addr}"), seen)
 }
 
+/// An OTLP/gRPC `TraceService` that accepts everything, on a runtime of its
+/// own; counts requests and spans. With `tls`, a certificate for 127.0.0.1
+/// from a CA made in `dir` (returned as the CA's path).
+fn grpc_sink(tls: Option<&std::path::Path>) -> (String, Arc<(AtomicU64, AtomicU64)>, tokio::runtime::Runtime) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    struct Sink(Arc<(AtomicU64, AtomicU64)>);
+    #[tonic::async_trait]
+    impl TraceService for Sink {
+        async fn export(
+            &self,
+            req: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let spans: usize =
+                req.get_ref().resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+            self.0 .0.fetch_add(1, Ordering::Relaxed);
+            self.0 .1.fetch_add(spans as u64, Ordering::Relaxed);
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<(AtomicU64, AtomicU64)> = Arc::default();
+    let mut server = tonic::transport::Server::builder();
+    if let Some(dir) = tls {
+        streetscope_hostile::abuse::certificates(dir);
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        let id = tonic::transport::Identity::from_pem(read("server.pem"), read("server.key"));
+        server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(id)).unwrap();
+    }
+    let serve = server
+        .add_service(TraceServiceServer::new(Sink(seen.clone())))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    rt.spawn(serve);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    (format!("{scheme}://{addr}"), seen, rt)
+}
+
 /// User and system CPU time of the whole process so far (Linux).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -89,9 +132,28 @@ fn main() {
     let mode = args.next().unwrap_or_else(|| "off".into());
     let ratio = args.next().unwrap_or_else(|| "1".into());
     let mut sink_counts = None;
-    let _guard = if mode == "on" {
-        let (endpoint, counts) = sink();
-        sink_counts = Some(counts);
+    let mut grpc_rt = None;
+    let certs = tempfile::tempdir().unwrap();
+    let on = mode != "off";
+    let _guard = if on {
+        let endpoint = match mode.as_str() {
+            "on" => {
+                let (endpoint, counts) = sink();
+                sink_counts = Some(counts);
+                endpoint
+            }
+            "grpc" | "grpc-tls" => {
+                let tls = (mode == "grpc-tls").then(|| certs.path());
+                let (endpoint, counts, rt) = grpc_sink(tls);
+                (sink_counts, grpc_rt) = (Some(counts), Some(rt));
+                std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+                if tls.is_some() {
+                    std::env::set_var("OTEL_EXPORTER_OTLP_CERTIFICATE", certs.path().join("ca.pem"));
+                }
+                endpoint
+            }
+            other => panic!("mode {other:?}: off, on, grpc or grpc-tls"),
+        };
         // The variables a deployment sets (see docs/metrics.md).
         std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
         std::env::set_var("OTEL_TRACES_SAMPLER", "traceidratio");
@@ -115,7 +177,7 @@ fn main() {
     // Frames at a pace the exporter can follow (a pipeline makes tens to
     // hundreds per second, not millions): bursts of 200 frames (1,000 spans,
     // under the SDK's queue of 2,048), then a pause.
-    let (batches, per_batch) = if mode == "on" { (200u64, 200u64) } else { (1000, 1000) };
+    let (batches, per_batch) = if on { (200u64, 200u64) } else { (1000, 1000) };
     let cpu_before = cpu_seconds();
     let mut busy = Duration::ZERO;
     for b in 0..batches {
@@ -125,7 +187,7 @@ fn main() {
             frame(b * per_batch + i, &ids, at);
         }
         busy += start.elapsed();
-        if mode == "on" {
+        if on {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -134,15 +196,20 @@ fn main() {
     let cpu = cpu_seconds() - cpu_before;
     println!(
         "tracing {mode}{}: {:.0} ns per frame (5 span calls) over {frames} frames",
-        if mode == "on" { format!(" (ratio {ratio})") } else { String::new() },
+        if on { format!(" (ratio {ratio})") } else { String::new() },
         busy.as_nanos() as f64 / frames as f64
     );
     println!("process CPU (all threads, export included): {:.0} ns per frame", cpu * 1e9 / frames as f64);
-    if let Some(c) = sink_counts {
-        println!(
+    match (sink_counts, grpc_rt) {
+        (Some(c), None) => println!(
             "exported: {} requests, {:.1} MB",
             c.0.load(Ordering::Relaxed),
             c.1.load(Ordering::Relaxed) as f64 / 1e6
-        );
+        ),
+        // The sink's runtime is this process's too: its CPU is in the figure above.
+        (Some(c), Some(_rt)) => {
+            println!("exported: {} requests, {} spans", c.0.load(Ordering::Relaxed), c.1.load(Ordering::Relaxed))
+        }
+        _ => {}
     }
 }

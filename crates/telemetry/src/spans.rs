@@ -32,6 +32,23 @@ pub struct Settings {
     pub ratio: f64,
     /// How spans travel to the collector.
     pub protocol: Protocol,
+    /// TLS of the gRPC channel: for an `https://` endpoint with protocol `grpc`
+    /// (OTLP/HTTP takes its TLS from the endpoint's scheme by itself).
+    pub grpc_tls: Option<GrpcTls>,
+}
+
+/// TLS of the OTLP/gRPC exporter (rustls): whom to trust, and who we are.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GrpcTls {
+    /// PEM file of the CA certificate(s) the collector's certificate must chain
+    /// to (`OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` or
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`); None: the Mozilla roots built in
+    /// (webpki-roots; a closed network has its own CA: give it).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate and key, PEM files, for a collector that asks for
+    /// mutual TLS (`OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE` and
+    /// `..._CLIENT_KEY`, both or neither).
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
@@ -39,8 +56,8 @@ pub struct Settings {
 pub enum Protocol {
     /// `http/protobuf` (the specification's default; port 4318, `/v1/traces`).
     HttpProtobuf,
-    /// `grpc` (port 4317; the collector's `TraceService/Export`), plaintext
-    /// HTTP/2 (`http://` endpoints).
+    /// `grpc` (port 4317; the collector's `TraceService/Export`): plaintext
+    /// HTTP/2 for `http://` endpoints, TLS (rustls, [`GrpcTls`]) for `https://`.
     Grpc,
 }
 
@@ -65,8 +82,11 @@ impl Settings {
     ///   context comes from Streetscope's own previous stage, which made the
     ///   same decision by trace id);
     /// - `OTEL_EXPORTER_OTLP_PROTOCOL` (or `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`):
-    ///   `http/protobuf` (default) or `grpc` (plaintext: an `https://`
-    ///   endpoint is refused, this build has no TLS for gRPC).
+    ///   `http/protobuf` (default) or `grpc`; with `grpc` an `https://`
+    ///   endpoint is TLS, trusting the CA of `OTEL_EXPORTER_OTLP_CERTIFICATE`
+    ///   (a PEM file; the Mozilla roots when unset), with the client
+    ///   certificate of `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and
+    ///   `OTEL_EXPORTER_OTLP_CLIENT_KEY` when set (each also in its `TRACES_` form).
     ///
     /// The exporter reads the endpoint, headers and timeout itself; the batch
     /// processor `OTEL_BSP_*`; the resource `OTEL_SERVICE_NAME` and
@@ -93,11 +113,35 @@ impl Settings {
                 return Err(format!("OTEL_EXPORTER_OTLP_PROTOCOL={p:?}: \"http/protobuf\" and \"grpc\" are supported"))
             }
         };
+        let mut grpc_tls = None;
         if protocol == Protocol::Grpc {
-            if let Some(e) = endpoint.as_deref().filter(|e| !e.trim_start().starts_with("http://")) {
-                return Err(format!(
-                    "OTLP endpoint {e:?} with protocol grpc: only plaintext http:// endpoints (this build has no TLS for gRPC; use http/protobuf)"
-                ));
+            match endpoint.as_deref().map(str::trim_start) {
+                // The exporter's default, http://localhost:4317.
+                None => {}
+                Some(e) if e.starts_with("http://") => {}
+                Some(e) if e.starts_with("https://") => {
+                    let traces_or = |name: &str| {
+                        var(&format!("OTEL_EXPORTER_OTLP_TRACES_{name}"))
+                            .or_else(|| var(&format!("OTEL_EXPORTER_OTLP_{name}")))
+                            .filter(|v| !v.trim().is_empty())
+                            .map(|v| std::path::PathBuf::from(v.trim()))
+                    };
+                    let client = match (traces_or("CLIENT_CERTIFICATE"), traces_or("CLIENT_KEY")) {
+                        (Some(c), Some(k)) => Some((c, k)),
+                        (None, None) => None,
+                        _ => {
+                            return Err("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY: \
+                                        give both (mutual TLS) or neither"
+                                .into())
+                        }
+                    };
+                    grpc_tls = Some(GrpcTls { ca_file: traces_or("CERTIFICATE"), client });
+                }
+                Some(e) => {
+                    return Err(format!(
+                        "OTLP endpoint {e:?} with protocol grpc: an http:// (plaintext) or https:// (TLS) URL"
+                    ))
+                }
             }
         }
         let arg = || -> Result<f64, String> {
@@ -115,7 +159,7 @@ impl Settings {
             Some("traceidratio") | Some("parentbased_traceidratio") => arg()?,
             Some(other) => return Err(format!("OTEL_TRACES_SAMPLER={other:?} is not supported")),
         };
-        Ok(Some(Self { ratio, protocol }))
+        Ok(Some(Self { ratio, protocol, grpc_tls }))
     }
 }
 
@@ -283,12 +327,15 @@ fn provider(settings: &Settings, service: &str) -> Result<(SdkTracerProvider, Op
                 .build()
                 .map_err(|e| format!("the OTLP/gRPC exporter's runtime: {e}"))?;
             let exporter = {
+                use opentelemetry_otlp::WithTonicConfig as _;
                 let _inside = rt.enter();
-                opentelemetry_otlp::SpanExporter::builder()
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
                     .with_tonic()
-                    .with_protocol(opentelemetry_otlp::Protocol::Grpc)
-                    .build()
-                    .map_err(|e| format!("the OTLP/gRPC exporter: {e}"))?
+                    .with_protocol(opentelemetry_otlp::Protocol::Grpc);
+                if let Some(tls) = &settings.grpc_tls {
+                    builder = builder.with_tls_config(client_tls(tls)?);
+                }
+                builder.build().map_err(|e| format!("the OTLP/gRPC exporter: {e}"))?
             };
             (exporter, Some(rt))
         }
@@ -303,6 +350,25 @@ fn provider(settings: &Settings, service: &str) -> Result<(SdkTracerProvider, Op
         .with_resource(resource.build())
         .build();
     Ok((provider, runtime))
+}
+
+/// The rustls client configuration of [`GrpcTls`]; Err names the file that
+/// cannot be read.
+#[cfg(feature = "otlp")]
+fn client_tls(tls: &GrpcTls) -> Result<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig, String> {
+    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("OTLP/gRPC TLS: reading the {what} {}: {e}", path.display()))
+    };
+    let mut cfg = ClientTlsConfig::new();
+    cfg = match &tls.ca_file {
+        Some(ca) => cfg.ca_certificate(Certificate::from_pem(read("CA certificate", ca)?)),
+        None => cfg.with_webpki_roots(),
+    };
+    if let Some((cert, key)) = &tls.client {
+        cfg = cfg.identity(Identity::from_pem(read("client certificate", cert)?, read("client key", key)?));
+    }
+    Ok(cfg)
 }
 
 #[cfg(not(feature = "otlp"))]
@@ -389,14 +455,17 @@ mod tests {
     fn off_by_default_and_on_with_an_endpoint() {
         assert_eq!(Settings::from_env(env(&[])), Ok(None));
         let on = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")];
-        assert_eq!(Settings::from_env(env(&on)), Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf })));
+        assert_eq!(
+            Settings::from_env(env(&on)),
+            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf, grpc_tls: None }))
+        );
         assert_eq!(
             Settings::from_env(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces")])),
-            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf }))
+            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf, grpc_tls: None }))
         );
         assert_eq!(
             Settings::from_env(env(&[("OTEL_TRACES_EXPORTER", "otlp")])),
-            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf }))
+            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::HttpProtobuf, grpc_tls: None }))
         );
         for off in [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "none")] {
             assert_eq!(Settings::from_env(env(&[on[0], off])), Ok(None), "{off:?}");
@@ -412,12 +481,18 @@ mod tests {
                 ("OTEL_TRACES_SAMPLER_ARG", arg),
             ]))
         };
-        assert_eq!(with("traceidratio", "0.25"), Ok(Some(Settings { ratio: 0.25, protocol: Protocol::HttpProtobuf })));
+        assert_eq!(
+            with("traceidratio", "0.25"),
+            Ok(Some(Settings { ratio: 0.25, protocol: Protocol::HttpProtobuf, grpc_tls: None }))
+        );
         assert_eq!(
             with("parentbased_traceidratio", "0.1"),
-            Ok(Some(Settings { ratio: 0.1, protocol: Protocol::HttpProtobuf }))
+            Ok(Some(Settings { ratio: 0.1, protocol: Protocol::HttpProtobuf, grpc_tls: None }))
         );
-        assert_eq!(with("always_off", "x"), Ok(Some(Settings { ratio: 0.0, protocol: Protocol::HttpProtobuf })));
+        assert_eq!(
+            with("always_off", "x"),
+            Ok(Some(Settings { ratio: 0.0, protocol: Protocol::HttpProtobuf, grpc_tls: None }))
+        );
         assert!(with("traceidratio", "1.5").unwrap_err().contains("OTEL_TRACES_SAMPLER_ARG"));
         assert!(with("jaeger_remote", "1").unwrap_err().contains("OTEL_TRACES_SAMPLER"));
         let protocol = |endpoint: &str, p: &str| {
@@ -425,13 +500,36 @@ mod tests {
         };
         assert_eq!(
             protocol("http://127.0.0.1:4317", "grpc"),
-            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::Grpc }))
+            Ok(Some(Settings { ratio: 1.0, protocol: Protocol::Grpc, grpc_tls: None }))
         );
         assert_eq!(
             protocol("http://127.0.0.1:4318", "http/protobuf").unwrap().unwrap().protocol,
             Protocol::HttpProtobuf
         );
-        assert!(protocol("https://c:4317", "grpc").unwrap_err().contains("plaintext"));
+        // https:// with grpc: TLS, the built-in roots unless a CA is given.
+        assert_eq!(protocol("https://c:4317", "grpc").unwrap().unwrap().grpc_tls, Some(GrpcTls::default()));
+        assert!(protocol("c:4317", "grpc").unwrap_err().contains("https://"));
+        let tls = |extra: &[(&str, &str)]| {
+            let mut vars =
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
+            vars.extend_from_slice(extra);
+            Settings::from_env(env(&vars)).map(|s| s.unwrap().grpc_tls.unwrap())
+        };
+        assert_eq!(
+            tls(&[
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/t.pem")
+            ]),
+            Ok(GrpcTls { ca_file: Some("/t.pem".into()), client: None }),
+            "the TRACES_ form first"
+        );
+        assert_eq!(
+            tls(&[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "c.pem"), ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "k.pem")]),
+            Ok(GrpcTls { ca_file: None, client: Some(("c.pem".into(), "k.pem".into())) })
+        );
+        assert!(tls(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "k.pem")]).unwrap_err().contains("both"));
+        // The CA of a plaintext endpoint is not asked for.
+        assert_eq!(protocol("http://c:4317", "grpc").unwrap().unwrap().grpc_tls, None);
         assert!(protocol("http://c:4318", "http/json").unwrap_err().contains("\"grpc\""));
         // The traces' own variable wins.
         let traces = Settings::from_env(env(&[
