@@ -174,3 +174,166 @@ fn the_dashboard_reads_the_day_so_far_then_follows_live() {
     eprintln!("a crossing produced to Kafka showed on the dashboard's page after {:?}", sent.elapsed());
     assert!(sent.elapsed() < Duration::from_secs(5));
 }
+
+/// The camera snapshot a detector writes and its overlay from the aggregator:
+/// a 1280x720 picture letterboxed into 640x640, two cars, the first on track 2.
+fn snapshot_messages(seq: u64, t: i64) -> (Vec<u8>, Vec<u8>) {
+    use streetscope_contracts::snapshots::{
+        encode_message, encode_overlay, SnapshotMeta, SnapshotObject, SnapshotOverlay,
+    };
+    use streetscope_contracts::{BBox, Letterbox};
+    let lb = Letterbox::fit(1280, 720, 640, 640);
+    let mut img = image::RgbImage::new(640, 640);
+    for y in lb.pad_y..lb.pad_y + lb.scaled_h {
+        for x in 0..640 {
+            img.put_pixel(x, y, image::Rgb([60, 70, 80]));
+        }
+    }
+    let jpeg = streetscope_dashboard::snapshot::encode(&img).unwrap();
+    let car = |x: f32, track: Option<u64>| SnapshotObject {
+        bbox: BBox::new(x, 400.0, x + 200.0, 600.0),
+        class_name: "car".into(),
+        score: 0.8,
+        track_id: track,
+    };
+    let meta = SnapshotMeta {
+        schema_version: SCHEMA_VERSION,
+        camera_id: "cam-ne".into(),
+        intersection_id: "main-and-5th".into(),
+        frame_seq: seq,
+        capture_time_ms: t,
+        width: 1280,
+        height: 720,
+        letterbox: Some(lb),
+        objects: vec![car(100.0, None), car(900.0, None)],
+    };
+    let overlay = SnapshotOverlay {
+        schema_version: SCHEMA_VERSION,
+        camera_id: "cam-ne".into(),
+        frame_seq: seq,
+        capture_time_ms: t,
+        objects: vec![car(100.0, Some(2)), car(900.0, None)],
+    };
+    (encode_message(&meta, &jpeg), encode_overlay(&overlay))
+}
+
+/// `streetscope dashboard` on the test broker in a real browser (Debian's
+/// chromium, playwright-core; tests/dashboard/kafka.test.mjs): the records,
+/// camera and snapshot on the topics show on the pages, a crossing produced
+/// while a page is open shows within 5 s, the snapshot has the line and the
+/// aggregator's track ids. Installs the browser once if missing
+/// (scripts/install-browser-test.sh, as scripts/test-dashboard.sh).
+#[test]
+fn the_kafka_dashboard_in_a_browser() {
+    let started = Instant::now();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let install = Command::new("bash").arg("scripts/install-browser-test.sh").current_dir(&repo).output().unwrap();
+    assert!(install.status.success(), "installing the browser: {}", String::from_utf8_lossy(&install.stderr));
+    let node_path = String::from_utf8(install.stdout).unwrap().lines().last().unwrap().to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(&dir.path().join("broker"));
+    let cfg_path = dir.path().join("cluster.toml");
+    std::fs::write(&cfg_path, format!("[kafka]\nbrokers = \"{}\"\n", broker.brokers())).unwrap();
+    let kafka = streetscope_contracts::cluster::ClusterConfig::from_toml_str(
+        &std::fs::read_to_string(&cfg_path).unwrap(),
+        "t",
+        None,
+    )
+    .unwrap()
+    .kafka;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let producer = Producer::new(&kafka, Role::RecordProducer).unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let line = serde_json::json!({ "x1": 0.1, "y1": 0.5, "x2": 0.9, "y2": 0.5 });
+    let camera = serde_json::json!({
+        "id": "cam-ne", "intersection": "main-and-5th", "source": "rtsp://cam.invalid/ne", "sample_fps": 10,
+        "lines": [{ "name": "stop", "start": [0.1, 0.5], "end": [0.9, 0.5], "forward": "northbound", "backward": "southbound" }],
+        "enabled": true
+    });
+    let (picture, overlay) = snapshot_messages(500, now - 1_000);
+    rt.block_on(async {
+        ensure_topics(&kafka).await.unwrap();
+        let t = &kafka.topics;
+        let camera = serde_json::to_vec(&camera).unwrap();
+        producer.send_durable(&t.cameras.name, "cam-ne", Some(&camera), &[]).await.unwrap();
+        for (track, dir) in [(1, Direction::Forward), (2, Direction::Forward), (3, Direction::Backward)] {
+            let c = crossing(track, dir, now - 60_000);
+            producer.send_durable(&t.events.name, "main-and-5th", Some(&c), &[]).await.unwrap();
+        }
+        // The overlay before its picture: the dashboard joins them either way.
+        producer.send_durable(&t.camera_snapshots.name, "cam-ne", Some(&overlay), &[]).await.unwrap();
+        producer.send_durable(&t.camera_snapshots.name, "cam-ne", Some(&picture), &[]).await.unwrap();
+    });
+    let expected = serde_json::json!({
+        "intersection": "main-and-5th",
+        "camera": "cam-ne",
+        "total": 3,
+        "counts": { "cam-ne|stop|northbound|car": 2, "cam-ne|stop|southbound|car": 1 },
+        "snapshot_seq": 500,
+        "snapshot_size": [640, 360],
+        "track_ids": [2],
+        "line": line,
+    });
+    let expected_path = dir.path().join("expected.json");
+    std::fs::write(&expected_path, expected.to_string()).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN} read\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_streetscope"))
+        .args(["dashboard", "--cluster"])
+        .arg(&cfg_path)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--tokens-file"])
+        .arg(&tokens)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _dashboard = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let _ = rx.recv_timeout(Duration::from_secs(30)).expect("the dashboard starts");
+    let base = format!("http://127.0.0.1:{port}");
+
+    let mut node = Command::new("timeout")
+        .args(["60", "node", "tests/dashboard/kafka.test.mjs", &base, TOKEN])
+        .arg(&expected_path)
+        .args(std::env::var("SCREENSHOTS_DIR").ok())
+        .current_dir(&repo)
+        .env("NODE_PATH", &node_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = node.stdout.take().unwrap();
+    let err = node.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
+    let mut node = Proc(node);
+    let mut ready = false;
+    for l in BufReader::new(out).lines().map_while(Result::ok) {
+        if l.trim() == "READY" && !ready {
+            ready = true;
+            rt.block_on(async {
+                let c = crossing(4, Direction::Backward, now);
+                producer.send_durable(&kafka.topics.events.name, "main-and-5th", Some(&c), &[]).await.unwrap();
+            });
+        }
+    }
+    let status = node.0.wait().unwrap();
+    let err = err.join().unwrap();
+    let dashboard_log: Vec<String> = rx.try_iter().collect();
+    assert!(
+        status.success() && ready,
+        "the browser test failed ({status}):\n{err}\ndashboard log:\n{}",
+        dashboard_log.join("\n")
+    );
+    eprintln!(
+        "{err}the Kafka dashboard in a browser: passed in {:.1} s (browser install check included)",
+        started.elapsed().as_secs_f64()
+    );
+}
