@@ -169,10 +169,11 @@ impl SnapshotPolicy {
     }
 
     /// Whether the frame numbered `seq` of a camera sampled at `sample_fps` is a
-    /// snapshot. A rule on the sequence number alone: ingest, which has the
-    /// image, and the aggregator, which has the tracks, pick the same frames.
-    /// A frame dropped on the way costs one snapshot; the next comes
-    /// `interval_s` later.
+    /// snapshot: `run --ui` picks its snapshot frames by this rule on the
+    /// sequence number. (Detector pods pick theirs by capture time and mark
+    /// them; the aggregator's track-id overlay follows the mark, so neither
+    /// side relies on the other's rule.) A frame dropped on the way costs one
+    /// snapshot; the next comes `interval_s` later.
     pub fn due(&self, seq: u64, sample_fps: f64) -> bool {
         seq.is_multiple_of(self.every(sample_fps))
     }
