@@ -100,7 +100,7 @@ if [ "$MODE" = check ]; then
     log "agreement of $v with the original (test clips, every 5th frame)"
     "$PY" tools/python/model_variants.py compare --model "$MODEL" --variant "$OUT/$v.onnx" --clips "${CLIPS[@]}" >&2
   done
-  log "counts of streetscope run with det_fp16, det_int8 and det_int8_mixed (every clip at 5 and 10 frames/s)"
+  log "counts of streetscope run with det_fp16, det_int8 and det_int8_mixed (every clip at 2.5, 5 and 10 frames/s)"
   "$PY" tools/python/model_variants.py counts --binary "${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}/release/streetscope" \
     --model "$OUT/det_fp16.onnx" --model "$OUT/det_int8.onnx" \
     --model "$OUT/det_int8_mixed.onnx" --clips "${CLIPS[@]}" >&2

@@ -120,7 +120,8 @@ BIN=$CARGO_TARGET_DIR/release/streetscope
 
 # --- Optional: the CPU INT8 variant (STREETSCOPE_CPU_INT8=1) --------------------
 # det_int8_mixed: backbone, neck and box branch INT8, class branch float; faster
-# on CPU, same counts on the test clips, a few per-frame class flips
+# on CPU, same counts on the test clips at 5 and 10 frames/s (one crossing of ten
+# missed at 2.5), a few per-frame class flips
 # (docs/benchmarks.md). Calibrated on the test clips, so made after them; a few
 # minutes once, then cached. Run it with detector.model or --model.
 if [ "${STREETSCOPE_CPU_INT8:-0}" = 1 ]; then

@@ -3,7 +3,7 @@
     python tools/python/model_variants.py make --model M --out DIR [--clips C...] [--only NAME]
     python tools/python/model_variants.py quant --model DET_FP32 --out V --exclude cls --method percentile
     python tools/python/model_variants.py compare --model M --variant V [--clips C...]
-    python tools/python/model_variants.py counts --model M --model V [--fps 5 --fps 10]
+    python tools/python/model_variants.py counts --model M --model V [--fps 2.5 --fps 5 --fps 10]
     python tools/python/model_variants.py speed --model M [--model M2 ...] --threads 2
 
 `make` writes (`--only det_fp16`: that one alone, what set-up makes;
@@ -36,8 +36,8 @@ each, how many of the original's boxes the variant matches (IoU >= 0.5, any
 class) and how many of those carry the same class, how many are matched with
 the same class, their mean IoU, and the largest per-frame count difference.
 
-`counts` runs `streetscope run` with each model on every clip at 5 and 10
-frames/s (the demo's configuration) and says whether the counts and turning
+`counts` runs `streetscope run` with each model on every clip at 2.5, 5 and
+10 frames/s (the demo's configuration) and says whether the counts and turning
 movements equal the first model's exactly.
 
 `speed` times bare session.run of each model, interleaved, medians.
@@ -533,7 +533,7 @@ def main():
     k.add_argument("--binary", default=os.path.expanduser("~/.cache/streetscope/target/release/streetscope"))
     k.add_argument("--model", required=True, action="append", help="the first is the reference")
     k.add_argument("--clips", nargs="+", default=default_clips)
-    k.add_argument("--fps", type=float, action="append", help="sampling rates (default 5 and 10)")
+    k.add_argument("--fps", type=float, action="append", help="sampling rates (default 2.5, 5 and 10, as the e2e tests)")
     k.add_argument("--config", default="pipelines/demo.toml")
     s = sub.add_parser("speed")
     s.add_argument("--model", required=True, action="append")
@@ -542,7 +542,7 @@ def main():
     s.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
     if args.cmd == "counts" and not args.fps:
-        args.fps = [5.0, 10.0]
+        args.fps = [2.5, 5.0, 10.0]
     {"make": make, "quant": quant, "compare": compare, "counts": counts, "speed": speed}[args.cmd](args)
 
 
