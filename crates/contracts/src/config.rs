@@ -356,8 +356,10 @@ pub struct TrackerConfig {
     /// match them (also for tracks not yet confirmed).
     #[serde(default = "default_match_iou")]
     pub match_iou: f32,
-    /// The lost-track buffer: frames a confirmed track survives without a
-    /// matching detection, its box moving on by its velocity, before it ends.
+    /// The lost-track buffer: a confirmed track without a matching detection
+    /// moves on by its velocity and ends after twice this many frames (a
+    /// vehicle hidden in view: an occlusion, a run of misses), or at once when
+    /// its vehicle has left the picture by an edge.
     #[serde(default = "default_max_missed")]
     pub max_missed: u32,
     /// Matches in a row before a track is confirmed and may count; a track not
