@@ -81,7 +81,25 @@ impl Registry {
                 let old = self.cameras.get(key).cloned();
                 let new = match value.map(serde_json::from_slice::<CameraSpec>) {
                     None => None,
-                    Some(Ok(spec)) if spec.camera.id == key => Some(spec.camera),
+                    Some(Ok(spec)) if spec.camera.id == key => {
+                        // Whoever can write the topic is held to the registry's
+                        // checks here too (as the ingest pods hold it): a spec
+                        // the registry would refuse (a polygon of a million
+                        // points, a line of NaN) never reaches the tracker;
+                        // the camera goes on as it was.
+                        let errors = spec.validate();
+                        if !errors.is_empty() {
+                            let list: Vec<String> = errors.iter().take(20).map(ToString::to_string).collect();
+                            let text: String = list.join("; ").chars().take(2000).collect();
+                            tracing::error!(
+                                camera = %key,
+                                "camera spec refused ({} field(s) the registry would refuse): {text}; the camera stays as it was",
+                                errors.len()
+                            );
+                            return None;
+                        }
+                        Some(spec.camera)
+                    }
                     Some(Ok(spec)) => {
                         tracing::error!(camera = %key, "camera spec under another key ({:?}): ignored", spec.camera.id);
                         return None;
@@ -582,6 +600,11 @@ mod tests {
         let t = Instant::now();
         // An unreadable spec changes nothing (logged).
         assert!(s.registry_record(Table::Cameras, "ghost", Some(b"{\"id\": 5}")).is_empty());
+        // Nor does one the registry would refuse: the camera keeps its line.
+        let mut refused: serde_json::Value = serde_json::from_slice(&camera_spec("cam", "x", 0.9)).unwrap();
+        refused["sample_fps"] = serde_json::json!(-3.0);
+        refused["template"] = serde_json::json!("/dev/zero");
+        assert!(s.registry_record(Table::Cameras, "cam", Some(&serde_json::to_vec(&refused).unwrap())).is_empty());
         let why = s.detections(&frame("ghost", "x", 0, 0), 0, t, T0_MS).unwrap_err();
         assert!(why.contains("\"ghost\", which the registry does not know"), "{why}");
         let why = s.detections(&frame("cam", "elsewhere", 0, 0), 0, t, T0_MS).unwrap_err();
