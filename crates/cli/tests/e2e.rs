@@ -4,20 +4,16 @@
 //! clips in `test-videos/out/`); a missing piece fails with a message that says so.
 
 mod common;
-use common::rtsp_server_bin;
+use common::{repo, rtsp_server_bin, streetscope};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use streetscope_testclips::{builtin_clips, GroundTruth};
 
 const BIN: &str = env!("CARGO_BIN_EXE_streetscope");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 fn cache() -> PathBuf {
     std::env::var_os("STREETSCOPE_CACHE")
@@ -28,28 +24,6 @@ fn cache() -> PathBuf {
 fn need(path: &Path) -> &Path {
     assert!(path.exists(), "{} is missing: run scripts/setup.sh first", path.display());
     path
-}
-
-/// Runs the binary, failing the test if it takes longer than `limit`.
-fn streetscope(args: &[&str], limit: Duration) -> Output {
-    let start = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(repo())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("streetscope {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {

@@ -13,41 +13,21 @@
 //! Needs what `scripts/setup.sh` fetches and generates (the model, the clips).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use streetscope_testclips::{GroundTruth, Travel};
 
-const BIN: &str = env!("CARGO_BIN_EXE_streetscope");
+mod common;
+use common::repo;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-/// Runs the binary with `args`, failing the test if it fails or takes longer than `limit`.
+/// Runs the binary with `args`, failing the test if it fails or takes longer
+/// than `limit`; its log.
 fn streetscope(args: &[&str], limit: Duration) -> String {
-    let start = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(repo())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            let out = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(out.status.success(), "streetscope {args:?} failed:\n{stderr}");
-            return stderr;
-        }
-        if start.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("streetscope {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let out = common::streetscope(args, limit);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "streetscope {args:?} failed:\n{stderr}");
+    stderr
 }
 
 /// A CSV file of the report (no quoted fields) as rows of column -> value.
