@@ -84,6 +84,8 @@ pub trait Codec: Send + Sync + 'static {
 }
 
 type Flight<C> = InFlight<Origin, <C as Codec>::Key, <C as Codec>::Marker, String>;
+/// Entries leaving the flight, in consumption order.
+type Settled<C> = Vec<Entry<Origin, <C as Codec>::Key, <C as Codec>::Marker, String>>;
 
 /// What the committer awaits, in order: deliveries, then the offsets they release.
 enum Done {
@@ -123,7 +125,7 @@ impl<C: Codec> Shared<C> {
 
     /// Queues the markers among `entries` and hands every entry's offset to
     /// the committer after the delivery it follows. The caller holds `order`.
-    async fn release(&self, entries: Vec<Entry<Origin, C::Key, C::Marker, String>>) -> Result<(), TransportError> {
+    async fn release(&self, entries: Settled<C>) -> Result<(), TransportError> {
         let mut origins = Vec::new();
         for e in entries {
             if let Slot::Marker(marker) = &e.slot {
@@ -151,6 +153,21 @@ impl<C: Codec> Shared<C> {
         self.done.send(done).await.map_err(|_| {
             TransportError::Failed(self.failure().unwrap_or_else(|| "the committer has stopped".to_owned()))
         })
+    }
+
+    /// The relay's turn to take entries from the flight and queue their
+    /// messages (hold the guard until they are queued); its failure if it has failed.
+    async fn ordered(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, TransportError> {
+        if let Some(why) = self.failure() {
+            return Err(TransportError::Failed(why));
+        }
+        Ok(self.order.lock().await)
+    }
+
+    /// The entries `key`'s input settles ([`InFlight::complete`]; None when it
+    /// is not in flight). Call it holding [`Shared::ordered`]'s guard.
+    fn complete(&self, key: &C::Key) -> Option<Settled<C>> {
+        self.flight.lock().unwrap_or_else(|p| p.into_inner()).complete(key)
     }
 
     /// The entries at the front that wait for no output, released.
@@ -297,13 +314,9 @@ impl<C: Codec> Subscribe<C::In> for RelayInput<C> {
 impl<C: Codec> Publish<C::Out> for RelayOutput<C> {
     async fn publish(&self, out: C::Out) -> Result<Published, TransportError> {
         let s = &self.shared;
-        if let Some(why) = s.failure() {
-            return Err(TransportError::Failed(why));
-        }
         let key = s.codec.key_of(&out);
-        let _order = s.order.lock().await;
-        let settled = s.flight.lock().unwrap_or_else(|p| p.into_inner()).complete(&key);
-        let Some(mut settled) = settled else {
+        let _order = s.ordered().await?;
+        let Some(mut settled) = s.complete(&key) else {
             // Its input is not in flight (its partition was revoked and
             // is replayed by the next owner): publish (at least once;
             // downstream drops the duplicate) and release nothing.
@@ -324,13 +337,9 @@ impl<C: Codec> Publish<C::Out> for RelayOutput<C> {
 
     async fn nothing_for(&self, placeholder: C::Out) -> Result<(), TransportError> {
         let s = &self.shared;
-        if let Some(why) = s.failure() {
-            return Err(TransportError::Failed(why));
-        }
         let key = s.codec.key_of(&placeholder);
-        let _order = s.order.lock().await;
-        let settled = s.flight.lock().unwrap_or_else(|p| p.into_inner()).complete(&key);
-        match settled {
+        let _order = s.ordered().await?;
+        match s.complete(&key) {
             // Its input and those before it are settled; markers behind them go on.
             Some(settled) => s.release(settled).await,
             None => Ok(()),
