@@ -534,15 +534,16 @@ impl Tracker {
     /// through the lost frames by their motion, as through frames in which
     /// they were missed, so that the prediction is where the vehicle is now and
     /// not where it was `lost` frames ago; a confirmed track that has then been
-    /// unseen for more than `max_missed` frames ends. A track not yet confirmed
+    /// unseen for more than twice `max_missed` frames ends, as by misses. A track not yet confirmed
     /// is carried too and keeps its chance in this frame: nothing missed it.
     /// (Before 2026-12-05 a lost frame did not count: a run of 5 lost frames
     /// every 15 s lost 11 % of the turning movements at typical noise.)
     pub fn update_after(&mut self, lost: u64, dets: &[Detection], w: u32, h: u32) -> Vec<TrackUpdate> {
         self.retired.clear();
         if lost > 0 {
-            // More frames than the buffer and its grace end every confirmed track anyway.
-            let steps = lost.min(u64::from(self.cfg.max_missed + MAX_LOST_GRACE) + 1) as u32;
+            // More frames than the buffer (twice it, for a vehicle hidden in
+            // view) and its grace end every confirmed track anyway.
+            let steps = lost.min(u64::from(2 * self.cfg.max_missed + MAX_LOST_GRACE) + 1) as u32;
             for t in &mut self.tracks {
                 for _ in 0..steps {
                     if t.missed > 0 {
@@ -555,7 +556,9 @@ impl Tracker {
             }
             let (max_missed, retired) = (self.cfg.max_missed, &mut self.retired);
             self.tracks.retain(|t| {
-                let keep = !t.confirmed || t.missed <= max_missed + t.lost;
+                // The miss rule (below): twice the buffer; a track whose
+                // vehicle left by an edge meanwhile ends at this frame's miss.
+                let keep = !t.confirmed || t.missed <= 2 * max_missed + t.lost;
                 if !keep {
                     retired.push(t.retired());
                 }
@@ -671,7 +674,8 @@ impl Tracker {
                     // only detections no other track wanted. (Before 2026-12-05
                     // only a standing track had twice the buffer: heavy noise's
                     // 8-frame occlusions broke moving tracks, movements
-                    // 0.667-0.966 on the untuned seeds; now 0.900-1.040.)
+                    // 0.667-0.966 on the untuned seeds; now 0.933-1.040 with the same
+                    // rule through lost frames, `update_after`.)
                     keep[i] = track.confirmed && track.missed <= 2 * max_missed + track.lost && !sc.predicted[i].gone;
                 }
             }
@@ -799,9 +803,9 @@ mod tests {
         // nothing was missed in them.
         let u = t.update_after(3, &[det(360.0, "car", 0.9)], 1000, 500);
         assert_eq!((u.len(), u[0].track_id), (1, 1), "{u:?}");
-        // More than both: the track ends, retired with that update; its vehicle
-        // starts a new track.
-        let lost = u64::from(2 + MAX_LOST_GRACE) + 1;
+        // More than both (twice the buffer, as for misses, and the grace): the
+        // track ends, retired with that update; its vehicle starts a new track.
+        let lost = u64::from(2 * 2 + MAX_LOST_GRACE) + 1;
         let u = t.update_after(lost, &[det(360.0 + 40.0 * (lost + 1) as f32, "car", 0.9)], 2000, 500);
         assert_eq!(t.retired().iter().map(|r| r.track_id).collect::<Vec<_>>(), vec![1]);
         assert_eq!(u[0].track_id, 2);

@@ -95,7 +95,7 @@ fn heavy_noise_on_untuned_seeds() {
     // which a lost track inside the picture keeps; tracks still break where
     // misses add to an occlusion (a broken track has an entry or an exit, not
     // both), and queues on the north line are counted again. Measured on these
-    // seeds: lines 0.976-1.223, movements 0.900-1.040 (before the longer buffer
+    // seeds: lines 0.981-1.220, movements 0.933-1.040 (before the longer buffer
     // of moving tracks 0.898-1.347 and 0.667-0.966, asserted 75-150 % and
     // 60-105 %). Bounds as measured, with a margin.
     check(&NoiseSpec::heavy(), (0.9, 1.3), (0.85, 1.1), (0.4, 2.5), 15);
