@@ -130,7 +130,7 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
         bail!("give a config file (--config pipelines/demo.toml) or a source (a video file or URL)");
     };
     if let Some(o) = &args.output {
-        cfg.output.path = o.clone();
+        cfg.output.path = Some(o.clone());
     }
     if let Some(m) = &args.model {
         cfg.detector.model = Some(m.clone());
@@ -165,7 +165,7 @@ async fn run_pipeline(
     let (w, h) = detector.input_size();
     let info = detector.info();
     eprintln!("model {} ({:?}, input {w}x{h}, classes: {})", info.path, info.head, info.names.join(", "));
-    let out_path = cfg.output.path.clone();
+    let out_path = cfg.output.path().to_path_buf();
     // Each record reaches the file as it happens (written whole, then flushed):
     // a run stopped by a signal, or killed, loses none that was printed.
     let mut out = std::io::BufWriter::new(

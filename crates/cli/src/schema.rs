@@ -84,7 +84,14 @@ fn config_reference(schema: &Value) -> String {
          A pipeline configuration is a TOML file given to `streetscope run --config FILE`; \
          [pipelines/demo.toml](../pipelines/demo.toml) is a complete example. Unknown fields are refused, \
          and every invalid value is reported with its field path (e.g. `cameras[0].lines[1].start`). \
-         The JSON Schema is [schemas/pipeline-config.schema.json](schemas/pipeline-config.schema.json).\n",
+         The JSON Schema is [schemas/pipeline-config.schema.json](schemas/pipeline-config.schema.json).\n\n\
+         **Relative paths** in a configuration file (a camera's file source and template, the model, \
+         the engine cache, the results file, TLS certificates, keys and CAs, password files, librdkafka's \
+         `*.location` properties in `kafka.extra`) are taken from the folder of that file, whatever the \
+         working directory; absolute paths and URLs are used as written. Paths given on the command line \
+         (`--model`, `--output`) or in environment variables (`STREETSCOPE_MODEL`, \
+         `OTEL_EXPORTER_OTLP_CERTIFICATE`, …) are taken from the working directory, as is the default \
+         results file.\n",
     );
     let sections = [
         ("(top level)", None),
@@ -105,7 +112,7 @@ fn cluster_reference(schema: &Value) -> String {
          The file given to `streetscope topics|registry|ingest|detect|aggregate --cluster FILE` \
          (docs/distributed.md). Besides the sections below it takes `[detector]`, `[tracker]`, `[ingest]` \
          and `[analytics]` as above. Secrets are never in it: it names the files or environment variables \
-         that hold them. The JSON Schema is \
+         that hold them. Relative paths in it are taken from its folder, as above. The JSON Schema is \
          [schemas/cluster-config.schema.json](schemas/cluster-config.schema.json).\n",
     );
     let sections = [

@@ -2,7 +2,8 @@
 //! `/status`) as a deployment serves it: `streetscope aggregate` on a real
 //! Kafka-protocol broker (tansu on 127.0.0.1), its `[status]` section from the
 //! cluster configuration file. Over TLS (certificate and key from PEM files,
-//! as the chart's `statusTls` mounts them): a client with the CA is served, one
+//! as the chart's `statusTls` mounts them, named relative to the configuration
+//! file and found from another working directory): a client with the CA is served, one
 //! without it refuses the server, plain HTTP to the TLS port is closed without
 //! an answer and does not hold the server, nor does a handshake that never
 //! ends. Over plain HTTP: the limits of every Streetscope server (body 413,
@@ -62,7 +63,9 @@ impl Pod {
 }
 
 /// A broker with Streetscope's topics, and an aggregator pod whose cluster
-/// configuration has `status` (a `[status]` section's body) added.
+/// configuration has `status` (a `[status]` section's body) added. The pod
+/// runs in `/`, away from its configuration's folder: relative paths in the
+/// configuration are taken from that folder, not from the working directory.
 fn aggregator(dir: &Path, status: &str) -> (TestBroker, Pod) {
     let broker = TestBroker::start(&dir.join("broker"));
     let cfg_text =
@@ -78,6 +81,7 @@ fn aggregator(dir: &Path, status: &str) -> (TestBroker, Pod) {
     let child = Command::new(BIN)
         .args(["aggregate", "--cluster", cfg_path.to_str().unwrap(), "--status-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+        .current_dir("/")
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .stdin(Stdio::null())
@@ -122,12 +126,9 @@ fn a_pods_status_endpoint_serves_https_from_its_config_and_only_to_clients_with_
     // Connections held at the TLS handshake last this long: long enough to
     // tell "closed at once" (over the bound) from "closed at the timeout".
     let header_timeout = Duration::from_secs(3);
-    let status = format!(
-        "{}\n[status.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        limits(header_timeout),
-        dir.path().join("server.pem").display(),
-        dir.path().join("server.key").display()
-    );
+    // Relative to the configuration's folder (the pod runs in `/`).
+    let status =
+        format!("{}\n[status.tls]\ncert_file = \"server.pem\"\nkey_file = \"server.key\"\n", limits(header_timeout));
     let (_broker, mut pod) = aggregator(dir.path(), &status);
     let addr = pod.status_addr("https");
     let base = format!("https://{addr}");

@@ -91,17 +91,16 @@ impl Default for AggregateStateConfig {
 }
 
 impl ClusterConfig {
-    /// Parses TOML text (`origin` names it in errors) and validates it. A
-    /// relative model path is taken from `base_dir`.
+    /// Parses TOML text (`origin` names it in errors) and validates it. Every
+    /// relative path in it is taken from `base_dir`, the file's folder
+    /// ([`crate::paths`]).
     pub fn from_toml_str(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
         let mut cfg: ClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        if let (Some(base), Some(model)) = (base_dir, cfg.detector.model.as_mut()) {
-            if model.is_relative() {
-                *model = base.join(&*model);
-            }
+        if let Some(base) = base_dir {
+            cfg.resolve_relative(base);
         }
         cfg.validate().map_err(|errors| ConfigError::Invalid { origin: origin.to_owned(), errors })?;
         Ok(cfg)

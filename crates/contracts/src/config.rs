@@ -400,12 +400,20 @@ pub struct TrackerConfig {
 }
 
 /// Where results go.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
-    /// JSON Lines file for the result records (relative paths: from the working directory).
-    #[serde(default = "default_output")]
-    pub path: PathBuf,
+    /// JSON Lines file for the result records. None: `streetscope-results.jsonl`
+    /// in the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl OutputConfig {
+    /// The results file: the configuration's, else the default.
+    pub fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(DEFAULT_OUTPUT))
+    }
 }
 
 /// Per-intersection analytics beyond line counts: turning movements and
@@ -893,9 +901,8 @@ fn default_new_track_score() -> f32 {
 fn default_low_match_iou() -> f32 {
     0.5
 }
-fn default_output() -> PathBuf {
-    PathBuf::from("streetscope-results.jsonl")
-}
+/// The results file when the configuration names none (in the working directory).
+const DEFAULT_OUTPUT: &str = "streetscope-results.jsonl";
 
 impl Default for DetectorConfig {
     fn default() -> Self {
@@ -935,12 +942,6 @@ impl Default for TrackerConfig {
     }
 }
 
-impl Default for OutputConfig {
-    fn default() -> Self {
-        Self { path: default_output() }
-    }
-}
-
 /// A configuration field with a bad value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -972,21 +973,15 @@ pub const SOURCE_SCHEMES: &[&str] = &["file", "rtsp", "rtsps", "http", "https", 
 
 impl PipelineConfig {
     /// Parses TOML text; `origin` names it in errors (usually the file path).
-    /// Relative `source` paths are resolved against `base_dir`.
+    /// Every relative path in it is taken from `base_dir`, the file's folder
+    /// ([`crate::paths`]).
     pub fn from_toml_str(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
         let mut cfg: PipelineConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
         if let Some(base) = base_dir {
-            for cam in &mut cfg.cameras {
-                if !cam.source.contains("://") && Path::new(&cam.source).is_relative() {
-                    cam.source = base.join(&cam.source).to_string_lossy().into_owned();
-                }
-                if let Some(t) = cam.template.as_mut().filter(|t| t.is_relative()) {
-                    *t = base.join(&*t);
-                }
-            }
+            cfg.resolve_relative(base);
         }
         cfg.validate().map_err(|errors| ConfigError::Invalid { origin: origin.to_owned(), errors })?;
         Ok(cfg)

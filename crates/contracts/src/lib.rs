@@ -12,6 +12,7 @@
 //! - [`identity`]: a frame's identity — the run and index inside its sequence number.
 //! - [`records`]: the result records (crossings, run summary) that leave the pipeline.
 //! - [`config`]: the pipeline configuration with validation.
+//! - [`paths`]: the one rule for relative paths in a configuration file (from the file's folder).
 //! - [`cameras`]: changes to the camera set while running (from a watched file or the registry).
 //! - [`redact`]: the one rule for what of a URL never reaches logs, metrics or responses.
 //! - [`registry`]: the camera registry's records (cameras and intersections tables, API errors).
@@ -32,6 +33,7 @@ pub mod http;
 pub mod identity;
 pub mod kafka;
 pub mod lines;
+pub mod paths;
 pub mod poison;
 pub mod records;
 pub mod redact;
