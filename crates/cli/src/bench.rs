@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use streetscope_contracts::config::Provider;
+use streetscope_contracts::config::{OpenVinoConfig, OpenVinoPrecision, Provider};
 use streetscope_contracts::{CaptureClock, Frame, FrameDetections, FrameEncoding};
 use streetscope_detect::preprocess::letterbox_image;
 use streetscope_detect::stage::{DetectStage, StageOptions};
@@ -107,9 +107,13 @@ pub struct DetectBench {
     /// TensorRT engine cache folder (default: `engines/` in the cache folder).
     #[arg(long)]
     engine_cache: Option<PathBuf>,
-    /// Execution providers, comma-separated (default: cpu).
-    #[arg(long, value_delimiter = ',', default_value = "cpu")]
+    /// Execution providers, comma-separated (default: the detector's,
+    /// tensorrt,cuda,openvino,cpu: the first this machine has runs).
+    #[arg(long, value_delimiter = ',', default_value = "tensorrt,cuda,openvino,cpu")]
     providers: Vec<String>,
+    /// The OpenVINO provider's precision on the CPU: f32 or bf16.
+    #[arg(long, default_value = "f32")]
+    openvino_precision: OpenVinoPrecision,
 }
 
 pub fn bench(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -375,16 +379,15 @@ fn frames(n: usize, w: u32, h: u32, quality: u8) -> anyhow::Result<Vec<Frame>> {
         .collect()
 }
 
+fn openvino_config(args: &DetectBench) -> OpenVinoConfig {
+    OpenVinoConfig { precision: args.openvino_precision, ..OpenVinoConfig::default() }
+}
+
 fn load(args: &DetectBench) -> anyhow::Result<Detector> {
     let providers = args
         .providers
         .iter()
-        .map(|p| match p.as_str() {
-            "tensorrt" => Ok(Provider::Tensorrt),
-            "cuda" => Ok(Provider::Cuda),
-            "cpu" => Ok(Provider::Cpu),
-            other => anyhow::bail!("unknown provider {other:?}"),
-        })
+        .map(|p| p.parse::<Provider>().map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
     let mut opts = DetectorOptions {
@@ -394,6 +397,7 @@ fn load(args: &DetectBench) -> anyhow::Result<Detector> {
         providers,
         ..DetectorOptions::default()
     };
+    opts.openvino = openvino_config(args);
     opts.tensorrt.engine_cache_dir = args.engine_cache.clone();
     opts.tensorrt.max_batch = args.batch as u32;
     opts.tensorrt.opt_batch = args.batch as u32;
@@ -427,7 +431,7 @@ struct PythonBare {
 }
 
 impl PythonBare {
-    fn start(det: &Detector, frame: &Frame, threads: usize) -> anyhow::Result<PythonBare> {
+    fn start(det: &Detector, frame: &Frame, threads: usize, ov: &OpenVinoConfig) -> anyhow::Result<PythonBare> {
         use std::io::{BufRead, Write};
         let python = crate::paths::cache_dir().join("venv").join("bin").join("python");
         anyhow::ensure!(python.is_file(), "{} is missing: run scripts/python-env.sh", python.display());
@@ -446,12 +450,23 @@ impl PythonBare {
             input.write_all(&v.to_le_bytes())?;
         }
         input.flush()?;
-        let mut child = std::process::Command::new(&python)
-            .arg(&script)
+        let mut cmd = std::process::Command::new(&python);
+        cmd.arg(&script)
             .arg("--model")
             .arg(&det.info().path)
             .args(["--threads", &threads.to_string(), "--serve", "--input"])
-            .arg(input.path())
+            .arg(input.path());
+        if det.provider() == Provider::Openvino {
+            // The same OpenVINO build's Python binding, configured as the detector is.
+            let wheel = streetscope_detect::runtime::openvino_library()
+                .ancestors()
+                .nth(3)
+                .map(PathBuf::from)
+                .context("the OpenVINO build's folder")?;
+            cmd.env("PYTHONPATH", wheel).args(["--provider", "openvino", "--device", &ov.device]);
+            cmd.args(["--precision", ov.precision.name()]);
+        }
+        let mut child = cmd
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -463,8 +478,9 @@ impl PythonBare {
             serde_json::from_str(&line).with_context(|| format!("ort_bare.py said {line:?}"))?;
         anyhow::ensure!(ready["ready"] == true, "ort_bare.py said {line:?}");
         eprintln!(
-            "second bare side: ONNX Runtime {} Python binding, {threads} intra-op threads, input {}",
+            "second bare side: ONNX Runtime {} Python binding on {}, {threads} threads, input {}",
             ready["onnxruntime"].as_str().unwrap_or("?"),
+            ready["providers"][0].as_str().unwrap_or("?"),
             ready["input"].as_str().unwrap_or("?")
         );
         Ok(PythonBare { child, out, _input: input })
@@ -556,15 +572,18 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         args.workers
     );
     let det_provider = det.provider().name();
-    // The Python binding runs the CPU provider: a second bare side only there.
+    // The Python binding of the same build runs the CPU and OpenVINO providers: a
+    // second bare side there.
     let mut python = match (args.no_python, det.provider(), args.batch) {
-        (false, Provider::Cpu, 1) => match PythonBare::start(&det, &frames[0], threads) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("warning: no Python bare side ({e:#}); the limit is this process's bare run only");
-                None
+        (false, Provider::Cpu | Provider::Openvino, 1) => {
+            match PythonBare::start(&det, &frames[0], threads, &openvino_config(&args)) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("warning: no Python bare side ({e:#}); the limit is this process's bare run only");
+                    None
+                }
             }
-        },
+        }
         _ => None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;

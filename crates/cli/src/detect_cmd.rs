@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use streetscope_contracts::config::Provider;
+use streetscope_contracts::config::{OpenVinoConfig, OpenVinoPrecision, Provider};
 use streetscope_contracts::Detection;
 use streetscope_detect::preprocess::letterbox_image;
 use streetscope_detect::{Detector, DetectorOptions};
@@ -53,9 +53,13 @@ pub struct DetectArgs {
     /// Class names replacing the model's, comma-separated in id order.
     #[arg(long, value_delimiter = ',')]
     pub class_names: Option<Vec<String>>,
-    /// Execution providers in order of preference, comma-separated: tensorrt, cuda, cpu.
+    /// Execution providers in order of preference, comma-separated: tensorrt, cuda, openvino, cpu.
     #[arg(long, value_delimiter = ',', value_parser = parse_provider)]
     pub providers: Option<Vec<Provider>>,
+    /// The OpenVINO provider's precision on the CPU: f32 (the CPU provider's
+    /// detections) or bf16 (faster on CPUs with bfloat16 units; check counts).
+    #[arg(long, default_value = "f32")]
+    pub openvino_precision: OpenVinoPrecision,
     /// Write annotated images: a file for one image, a folder for several.
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -65,12 +69,7 @@ pub struct DetectArgs {
 }
 
 fn parse_provider(s: &str) -> Result<Provider, String> {
-    match s.trim() {
-        "tensorrt" => Ok(Provider::Tensorrt),
-        "cuda" => Ok(Provider::Cuda),
-        "cpu" => Ok(Provider::Cpu),
-        other => Err(format!("unknown provider {other:?}: use tensorrt, cuda or cpu")),
-    }
+    s.parse()
 }
 
 fn is_video(s: &str) -> bool {
@@ -129,6 +128,7 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
         class_agnostic: !args.class_aware_nms,
         class_names: args.class_names.clone(),
         providers: args.providers.clone().unwrap_or_else(|| DetectorOptions::default().providers),
+        openvino: OpenVinoConfig { precision: args.openvino_precision, ..OpenVinoConfig::default() },
         ..DetectorOptions::default()
     };
     let mut detector = Detector::load(&model, opts)?;

@@ -255,6 +255,9 @@ pub struct DetectorConfig {
     /// Settings of the CUDA provider.
     #[serde(default)]
     pub cuda: CudaConfig,
+    /// Settings of the OpenVINO provider.
+    #[serde(default)]
+    pub openvino: OpenVinoConfig,
 }
 
 /// An ONNX Runtime execution provider.
@@ -265,17 +268,39 @@ pub enum Provider {
     Tensorrt,
     /// NVIDIA CUDA.
     Cuda,
-    /// The CPU.
+    /// Intel OpenVINO: compiles the model for the CPU (any x86-64 with AVX2; it
+    /// uses AVX-512 and AMX where the CPU has them). About 1.7x ONNX Runtime's
+    /// own CPU provider on the vehicle model, with the same detections
+    /// (docs/benchmarks.md). Needs ONNX Runtime's OpenVINO build, which
+    /// `scripts/setup.sh` installs on x86-64.
+    Openvino,
+    /// The CPU, with ONNX Runtime's own kernels.
     Cpu,
 }
 
 impl Provider {
+    /// Every provider, in the default order of preference.
+    pub const ALL: [Provider; 4] = [Provider::Tensorrt, Provider::Cuda, Provider::Openvino, Provider::Cpu];
+
     pub fn name(self) -> &'static str {
         match self {
             Provider::Tensorrt => "tensorrt",
             Provider::Cuda => "cuda",
+            Provider::Openvino => "openvino",
             Provider::Cpu => "cpu",
         }
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        Provider::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Provider::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown provider {s:?}: use {}", names.join(", "))
+        })
     }
 }
 
@@ -317,6 +342,65 @@ pub struct CudaConfig {
     pub device_id: u32,
 }
 
+/// The OpenVINO execution provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenVinoConfig {
+    /// OpenVINO device: `CPU` (the default), or `GPU` / `GPU.0` for an Intel GPU
+    /// where the image ships OpenVINO's GPU plugin (the CPU image does not).
+    #[serde(default = "default_openvino_device")]
+    pub device: String,
+    /// Arithmetic precision: `f32` (the default) keeps the detections of ONNX
+    /// Runtime's CPU provider; `bf16` runs on the bfloat16 units of CPUs that
+    /// have them (AVX512-BF16, AMX) — several times faster, with small numeric
+    /// differences: check your counts before choosing it (docs/benchmarks.md).
+    #[serde(default)]
+    pub precision: OpenVinoPrecision,
+}
+
+/// Arithmetic precision of the OpenVINO provider on the CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenVinoPrecision {
+    /// 32-bit floating point, as ONNX Runtime's CPU provider computes.
+    #[default]
+    F32,
+    /// bfloat16 where the CPU has bfloat16 instructions (f32 elsewhere).
+    Bf16,
+}
+
+impl OpenVinoPrecision {
+    /// The name in configuration files, and OpenVINO's for the CPU plugin's
+    /// inference precision hint.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpenVinoPrecision::F32 => "f32",
+            OpenVinoPrecision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::str::FromStr for OpenVinoPrecision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [OpenVinoPrecision::F32, OpenVinoPrecision::Bf16]
+            .into_iter()
+            .find(|p| p.name() == s.trim())
+            .ok_or_else(|| format!("unknown precision {s:?}: use f32 or bf16"))
+    }
+}
+
+impl Default for OpenVinoConfig {
+    fn default() -> Self {
+        Self { device: default_openvino_device(), precision: OpenVinoPrecision::default() }
+    }
+}
+
+fn default_openvino_device() -> String {
+    "CPU".to_owned()
+}
+
 impl Default for TensorRtConfig {
     fn default() -> Self {
         Self {
@@ -332,7 +416,7 @@ impl Default for TensorRtConfig {
 }
 
 fn default_providers() -> Vec<Provider> {
-    vec![Provider::Tensorrt, Provider::Cuda, Provider::Cpu]
+    Provider::ALL.to_vec()
 }
 fn default_trt_workspace() -> u64 {
     2 << 30
@@ -922,6 +1006,7 @@ impl Default for DetectorConfig {
             providers: default_providers(),
             tensorrt: TensorRtConfig::default(),
             cuda: CudaConfig::default(),
+            openvino: OpenVinoConfig::default(),
         }
     }
 }
@@ -1038,12 +1123,20 @@ impl PipelineConfig {
             bad("detector.max_wait_ms".into(), d.max_wait_ms.to_string(), "at most 1000 (a second)");
         }
         if d.providers.is_empty() {
-            bad("detector.providers".into(), "[]".into(), "name at least one of tensorrt, cuda, cpu");
+            bad("detector.providers".into(), "[]".into(), "name at least one of tensorrt, cuda, openvino, cpu");
         }
         for (i, p) in d.providers.iter().enumerate() {
             if d.providers[..i].contains(p) {
                 bad(format!("detector.providers[{i}]"), format!("{:?}", p.name()), "listed twice");
             }
+        }
+        let ov = &d.openvino.device;
+        if ov.is_empty() || ov.len() > 64 || !ov.chars().all(|c| c.is_ascii_alphanumeric() || "._:,".contains(c)) {
+            bad(
+                "detector.openvino.device".into(),
+                format!("{ov:?}"),
+                "an OpenVINO device name such as CPU, GPU or GPU.0 (letters, digits and . _ : ,)",
+            );
         }
         let trt = &d.tensorrt;
         if !(1 <= trt.min_batch && trt.min_batch <= trt.opt_batch && trt.opt_batch <= trt.max_batch) {
@@ -1256,7 +1349,7 @@ mod tests {
     #[test]
     fn providers_default_to_gpu_first_and_are_checked() {
         let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
-        assert_eq!(cfg.detector.providers, [Provider::Tensorrt, Provider::Cuda, Provider::Cpu]);
+        assert_eq!(cfg.detector.providers, [Provider::Tensorrt, Provider::Cuda, Provider::Openvino, Provider::Cpu]);
         let text = format!("{GOOD}\n[detector]\nproviders = [\"cpu\", \"cpu\"]\n[detector.tensorrt]\nmax_batch = 0\n");
         let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
         assert!(err.contains("detector.providers[1] = \"cpu\": listed twice"), "{err}");

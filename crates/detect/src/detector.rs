@@ -7,7 +7,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use ndarray::ArrayView4;
 use ort::value::TensorRef;
-use streetscope_contracts::config::{CudaConfig, DetectorConfig, Provider, TensorRtConfig};
+use streetscope_contracts::config::{CudaConfig, DetectorConfig, OpenVinoConfig, Provider, TensorRtConfig};
 use streetscope_contracts::{Detection, Frame, FrameDetections, FrameEncoding, Letterbox};
 
 use crate::decode::{decode_anchors, decode_end_to_end};
@@ -43,6 +43,7 @@ pub struct DetectorOptions {
     pub providers: Vec<Provider>,
     pub tensorrt: TensorRtConfig,
     pub cuda: CudaConfig,
+    pub openvino: OpenVinoConfig,
 }
 
 impl DetectorOptions {
@@ -61,6 +62,7 @@ impl DetectorOptions {
             providers: cfg.providers.clone(),
             tensorrt: cfg.tensorrt.clone(),
             cuda: cfg.cuda.clone(),
+            openvino: cfg.openvino.clone(),
         }
     }
 }

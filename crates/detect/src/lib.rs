@@ -27,9 +27,10 @@ pub use model::{HeadKind, ModelInfo};
 pub enum DetectError {
     #[error(
         "cannot load the ONNX Runtime library from {path}: {reason}. Set ORT_DYLIB_PATH to the path of \
-         libonnxruntime.so (scripts/setup.sh puts version {version} in ~/.cache/streetscope/onnxruntime/)"
+         libonnxruntime.so (scripts/setup.sh puts its builds in ~/.cache/streetscope/onnxruntime/ and, on x86-64, \
+         onnxruntime-openvino/)"
     )]
-    Runtime { path: String, version: &'static str, reason: String },
+    Runtime { path: String, reason: String },
     #[error("cannot load the model {path}: {reason}")]
     Model { path: String, reason: String },
     #[error("model {path}: unsupported outputs {shapes}: {reason}")]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use streetscope_contracts::config::Provider;
 use streetscope_detect::{Detector, DetectorOptions};
+use streetscope_testclips::{builtin_clip, default_bus_image_path, ClipRenderer, Sprite};
 
 fn model() -> PathBuf {
     let p = std::env::var_os("STREETSCOPE_MODEL")
@@ -33,6 +34,74 @@ fn cpu_only_runs_on_the_cpu() {
     let det = Detector::load(&model(), opts).unwrap();
     assert_eq!(det.provider(), Provider::Cpu);
     assert_eq!(det.info().names.len(), 6);
+}
+
+/// Where set-up installed ONNX Runtime's OpenVINO build (x86-64 unless
+/// STREETSCOPE_OPENVINO=0) and nothing else was asked for, the detector loads it
+/// and runs the vehicle model on OpenVINO, with the detections of the CPU
+/// provider (within float rounding) on bus.jpg and frames of both test clips.
+#[test]
+fn openvino_runs_the_model_with_the_cpu_providers_detections() {
+    let lib = streetscope_detect::runtime::library_path();
+    let expect_openvino = std::env::var_os("ORT_DYLIB_PATH").is_none()
+        && std::env::consts::ARCH == "x86_64"
+        && std::env::var("STREETSCOPE_OPENVINO").map_or(true, |v| v != "0");
+    if expect_openvino {
+        assert_eq!(lib, streetscope_detect::runtime::openvino_library(), "set-up installs the OpenVINO build here");
+    }
+    let model = model();
+    let load = |providers| {
+        let opts = DetectorOptions { providers, ..Default::default() };
+        Detector::load(&model, opts).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut ov = load(vec![Provider::Openvino, Provider::Cpu]);
+    if !expect_openvino && ov.provider() == Provider::Cpu {
+        eprintln!("{}: no OpenVINO provider; the detector fell back to the CPU", lib.display());
+        return;
+    }
+    assert_eq!(ov.provider(), Provider::Openvino);
+    let mut cpu = load(vec![Provider::Cpu]);
+    assert_eq!(cpu.provider(), Provider::Cpu);
+    let bus = default_bus_image_path();
+    let mut images = vec![image::open(&bus).unwrap_or_else(|e| panic!("{}: {e}", bus.display())).to_rgb8()];
+    let sprite = Sprite::load_bus(&bus).expect("bus.jpg (run scripts/setup.sh)");
+    for clip in ["one_bus", "two_way"] {
+        let spec = builtin_clip(clip).expect("built-in clip");
+        let renderer = ClipRenderer::new(&spec, &sprite);
+        images.extend((0..spec.frame_count()).step_by(15).map(|i| renderer.frame(i)));
+    }
+    let (w, h) = cpu.input_size();
+    let (mut n, mut worst_iou, mut worst_score) = (0, 1f32, 0f32);
+    for (i, img) in images.iter().enumerate() {
+        let (rgb, lb) = streetscope_detect::preprocess::letterbox_image(img, w, h);
+        let a = cpu.detect_rgb(&rgb, &lb).unwrap();
+        let b = ov.detect_rgb(&rgb, &lb).unwrap();
+        assert_eq!(a.len(), b.len(), "image {i}: {a:?} against {b:?}");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.class_id, y.class_id, "image {i}");
+            worst_iou = worst_iou.min(x.bbox.iou(&y.bbox));
+            worst_score = worst_score.max((x.score - y.score).abs());
+        }
+        n += a.len();
+    }
+    eprintln!(
+        "{} images, {n} detections: lowest IoU {worst_iou:.4}, largest score difference {worst_score:.4}",
+        images.len()
+    );
+    assert!(n >= 20, "the images hold vehicles: {n} detections");
+    assert!(worst_iou >= 0.97, "boxes moved: IoU {worst_iou}");
+    assert!(worst_score <= 0.01, "scores moved by {worst_score}");
+}
+
+/// An OpenVINO device that this machine lacks (a configuration written for
+/// another node) is skipped like a missing provider: the next one runs.
+#[test]
+fn an_openvino_device_that_is_not_there_falls_back_to_the_next_provider() {
+    let mut opts = DetectorOptions { providers: vec![Provider::Openvino, Provider::Cpu], ..Default::default() };
+    opts.openvino.device = "NPU".into();
+    let mut det = Detector::load(&model(), opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(det.provider(), Provider::Cpu);
+    assert!(det.warm_up().unwrap() > 0.0);
 }
 
 /// Whether the loaded ONNX Runtime has the CUDA provider (the GPU build).

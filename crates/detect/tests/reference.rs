@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
+use streetscope_contracts::config::Provider;
 use streetscope_contracts::Letterbox;
 use streetscope_detect::preprocess::letterbox_image;
 use streetscope_detect::{Detector, DetectorOptions, HeadKind};
@@ -56,7 +57,15 @@ fn agree(images: &[(String, RgbImage)]) -> (f32, f32, usize) {
     let dir = tempfile::tempdir().unwrap();
     let (mut ds, mut db, mut n) = (0f32, 0f32, 0);
     for class_aware in [false, true] {
-        let opts = DetectorOptions { confidence: 0.25, iou: 0.7, class_agnostic: !class_aware, ..Default::default() };
+        // The CPU provider, as the Python reference runs: this compares the detector's
+        // pre- and post-processing (providers.rs compares OpenVINO with the CPU).
+        let opts = DetectorOptions {
+            confidence: 0.25,
+            iou: 0.7,
+            class_agnostic: !class_aware,
+            providers: vec![Provider::Cpu],
+            ..Default::default()
+        };
         let mut det = Detector::load(&model_path(), opts).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(det.info().head, HeadKind::Segment { masks: 32 });
         let (w, h) = det.input_size();
