@@ -17,6 +17,11 @@
 #                                                  # Streetscope on a CPU variant against Python on
 #                                                  # det_fp16 and on the same variant; a side other
 #                                                  # than MODEL is named python:<file name>
+#   BENCH_PY_OPENVINO=1 scripts/bench-pipeline.sh ...
+#                                                  # and, per Python model, the same script on ONNX
+#                                                  # Runtime's OpenVINO build (the onnxruntime-openvino
+#                                                  # wheel set-up unpacks), as the detector runs by
+#                                                  # default on x86-64: side python[:<file>]:openvino
 #
 # The clip is the two_way test clip re-encoded once to 1280x720 (kept in
 # $STREETSCOPE_CACHE/bench/); its counting lines are the ground truth's.
@@ -93,17 +98,26 @@ for r in $(seq 1 "$REPEAT"); do
     "$BIN" run --config "$SPIN_CONFIG" --model "$MODEL" -o "$OUT/streetscope-spin.jsonl" --log-level warn >/dev/null
     summary streetscope-spin "$OUT/streetscope-spin.jsonl"
   fi
+  PROVIDERS=(cpu)
+  [ "${BENCH_PY_OPENVINO:-0}" = 1 ] && PROVIDERS+=(openvino)
   for PM in ${BENCH_PY_MODELS:-$MODEL}; do
-    SIDE=python
-    [ "$PM" = "$MODEL" ] || SIDE="python:$(basename "$PM")"
-    log "run $r: Python (OpenCV, onnxruntime, trackers, supervision), $(basename "$PM"); load $(cut -d' ' -f1-3 /proc/loadavg)"
-    "$PY" tools/python/pipeline_reference.py "$CLIP" --truth "$TRUTH" --model "$PM" --threads "$THREADS" \
-      --sample-fps 25 | SIDE=$SIDE "$PY" -c '
+    for PP in "${PROVIDERS[@]}"; do
+      SIDE=python
+      [ "$PM" = "$MODEL" ] || SIDE="python:$(basename "$PM")"
+      PYENV=()
+      if [ "$PP" = openvino ]; then
+        SIDE="$SIDE:openvino"
+        PYENV=(env "PYTHONPATH=$STREETSCOPE_CACHE/onnxruntime-openvino")
+      fi
+      log "run $r: Python (OpenCV, onnxruntime, trackers, supervision), $(basename "$PM"), $PP; load $(cut -d' ' -f1-3 /proc/loadavg)"
+      "${PYENV[@]}" "$PY" tools/python/pipeline_reference.py "$CLIP" --truth "$TRUTH" --model "$PM" --threads "$THREADS" \
+        --sample-fps 25 --provider "$PP" | SIDE=$SIDE "$PY" -c '
 import json, os, sys
 for l in sys.stdin:
     r = json.loads(l)
     r["side"] = os.environ["SIDE"]
     print(json.dumps(r), flush=True)' | tee -a "$OUT/runs.jsonl" >&2
+    done
   done
 done
 

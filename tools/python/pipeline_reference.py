@@ -81,12 +81,20 @@ def main():
     p.add_argument("--sample-fps", type=float, default=25.0)
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.7)
+    p.add_argument("--provider", choices=["cpu", "openvino"], default="cpu",
+                   help="openvino: ONNX Runtime's OpenVINO build (the onnxruntime-openvino wheel first on "
+                        "PYTHONPATH), device CPU, f32, the same threads")
     args = p.parse_args()
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
+    if args.provider == "openvino":
+        ov = {"device_type": "CPU", "num_of_threads": str(args.threads),
+              "load_config": json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": "f32"}})}
+        sess = ort.InferenceSession(args.model, so, providers=[("OpenVINOExecutionProvider", ov)])
+    else:
+        sess = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     size = inp.shape[2]
     # One run on a grey picture before the clock starts, as `streetscope run`
