@@ -16,11 +16,8 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRequire } from "node:module";
 import assert from "node:assert/strict";
-
-const require = createRequire(import.meta.url);
-const { chromium } = require("playwright-core");
+import { isLineColour, openBrowser, pageCounts, sleep } from "./common.mjs";
 
 const [bin, config] = process.argv.slice(2);
 const LATENCY_LIMIT_MS = 3000;
@@ -49,7 +46,6 @@ const killer = setTimeout(() => {
   process.exit(1);
 }, RUN_LIMIT_MS);
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function until(what, cond, ms = 60_000) {
   const t0 = Date.now();
   while (Date.now() - t0 < ms) {
@@ -73,24 +69,14 @@ function records() {
 }
 const keyOf = (c) => `${c.camera_id}/${c.track_id}/${c.line}/${c.direction_label}`;
 
-let browser;
+let session;
 let failed = false;
 try {
   const base = await until("the dashboard's address", () => stderr.match(/dashboard: (http:\/\/[^\s]+)\//)?.[1], 120_000);
   log("dashboard at", base);
-  const profile = mkdtempSync(join(tmpdir(), "streetscope-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  session = await openBrowser(base);
   // Nothing may leave for the internet: every request goes to the dashboard.
-  const foreign = [];
-  browser.on("request", (r) => {
-    if (!r.url().startsWith(base)) foreign.push(r.url());
-  });
+  const { browser, foreign } = session;
   const overview = await browser.newPage();
   await overview.goto(`${base}/`);
   const junction = await until("an intersection on the overview", () =>
@@ -169,8 +155,7 @@ try {
 
   async function pageFigures(page) {
     await page.locator('[data-testid="count"]').first().waitFor();
-    const counts = new Map(await page.locator('[data-testid="count"]').evaluateAll((rows) =>
-      rows.map((r) => [`${r.dataset.camera}|${r.dataset.line}|${r.dataset.direction}|${r.dataset.class}`, Number(r.dataset.count)])));
+    const counts = await pageCounts(page);
     const cells = await page.locator('[data-testid="turn"]').evaluateAll((tds) =>
       tds.map((t) => [`${t.dataset.from}|${t.dataset.to}|${t.dataset.class}`, Number(t.dataset.count)]));
     const turning = new Map(cells.filter(([, n]) => n > 0));
@@ -227,9 +212,8 @@ try {
     });
   }, cfgLines);
   for (const l of onLines) {
-    const near = (p) => Math.abs(p[0] - 255) < 40 && Math.abs(p[1] - 214) < 40 && p[2] < 80; // LINE_COLOUR (255, 214, 0), JPEG
-    assert.ok(near(l.on), `snapshot: line ${l.name} drawn (pixel ${l.on} in ${l.size})`);
-    assert.ok(!near(l.off), `snapshot: beside line ${l.name} is the picture (pixel ${l.off})`);
+    assert.ok(isLineColour(l.on), `snapshot: line ${l.name} drawn (pixel ${l.on} in ${l.size})`);
+    assert.ok(!isLineColour(l.off), `snapshot: beside line ${l.name} is the picture (pixel ${l.off})`);
   }
   log("snapshot shows the lines:", onLines.map((l) => `${l.name} ${l.on}`).join(", "));
 
@@ -257,7 +241,7 @@ try {
   failed = true;
   console.error(e);
 } finally {
-  if (browser) await browser.close().catch(() => {});
+  if (session) await session.close();
   clearTimeout(killer);
   if (!exited) {
     proc.kill("SIGINT");

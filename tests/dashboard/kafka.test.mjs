@@ -15,21 +15,16 @@
 //
 // usage: node kafka.test.mjs BASE_URL TOKEN EXPECTED_JSON [SCREENSHOTS_DIR]
 // env: NODE_PATH must hold playwright-core (scripts/install-browser-test.sh).
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createRequire } from "node:module";
 import assert from "node:assert/strict";
-
-const require = createRequire(import.meta.url);
-const { chromium } = require("playwright-core");
+import { isLineColour, openBrowser, pageCounts, sleep } from "./common.mjs";
 
 const [base, token, expectedPath, shots] = process.argv.slice(2);
 const want = JSON.parse(readFileSync(expectedPath, "utf8"));
 const LIVE_LIMIT_MS = 5000;
 const started = Date.now();
 const log = (...a) => console.error(`[kafka dashboard test ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function until(what, cond, ms = 15_000) {
   const t0 = Date.now();
   while (Date.now() - t0 < ms) {
@@ -44,22 +39,11 @@ const killer = setTimeout(() => {
   process.exit(1);
 }, 50_000);
 
-let browser;
-let profile;
+let session;
 let failed = false;
 try {
-  profile = mkdtempSync(join(tmpdir(), "streetscope-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const foreign = [];
-  browser.on("request", (r) => {
-    if (!r.url().startsWith(base)) foreign.push(r.url());
-  });
+  session = await openBrowser(base);
+  const { browser, foreign } = session;
 
   // The token once in the address; the dashboard sets its cookie and drops it from the address.
   const overview = await browser.newPage();
@@ -74,10 +58,8 @@ try {
   // The intersection page: the counts of the records, cell by cell.
   const page = await browser.newPage();
   await page.goto(`${base}/intersection/${encodeURIComponent(want.intersection)}`);
-  const counts = async () => new Map(await page.locator('[data-testid="count"]').evaluateAll((rows) =>
-    rows.map((r) => [`${r.dataset.camera}|${r.dataset.line}|${r.dataset.direction}|${r.dataset.class}`, Number(r.dataset.count)])));
   await page.locator('[data-testid="count"]').first().waitFor({ timeout: 15_000 });
-  assert.deepEqual(await counts(), new Map(Object.entries(want.counts)), "counts per line, direction and class");
+  assert.deepEqual(await pageCounts(page), new Map(Object.entries(want.counts)), "counts per line, direction and class");
   assert.equal(Number(await page.locator('[data-testid="total"]').textContent()), want.total, "total");
 
   // Live: the Rust side produces one more crossing once told.
@@ -107,9 +89,8 @@ try {
     return { size: [c.width, c.height], on: at((l.x1 + l.x2) / 2, (l.y1 + l.y2) / 2), off: at(0.05, 0.05) };
   }, want.line);
   assert.deepEqual(px.size, want.snapshot_size, "the picture, cut out of its letterbox");
-  const yellow = (p) => Math.abs(p[0] - 255) < 40 && Math.abs(p[1] - 214) < 40 && p[2] < 80; // LINE_COLOUR
-  assert.ok(yellow(px.on), `the counting line drawn (pixel ${px.on})`);
-  assert.ok(!yellow(px.off), `the picture beside it (pixel ${px.off})`);
+  assert.ok(isLineColour(px.on), `the counting line drawn (pixel ${px.on})`);
+  assert.ok(!isLineColour(px.off), `the picture beside it (pixel ${px.off})`);
   log(`camera page: frame ${want.snapshot_seq}, tracks #${want.track_ids.join(" #")}, line pixel ${px.on}`);
   assert.deepEqual(foreign, [], "no request left the dashboard");
 
@@ -122,8 +103,7 @@ try {
   failed = true;
   console.error(e);
 } finally {
-  if (browser) await browser.close().catch(() => {});
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (session) await session.close();
   clearTimeout(killer);
   process.exit(failed ? 1 : 0);
 }

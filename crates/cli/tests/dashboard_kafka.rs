@@ -5,10 +5,13 @@
 //! and with tokens nothing is served without one.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use streetscope_contracts::kafka::KafkaConfig;
 use streetscope_contracts::records::{CrossingEvent, ResultRecord, SCHEMA_VERSION};
 use streetscope_contracts::Direction;
 use streetscope_testbroker::TestBroker;
@@ -23,6 +26,84 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The test broker with Streetscope's topics, the cluster configuration
+/// file that names it, and a producer of the records the dashboard reads.
+/// Fields drop in this order: the producer before its runtime, the broker
+/// before its folder.
+struct Topics {
+    producer: Producer,
+    rt: tokio::runtime::Runtime,
+    kafka: KafkaConfig,
+    /// The test's start, Unix milliseconds: the records' capture times.
+    now: i64,
+    cfg_path: PathBuf,
+    _broker: TestBroker,
+    dir: tempfile::TempDir,
+}
+
+impl Topics {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = TestBroker::start(&dir.path().join("broker"));
+        let cfg_path = dir.path().join("cluster.toml");
+        std::fs::write(&cfg_path, format!("[kafka]\nbrokers = \"{}\"\n", broker.brokers())).unwrap();
+        let kafka = streetscope_contracts::cluster::ClusterConfig::from_toml_str(
+            &std::fs::read_to_string(&cfg_path).unwrap(),
+            "t",
+            None,
+        )
+        .unwrap()
+        .kafka;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let producer = Producer::new(&kafka, Role::RecordProducer).unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        rt.block_on(ensure_topics(&kafka)).unwrap();
+        Self { producer, rt, kafka, now, cfg_path, _broker: broker, dir }
+    }
+
+    /// Produces `value` (None: a tombstone) and waits until it is durable.
+    fn send(&self, topic: &str, key: &str, value: Option<&[u8]>) {
+        self.rt.block_on(self.producer.send_durable(topic, key, value, &[])).unwrap();
+    }
+
+    /// `streetscope dashboard` on these topics, with a read token: the
+    /// process, its address once it has logged its first line, and the lines
+    /// it logs.
+    fn dashboard(&self) -> (Proc, String, Receiver<String>) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tokens = self.dir.path().join("tokens");
+        std::fs::write(&tokens, format!("{TOKEN} read\n")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streetscope"))
+            .args(["dashboard", "--cluster"])
+            .arg(&self.cfg_path)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--tokens-file"])
+            .arg(&tokens)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let dashboard = Proc(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let _ = rx.recv_timeout(Duration::from_secs(30)).expect("the dashboard starts");
+        (dashboard, format!("http://127.0.0.1:{port}"), rx)
+    }
+}
+
+/// The registry's camera `cam-ne` with its counting line `stop`.
+fn camera_ne() -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": "cam-ne", "intersection": "main-and-5th", "source": "rtsp://cam.invalid/ne", "sample_fps": 10,
+        "lines": [{ "name": "stop", "start": [0.1, 0.5], "end": [0.9, 0.5], "forward": "northbound", "backward": "southbound" }],
+        "enabled": true
+    }))
+    .unwrap()
 }
 
 fn crossing(track: u64, dir: Direction, t: i64) -> Vec<u8> {
@@ -70,73 +151,22 @@ fn until(what: &str, limit: Duration, mut f: impl FnMut() -> Option<Value>) -> V
 
 #[test]
 fn the_dashboard_reads_the_day_so_far_then_follows_live() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = TestBroker::start(&dir.path().join("broker"));
-    let cfg_path = dir.path().join("cluster.toml");
-    std::fs::write(&cfg_path, format!("[kafka]\nbrokers = \"{}\"\n", broker.brokers())).unwrap();
-    let cluster = streetscope_contracts::cluster::ClusterConfig::from_toml_str(
-        &std::fs::read_to_string(&cfg_path).unwrap(),
-        "t",
-        None,
-    )
-    .unwrap();
-    let kafka = cluster.kafka.clone();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let producer = Producer::new(&kafka, Role::RecordProducer).unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    let camera = serde_json::json!({
-        "id": "cam-ne", "intersection": "main-and-5th", "source": "rtsp://cam.invalid/ne", "sample_fps": 10,
-        "lines": [{ "name": "stop", "start": [0.1, 0.5], "end": [0.9, 0.5], "forward": "northbound", "backward": "southbound" }],
-        "enabled": true
-    });
+    let topics = Topics::start();
+    let (t, now) = (&topics.kafka.topics, topics.now);
     let gone =
         serde_json::json!({ "id": "cam-gone", "intersection": "main-and-5th", "source": "rtsp://cam.invalid/x" });
-    rt.block_on(async {
-        ensure_topics(&kafka).await.unwrap();
-        let t = &kafka.topics;
-        producer
-            .send_durable(&t.cameras.name, "cam-ne", Some(&serde_json::to_vec(&camera).unwrap()), &[])
-            .await
-            .unwrap();
-        producer
-            .send_durable(&t.cameras.name, "cam-gone", Some(&serde_json::to_vec(&gone).unwrap()), &[])
-            .await
-            .unwrap();
-        producer.send_durable(&t.cameras.name, "cam-gone", None, &[]).await.unwrap();
-        // Before the dashboard starts: three crossings, one of them delivered twice.
-        for (track, dir) in
-            [(1, Direction::Forward), (2, Direction::Forward), (3, Direction::Backward), (1, Direction::Forward)]
-        {
-            producer
-                .send_durable(&t.events.name, "main-and-5th", Some(&crossing(track, dir, now - 60_000)), &[])
-                .await
-                .unwrap();
-        }
-        producer.send_durable(&t.events.name, "main-and-5th", Some(b"{not a record"), &[]).await.unwrap();
-    });
+    topics.send(&t.cameras.name, "cam-ne", Some(&camera_ne()));
+    topics.send(&t.cameras.name, "cam-gone", Some(&serde_json::to_vec(&gone).unwrap()));
+    topics.send(&t.cameras.name, "cam-gone", None);
+    // Before the dashboard starts: three crossings, one of them delivered twice.
+    for (track, dir) in
+        [(1, Direction::Forward), (2, Direction::Forward), (3, Direction::Backward), (1, Direction::Forward)]
+    {
+        topics.send(&t.events.name, "main-and-5th", Some(&crossing(track, dir, now - 60_000)));
+    }
+    topics.send(&t.events.name, "main-and-5th", Some(b"{not a record"));
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN} read\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streetscope"))
-        .args(["dashboard", "--cluster"])
-        .arg(&cfg_path)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--tokens-file"])
-        .arg(&tokens)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _proc = Proc(child);
-    let lines = BufReader::new(stderr).lines();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    let _ = rx.recv_timeout(Duration::from_secs(30)).expect("the dashboard starts");
+    let (_proc, base, _log) = topics.dashboard();
 
     // Tokens: none, or a wrong one, is refused; health is open.
     assert_eq!(get(&format!("{base}/api/page"), None).unwrap_err(), 401);
@@ -162,12 +192,7 @@ fn the_dashboard_reads_the_day_so_far_then_follows_live() {
 
     // Live: a crossing produced now shows within a few seconds.
     let sent = Instant::now();
-    rt.block_on(async {
-        producer
-            .send_durable(&kafka.topics.events.name, "main-and-5th", Some(&crossing(4, Direction::Backward, now)), &[])
-            .await
-            .unwrap();
-    });
+    topics.send(&t.events.name, "main-and-5th", Some(&crossing(4, Direction::Backward, now)));
     until("the live crossing", Duration::from_secs(10), || {
         page("page=intersection&id=main-and-5th").filter(|v| v["total"] == 4)
     });
@@ -231,40 +256,17 @@ fn the_kafka_dashboard_in_a_browser() {
     assert!(install.status.success(), "installing the browser: {}", String::from_utf8_lossy(&install.stderr));
     let node_path = String::from_utf8(install.stdout).unwrap().lines().last().unwrap().to_owned();
 
-    let dir = tempfile::tempdir().unwrap();
-    let broker = TestBroker::start(&dir.path().join("broker"));
-    let cfg_path = dir.path().join("cluster.toml");
-    std::fs::write(&cfg_path, format!("[kafka]\nbrokers = \"{}\"\n", broker.brokers())).unwrap();
-    let kafka = streetscope_contracts::cluster::ClusterConfig::from_toml_str(
-        &std::fs::read_to_string(&cfg_path).unwrap(),
-        "t",
-        None,
-    )
-    .unwrap()
-    .kafka;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let producer = Producer::new(&kafka, Role::RecordProducer).unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let topics = Topics::start();
+    let (t, now) = (&topics.kafka.topics, topics.now);
     let line = serde_json::json!({ "x1": 0.1, "y1": 0.5, "x2": 0.9, "y2": 0.5 });
-    let camera = serde_json::json!({
-        "id": "cam-ne", "intersection": "main-and-5th", "source": "rtsp://cam.invalid/ne", "sample_fps": 10,
-        "lines": [{ "name": "stop", "start": [0.1, 0.5], "end": [0.9, 0.5], "forward": "northbound", "backward": "southbound" }],
-        "enabled": true
-    });
     let (picture, overlay) = snapshot_messages(500, now - 1_000);
-    rt.block_on(async {
-        ensure_topics(&kafka).await.unwrap();
-        let t = &kafka.topics;
-        let camera = serde_json::to_vec(&camera).unwrap();
-        producer.send_durable(&t.cameras.name, "cam-ne", Some(&camera), &[]).await.unwrap();
-        for (track, dir) in [(1, Direction::Forward), (2, Direction::Forward), (3, Direction::Backward)] {
-            let c = crossing(track, dir, now - 60_000);
-            producer.send_durable(&t.events.name, "main-and-5th", Some(&c), &[]).await.unwrap();
-        }
-        // The overlay before its picture: the dashboard joins them either way.
-        producer.send_durable(&t.camera_snapshots.name, "cam-ne", Some(&overlay), &[]).await.unwrap();
-        producer.send_durable(&t.camera_snapshots.name, "cam-ne", Some(&picture), &[]).await.unwrap();
-    });
+    topics.send(&t.cameras.name, "cam-ne", Some(&camera_ne()));
+    for (track, dir) in [(1, Direction::Forward), (2, Direction::Forward), (3, Direction::Backward)] {
+        topics.send(&t.events.name, "main-and-5th", Some(&crossing(track, dir, now - 60_000)));
+    }
+    // The overlay before its picture: the dashboard joins them either way.
+    topics.send(&t.camera_snapshots.name, "cam-ne", Some(&overlay));
+    topics.send(&t.camera_snapshots.name, "cam-ne", Some(&picture));
     let expected = serde_json::json!({
         "intersection": "main-and-5th",
         "camera": "cam-ne",
@@ -275,30 +277,10 @@ fn the_kafka_dashboard_in_a_browser() {
         "track_ids": [2],
         "line": line,
     });
-    let expected_path = dir.path().join("expected.json");
+    let expected_path = topics.dir.path().join("expected.json");
     std::fs::write(&expected_path, expected.to_string()).unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN} read\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streetscope"))
-        .args(["dashboard", "--cluster"])
-        .arg(&cfg_path)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--tokens-file"])
-        .arg(&tokens)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _dashboard = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let _ = rx.recv_timeout(Duration::from_secs(30)).expect("the dashboard starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let (_dashboard, base, rx) = topics.dashboard();
 
     let mut node = Command::new("timeout")
         .args(["60", "node", "tests/dashboard/kafka.test.mjs", &base, TOKEN])
@@ -318,10 +300,7 @@ fn the_kafka_dashboard_in_a_browser() {
     for l in BufReader::new(out).lines().map_while(Result::ok) {
         if l.trim() == "READY" && !ready {
             ready = true;
-            rt.block_on(async {
-                let c = crossing(4, Direction::Backward, now);
-                producer.send_durable(&kafka.topics.events.name, "main-and-5th", Some(&c), &[]).await.unwrap();
-            });
+            topics.send(&t.events.name, "main-and-5th", Some(&crossing(4, Direction::Backward, now)));
         }
     }
     let status = node.0.wait().unwrap();
