@@ -318,6 +318,37 @@ fn a_bad_config_names_the_field_and_the_value() {
     assert!(!res.status.success() && stderr.contains("--line \"oops=1,2\""), "{stderr}");
 }
 
+/// A pipeline config's relative paths (the clip, the model, the results file)
+/// are taken from the config's folder, whatever the working directory: the
+/// run is started in `/` (crates/contracts/src/paths.rs).
+#[test]
+fn a_configs_relative_paths_are_taken_from_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("out")).unwrap();
+    let clip = repo().join("test-videos/out/one_bus.mp4");
+    std::os::unix::fs::symlink(need(&clip), site.join("clip.mp4")).unwrap();
+    let model = cache().join("models/yolo11n_det_fp16.onnx");
+    std::os::unix::fs::symlink(need(&model), site.join("model.onnx")).unwrap();
+    let cfg = site.join("city.toml");
+    std::fs::write(
+        &cfg,
+        "[[cameras]]\nid = \"cam\"\nintersection = \"x\"\nsource = \"clip.mp4\"\nsample_fps = 5\n\
+         [detector]\nmodel = \"model.onnx\"\n[output]\npath = \"out/results.jsonl\"\n",
+    )
+    .unwrap();
+    let res = Command::new("timeout")
+        .args(["120", BIN, "run", "--config", cfg.to_str().unwrap()])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("model {}", site.join("model.onnx").display())), "{stderr}");
+    let results = std::fs::read_to_string(site.join("out/results.jsonl")).expect("results beside the config");
+    assert!(results.lines().last().unwrap().contains("\"record\":\"summary\""), "{results}");
+}
+
 #[test]
 fn a_missing_onnx_runtime_names_the_path_and_the_variable() {
     let bus = cache().join("assets/bus.jpg");
