@@ -27,6 +27,7 @@ use ort::logging::LogLevel;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
+use streetscope_contracts::config::Provider;
 
 struct Config {
     name: String,
@@ -57,7 +58,7 @@ fn build(model: &str, spec: &str) -> ort::Result<Config> {
     if let Some(t) = spec.strip_prefix("python:") {
         return Ok(python(model, t));
     }
-    let env = streetscope_detect::runtime::environment().expect("ONNX Runtime");
+    let env = streetscope_detect::runtime::environment(&[Provider::Cpu]).expect("ONNX Runtime");
     let mut b = Session::builder(env)?;
     let mut arena = false;
     let mut cpu_ep = true;

@@ -77,7 +77,7 @@ impl Model {
     /// Loads `path` with the execution providers of `opts`, in order, falling back
     /// past any that this ONNX Runtime lacks or that fails to start.
     pub fn load(path: &Path, opts: &DetectorOptions) -> Result<Model, DetectError> {
-        let env = crate::runtime::environment()?;
+        let env = crate::runtime::environment(&opts.providers)?;
         let p = path.display().to_string();
         let merr = |reason: String| DetectError::Model { path: p.clone(), reason };
         if !path.is_file() {

@@ -1,13 +1,20 @@
 //! Loading ONNX Runtime. The library is loaded at run time (ort's `load-dynamic`)
 //! so that the CPU and GPU builds differ only in the library they ship.
 //!
-//! Which library, once per process: `ORT_DYLIB_PATH` where set (the images set
-//! it); else ONNX Runtime's OpenVINO build where set-up installed it (x86-64:
-//! the OpenVINO provider, 1.7x the CPU provider on the vehicle model, and the
-//! CPU provider too); else the plain CPU build.
+//! Two builds: the plain one (`ORT_DYLIB_PATH`, else set-up's `onnxruntime`
+//! wheel; the GPU images set it to the GPU build) and ONNX Runtime's OpenVINO
+//! build (`ORT_OPENVINO_DYLIB_PATH`, else set-up's `onnxruntime-openvino` wheel
+//! on x86-64). A detector whose providers name `openvino` loads the OpenVINO
+//! build where there is one — unless `ORT_DYLIB_PATH` alone is set, an
+//! operator's explicit choice. The plain build otherwise: its own CPU provider
+//! (1.31) is faster than the OpenVINO build's (1.24) on the vehicle model
+//! (docs/benchmarks.md). One library per process: the first detector loaded
+//! decides.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+
+use streetscope_contracts::config::Provider;
 
 use crate::DetectError;
 
@@ -19,25 +26,60 @@ pub const ORT_VERSION: &str = "1.31.1";
 /// `ort` crate speaks API 24, which both versions serve.
 pub const ORT_OPENVINO_VERSION: &str = "1.24.1";
 
-/// Where set-up puts the OpenVINO build: the wheel unpacked in
-/// `onnxruntime-openvino/` (its Python binding is the limit `bench detect`
-/// compares with), the library, its OpenVINO provider and OpenVINO's plugins
-/// side by side in `onnxruntime/capi/` (they find each other by `$ORIGIN`).
+/// The OpenVINO build: `ORT_OPENVINO_DYLIB_PATH` (the CPU image sets it), else
+/// where set-up unpacks the wheel — in `onnxruntime-openvino/` (its Python
+/// binding is what `bench detect` compares with), the library, its OpenVINO
+/// provider and OpenVINO's plugins side by side in `onnxruntime/capi/` (they
+/// find each other by `$ORIGIN`).
 pub fn openvino_library() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_OPENVINO_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
     cache_dir().join("onnxruntime-openvino/onnxruntime/capi").join(format!("libonnxruntime.so.{ORT_OPENVINO_VERSION}"))
 }
 
-/// The library this process loads: `ORT_DYLIB_PATH`, else the OpenVINO build
-/// where it is installed, else the plain build.
-pub fn library_path() -> PathBuf {
+/// The plain (or GPU) build: `ORT_DYLIB_PATH`, else set-up's.
+pub fn plain_library() -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return PathBuf::from(p);
     }
-    let openvino = openvino_library();
-    if openvino.is_file() {
-        return openvino;
-    }
     cache_dir().join("onnxruntime").join(format!("libonnxruntime.so.{ORT_VERSION}"))
+}
+
+/// The library a detector with `providers` loads (see the module's docs).
+pub fn library_for(providers: &[Provider]) -> PathBuf {
+    let openvino = openvino_library();
+    let env = |k| std::env::var_os(k).is_some();
+    match choose(providers, env("ORT_DYLIB_PATH"), env("ORT_OPENVINO_DYLIB_PATH"), openvino.is_file()) {
+        Build::OpenVino => openvino,
+        Build::Plain => plain_library(),
+    }
+}
+
+/// Which build of ONNX Runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    Plain,
+    OpenVino,
+}
+
+/// The rule of [`library_for`]: the OpenVINO build for a detector that names
+/// `openvino`, where there is one, unless only the plain build was named.
+fn choose(providers: &[Provider], plain_named: bool, openvino_named: bool, openvino_present: bool) -> Build {
+    let only_plain_named = plain_named && !openvino_named;
+    if providers.contains(&Provider::Openvino) && openvino_present && !only_plain_named {
+        Build::OpenVino
+    } else {
+        Build::Plain
+    }
+}
+
+/// The library this process loaded, or would load for the default providers.
+pub fn library_path() -> PathBuf {
+    match LOADED.get() {
+        Some((path, _)) => path.clone(),
+        None => library_for(&Provider::ALL),
+    }
 }
 
 /// `$STREETSCOPE_CACHE`, else `~/.cache/streetscope`.
@@ -49,17 +91,51 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("streetscope")
 }
 
-static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+static LOADED: OnceLock<(PathBuf, Result<ort::environment::Environment, String>)> = OnceLock::new();
 
-/// The process-wide ONNX Runtime environment, loading the library on first use.
-pub fn environment() -> Result<&'static ort::environment::Environment, DetectError> {
-    let path = library_path();
-    let env = ENV.get_or_init(|| {
-        if !path.is_file() {
-            return Err("no such file".to_owned());
-        }
-        let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
-        builder.with_name("streetscope").build().map_err(|e| e.to_string())
+/// The process-wide ONNX Runtime environment, loading the library for
+/// `providers` on first use; later calls share it (and say so where they would
+/// have chosen the other build).
+pub fn environment(providers: &[Provider]) -> Result<&'static ort::environment::Environment, DetectError> {
+    let wanted = library_for(providers);
+    let (path, env) = LOADED.get_or_init(|| {
+        let env = if !wanted.is_file() {
+            Err("no such file".to_owned())
+        } else {
+            ort::init_from(&wanted)
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.with_name("streetscope").build().map_err(|e| e.to_string()))
+        };
+        (wanted.clone(), env)
     });
+    if *path != wanted {
+        tracing::info!(
+            "this process already loaded {}; {} (for providers {providers:?}) is not loaded beside it",
+            path.display(),
+            wanted.display()
+        );
+    }
     env.as_ref().map_err(|reason| DetectError::Runtime { path: path.display().to_string(), reason: reason.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openvino_build_is_loaded_for_detectors_that_name_openvino() {
+        use Provider::*;
+        // Set-up's builds, nothing named: OpenVINO where it is listed and installed.
+        assert_eq!(choose(&Provider::ALL, false, false, true), Build::OpenVino);
+        assert_eq!(choose(&[Openvino, Cpu], false, false, true), Build::OpenVino);
+        assert_eq!(choose(&[Openvino, Cpu], false, false, false), Build::Plain);
+        // The plain build's CPU provider is the faster one: `cpu` alone loads it.
+        assert_eq!(choose(&[Cpu], false, false, true), Build::Plain);
+        assert_eq!(choose(&[Tensorrt, Cuda, Cpu], false, false, true), Build::Plain);
+        // The GPU image names its build only: the operator's choice stands.
+        assert_eq!(choose(&Provider::ALL, true, false, true), Build::Plain);
+        // The CPU image names both.
+        assert_eq!(choose(&Provider::ALL, true, true, true), Build::OpenVino);
+        assert_eq!(choose(&[Cpu], true, true, true), Build::Plain);
+    }
 }
