@@ -21,10 +21,11 @@ cd "$(dirname "$0")/.."
 CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
 TARGET=${CARGO_TARGET_DIR:-$CACHE/target}
 IMAGES=$CACHE/images
-# ONNX Runtime's OpenVINO build (scripts/setup.sh unpacks its wheel): the
-# library the CPU image's detectors load. It runs the OpenVINO provider (1.7x
-# ONNX Runtime's CPU provider on the vehicle model, same detections) and the
-# CPU provider; only the files the CPU device needs are packaged.
+ORT_VERSION=1.31.1
+# ONNX Runtime's OpenVINO build (scripts/setup.sh unpacks its wheel): what the
+# CPU image's detectors load when their providers name openvino (the default;
+# 1.17x the plain build's CPU provider on the vehicle model, same detections).
+# Only the files the CPU device needs are packaged.
 ORT_OPENVINO_VERSION=1.24.1
 OV_LIBS=(libonnxruntime.so.$ORT_OPENVINO_VERSION libonnxruntime_providers_shared.so
   libonnxruntime_providers_openvino.so libopenvino.so.2541 libopenvino_onnx_frontend.so.2541
@@ -91,6 +92,7 @@ fi
 
 # 2. The build context: what the Dockerfile packages.
 BIN=$TARGET/release/streetscope
+ORT=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
 OV_DIR=$CACHE/onnxruntime-openvino/onnxruntime/capi
 # The binary's default model (det_fp16: the vehicle model cut to boxes and
 # classes; same detections, 1.37x faster on CPU; docs/benchmarks.md), made from
@@ -99,7 +101,7 @@ OV_DIR=$CACHE/onnxruntime-openvino/onnxruntime/capi
 MODEL=$CACHE/models/yolo11n_det_fp16.onnx
 [ -f "$CACHE/models/yolo11n_seg_fp16.onnx" ] && scripts/model-variants.sh --default >&2
 ASSET=$CACHE/assets/bus.jpg
-for f in "$BIN" "${OV_LIBS[@]/#/$OV_DIR/}" "$MODEL" "$ASSET"; do
+for f in "$BIN" "$ORT" "${OV_LIBS[@]/#/$OV_DIR/}" "$MODEL" "$ASSET"; do
   [ -f "$f" ] || { echo "missing $f: run scripts/setup.sh first" >&2; exit 1; }
 done
 CTX=$IMAGES/context
@@ -108,6 +110,7 @@ rm -rf "$CTX" && mkdir -p "$CTX/bin" "$CTX/lib/openvino" "$CTX/models" "$CTX/ass
 # Stripped here (the build host has binutils; the image does not need them):
 # 127 MB with symbols, about a third of that without.
 strip --strip-unneeded -o "$CTX/bin/streetscope" "$BIN"
+ln -f "$ORT" "$CTX/lib/libonnxruntime.so.$ORT_VERSION" 2>/dev/null || cp "$ORT" "$CTX/lib/libonnxruntime.so.$ORT_VERSION"
 for f in "${OV_LIBS[@]}"; do
   ln -f "$OV_DIR/$f" "$CTX/lib/openvino/$f" 2>/dev/null || cp "$OV_DIR/$f" "$CTX/lib/openvino/$f"
 done

@@ -159,8 +159,11 @@ def test_detector_finds_the_bus_in_the_image(rootfs):
     assert r.returncode == 0, r.stdout + r.stderr
     found = re.findall(r"^\s+(\w+)\s+([0-9.]+)\s+\[", r.stdout, re.M)
     assert any(name == "bus" and float(score) > 0.3 for name, score in found), r.stdout
-    # The CPU image's library is ONNX Runtime's OpenVINO build: the detector runs there.
+    # The default providers name openvino: the detector loads the image's OpenVINO build.
     assert "model loaded on openvino" in r.stderr, r.stderr
+    # `cpu` alone loads the plain build (its CPU provider is the faster one).
+    r = jailed(rootfs, ["streetscope", "detect", "--providers", "cpu", "/opt/streetscope/assets/bus.jpg"], timeout=300)
+    assert r.returncode == 0 and "model loaded on cpu" in r.stderr, r.stdout + r.stderr
 
 
 def free_port() -> int:
