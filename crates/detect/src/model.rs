@@ -180,7 +180,8 @@ fn register<E: ExecutionProvider>(make: impl FnOnce() -> E, builder: &mut Sessio
             "not in this ONNX Runtime build ({}); {}",
             crate::runtime::library_path().display(),
             if E::NAME == "OpenVINOExecutionProvider" {
-                "scripts/setup.sh installs ONNX Runtime's OpenVINO build on x86-64"
+                "a detector naming openvino loads ONNX Runtime's OpenVINO build where there is one \
+                 (scripts/setup.sh installs it on x86-64; ORT_OPENVINO_DYLIB_PATH names another)"
             } else {
                 "the GPU images ship one that has it"
             }
