@@ -1336,7 +1336,29 @@ fn a_soak_keeps_every_stage_s_memory_flat() {
     let bound = (10.0 * LIVE_FPS) as u64 * cameras as u64;
     assert!(*lags.last().unwrap() <= bound, "the detectors' lag grows: {lags:?} (bound {bound})\n{report}");
     for (i, id) in ids.iter().enumerate() {
-        assert!(at_end[i] > at_warm[i], "{id} was not counted after warm-up\n{report}");
+        if at_end[i] <= at_warm[i] {
+            // What each stage knew of the camera: its frame counters and drops on the
+            // detector, its warnings in the ingest and detect logs.
+            let metrics = c.detect[0].get("/metrics");
+            let about: Vec<&str> = metrics.lines().filter(|l| l.contains(id.as_str()) && !l.starts_with('#')).collect();
+            let logs: Vec<String> = [&c.ingest[0], &c.detect[0]]
+                .iter()
+                .flat_map(|p| {
+                    let text = p.log_text();
+                    let lines: Vec<String> = text
+                        .lines()
+                        .filter(|l| l.contains(id.as_str()) || l.contains("WARN") || l.contains("ERROR"))
+                        .map(|l| format!("{}: {l}", p.name))
+                        .collect();
+                    lines.into_iter().rev().take(25).rev().collect::<Vec<_>>()
+                })
+                .collect();
+            panic!(
+                "{id} was not counted after warm-up\n{report}detector metrics of {id}:\n{}\nlogs:\n{}",
+                about.join("\n"),
+                logs.join("\n")
+            );
+        }
     }
     let dead = read_log(&c.kafka, &c.kafka.topics.dlq.name, None).map(|r| r.len()).unwrap_or(0);
     assert_eq!(dead, 0, "dead letters during the soak\n{report}");
