@@ -475,9 +475,22 @@ max_backoff_s = 2
             .chain(&self.detect)
             .chain(&self.ingest)
             .map(|p| {
+                // The heartbeat lines every few seconds would fill the tail: what
+                // happened, and the stage's own view of its cameras, tell more.
                 let t = p.log_text();
-                let tail: Vec<&str> = t.lines().rev().take(15).collect();
-                format!("--- {} ---\n{}", p.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                let tail: Vec<&str> = t.lines().filter(|l| !l.contains(" running ")).rev().take(25).collect();
+                let status = t
+                    .split("status: http://")
+                    .nth(1)
+                    .and_then(|rest| rest.split('/').next())
+                    .and_then(|addr| ureq::get(&format!("http://{addr}/status")).call().ok())
+                    .and_then(|mut r| r.body_mut().read_to_string().ok())
+                    .unwrap_or_else(|| "(no answer)".into());
+                format!(
+                    "--- {} ---\n{}\n/status: {status}",
+                    p.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
             })
             .collect();
         let broker = self.broker.log();
