@@ -1307,7 +1307,11 @@ fn a_soak_keeps_every_stage_s_memory_flat() {
     let at_warm = at_warm.expect("warm-up ends before the run does");
     let at_end = crossings(&c);
 
-    // Flat: the largest RSS of the second half after warm-up against the largest of the first half.
+    // Flat: the floor (smallest RSS) of the second half after warm-up against the
+    // floor of the first half. A leak lifts the floor with everything else; the
+    // transient peaks do not count (ingest rebuilds a GStreamer pipeline each
+    // time a looping live camera reconnects: its RSS swings by ~10 MiB, 91-101
+    // MiB in one run, and a peak-against-peak check failed on that at +6 %).
     let after: Vec<_> = samples.iter().filter(|(t, ..)| *t >= warm).collect();
     let (first, second) = after.split_at(after.len() / 2);
     assert!(!first.is_empty() && !second.is_empty(), "too few samples: {samples:?}");
@@ -1319,16 +1323,18 @@ fn a_soak_keeps_every_stage_s_memory_flat() {
     );
     let mut grown = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let max = |s: &[&(Duration, [u64; 3], Option<u64>)]| s.iter().map(|(_, r, _)| r[i]).max().unwrap();
-        let (a, b) = (max(first), max(second));
+        let rss = |s: &[&(Duration, [u64; 3], Option<u64>)]| s.iter().map(|(_, r, _)| r[i]).collect::<Vec<_>>();
+        let (one, two) = (rss(first), rss(second));
+        let (a, b) = (*one.iter().min().unwrap(), *two.iter().min().unwrap());
+        let (pa, pb) = (*one.iter().max().unwrap(), *two.iter().max().unwrap());
         let growth = b as f64 / a as f64 - 1.0;
         report += &format!(
-            "  {name:<9} RSS at start {:>7} KiB, after warm-up max {a:>7} KiB, end max {b:>7} KiB, growth {:+.2} %\n",
+            "  {name:<9} RSS at start {:>7} KiB; after warm-up floor {a:>7} KiB (peak {pa}), second half floor {b:>7} KiB (peak {pb}), floor growth {:+.2} %\n",
             samples[0].1[i],
             growth * 100.0
         );
         if growth > 0.05 {
-            grown.push(format!("{name} {a} -> {b} KiB ({:+.1} %)", growth * 100.0));
+            grown.push(format!("{name} floor {a} -> {b} KiB ({:+.1} %)", growth * 100.0));
         }
     }
     for (i, name) in names.iter().enumerate() {
