@@ -166,7 +166,12 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig) -> anyhow::Result<ExitCode>
                 let last_seq = match fwd { Some(f) => f.await.ok().flatten(), None => None };
                 match outcome {
                     Ok(rep) if !rep.stopped => {
-                        let Some(intersection) = cameras.ended(&id) else { continue };
+                        let Some(intersection) = cameras.ended(&id) else {
+                            // Its partition moved away (or the camera was removed)
+                            // while it ran: the pod that has it now owns its end.
+                            tracing::info!(camera = %id, frames = rep.frames, "recording ended after the camera left this pod: no end-of-stream sent from here");
+                            continue;
+                        };
                         let marker = EndOfStream { camera_id: id.clone(), intersection_id: intersection, last_seq };
                         let json = serde_json::to_vec(&marker).expect("serialisable");
                         let topic = &cfg.kafka.topics.frames.name;
