@@ -524,6 +524,22 @@ async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -
     Ok((det, fps))
 }
 
+/// The stage's preprocessing of one frame on one thread (what each worker does
+/// beside the model's threads): median ms over five passes of every frame.
+fn preprocess_cost(det: &Detector, frames: &[Frame]) -> anyhow::Result<f64> {
+    let pre = det.preprocessor();
+    let mut out = vec![0f32; pre.len()];
+    let mut passes = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for f in frames {
+            pre.prepare(f, &mut out)?;
+        }
+        passes.push(t.elapsed().as_secs_f64() * 1e3 / frames.len() as f64);
+    }
+    Ok(median(passes))
+}
+
 /// Per-frame latency of the stage with one frame in flight (ms, sorted).
 async fn stage_latency(det: Detector, frames: &[Frame], opts: StageOptions) -> anyhow::Result<(Detector, Vec<f64>)> {
     let (tx, rx) = channel::<Frame>("frames", 1, FullPolicy::Block);
@@ -607,6 +623,7 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     }
     drop(python);
     let (d, lat) = rt.block_on(stage_latency(det, &frames, opts.clone()))?;
+    let pre = preprocess_cost(&d, &frames)?;
     drop(d);
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
@@ -618,6 +635,7 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     ]);
     t.add_row(vec!["detect stage, JPEG in → detections (frames/s)".to_owned(), format!("{:.2}", median(stage_fps))]);
     t.add_row(vec!["ratio stage / best bare run (median of runs)".to_owned(), format!("{:.3}", median(ratios))]);
+    t.add_row(vec!["preprocess on one thread: JPEG decode + tensor fill (ms/frame)".to_owned(), format!("{pre:.2}")]);
     t.add_row(vec!["latency p50, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.5))]);
     t.add_row(vec!["latency p99, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.99))]);
     println!("{t}");
