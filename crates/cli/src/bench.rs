@@ -18,8 +18,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use streetscope_contracts::config::{OpenVinoConfig, OpenVinoPrecision, Provider};
-use streetscope_contracts::{CaptureClock, Frame, FrameDetections, FrameEncoding};
-use streetscope_detect::preprocess::letterbox_image;
+use streetscope_contracts::{Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
 use streetscope_detect::{Detector, DetectorOptions};
 use streetscope_telemetry::StageMeter;
@@ -101,8 +100,9 @@ pub struct DetectBench {
     /// Measurements of each kind; medians are reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// JPEG quality of the frames (as ingest would encode them).
-    #[arg(long, default_value_t = 90)]
+    /// JPEG quality of the frames, encoded by ingest's own path (default: the
+    /// ingest pods' quality).
+    #[arg(long, default_value_t = crate::cluster::ingest::DEFAULT_JPEG_QUALITY)]
     quality: u8,
     /// TensorRT engine cache folder (default: `engines/` in the cache folder).
     #[arg(long)]
@@ -348,35 +348,43 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// JPEG frames of the two_way test clip, letterboxed to the model's size.
 fn frames(n: usize, w: u32, h: u32, quality: u8) -> anyhow::Result<Vec<Frame>> {
-    let sprite = streetscope_testclips::Sprite::load_bus(&streetscope_testclips::default_bus_image_path())
-        .context("loading the vehicle photo (run scripts/setup.sh)")?;
-    let spec = streetscope_testclips::builtin_clip("two_way").expect("a built-in clip");
-    let renderer = streetscope_testclips::ClipRenderer::new(&spec, &sprite);
-    let step = (spec.frame_count() as usize / n.max(1)).max(1);
-    (0..n)
-        .map(|i| {
-            let img = renderer.frame(((i * step) % spec.frame_count() as usize) as u32);
-            let (rgb, lb) = letterbox_image(&img, w, h);
-            let mut jpeg = Vec::new();
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality).encode(
-                &rgb,
-                w,
-                h,
-                image::ExtendedColorType::Rgb8,
-            )?;
-            Ok(Frame {
-                camera_id: Arc::from(format!("bench-{}", i % 4)),
-                intersection_id: Arc::from("bench"),
-                seq: i as u64,
-                pts_ns: i as u64 * 100_000_000,
-                capture_time_ms: 0,
-                clock: CaptureClock::Arrival,
-                letterbox: lb,
-                encoding: FrameEncoding::Jpeg,
-                payload: Arc::from(jpeg),
-            })
-        })
-        .collect()
+    // Ingest's own path on the two_way clip (1280x720, 25 fps): decode, the
+    // letterbox element, jpegenc (4:2:0) at `quality`, sampled evenly over the
+    // clip, so that the stage decodes what it gets from a camera.
+    let clip = PathBuf::from("test-videos/out/two_way.mp4");
+    anyhow::ensure!(clip.is_file(), "{} is missing: run scripts/setup.sh", clip.display());
+    const CLIP_S: f64 = 21.0;
+    let cam = streetscope_ingest::CameraSource {
+        width: w,
+        height: h,
+        jpeg_quality: Some(quality),
+        ..ingest_camera(&clip, (n.max(1) as f64 / CLIP_S * 1.05).min(25.0), false, None)
+    };
+    let got = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let sink = {
+        let got = got.clone();
+        move |f: Frame| {
+            let mut got = got.lock().expect("poisoned");
+            if got.len() < n {
+                got.push(f);
+            }
+            got.len() < n
+        }
+    };
+    streetscope_ingest::run_camera(&cam, sink, &streetscope_ingest::StopHandle::default())?;
+    let mut frames = std::mem::take(&mut *got.lock().expect("poisoned"));
+    anyhow::ensure!(!frames.is_empty(), "ingest gave no frame of {}", clip.display());
+    // Loop over them when more are asked than the clip has at 25 frames/s.
+    let mut i = 0;
+    while frames.len() < n {
+        frames.push(frames[i].clone());
+        i += 1;
+    }
+    for (i, f) in frames.iter_mut().enumerate() {
+        f.camera_id = Arc::from(format!("bench-{}", i % 4));
+        f.seq = i as u64;
+    }
+    Ok(frames)
 }
 
 fn openvino_config(args: &DetectBench) -> OpenVinoConfig {
