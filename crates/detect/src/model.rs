@@ -139,12 +139,18 @@ impl Model {
             Some(info) => info,
             None => inspect(&session, &p, opts)?,
         };
+        // Where the provider has settings of its own, say which it runs with.
+        let on = match provider {
+            Provider::Openvino => {
+                format!("openvino ({}, {})", opts.openvino.device, opts.openvino.precision.name())
+            }
+            other => other.name().to_owned(),
+        };
         tracing::info!(
             model = %p,
             head = ?info.head,
             intra_threads = threads,
-            "model loaded on {} in {:.2} s",
-            provider.name(),
+            "model loaded on {on} in {:.2} s",
             started.elapsed().as_secs_f64()
         );
         Ok(Model { session, info, provider })
