@@ -353,12 +353,13 @@ fn frames(n: usize, w: u32, h: u32, quality: u8) -> anyhow::Result<Vec<Frame>> {
     // clip, so that the stage decodes what it gets from a camera.
     let clip = PathBuf::from("test-videos/out/two_way.mp4");
     anyhow::ensure!(clip.is_file(), "{} is missing: run scripts/setup.sh", clip.display());
-    const CLIP_S: f64 = 21.0;
+    let spec = streetscope_testclips::builtin_clip("two_way").expect("a built-in clip");
+    let rate = (n.max(1) as f64 / spec.duration_s * 1.05).min(f64::from(spec.fps));
     let cam = streetscope_ingest::CameraSource {
         width: w,
         height: h,
         jpeg_quality: Some(quality),
-        ..ingest_camera(&clip, (n.max(1) as f64 / CLIP_S * 1.05).min(25.0), false, None)
+        ..ingest_camera(&clip, rate, false, None)
     };
     let got = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
     let sink = {
@@ -374,7 +375,7 @@ fn frames(n: usize, w: u32, h: u32, quality: u8) -> anyhow::Result<Vec<Frame>> {
     streetscope_ingest::run_camera(&cam, sink, &streetscope_ingest::StopHandle::default())?;
     let mut frames = std::mem::take(&mut *got.lock().expect("poisoned"));
     anyhow::ensure!(!frames.is_empty(), "ingest gave no frame of {}", clip.display());
-    // Loop over them when more are asked than the clip has at 25 frames/s.
+    // Loop over them when more are asked than the clip has.
     let mut i = 0;
     while frames.len() < n {
         frames.push(frames[i].clone());
