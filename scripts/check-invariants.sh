@@ -3,7 +3,8 @@
 # only ingest links GStreamer (and its satellite and -sys crates), only detect
 # links ONNX Runtime, only transport links rdkafka (and librdkafka's -sys
 # crate); contracts does no IO and pulls no runtime; aggregate stays pure; the
-# release binary links no test harness.
+# release binary links no test harness; and ONNX Runtime's version is the
+# same wherever it is pinned.
 # A `cargo tree` that fails fails the check (a broken check must not pass).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,5 +62,34 @@ if grep -rnE 'std::(fs|net)::|File::open|read_to_string\(' crates/contracts/src;
   echo "invariant broken: streetscope-contracts does IO (above); read the text in the caller"
   fail=1
 fi
+# ONNX Runtime's versions are written in several places (the detector's default
+# library paths, the set-up, the image build and its Dockerfiles, the Python
+# side of the benchmarks): one out of step loads another library than the one
+# tested, or none. runtime.rs is the reference.
+rs=crates/detect/src/runtime.rs
+ort=$(sed -nE 's/^pub const ORT_VERSION: &str = "([0-9.]+)";/\1/p' "$rs")
+ov=$(sed -nE 's/^pub const ORT_OPENVINO_VERSION: &str = "([0-9.]+)";/\1/p' "$rs")
+if [ -z "$ort" ] || [ -z "$ov" ]; then
+  echo "cannot read ORT_VERSION and ORT_OPENVINO_VERSION from $rs" >&2
+  exit 2
+fi
+pinned() { # file regex-with-one-group expected what
+  local got
+  got=$(grep -oE "$2" "$1" | sed -E "s/$2/\1/" | sort -u | tr '\n' ' ' | sed 's/ $//')
+  if [ "$got" != "$3" ]; then
+    echo "invariant broken: $1 pins $4 ${got:-nowhere} where $rs says $3"
+    fail=1
+  fi
+}
+pinned scripts/setup.sh '^ORT_VERSION=([0-9.]+)' "$ort" "ONNX Runtime"
+pinned scripts/setup.sh '^ORT_OPENVINO_VERSION=([0-9.]+)' "$ov" "onnxruntime-openvino"
+pinned scripts/build-image.sh '^ORT_VERSION=([0-9.]+)' "$ort" "ONNX Runtime"
+pinned scripts/build-image.sh '^ORT_OPENVINO_VERSION=([0-9.]+)' "$ov" "onnxruntime-openvino"
+pinned scripts/python-env.sh 'onnxruntime==([0-9.]+)' "$ort" "onnxruntime"
+pinned docker/Dockerfile 'ORT_DYLIB_PATH=[^ ]*libonnxruntime[.]so[.]([0-9.]+[0-9])' "$ort" "ORT_DYLIB_PATH's library"
+pinned docker/Dockerfile 'ORT_OPENVINO_DYLIB_PATH=[^ ]*libonnxruntime[.]so[.]([0-9.]+[0-9])' "$ov" "ORT_OPENVINO_DYLIB_PATH's library"
+pinned docker/Dockerfile.gpu 'libonnxruntime[.]so[.]([0-9.]+[0-9])' "$ort" "the GPU build's library"
+pinned scripts/check-gpu-image.sh 'onnxruntime-gpu==([0-9.]+[0-9])' "$ort" "onnxruntime-gpu"
+
 [ $fail = 0 ] && echo "crate invariants hold"
 exit $fail
