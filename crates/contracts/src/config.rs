@@ -269,9 +269,9 @@ pub enum Provider {
     /// NVIDIA CUDA.
     Cuda,
     /// Intel OpenVINO: compiles the model for the CPU (any x86-64 with AVX2; it
-    /// uses AVX-512 and AMX where the CPU has them). About 1.7x ONNX Runtime's
-    /// own CPU provider on the vehicle model, with the same detections
-    /// (docs/benchmarks.md). Needs ONNX Runtime's OpenVINO build, which
+    /// uses AVX-512 and AMX where the CPU has them). 1.17x (Intel Xeon) to 1.27x
+    /// (AMD EPYC Zen 5) ONNX Runtime's own CPU provider on the vehicle model,
+    /// with the same detections (docs/benchmarks.md). Needs ONNX Runtime's OpenVINO build, which
     /// `scripts/setup.sh` installs on x86-64.
     Openvino,
     /// The CPU, with ONNX Runtime's own kernels.
