@@ -110,7 +110,7 @@ pub struct DetectBench {
     /// Execution providers, comma-separated (default: the detector's,
     /// tensorrt,cuda,openvino,cpu: the first this machine has runs).
     #[arg(long, value_delimiter = ',', default_value = "tensorrt,cuda,openvino,cpu")]
-    providers: Vec<String>,
+    providers: Vec<Provider>,
     /// The OpenVINO provider's precision on the CPU: f32 or bf16.
     #[arg(long, default_value = "f32")]
     openvino_precision: OpenVinoPrecision,
@@ -393,17 +393,12 @@ fn openvino_config(args: &DetectBench) -> OpenVinoConfig {
 }
 
 fn load(args: &DetectBench) -> anyhow::Result<Detector> {
-    let providers = args
-        .providers
-        .iter()
-        .map(|p| p.parse::<Provider>().map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
     let mut opts = DetectorOptions {
         threads: args.threads,
         intra_op_spinning: args.spin,
         cpu_arena: !args.no_arena,
-        providers,
+        providers: args.providers.clone(),
         ..DetectorOptions::default()
     };
     opts.openvino = openvino_config(args);

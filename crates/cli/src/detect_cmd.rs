@@ -54,7 +54,7 @@ pub struct DetectArgs {
     #[arg(long, value_delimiter = ',')]
     pub class_names: Option<Vec<String>>,
     /// Execution providers in order of preference, comma-separated: tensorrt, cuda, openvino, cpu.
-    #[arg(long, value_delimiter = ',', value_parser = parse_provider)]
+    #[arg(long, value_delimiter = ',')]
     pub providers: Option<Vec<Provider>>,
     /// The OpenVINO provider's precision on the CPU: f32 (the CPU provider's
     /// detections) or bf16 (faster on CPUs with bfloat16 units; check counts).
@@ -66,10 +66,6 @@ pub struct DetectArgs {
     /// Print results as JSON Lines instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_provider(s: &str) -> Result<Provider, String> {
-    s.parse()
 }
 
 fn is_video(s: &str) -> bool {
