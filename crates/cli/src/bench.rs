@@ -462,12 +462,12 @@ impl PythonBare {
             .arg(input.path());
         if det.provider() == Provider::Openvino {
             // The same OpenVINO build's Python binding, configured as the detector is.
-            let wheel = streetscope_detect::runtime::openvino_library()
-                .ancestors()
-                .nth(3)
-                .map(PathBuf::from)
-                .context("the OpenVINO build's folder")?;
-            cmd.env("PYTHONPATH", wheel).args(["--provider", "openvino", "--device", &ov.device]);
+            cmd.env("PYTHONPATH", streetscope_detect::runtime::openvino_wheel()).args([
+                "--provider",
+                "openvino",
+                "--device",
+                &ov.device,
+            ]);
             cmd.args(["--precision", ov.precision.name()]);
         }
         let mut child = cmd

@@ -35,7 +35,13 @@ pub fn openvino_library() -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_OPENVINO_DYLIB_PATH") {
         return PathBuf::from(p);
     }
-    cache_dir().join("onnxruntime-openvino/onnxruntime/capi").join(format!("libonnxruntime.so.{ORT_OPENVINO_VERSION}"))
+    openvino_wheel().join("onnxruntime/capi").join(format!("libonnxruntime.so.{ORT_OPENVINO_VERSION}"))
+}
+
+/// Where set-up unpacks the `onnxruntime-openvino` wheel: on `PYTHONPATH`, its
+/// Python binding (what `bench detect` compares the detector with).
+pub fn openvino_wheel() -> PathBuf {
+    cache_dir().join("onnxruntime-openvino")
 }
 
 /// The plain (or GPU) build: `ORT_DYLIB_PATH`, else set-up's.
