@@ -48,17 +48,21 @@ KEY=$(cat "$MODEL" tools/python/model_variants.py tools/python/yolo_ref.py | sha
 OUT=$STREETSCOPE_CACHE/models/variants/$KEY
 
 if [ "$MODE" = default ]; then
-  if [ ! -f "$OUT/det_fp16.onnx" ]; then
-    log "making det_fp16 of $MODEL in $OUT"
-    "$(scripts/python-env.sh)" tools/python/model_variants.py make --only det_fp16 --model "$MODEL" --out "$OUT" >&2
-  fi
-  DEFAULT=$STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx
-  if ! cmp -s "$OUT/det_fp16.onnx" "$DEFAULT"; then
-    log "installing $DEFAULT (det_fp16 of $(basename "$MODEL"))"
-    cp "$OUT/det_fp16.onnx" "$DEFAULT.part"
-    mv "$DEFAULT.part" "$DEFAULT"
-  fi
-  echo "$DEFAULT"
+  # det_fp16 (boxes and classes) and det_u8 (det_fp16 taking the decoded bytes),
+  # each installed as models/yolo11n_<name>.onnx.
+  for v in det_fp16 det_u8; do
+    if [ ! -f "$OUT/$v.onnx" ]; then
+      log "making $v of $MODEL in $OUT"
+      "$(scripts/python-env.sh)" tools/python/model_variants.py make --only "$v" --model "$MODEL" --out "$OUT" >&2
+    fi
+    DEST=$STREETSCOPE_CACHE/models/yolo11n_$v.onnx
+    if ! cmp -s "$OUT/$v.onnx" "$DEST"; then
+      log "installing $DEST ($v of $(basename "$MODEL"))"
+      cp "$OUT/$v.onnx" "$DEST.part"
+      mv "$DEST.part" "$DEST"
+    fi
+  done
+  echo "$STREETSCOPE_CACHE/models/yolo11n_det_u8.onnx"
   exit 0
 fi
 

@@ -3,11 +3,13 @@ detector's head recognition, decoding and NMS against exact expectations.
 
     python tools/python/make_test_models.py OUTDIR
 
-Each model takes `images` ([batch, 3, 64, 64]) and ignores the pixel values: its
+Each model takes `images` ([batch, 3, 64, 64]; the uint8 ones [batch, 64, 64, 3],
+the letterboxed RGB bytes) and ignores the pixel values: its
 outputs are constants expanded to the batch size (Shape of the input, its first
 dimension, Expand), so a dynamic batch works; detect_dynamic.onnx has, like
 Ultralytics' `dynamic=True` exports, a symbolic batch, input size and anchor
-count, so its input size comes from the metadata. Ultralytics-style metadata
+count, so its input size comes from the metadata; detect_u8_batch has a
+symbolic batch alone. Ultralytics-style metadata
 (`names`, `imgsz`, `task`, `end2end`) is written as Ultralytics does. Writes
 OUTDIR/expected.json: for each model, the detections (confidence 0.25, IoU 0.7)
 of class-agnostic and of class-aware NMS, from the numpy reference in yolo_ref.py.
@@ -78,10 +80,10 @@ def batch_constant(name, value, dtype, out_dims, nodes, inits):
     return helper.make_tensor_value_info(name, ONNX_TYPE[dtype], out_dims)
 
 
-def make_model(outputs, dtype=np.float32, dynamic=False, meta=None):
+def make_model(outputs, dtype=np.float32, dynamic=False, meta=None, u8=False, batch_only=False):
     """`outputs`: list of (name, constant [1, ...]). Returns the ModelProto."""
     # Dynamic as Ultralytics' `dynamic=True` exports: batch, input size and anchors symbolic.
-    batch = "batch" if dynamic else 1
+    batch = "batch" if dynamic or batch_only else 1
     nodes = [helper.make_node("Shape", ["images"], ["batch_dim"], start=0, end=1)]
     inits, outs = [], []
     for name, value in outputs:
@@ -90,7 +92,10 @@ def make_model(outputs, dtype=np.float32, dynamic=False, meta=None):
             dims[2] = "anchors"
         outs.append(batch_constant(name, value, dtype, dims, nodes, inits))
     hw = ["height", "width"] if dynamic else [IMGSZ, IMGSZ]
-    inp = helper.make_tensor_value_info("images", ONNX_TYPE[dtype], [batch, 3, *hw])
+    if u8:
+        inp = helper.make_tensor_value_info("images", TensorProto.UINT8, [batch, *hw, 3])
+    else:
+        inp = helper.make_tensor_value_info("images", ONNX_TYPE[dtype], [batch, 3, *hw])
     graph = helper.make_graph(nodes, "streetscope_test_head", [inp], outs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="streetscope-tests")
     model.ir_version = 9
@@ -108,9 +113,12 @@ def meta(task, end2end=False):
     return m
 
 
-def run_once(path, dtype, outputs, batch=1):
+def run_once(path, dtype, outputs, batch=1, u8=False):
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((batch, 3, IMGSZ, IMGSZ)).astype(dtype)
+    if u8:
+        x = np.random.default_rng(0).integers(0, 256, (batch, IMGSZ, IMGSZ, 3), dtype=np.uint8)
+    else:
+        x = np.random.default_rng(0).random((batch, 3, IMGSZ, IMGSZ)).astype(dtype)
     got = sess.run(None, {"images": x})
     assert len(got) == len(outputs), path
     for g, (name, value) in zip(got, outputs):
@@ -145,8 +153,11 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     protos = np.linspace(-1.0, 1.0, MASKS * PROTO * PROTO).reshape(1, MASKS, PROTO, PROTO)
     specs = {
-        # name: (outputs, dtype, dynamic, head, metadata)
+        # name: (outputs, dtype, dynamic, head, metadata[, options of make_model])
         "detect_f32": ([("output0", detect_output())], np.float32, False, "detect", meta("detect")),
+        "detect_u8": ([("output0", detect_output())], np.float32, False, "detect", meta("detect"), {"u8": True}),
+        "detect_u8_batch": ([("output0", detect_output())], np.float32, False, "detect", meta("detect"),
+                            {"u8": True, "batch_only": True}),
         "detect_f16": ([("output0", detect_output())], np.float16, False, "detect", meta("detect")),
         "detect_dynamic": ([("output0", detect_output())], np.float32, True, "detect", meta("detect")),
         "segment_f32": (
@@ -161,18 +172,20 @@ def main():
         "bad_shape": ([("output0", np.array([[0.5, 0.25, 0.125]]))], np.float32, False, None, meta("detect")),
     }
     expected = {"confidence": CONF, "iou": IOU, "imgsz": [IMGSZ, IMGSZ], "names": NAMES, "models": {}}
-    for name, (outputs, dtype, dynamic, head, md) in specs.items():
+    for name, (outputs, dtype, dynamic, head, md, *extra) in specs.items():
+        kw = extra[0] if extra else {}
         path = os.path.join(outdir, f"{name}.onnx")
-        model = make_model(outputs, dtype, dynamic, md)
+        model = make_model(outputs, dtype, dynamic, md, **kw)
         onnx.save(model, path + ".part")
         os.replace(path + ".part", path)
-        run_once(path, dtype, outputs)
-        if dynamic:
-            run_once(path, dtype, outputs, batch=3)
+        u8 = kw.get("u8", False)
+        run_once(path, dtype, outputs, u8=u8)
+        if dynamic or kw.get("batch_only"):
+            run_once(path, dtype, outputs, batch=3, u8=u8)
         entry = {
             "file": f"{name}.onnx",
-            "precision": "f16" if dtype == np.float16 else "f32",
-            "dynamic_batch": dynamic,
+            "precision": "u8" if u8 else "f16" if dtype == np.float16 else "f32",
+            "dynamic_batch": dynamic or kw.get("batch_only", False),
             "output_shapes": [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output],
         }
         if head is None:

@@ -6,8 +6,8 @@
     python tools/python/model_variants.py counts --model M --model V [--fps 2.5 --fps 5 --fps 10]
     python tools/python/model_variants.py speed --model M [--model M2 ...] --threads 2
 
-`make` writes (`--only det_fp16`: that one alone, what set-up makes;
-`--only det_int8_mixed`: det_fp32 and that one), from an
+`make` writes (`--only det_fp16` or `--only det_u8`: that one alone, what
+set-up makes; `--only det_int8_mixed`: det_fp32 and that one), from an
 Ultralytics YOLO export (here an fp16 segmentation model whose input and
 outputs are float32 with casts inside):
 
@@ -17,6 +17,12 @@ outputs are float32 with casts inside):
   need: the mask coefficients and the mask prototypes (a 160x160 branch) are
   cut off; the output is a detect head `[1, 4 + nc, anchors]`. Boxes and
   classes are the same computation, so they agree with the original.
+- `det_u8.onnx`: det_fp16 taking the letterboxed frame as the JPEG decoder
+  gives it, uint8 `[1, 640, 640, 3]` (RGB, NHWC), with the scaling to [0, 1]
+  and the transpose to planes as the graph's first nodes (Cast, Div 255,
+  Transpose): the same computation on the same values, moved from the
+  detector's preprocessing into the runtime (where OpenVINO fuses it into the
+  first convolution's input) — the detector's default model.
 - `det_fp32.onnx`: the same cut of fp32.onnx.
 - `det_int8.onnx`: det_fp32 quantised to INT8 (QDQ, per channel, static,
   calibrated on frames of the test clips) with onnxruntime.quantization,
@@ -162,6 +168,47 @@ def detect_only(model):
     return model
 
 
+def u8_input(model):
+    """The model taking uint8 [N, H, W, 3] (the letterboxed RGB image as decoded)
+    in place of float [N, 3, H, W] in [0, 1]: Cast, Div 255 (as the detector's
+    `f32::from(v) / 255.0` and Ultralytics' `im / 255`), Transpose in front."""
+    g = model.graph
+    old = g.input[0]
+    if old.type.tensor_type.elem_type != FP32:
+        raise SystemExit(f"{old.name} is not a float32 input: fold a model that takes float32")
+    n, c, h, w = old.type.tensor_type.shape.dim
+    if c.dim_value != 3:
+        raise SystemExit(f"{old.name} is not [batch, 3, height, width]")
+    name = old.name
+    # The old input becomes the Transpose's output; the new input takes its name.
+    for node in g.node:
+        node.input[:] = ["streetscope_chw" if i == name else i for i in node.input]
+    g.initializer.append(helper.make_tensor("streetscope_255", FP32, [], [255.0]))
+    for node in reversed([
+        helper.make_node("Cast", [name], ["streetscope_f32"], to=FP32, name="streetscope_u8_cast"),
+        helper.make_node("Div", ["streetscope_f32", "streetscope_255"], ["streetscope_scaled"], name="streetscope_u8_scale"),
+        helper.make_node("Transpose", ["streetscope_scaled"], ["streetscope_chw"], perm=[0, 3, 1, 2], name="streetscope_u8_planes"),
+    ]):
+        g.node.insert(0, node)
+    new = helper.make_tensor_value_info(name, TensorProto.UINT8, [1, 1, 1, 3])
+    for dst, src in zip(new.type.tensor_type.shape.dim, (n, h, w)):
+        dst.CopyFrom(src)
+    g.input.remove(old)
+    g.input.insert(0, new)
+    return model
+
+
+def feed(sess, x):
+    """The session's input from a float32 NCHW frame in [0, 1] made from uint8
+    pixels: for a uint8 model the pixels again, NHWC (exact)."""
+    inp = sess.get_inputs()[0]
+    if inp.type == "tensor(uint8)":
+        x = np.ascontiguousarray((x * np.float32(255.0)).round().astype(np.uint8).transpose(0, 2, 3, 1))
+    elif inp.type == "tensor(float16)":
+        x = x.astype(np.float16)
+    return {inp.name: x}
+
+
 def meta(model):
     return {p.key: p.value for p in model.metadata_props}
 
@@ -184,11 +231,16 @@ def make(args):
         save(det, det_path)
         quantize(det_path, os.path.join(args.out, "det_int8_mixed.onnx"), args.clips, **RECIPES["det_int8_mixed"])
         return
-    if args.only == "det_fp16":
+    if args.only in ("det_fp16", "det_u8"):
         # What set-up makes: needs onnx alone (no OpenCV, no calibration frames).
         det16 = detect_only(onnx.load(args.model))
         onnx.checker.check_model(det16)
-        save(det16, os.path.join(args.out, "det_fp16.onnx"))
+        if args.only == "det_fp16":
+            save(det16, os.path.join(args.out, "det_fp16.onnx"))
+        else:
+            det_u8 = u8_input(det16)
+            onnx.checker.check_model(det_u8, full_check=True)
+            save(det_u8, os.path.join(args.out, "det_u8.onnx"))
         return
     src = onnx.load(args.model)
     fp32 = to_fp32(src)
@@ -197,6 +249,9 @@ def make(args):
     det16 = detect_only(onnx.load(args.model))
     onnx.checker.check_model(det16)
     save(det16, os.path.join(args.out, "det_fp16.onnx"))
+    det_u8 = u8_input(det16)
+    onnx.checker.check_model(det_u8, full_check=True)
+    save(det_u8, os.path.join(args.out, "det_u8.onnx"))
     det = detect_only(onnx.load(os.path.join(args.out, "fp32.onnx")))
     onnx.checker.check_model(det)
     det_path = os.path.join(args.out, "det_fp32.onnx")
@@ -366,7 +421,7 @@ def session(path, threads):
 
 
 def detections(sess, x, nc, conf, iou):
-    outs = sess.run(None, {sess.get_inputs()[0].name: x})
+    outs = sess.run(None, feed(sess, x))
     return yolo_ref.postprocess(outs, "anchors", nc, conf, iou, agnostic=True)
 
 
@@ -484,16 +539,17 @@ def counts(args):
 def speed(args):
     sessions = [(m, session(m, args.threads)) for m in args.model]
     x = np.full((1, 3, 640, 640), 114 / 255, np.float32)
-    for _, s in sessions:
+    feeds = {m: feed(s, x) for m, s in sessions}
+    for m, s in sessions:
         for _ in range(3):
-            s.run(None, {s.get_inputs()[0].name: x})
+            s.run(None, feeds[m])
     rounds = {m: [] for m, _ in sessions}
     for _ in range(args.rounds):
         for m, s in sessions:
             t = []
             for _ in range(args.runs):
                 t0 = time.perf_counter()
-                s.run(None, {s.get_inputs()[0].name: x})
+                s.run(None, feeds[m])
                 t.append(time.perf_counter() - t0)
             rounds[m].append(statistics.median(t) * 1e3)
     for m, r in rounds.items():
@@ -509,7 +565,7 @@ def main():
     m.add_argument("--out", required=True)
     m.add_argument("--clips", nargs="+", default=default_clips)
     m.add_argument("--no-int8", action="store_true")
-    m.add_argument("--only", choices=["det_fp16", "det_int8_mixed"], help="make this variant alone (det_fp16: what set-up makes)")
+    m.add_argument("--only", choices=["det_fp16", "det_u8", "det_int8_mixed"], help="make this variant alone (det_fp16, det_u8: what set-up makes)")
     q = sub.add_parser("quant")
     q.add_argument("--model", required=True, help="det_fp32.onnx")
     q.add_argument("--out", required=True)

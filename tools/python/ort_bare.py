@@ -5,8 +5,10 @@ the limit that `streetscope bench detect` compares the detect stage with.
 
 The session is configured as a Python user would (`InferenceSession` with
 `intra_op_num_threads`, everything else default) unless options say otherwise.
-The input is the raw little-endian float32 tensor (NCHW, batch 1) in --input,
-converted to the model's input type once; without it, a grey image.
+The input is the raw prepared image of batch 1 in --input, as the detector
+prepares it for the model: little-endian float32 NCHW for float models (converted
+to float16 once for fp16 models), the letterboxed RGB bytes (NHWC) for uint8
+models; without it, a grey image.
 
 Without --serve: --runs timed runs after --warmup, prints one JSON line
 {"runs": n, "seconds": s, "ms_median": m, "fps": f}.
@@ -63,7 +65,7 @@ def main():
     p.add_argument("--no-arena", action="store_true")
     p.add_argument("--no-mem-pattern", action="store_true")
     p.add_argument("--opt-level", type=int, choices=[0, 1, 2, 3, 99])
-    p.add_argument("--input", help="raw float32 NCHW tensor of batch 1")
+    p.add_argument("--input", help="raw prepared image of batch 1 (float32 NCHW, or uint8 NHWC for uint8 models)")
     p.add_argument("--provider", choices=["cpu", "openvino"], default="cpu",
                    help="openvino: the onnxruntime-openvino wheel must come first on PYTHONPATH")
     p.add_argument("--device", default="CPU", help="OpenVINO device")
@@ -75,12 +77,21 @@ def main():
 
     sess = session(args)
     inp = sess.get_inputs()[0]
-    _, c, h, w = inp.shape
-    h, w = (h if isinstance(h, int) else 640), (w if isinstance(w, int) else 640)
-    if args.input:
-        x = np.fromfile(args.input, dtype="<f4").reshape(1, c, h, w)
+    if inp.type == "tensor(uint8)":
+        # [batch, height, width, 3]: the letterboxed RGB image, scaled inside the graph.
+        _, h, w, c = inp.shape
+        dims = lambda h, w: (1, h, w, c)  # noqa: E731
     else:
-        x = np.full((1, c, h, w), 114 / 255, dtype=np.float32)
+        _, c, h, w = inp.shape
+        dims = lambda h, w: (1, c, h, w)  # noqa: E731
+    h, w = (h if isinstance(h, int) else 640), (w if isinstance(w, int) else 640)
+    if inp.type == "tensor(uint8)":
+        x = np.fromfile(args.input, dtype=np.uint8) if args.input else np.full(dims(h, w), 114, dtype=np.uint8)
+        x = x.reshape(dims(h, w))
+    elif args.input:
+        x = np.fromfile(args.input, dtype="<f4").reshape(dims(h, w))
+    else:
+        x = np.full(dims(h, w), 114 / 255, dtype=np.float32)
     if inp.type == "tensor(float16)":
         x = x.astype(np.float16)
     feed = {inp.name: x}

@@ -12,7 +12,8 @@ fed its model (--rgb, dst_w*dst_h*3 bytes) with their geometry (--geometry: the
 JSON of streetscope_contracts::Letterbox: src_w, src_h, dst_w, dst_h, scaled_w,
 scaled_h, pad_x, pad_y).
 
-Then: /255, CHW, ONNX Runtime on the CPU, decode the detect/segment/end-to-end
+Then: /255, CHW (for a uint8 model, which scales inside its graph, the bytes
+as they are, HWC), ONNX Runtime on the CPU, decode the detect/segment/end-to-end
 head, NMS (class-agnostic unless --class-aware), map the boxes back to source
 pixels (x_src = (x - pad_x) / (scaled_w / src_w), likewise y), clip to the image.
 Prints JSON: {"letterbox": {...}, "names": [...], "detections": [{class_id,
@@ -99,7 +100,9 @@ def main():
     opts.log_severity_level = 3
     session = ort.InferenceSession(args.model, opts, providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
-    dst_h, dst_w = inp.shape[2], inp.shape[3]
+    # A uint8 model takes the letterboxed RGB bytes, [batch, height, width, 3].
+    u8 = inp.type == "tensor(uint8)"
+    dst_h, dst_w = (inp.shape[1], inp.shape[2]) if u8 else (inp.shape[2], inp.shape[3])
     meta = session.get_modelmeta().custom_metadata_map
     if not isinstance(dst_h, int) or not isinstance(dst_w, int):
         dst_h, dst_w = json.loads(meta["imgsz"])
@@ -118,8 +121,11 @@ def main():
             sys.exit(f"{args.rgb}: {raw.size} bytes, expected {dst_w * dst_h * 3}")
         rgb = raw.reshape(dst_h, dst_w, 3)
 
-    x = (rgb.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)[None]
-    x = np.ascontiguousarray(x.astype(np.float16 if inp.type == "tensor(float16)" else np.float32))
+    if u8:
+        x = np.ascontiguousarray(rgb[None])
+    else:
+        x = (rgb.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)[None]
+        x = np.ascontiguousarray(x.astype(np.float16 if inp.type == "tensor(float16)" else np.float32))
     outputs = [o.astype(np.float32) for o in session.run(None, {inp.name: x})]
 
     head, nc = head_of(session, meta)

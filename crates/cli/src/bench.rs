@@ -20,7 +20,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use streetscope_contracts::config::{OpenVinoConfig, OpenVinoPrecision, Provider};
 use streetscope_contracts::{Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
-use streetscope_detect::{Detector, DetectorOptions};
+use streetscope_detect::{Detector, DetectorOptions, InputBuf};
 use streetscope_telemetry::StageMeter;
 use streetscope_transport::{channel, FullPolicy, Subscribe};
 
@@ -413,14 +413,14 @@ fn load(args: &DetectBench) -> anyhow::Result<Detector> {
 /// Frames per second of bare `session.run` on one prepared batch.
 fn bare(det: &mut Detector, frames: &[Frame], batch: usize) -> anyhow::Result<f64> {
     let pre = det.preprocessor();
-    let mut input = vec![0.0f32; pre.len() * batch];
-    for (i, chunk) in input.chunks_exact_mut(pre.len()).enumerate() {
-        pre.prepare(&frames[i % frames.len()], chunk)?;
+    let mut input = pre.buffer_for(batch);
+    for i in 0..batch {
+        pre.prepare_nth(&frames[i % frames.len()], &mut input, i)?;
     }
     let runs = frames.len().div_ceil(batch);
     let start = Instant::now();
     for _ in 0..runs {
-        det.run_bare(&input, batch)?;
+        det.run_bare(input.as_input(), batch)?;
     }
     Ok((runs * batch) as f64 / start.elapsed().as_secs_f64())
 }
@@ -447,11 +447,16 @@ impl PythonBare {
         .find(|p| p.is_file())
         .context("tools/python/ort_bare.py not found: run from the repository")?;
         let pre = det.preprocessor();
-        let mut tensor = vec![0.0f32; pre.len()];
+        let mut tensor = pre.buffer();
         pre.prepare(frame, &mut tensor)?;
         let mut input = tempfile::NamedTempFile::new()?;
-        for v in &tensor {
-            input.write_all(&v.to_le_bytes())?;
+        match &tensor {
+            InputBuf::F32(v) => {
+                for v in v {
+                    input.write_all(&v.to_le_bytes())?;
+                }
+            }
+            InputBuf::U8(v) => input.write_all(v)?,
         }
         input.flush()?;
         let mut cmd = std::process::Command::new(&python);
@@ -532,7 +537,7 @@ async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -
 /// beside the model's threads): median ms over five passes of every frame.
 fn preprocess_cost(det: &Detector, frames: &[Frame]) -> anyhow::Result<f64> {
     let pre = det.preprocessor();
-    let mut out = vec![0f32; pre.len()];
+    let mut out = pre.buffer();
     let mut passes = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();

@@ -85,13 +85,95 @@ impl Default for DetectorOptions {
     }
 }
 
+/// Prepared images in the model's input layout, one after the other: planar
+/// floats in [0, 1] for float models (`[3, h, w]` each; converted to fp16 at the
+/// run for fp16 models), the letterboxed RGB bytes as decoded for uint8 models
+/// (`[h, w, 3]` each).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputBuf {
+    F32(Vec<f32>),
+    U8(Vec<u8>),
+}
+
+/// A borrowed [`InputBuf`]: what [`Detector::infer`] runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    F32(&'a [f32]),
+    U8(&'a [u8]),
+}
+
+impl Default for InputBuf {
+    fn default() -> Self {
+        InputBuf::F32(Vec::new())
+    }
+}
+
+impl InputBuf {
+    pub fn as_input(&self) -> Input<'_> {
+        match self {
+            InputBuf::F32(v) => Input::F32(v),
+            InputBuf::U8(v) => Input::U8(v),
+        }
+    }
+
+    /// Empties it, keeping its kind and capacity.
+    pub fn clear(&mut self) {
+        match self {
+            InputBuf::F32(v) => v.clear(),
+            InputBuf::U8(v) => v.clear(),
+        }
+    }
+
+    /// Appends `other`'s values; both must be of one kind.
+    pub fn extend_from(&mut self, other: &InputBuf) {
+        match (self, other) {
+            (InputBuf::F32(a), InputBuf::F32(b)) => a.extend_from_slice(b),
+            (InputBuf::U8(a), InputBuf::U8(b)) => a.extend_from_slice(b),
+            _ => panic!("prepared images of different kinds in one batch"),
+        }
+    }
+}
+
+impl Input<'_> {
+    /// Values (floats or bytes) it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Input::F32(v) => v.len(),
+            Input::U8(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Input::F32(_) => "float32",
+            Input::U8(_) => "uint8",
+        }
+    }
+}
+
+impl<'a> From<&'a [f32]> for Input<'a> {
+    fn from(v: &'a [f32]) -> Self {
+        Input::F32(v)
+    }
+}
+
+impl<'a> From<&'a [u8]> for Input<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Input::U8(v)
+    }
+}
+
 /// A model with its pre- and post-processing.
 #[derive(Debug)]
 pub struct Detector {
     model: Model,
     opts: DetectorOptions,
     names: Vec<Arc<str>>,
-    input: Vec<f32>,
+    input: InputBuf,
     input_f16: Vec<f16>,
 }
 
@@ -101,8 +183,8 @@ impl Detector {
         let model = Model::load(path, &opts)?;
         let names = model.info.names.iter().map(|n| Arc::from(n.as_str())).collect();
         let (h, w) = model.info.input_hw;
-        let len = 3 * h as usize * w as usize;
-        Ok(Detector { model, opts, names, input: vec![0.0; len], input_f16: Vec::new() })
+        let input = Preprocessor { width: w, height: h, precision: model.info.input_precision }.buffer();
+        Ok(Detector { model, opts, names, input, input_f16: Vec::new() })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -139,7 +221,7 @@ impl Detector {
     /// The frame-to-tensor converter of this model, for preprocessing workers.
     pub fn preprocessor(&self) -> Preprocessor {
         let (w, h) = self.input_size();
-        Preprocessor { width: w, height: h }
+        Preprocessor { width: w, height: h, precision: self.model.info.input_precision }
     }
 
     /// Whether the model takes batches larger than one.
@@ -153,7 +235,7 @@ impl Detector {
         let result = self
             .preprocessor()
             .prepare(frame, &mut input)
-            .and_then(|()| self.infer(&input, std::slice::from_ref(&frame.letterbox)));
+            .and_then(|()| self.infer(input.as_input(), std::slice::from_ref(&frame.letterbox)));
         self.input = input;
         let mut dets = result?;
         Ok(frame_detections(frame, dets.pop().unwrap_or_default()))
@@ -171,40 +253,51 @@ impl Detector {
                 rgb.len()
             )));
         }
-        let mut input = std::mem::take(&mut self.input);
-        rgb8_to_chw_f32(rgb, &mut input);
-        let result = self.infer(&input, std::slice::from_ref(lb));
-        self.input = input;
+        let lbs = std::slice::from_ref(lb);
+        let result = match &mut self.input {
+            // The model takes the bytes as they are.
+            InputBuf::U8(_) => self.infer(Input::U8(rgb), lbs),
+            InputBuf::F32(chw) => {
+                let mut chw = std::mem::take(chw);
+                rgb8_to_chw_f32(rgb, &mut chw);
+                let result = self.infer(Input::F32(&chw), lbs);
+                self.input = InputBuf::F32(chw);
+                result
+            }
+        };
         Ok(result?.pop().unwrap_or_default())
     }
 
-    /// Runs the model on `letterboxes.len()` prepared images (planar CHW floats,
-    /// one after the other in `batch`) and returns each image's detections in its
-    /// source pixels. A model with a fixed batch of one runs them one at a time.
-    pub fn infer(&mut self, batch: &[f32], letterboxes: &[Letterbox]) -> Result<Vec<Vec<Detection>>, DetectError> {
+    /// Runs the model on `letterboxes.len()` prepared images (in the model's
+    /// layout, see [`InputBuf`], one after the other in `batch`) and returns each
+    /// image's detections in its source pixels. A model with a fixed batch of one
+    /// runs them one at a time.
+    pub fn infer(&mut self, batch: Input<'_>, letterboxes: &[Letterbox]) -> Result<Vec<Vec<Detection>>, DetectError> {
         let n = letterboxes.len();
         if n == 0 {
             return Ok(Vec::new());
         }
-        let (w, h) = self.input_size();
-        let per_image = 3 * w as usize * h as usize;
+        let per_image = self.preprocessor().len();
         if batch.len() != n * per_image {
             return Err(DetectError::Inference(format!(
-                "batch of {} floats for {n} images of {per_image}",
+                "batch of {} values for {n} images of {per_image}",
                 batch.len()
             )));
         }
         if n > 1 && !self.model.info.dynamic_batch {
             let mut all = Vec::with_capacity(n);
-            for (img, lb) in batch.chunks_exact(per_image).zip(letterboxes) {
-                all.extend(self.infer(img, std::slice::from_ref(lb))?);
+            for (i, lb) in letterboxes.iter().enumerate() {
+                let one = match batch {
+                    Input::F32(b) => Input::F32(&b[i * per_image..(i + 1) * per_image]),
+                    Input::U8(b) => Input::U8(&b[i * per_image..(i + 1) * per_image]),
+                };
+                all.extend(self.infer(one, std::slice::from_ref(lb))?);
             }
             return Ok(all);
         }
-        let shape = (n, 3, h as usize, w as usize);
         let info = &self.model.info;
         let ierr = |e: ort::Error| DetectError::Inference(e.to_string());
-        let outputs = run_session(&mut self.model.session, info, &mut self.input_f16, batch, shape)?;
+        let outputs = run_session(&mut self.model.session, info, &mut self.input_f16, batch, n)?;
         let out = &outputs[0];
         let (dims, data): (Vec<i64>, std::borrow::Cow<'_, [f32]>) = match out.try_extract_tensor::<f32>() {
             Ok((s, d)) => (s.to_vec(), d.into()),
@@ -253,44 +346,49 @@ impl Detector {
 impl Detector {
     /// Runs only the model on `n` prepared images, discarding the outputs: the
     /// bare ONNX Runtime cost that benchmarks compare the whole detector with.
-    pub fn run_bare(&mut self, batch: &[f32], n: usize) -> Result<(), DetectError> {
-        let (w, h) = self.input_size();
-        run_session(
-            &mut self.model.session,
-            &self.model.info,
-            &mut self.input_f16,
-            batch,
-            (n, 3, h as usize, w as usize),
-        )
-        .map(drop)
+    pub fn run_bare(&mut self, batch: Input<'_>, n: usize) -> Result<(), DetectError> {
+        run_session(&mut self.model.session, &self.model.info, &mut self.input_f16, batch, n).map(drop)
     }
 }
 
-/// One `session.run` on a batch laid out `shape`, converting to fp16 when the
-/// model takes it.
+/// One `session.run` on a batch of `n` images in the model's layout, converting
+/// to fp16 when the model takes it.
 fn run_session<'s>(
     session: &'s mut ort::session::Session,
     info: &ModelInfo,
     f16_buf: &mut Vec<f16>,
-    batch: &[f32],
-    shape: (usize, usize, usize, usize),
+    batch: Input<'_>,
+    n: usize,
 ) -> Result<ort::session::SessionOutputs<'s>, DetectError> {
     let ierr = |e: ort::Error| DetectError::Inference(e.to_string());
-    if batch.len() != shape.0 * shape.1 * shape.2 * shape.3 {
-        return Err(DetectError::Inference(format!("batch of {} floats for shape {shape:?}", batch.len())));
+    let (h, w) = info.input_hw;
+    let shape = info.input_precision.shape(n, h as usize, w as usize);
+    if batch.len() != shape.iter().product::<usize>() {
+        return Err(DetectError::Inference(format!("batch of {} values for shape {shape:?}", batch.len())));
     }
-    if info.input_precision == Precision::F16 {
-        // One slice conversion (F16C, 8 values an instruction) rather than a
-        // conversion per value: about 1 ms of a 60 ms run instead of several.
-        f16_buf.resize(batch.len(), f16::ZERO);
-        f16_buf.convert_from_f32_slice(batch);
-        let view = ArrayView4::from_shape(shape, f16_buf.as_slice()).expect("sized above");
-        let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
-        session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)
-    } else {
-        let view = ArrayView4::from_shape(shape, batch).expect("sized above");
-        let tensor = TensorRef::from_array_view(view).map_err(ierr)?;
-        session.run(ort::inputs![info.input_name.as_str() => tensor]).map_err(ierr)
+    let input = info.input_name.as_str();
+    match (info.input_precision, batch) {
+        (Precision::F16, Input::F32(batch)) => {
+            // One slice conversion (F16C, 8 values an instruction) rather than a
+            // conversion per value: about 1 ms of a 60 ms run instead of several.
+            f16_buf.resize(batch.len(), f16::ZERO);
+            f16_buf.convert_from_f32_slice(batch);
+            let view = ArrayView4::from_shape(shape, f16_buf.as_slice()).expect("sized above");
+            session.run(ort::inputs![input => TensorRef::from_array_view(view).map_err(ierr)?]).map_err(ierr)
+        }
+        (Precision::F32, Input::F32(batch)) => {
+            let view = ArrayView4::from_shape(shape, batch).expect("sized above");
+            session.run(ort::inputs![input => TensorRef::from_array_view(view).map_err(ierr)?]).map_err(ierr)
+        }
+        (Precision::U8, Input::U8(batch)) => {
+            let view = ArrayView4::from_shape(shape, batch).expect("sized above");
+            session.run(ort::inputs![input => TensorRef::from_array_view(view).map_err(ierr)?]).map_err(ierr)
+        }
+        (p, b) => Err(DetectError::Inference(format!(
+            "the model takes {}; the images were prepared as {}",
+            p.layout(),
+            b.kind()
+        ))),
     }
 }
 
@@ -314,10 +412,12 @@ pub fn frame_detections(frame: &Frame, detections: Vec<Detection>) -> FrameDetec
 pub struct Preprocessor {
     pub width: u32,
     pub height: u32,
+    /// The model's input type, which says the layout ([`Precision`]).
+    pub precision: Precision,
 }
 
 impl Preprocessor {
-    /// Floats of one prepared image.
+    /// Values (floats or bytes) of one prepared image.
     pub fn len(&self) -> usize {
         3 * self.width as usize * self.height as usize
     }
@@ -327,9 +427,28 @@ impl Preprocessor {
         self.len() == 0
     }
 
+    /// A buffer for `n` prepared images.
+    pub fn buffer_for(&self, n: usize) -> InputBuf {
+        match self.precision {
+            Precision::U8 => InputBuf::U8(vec![0; n * self.len()]),
+            Precision::F32 | Precision::F16 => InputBuf::F32(vec![0.0; n * self.len()]),
+        }
+    }
+
+    /// A buffer for one prepared image.
+    pub fn buffer(&self) -> InputBuf {
+        self.buffer_for(1)
+    }
+
     /// Decodes `frame` (RGB8 or JPEG, letterboxed to the model's size) into
-    /// planar normalised floats in `out` (`self.len()` long).
-    pub fn prepare(&self, frame: &Frame, out: &mut [f32]) -> Result<(), DetectError> {
+    /// `out` (a [`Self::buffer`]) in the model's layout.
+    pub fn prepare(&self, frame: &Frame, out: &mut InputBuf) -> Result<(), DetectError> {
+        self.prepare_nth(frame, out, 0)
+    }
+
+    /// [`Self::prepare`] into the `i`-th image of a buffer of several
+    /// ([`Self::buffer_for`]).
+    pub fn prepare_nth(&self, frame: &Frame, out: &mut InputBuf, i: usize) -> Result<(), DetectError> {
         let ferr = |reason: String| DetectError::Frame { camera: frame.camera_id.to_string(), seq: frame.seq, reason };
         let (w, h) = (self.width, self.height);
         if (frame.letterbox.dst_w, frame.letterbox.dst_h) != (w, h) {
@@ -338,22 +457,59 @@ impl Preprocessor {
                 frame.letterbox.dst_w, frame.letterbox.dst_h
             )));
         }
-        let expected = (w * h * 3) as usize;
-        match frame.encoding {
-            FrameEncoding::Rgb8 if frame.payload.len() == expected => rgb8_to_chw_f32(&frame.payload, out),
-            FrameEncoding::Rgb8 => {
-                return Err(ferr(format!("RGB payload of {} bytes, expected {expected}", frame.payload.len())))
-            }
-            FrameEncoding::Jpeg => {
-                let img = image::load_from_memory_with_format(&frame.payload, image::ImageFormat::Jpeg)
-                    .map_err(|e| ferr(format!("JPEG payload does not decode: {e}")))?
-                    .into_rgb8();
-                if img.dimensions() != (w, h) {
-                    return Err(ferr(format!("JPEG is {}x{}, expected {w}x{h}", img.width(), img.height())));
+        let len = self.len();
+        if frame.encoding == FrameEncoding::Rgb8 && frame.payload.len() != len {
+            return Err(ferr(format!("RGB payload of {} bytes, expected {len}", frame.payload.len())));
+        }
+        let range = i * len..(i + 1) * len;
+        match out {
+            // The model takes the letterboxed bytes: a JPEG is decoded straight into the tensor.
+            InputBuf::U8(v) => {
+                let dst = v.get_mut(range).expect("a buffer from Preprocessor::buffer_for");
+                match frame.encoding {
+                    FrameEncoding::Rgb8 => dst.copy_from_slice(&frame.payload),
+                    FrameEncoding::Jpeg => decode_jpeg(&frame.payload, (w, h), dst).map_err(ferr)?,
                 }
-                rgb8_to_chw_f32(img.as_raw(), out);
+            }
+            InputBuf::F32(v) => {
+                let dst = v.get_mut(range).expect("a buffer from Preprocessor::buffer_for");
+                match frame.encoding {
+                    FrameEncoding::Rgb8 => rgb8_to_chw_f32(&frame.payload, dst),
+                    FrameEncoding::Jpeg => RGB_SCRATCH.with(|scratch| {
+                        let mut rgb = scratch.borrow_mut();
+                        rgb.resize(len, 0);
+                        decode_jpeg(&frame.payload, (w, h), &mut rgb).map_err(ferr)?;
+                        rgb8_to_chw_f32(&rgb, dst);
+                        Ok::<(), DetectError>(())
+                    })?,
+                }
             }
         }
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Each preprocessing worker's decoded image, for float models (reused: no
+    /// allocation per frame).
+    static RGB_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Decodes a JPEG of `(w, h)` into `dst` as packed RGB8 (`w * h * 3` bytes).
+fn decode_jpeg(payload: &[u8], (w, h): (u32, u32), dst: &mut [u8]) -> Result<(), String> {
+    use image::ImageDecoder;
+    let bad = |e: image::ImageError| format!("JPEG payload does not decode: {e}");
+    let decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(payload)).map_err(bad)?;
+    let (jw, jh) = decoder.dimensions();
+    if (jw, jh) != (w, h) {
+        return Err(format!("JPEG is {jw}x{jh}, expected {w}x{h}"));
+    }
+    if decoder.color_type() == image::ColorType::Rgb8 {
+        decoder.read_image(dst).map_err(bad)
+    } else {
+        // Greyscale (or another colour type): through an image, then RGB.
+        let img = image::DynamicImage::from_decoder(decoder).map_err(bad)?.into_rgb8();
+        dst.copy_from_slice(img.as_raw());
         Ok(())
     }
 }

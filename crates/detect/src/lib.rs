@@ -19,8 +19,8 @@ pub mod preprocess;
 pub mod runtime;
 pub mod stage;
 
-pub use detector::{Detector, DetectorOptions, Preprocessor};
-pub use model::{HeadKind, ModelInfo};
+pub use detector::{Detector, DetectorOptions, Input, InputBuf, Preprocessor};
+pub use model::{HeadKind, ModelInfo, Precision};
 
 /// Why detection failed. Per-frame errors are cheap and name what was wrong.
 #[derive(Debug, thiserror::Error)]

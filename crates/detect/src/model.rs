@@ -28,11 +28,36 @@ pub enum HeadKind {
     EndToEnd,
 }
 
-/// Element type of the model's input and outputs.
+/// Element type of the model's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
+    /// `[batch, 3, height, width]` floats in [0, 1], planar RGB.
     F32,
+    /// As `F32`, in half precision.
     F16,
+    /// `[batch, height, width, 3]` bytes: the letterboxed RGB image as decoded, with
+    /// the scaling to [0, 1] and the transpose to planes inside the graph (the
+    /// `det_u8` variant of set-up). The stage hands the decoder's output over as it is.
+    U8,
+}
+
+impl Precision {
+    /// The input's layout in words, for errors and logs.
+    pub fn layout(self) -> &'static str {
+        match self {
+            Precision::F32 => "float32 [batch, 3, height, width]",
+            Precision::F16 => "float16 [batch, 3, height, width]",
+            Precision::U8 => "uint8 [batch, height, width, 3]",
+        }
+    }
+
+    /// The input's shape for a batch of `n` images of `h` x `w`.
+    pub fn shape(self, n: usize, h: usize, w: usize) -> [usize; 4] {
+        match self {
+            Precision::F32 | Precision::F16 => [n, 3, h, w],
+            Precision::U8 => [n, h, w, 3],
+        }
+    }
 }
 
 /// What the rest of the detector needs to know about a model.
@@ -69,6 +94,7 @@ fn precision(t: &ValueType) -> Option<Precision> {
     match t.tensor_type()? {
         TensorElementType::Float32 => Some(Precision::F32),
         TensorElementType::Float16 => Some(Precision::F16),
+        TensorElementType::Uint8 => Some(Precision::U8),
         _ => None,
     }
 }
@@ -223,7 +249,10 @@ fn tensorrt(opts: &DetectorOptions, info: &ModelInfo) -> ep::TensorRT {
         if cached > 0 { "has engines: a matching one is loaded" } else { "empty: the first start builds the engine" }
     );
     let (h, w) = info.input_hw;
-    let shape = |b: u32| format!("{}:{b}x3x{h}x{w}", info.input_name);
+    let shape = |b: u32| {
+        let dims = info.input_precision.shape(b as usize, h as usize, w as usize).map(|d| d.to_string());
+        format!("{}:{}", info.input_name, dims.join("x"))
+    };
     ep::TensorRT::default()
         .with_device_id(t.device_id as i32)
         .with_fp16(t.fp16)
@@ -253,11 +282,22 @@ fn inspect(session: &Session, path: &str, opts: &DetectorOptions) -> Result<Mode
         return Err(unsupported("the model must have exactly one input (an image batch)"));
     };
     let in_shape = shape_of(input.dtype());
-    let input_precision =
-        precision(input.dtype()).ok_or_else(|| unsupported("the input must be float32 or float16"))?;
-    if in_shape.len() != 4 || in_shape[1] != 3 || in_shape[0] == 0 || in_shape[0] > 1 {
+    let input_precision = precision(input.dtype()).ok_or_else(|| {
+        unsupported(
+            "the input must be float32 or float16 [batch, 3, height, width], or uint8 [batch, height, width, 3]",
+        )
+    })?;
+    // Height and width as [batch, 3, height, width] would have them.
+    let in_shape = match (input_precision, in_shape.as_slice()) {
+        (Precision::U8, &[b, h, w, 3]) => vec![b, 3, h, w],
+        (Precision::F32 | Precision::F16, &[_, 3, _, _]) => in_shape,
+        _ => Vec::new(),
+    };
+    if in_shape.len() != 4 || in_shape[0] == 0 || in_shape[0] > 1 {
         return Err(unsupported(&format!(
-            "the input must be [batch, 3, height, width] with a batch of 1 or dynamic, not {in_shape:?}"
+            "the input must be {} with a batch of 1 or dynamic, not {:?}",
+            input_precision.layout(),
+            shape_of(input.dtype())
         )));
     }
 

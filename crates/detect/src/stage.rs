@@ -18,7 +18,7 @@ use streetscope_contracts::{CaptureClock, Frame, FrameDetections, Letterbox};
 use streetscope_telemetry::{metrics, spans, StageMeter};
 use streetscope_transport::{Publish, Subscribe, TransportError};
 
-use crate::detector::{frame_detections, Preprocessor};
+use crate::detector::{frame_detections, InputBuf, Preprocessor};
 use crate::{DetectError, Detector};
 
 /// How the stage batches and overlaps work.
@@ -81,7 +81,7 @@ struct Prepared {
     index: u64,
     frame: Frame,
     received: Instant,
-    tensor: Result<Vec<f32>, DetectError>,
+    tensor: Result<InputBuf, DetectError>,
 }
 
 impl DetectStage {
@@ -115,9 +115,9 @@ impl DetectStage {
         let pre = detector.preprocessor();
         // Enough buffers for the workers, a batch being filled and one running.
         let pool_size = opts.workers + 2 * opts.max_batch + 1;
-        let (free_tx, free_rx) = async_channel::bounded::<Vec<f32>>(pool_size);
+        let (free_tx, free_rx) = async_channel::bounded::<InputBuf>(pool_size);
         for _ in 0..pool_size {
-            free_tx.try_send(vec![0.0; pre.len()]).expect("pool sized for it");
+            free_tx.try_send(pre.buffer()).expect("pool sized for it");
         }
         let (jobs_tx, jobs_rx) = async_channel::bounded::<(u64, Frame, Instant)>(opts.workers * 2);
         let (prepared_tx, prepared_rx) = async_channel::bounded::<Prepared>(pool_size);
@@ -177,7 +177,7 @@ impl DetectStage {
 fn preprocess_worker(
     pre: Preprocessor,
     jobs: async_channel::Receiver<(u64, Frame, Instant)>,
-    free: async_channel::Receiver<Vec<f32>>,
+    free: async_channel::Receiver<InputBuf>,
     prepared: async_channel::Sender<Prepared>,
 ) {
     // Take a buffer before a job: the worker holding the oldest job then always
@@ -196,7 +196,7 @@ fn inference_loop(
     meter: StageMeter,
     opts: StageOptions,
     prepared: async_channel::Receiver<Prepared>,
-    free: async_channel::Sender<Vec<f32>>,
+    free: async_channel::Sender<InputBuf>,
     results: async_channel::Sender<Outcome>,
 ) -> (Detector, DetectReport) {
     // A dropped frame is told downstream in its place (see `Outcome::Dropped`).
@@ -206,8 +206,7 @@ fn inference_loop(
     let mut pending: BTreeMap<u64, Prepared> = BTreeMap::new();
     let mut next = 0u64;
     let mut closed = false;
-    let per_image = detector.preprocessor().len();
-    let mut batch_input: Vec<f32> = Vec::with_capacity(per_image * opts.max_batch);
+    let mut batch_input = detector.preprocessor().buffer_for(opts.max_batch);
     loop {
         // Gather the next batch: the next frame in order, then more while they
         // arrive within max_wait.
@@ -243,7 +242,7 @@ fn inference_loop(
         }
 
         // Drop what failed or went stale; run the rest.
-        let mut run: Vec<(Frame, Vec<f32>)> = Vec::with_capacity(batch.len());
+        let mut run: Vec<(Frame, InputBuf)> = Vec::with_capacity(batch.len());
         for p in batch {
             match p.tensor {
                 Err(e) => {
@@ -275,13 +274,13 @@ fn inference_loop(
         // A single frame runs from its own buffer; only real batches are copied
         // into one contiguous tensor.
         let result = if let [(_, buf)] = run.as_slice() {
-            detector.infer(buf, &letterboxes)
+            detector.infer(buf.as_input(), &letterboxes)
         } else {
             batch_input.clear();
             for (_, buf) in &run {
-                batch_input.extend_from_slice(buf);
+                batch_input.extend_from(buf);
             }
-            detector.infer(&batch_input, &letterboxes)
+            detector.infer(batch_input.as_input(), &letterboxes)
         };
         let took = started.elapsed();
         meter.add_busy(took.as_nanos() as u64);

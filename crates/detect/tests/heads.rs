@@ -90,6 +90,48 @@ fn detect_head_with_dynamic_shapes() {
     check("detect_dynamic", HeadKind::Detect, Precision::F32, 1e-6, 1e-3);
 }
 
+/// A uint8 input `[batch, height, width, 3]`: the letterboxed bytes go in as they are.
+#[test]
+fn detect_head_with_a_uint8_input() {
+    check("detect_u8", HeadKind::Detect, Precision::U8, 1e-6, 1e-3);
+    check("detect_u8_batch", HeadKind::Detect, Precision::U8, 1e-6, 1e-3);
+}
+
+/// The stage's path for a uint8 model: a JPEG frame decoded straight into the
+/// tensor, the RGB bytes unchanged (the model itself scales them).
+#[test]
+fn uint8_models_take_the_decoded_bytes() {
+    use streetscope_contracts::{CaptureClock, Frame, FrameEncoding};
+    use streetscope_detect::InputBuf;
+    let det = Detector::load(&model_path("detect_u8"), options(true)).unwrap();
+    let pre = det.preprocessor();
+    let (rgb, lb) = identity_input();
+    let img = image::RgbImage::from_raw(SIZE, SIZE, rgb.clone()).unwrap();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95).encode_image(&img).unwrap();
+    let decoded = image::load_from_memory(&jpeg).unwrap().into_rgb8().into_raw();
+    let frame = |encoding, payload: Vec<u8>| Frame {
+        camera_id: "cam".into(),
+        intersection_id: "x".into(),
+        seq: 7,
+        pts_ns: 0,
+        capture_time_ms: 0,
+        clock: CaptureClock::FileStart,
+        letterbox: lb,
+        encoding,
+        payload: payload.into(),
+    };
+    let mut buf = pre.buffer();
+    pre.prepare(&frame(FrameEncoding::Rgb8, rgb.clone()), &mut buf).unwrap();
+    assert_eq!(buf, InputBuf::U8(rgb), "RGB frames: the bytes as they are");
+    pre.prepare(&frame(FrameEncoding::Jpeg, jpeg), &mut buf).unwrap();
+    assert_eq!(buf, InputBuf::U8(decoded), "JPEG frames: the decoder's bytes");
+    // A float buffer handed to a uint8 model is refused, naming both layouts.
+    let mut det = det;
+    let err = det.infer([0f32; (SIZE * SIZE * 3) as usize].as_slice().into(), &[lb]).expect_err("wrong kind");
+    assert!(err.to_string().contains("uint8 [batch, height, width, 3]"), "{err}");
+}
+
 #[test]
 fn segment_head_ignores_mask_coefficients() {
     check("segment_f32", HeadKind::Segment { masks: 32 }, Precision::F32, 1e-6, 1e-3);
@@ -159,10 +201,18 @@ fn batches_give_each_image_its_detections() {
     let mut chw = vec![0f32; rgb.len()];
     streetscope_detect::preprocess::rgb8_to_chw_f32(&rgb, &mut chw);
     let batch = chw.repeat(3);
-    for (name, dynamic) in [("detect_dynamic", true), ("detect_f32", false), ("end2end_f32", false)] {
+    let batch_u8 = rgb.repeat(3);
+    for (name, dynamic) in [
+        ("detect_dynamic", true),
+        ("detect_f32", false),
+        ("end2end_f32", false),
+        ("detect_u8_batch", true),
+        ("detect_u8", false),
+    ] {
         let mut det = Detector::load(&model_path(name), options(true)).unwrap();
         assert_eq!(det.dynamic_batch(), dynamic, "{name}");
-        let got = det.infer(&batch, &[lb; 3]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let input = if name.contains("u8") { batch_u8.as_slice().into() } else { batch.as_slice().into() };
+        let got = det.infer(input, &[lb; 3]).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got.len(), 3, "{name}");
         let want = common::py_detections(&models().expected["models"][name]["agnostic"]);
         for (i, image) in got.iter().enumerate() {
