@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-6}
 export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}
-MODEL=${2:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx}}
+MODEL=${2:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_det_u8.onnx}}
 T=$(nproc)
 
 log() { printf '\033[1m[bench-detect]\033[0m %s\n' "$*" >&2; }

@@ -6,7 +6,7 @@
 # detected. The two alternate (S P S P ...); frames/s and counts against the
 # clip's ground truth are reported per run and as medians.
 #
-#   scripts/bench-pipeline.sh [REPEAT] [MODEL]     # default: 3 runs each, the detector's default model (det_fp16)
+#   scripts/bench-pipeline.sh [REPEAT] [MODEL]     # default: 3 runs each, the detector's default model (det_u8)
 #   BENCH_SPIN=1 scripts/bench-pipeline.sh ...     # and a third side in each round: streetscope run
 #                                                  # with detector.intra_op_spinning = true (ONNX
 #                                                  # Runtime's and Python's default), all else as the
@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 REPEAT=${1:-3}
 export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}
-MODEL=${2:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx}}
+MODEL=${2:-${STREETSCOPE_MODEL:-$STREETSCOPE_CACHE/models/yolo11n_det_u8.onnx}}
 BIN=${STREETSCOPE_BIN:-$CARGO_TARGET_DIR/release/streetscope}
 OUT=$STREETSCOPE_CACHE/bench/pipeline
 SRC=test-videos/out/two_way.mp4

@@ -94,11 +94,12 @@ fi
 BIN=$TARGET/release/streetscope
 ORT=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
 OV_DIR=$CACHE/onnxruntime-openvino/onnxruntime/capi
-# The binary's default model (det_fp16: the vehicle model cut to boxes and
-# classes; same detections, 1.37x faster on CPU; docs/benchmarks.md), made from
+# The binary's default model (det_u8: the vehicle model cut to boxes and
+# classes, taking the decoded image's bytes; same detections, faster on CPU;
+# docs/benchmarks.md), made from
 # the set-up model by scripts/model-variants.sh --default (idempotent: returns at
 # once when it is there and current).
-MODEL=$CACHE/models/yolo11n_det_fp16.onnx
+MODEL=$CACHE/models/yolo11n_det_u8.onnx
 [ -f "$CACHE/models/yolo11n_seg_fp16.onnx" ] && scripts/model-variants.sh --default >&2
 ASSET=$CACHE/assets/bus.jpg
 for f in "$BIN" "$ORT" "${OV_LIBS[@]/#/$OV_DIR/}" "$MODEL" "$ASSET"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the CPU variants of the detector's model (tools/python/model_variants.py:
-# det_fp16 = boxes and classes only, det_fp32, det_int8, det_int8_mixed, fp32), checks each
+# det_fp16 = boxes and classes only, det_u8 = det_fp16 taking the decoded bytes,
+# det_fp32, det_int8, det_int8_mixed, fp32), checks each
 # against the original on the test clips and times them side by side. Nothing
 # is committed: the variants live in
 #   $STREETSCOPE_CACHE/models/variants/<key>/
@@ -10,17 +11,18 @@
 #
 #   scripts/model-variants.sh [MODEL]            # make (if needed) and print the folder
 #   scripts/model-variants.sh --check [MODEL]    # and compare + time every variant
-#   scripts/model-variants.sh --default [MODEL]  # det_fp16 alone, installed as the
-#                                                # detector's default model; prints its path
+#   scripts/model-variants.sh --default [MODEL]  # det_fp16 and det_u8 alone, installed; det_u8
+#                                                # is the detector's default model; prints its path
 #   scripts/model-variants.sh --int8 [MODEL]     # det_int8_mixed alone (the CPU variant:
 #                                                # backbone, neck and box branch INT8, class
 #                                                # branch float; about 4 minutes once), installed
 #                                                # as models/yolo11n_det_int8_mixed.onnx; prints its path
 #
 # --default is what scripts/setup.sh runs: it needs only the reference tools'
-# Python (onnx), makes det_fp16 into the keyed folder when that folder lacks it,
-# and copies it to $STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx, the path the
-# detector loads by default (crates/cli/src/paths.rs); the original stays where
+# Python (onnx), makes det_fp16 and det_u8 into the keyed folder when that folder
+# lacks them, and copies them to $STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx and
+# yolo11n_det_u8.onnx, the path the detector loads by default
+# (crates/cli/src/paths.rs); the original stays where
 # set-up put it (models/yolo11n_seg_fp16.onnx), selectable with --model.
 #
 # To run a variant: `detector.model = "<folder>/det_fp16.onnx"` (or --model).
@@ -100,17 +102,17 @@ if [ ! -f "$OUT/done" ]; then
 fi
 
 if [ "$MODE" = check ]; then
-  for v in fp32 det_fp16 det_fp32 det_int8 det_int8_mixed; do
+  for v in fp32 det_fp16 det_u8 det_fp32 det_int8 det_int8_mixed; do
     log "agreement of $v with the original (test clips, every 5th frame)"
     "$PY" tools/python/model_variants.py compare --model "$MODEL" --variant "$OUT/$v.onnx" --clips "${CLIPS[@]}" >&2
   done
-  log "counts of streetscope run with det_fp16, det_int8 and det_int8_mixed (every clip at 2.5, 5 and 10 frames/s)"
+  log "counts of streetscope run with det_fp16, det_u8, det_int8 and det_int8_mixed (every clip at 2.5, 5 and 10 frames/s)"
   "$PY" tools/python/model_variants.py counts --binary "${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}/release/streetscope" \
-    --model "$OUT/det_fp16.onnx" --model "$OUT/det_int8.onnx" \
+    --model "$OUT/det_fp16.onnx" --model "$OUT/det_u8.onnx" --model "$OUT/det_int8.onnx" \
     --model "$OUT/det_int8_mixed.onnx" --clips "${CLIPS[@]}" >&2
   log "speed, bare session.run, interleaved (load $(cut -d' ' -f1-3 /proc/loadavg))"
   "$PY" tools/python/model_variants.py speed --model "$MODEL" --model "$OUT/fp32.onnx" --model "$OUT/det_fp16.onnx" \
-    --model "$OUT/det_fp32.onnx" --model "$OUT/det_int8.onnx" --model "$OUT/det_int8_mixed.onnx" \
+    --model "$OUT/det_u8.onnx" --model "$OUT/det_fp32.onnx" --model "$OUT/det_int8.onnx" --model "$OUT/det_int8_mixed.onnx" \
     --threads "$(nproc)" --rounds 7 --runs 5 >&2
 fi
 echo "$OUT"

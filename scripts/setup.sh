@@ -128,9 +128,11 @@ fi
 bash scripts/python-env.sh >/dev/null
 
 # --- The detector's default model: the vehicle model cut to boxes and classes --
-# (det_fp16: same detections, 1.37x faster on CPU; docs/benchmarks.md). Made once
+# (det_fp16: same detections, 1.37x faster on CPU), taking the decoded image's
+# bytes (det_u8: the scaling inside the graph; docs/benchmarks.md). Made once
 # per source model into models/variants/<hash>/ and installed as
-# models/yolo11n_det_fp16.onnx; the original stays at $MODEL.
+# models/yolo11n_det_fp16.onnx and models/yolo11n_det_u8.onnx (the default); the
+# original stays at $MODEL.
 bash scripts/model-variants.sh --default "$MODEL" >/dev/null
 
 # --- Build ------------------------------------------------------------------

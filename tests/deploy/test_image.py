@@ -141,16 +141,16 @@ def test_every_template_element_is_in_the_image(rootfs):
 
 @needs_image
 def test_the_image_and_the_chart_name_the_model_the_image_carries(rootfs):
-    """One model everywhere: the binary's default (det_fp16, made by
+    """One model everywhere: the binary's default (det_u8, made by
     scripts/model-variants.sh --default), the image's STREETSCOPE_MODEL and the
     chart's detector.model."""
     path, config, _ = rootfs
     env = dict(e.split("=", 1) for e in config["Env"])
     chart = yaml.safe_load((ROOT / "helm/streetscope/values.yaml").read_text())["detector"]["model"]
-    assert env["STREETSCOPE_MODEL"] == chart == "/opt/streetscope/models/yolo11n_det_fp16.onnx", (env, chart)
+    assert env["STREETSCOPE_MODEL"] == chart == "/opt/streetscope/models/yolo11n_det_u8.onnx", (env, chart)
     shipped = path / chart.lstrip("/")
     assert shipped.is_file(), sorted(p.name for p in (path / "opt/streetscope/models").iterdir())
-    assert shipped.read_bytes() == (CACHE / "models/yolo11n_det_fp16.onnx").read_bytes()
+    assert shipped.read_bytes() == (CACHE / "models/yolo11n_det_u8.onnx").read_bytes()
 
 
 @needs_image

@@ -39,15 +39,18 @@ def default_model():
     return os.environ.get("STREETSCOPE_MODEL") or os.path.join(cache, "models", "yolo11n_det_fp16.onnx")
 
 
-def letterbox(bgr, size):
-    """Ultralytics' LetterBox(center=True): returns the RGB CHW float tensor and
-    (scale, pad_x, pad_y) to map boxes back."""
+def letterbox(bgr, size, u8=False):
+    """Ultralytics' LetterBox(center=True): returns the RGB CHW float tensor (for a
+    model with a uint8 input, the RGB HWC bytes) and (scale, pad_x, pad_y) to map
+    boxes back."""
     h, w = bgr.shape[:2]
     r = min(size / h, size / w)
     sw, sh = int(round(w * r)), int(round(h * r))
     px, py = int(round((size - sw) / 2 - 0.1)), int(round((size - sh) / 2 - 0.1))
     canvas = np.full((size, size, 3), 114, np.uint8)
     canvas[py : py + sh, px : px + sw] = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_LINEAR)
+    if u8:
+        return np.ascontiguousarray(canvas[None, :, :, ::-1]), (sw / w, sh / h, px, py)
     x = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0)
     return np.ascontiguousarray(x), (sw / w, sh / h, px, py)
 
@@ -96,11 +99,12 @@ def main():
     else:
         sess = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
-    size = inp.shape[2]
+    u8 = inp.type == "tensor(uint8)"  # [1, size, size, 3], scaled inside the graph
+    size = inp.shape[1] if u8 else inp.shape[2]
     # One run on a grey picture before the clock starts, as `streetscope run`
     # warms its detector up before its own (ONNX Runtime's first run allocates
     # its arena and is slower than the rest).
-    sess.run(None, {inp.name: np.full((1, 3, size, size), 114 / 255.0, np.float32)})
+    sess.run(None, {inp.name: letterbox(np.full((size, size, 3), 114, np.uint8), size, u8)[0]})
     meta = sess.get_modelmeta().custom_metadata_map
     names = yolo_ref.parse_names(meta["names"])
     truth = json.load(open(args.truth))
@@ -136,7 +140,7 @@ def main():
         if t + 1e-9 < next_t:
             continue
         next_t += 1.0 / rate
-        x, geom = letterbox(bgr, size)
+        x, geom = letterbox(bgr, size, u8)
         det = detect(sess, inp.name, x, geom, len(names), args.conf, args.iou, w, h)
         tracked = tracker.update(det)
         for name, z in zones:

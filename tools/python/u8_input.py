@@ -8,8 +8,9 @@ their raw outputs on a real frame.
 
     $(scripts/python-env.sh bench) tools/python/u8_input.py [--model M] [--rounds 8] [--runs 40]
 
-Not used by the detector yet: docs/benchmarks.md ("A second machine") says
-what it measured and what using it would take.
+The detector's default model since 2026-12-06 is this fold of det_fp16 (det_u8,
+made by set-up); docs/benchmarks.md ("A second machine", "The model takes the
+decoded bytes") has the measurements.
 """
 
 import argparse
@@ -25,29 +26,19 @@ sys.path.insert(0, os.path.join(CACHE, "onnxruntime-openvino"))
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
-from onnx import TensorProto, helper  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import model_variants  # noqa: E402
 from ort_interleave import frame  # noqa: E402
 
 
-def fold(src: str, dst: str, size: int) -> str:
-    """Writes `src` with a uint8 NHWC input in front; returns the old input's name."""
-    m = onnx.load(src)
-    old = m.graph.input[0]
-    m.graph.initializer.append(helper.make_tensor("streetscope_255", TensorProto.FLOAT, [], [255.0]))
-    nodes = [
-        helper.make_node("Cast", ["images_u8"], ["streetscope_f"], to=TensorProto.FLOAT),
-        helper.make_node("Div", ["streetscope_f", "streetscope_255"], ["streetscope_n"]),
-        helper.make_node("Transpose", ["streetscope_n"], [old.name], perm=[0, 3, 1, 2]),
-    ]
-    for n in reversed(nodes):
-        m.graph.node.insert(0, n)
-    m.graph.input.remove(old)
-    m.graph.input.insert(0, helper.make_tensor_value_info("images_u8", TensorProto.UINT8, [1, size, size, 3]))
+def fold(src: str, dst: str) -> str:
+    """Writes `src` with a uint8 NHWC input in front (model_variants.u8_input, as
+    set-up makes det_u8); returns the input's name (unchanged)."""
+    m = model_variants.u8_input(onnx.load(src))
     onnx.save(m, dst)
-    return old.name
+    return m.graph.input[0].name
 
 
 def session(path: str, threads: int) -> ort.InferenceSession:
@@ -78,16 +69,16 @@ def main() -> None:
     u8 = np.ascontiguousarray((x[0] * 255).round().astype(np.uint8).transpose(1, 2, 0)[None])
     with tempfile.TemporaryDirectory() as tmp:
         folded = os.path.join(tmp, "u8.onnx")
-        name = fold(a.model, folded, x.shape[2])
+        name = fold(a.model, folded)
         f32, fu8 = session(a.model, a.threads), session(folded, a.threads)
         ya = f32.run(None, {name: x})[0]
-        yb = fu8.run(None, {"images_u8": u8})[0]
+        yb = fu8.run(None, {name: u8})[0]
         print(f"ONNX Runtime {ort.__version__} ({ort.get_device()}), {a.threads} threads, {a.model}")
         print(f"largest difference of the raw outputs: {float(np.abs(ya - yb).max()):.6f}")
         ms = {"float32 NCHW input": [], "uint8 NHWC input, folded": []}
         for r in range(a.rounds):
             ms["float32 NCHW input"].append(timed(lambda: f32.run(None, {name: x}), a.runs))
-            ms["uint8 NHWC input, folded"].append(timed(lambda: fu8.run(None, {"images_u8": u8}), a.runs))
+            ms["uint8 NHWC input, folded"].append(timed(lambda: fu8.run(None, {name: u8}), a.runs))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} ms" for k, v in ms.items()), flush=True)
         for k, v in ms.items():
             print(f"{k}: median {statistics.median(v):.2f} ms")

@@ -270,7 +270,7 @@ fn reference_cache_path(cfg: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/streetscope"));
     let model = std::env::var_os("STREETSCOPE_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| cache.join("models/yolo11n_det_fp16.onnx"));
+        .unwrap_or_else(|| cache.join("models/yolo11n_det_u8.onnx"));
     for f in [PathBuf::from(BIN), clip_path(CLIPS[0]), clip_path(CLIPS[1]), model] {
         let m = std::fs::metadata(&f).ok();
         (f.display().to_string(), m.as_ref().map(|m| m.len()), m.and_then(|m| m.modified().ok())).hash(&mut h);

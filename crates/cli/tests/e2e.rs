@@ -328,7 +328,7 @@ fn a_configs_relative_paths_are_taken_from_its_folder() {
     std::fs::create_dir_all(site.join("out")).unwrap();
     let clip = repo().join("test-videos/out/one_bus.mp4");
     std::os::unix::fs::symlink(need(&clip), site.join("clip.mp4")).unwrap();
-    let model = cache().join("models/yolo11n_det_fp16.onnx");
+    let model = cache().join("models/yolo11n_det_u8.onnx");
     std::os::unix::fs::symlink(need(&model), site.join("model.onnx")).unwrap();
     let cfg = site.join("city.toml");
     std::fs::write(
@@ -379,7 +379,7 @@ fn http_get(addr: &str, path: &str) -> String {
 fn a_live_camera_faster_than_the_detector_drops_its_oldest_frames_and_stops_cleanly() {
     use std::io::BufRead;
     // 100 frames/s, all sampled: about three times what the default detector
-    // (OpenVINO, det_fp16) runs on this machine's two cores when nothing else
+    // (OpenVINO, then det_fp16) runs on this machine's two cores when nothing else
     // does (33 frames/s). At 25 the premise failed on a quiet machine: no frame
     // had to be dropped.
     let mut server = Command::new(rtsp_server_bin())

@@ -192,8 +192,9 @@ fn default_healthy_after_s() -> f64 {
 pub struct DetectorConfig {
     /// Path of the ONNX model. When absent, the `STREETSCOPE_MODEL` variable, else
     /// the model that the set-up script makes
-    /// (`~/.cache/streetscope/models/yolo11n_det_fp16.onnx`: the vehicle model cut to
-    /// boxes and classes, same detections, faster); the original it is made from,
+    /// (`~/.cache/streetscope/models/yolo11n_det_u8.onnx`: the vehicle model cut to
+    /// boxes and classes and taking the decoded image's bytes, same detections,
+    /// faster); the original it is made from,
     /// `~/.cache/streetscope/models/yolo11n_seg_fp16.onnx`, can be named here.
     #[serde(default)]
     pub model: Option<PathBuf>,
