@@ -120,7 +120,11 @@ fn main() -> ort::Result<()> {
     let input_f32 = Array4::<f32>::from_elem((1, 3, 640, 640), 114.0 / 255.0);
     let input_f16 = input_f32.mapv(f16::from_f32);
     let first = configs.iter().find_map(|c| c.session.as_ref()).expect("one ort configuration");
-    let fp16 = first.inputs()[0].dtype().tensor_type() == Some(ort::value::TensorElementType::Float16);
+    let input_type = first.inputs()[0].dtype().tensor_type();
+    let fp16 = input_type == Some(ort::value::TensorElementType::Float16);
+    // A uint8 model (det_u8) takes the letterboxed bytes, [1, 640, 640, 3].
+    let u8_input = (input_type == Some(ort::value::TensorElementType::Uint8))
+        .then(|| Array4::<u8>::from_elem((1, 640, 640, 3), 114));
     let name = first.inputs()[0].name().to_owned();
     let mut scratch: Vec<f16> = Vec::new();
     let mut run = |c: &mut Config| -> ort::Result<f64> {
@@ -134,7 +138,9 @@ fn main() -> ort::Result<()> {
         }
         let session = c.session.as_mut().unwrap();
         let t = Instant::now();
-        if fp16 {
+        if let Some(bytes) = &u8_input {
+            session.run(ort::inputs![name.as_str() => TensorRef::from_array_view(bytes)?])?;
+        } else if fp16 {
             if c.convert {
                 scratch.clear();
                 scratch.extend(input_f32.iter().map(|v| f16::from_f32(*v)));
