@@ -1,6 +1,8 @@
 //! Execution providers: a list with GPU providers falls back to the CPU on a
 //! machine (or an ONNX Runtime build) without them, and says which one runs.
 
+mod common;
+
 use std::path::PathBuf;
 
 use streetscope_contracts::config::Provider;
@@ -80,19 +82,14 @@ fn openvino_runs_the_model_with_the_cpu_providers_detections() {
         images.extend((0..spec.frame_count()).step_by(15).map(|i| renderer.frame(i)));
     }
     let (w, h) = cpu.input_size();
-    let (mut n, mut worst_iou, mut worst_score) = (0, 1f32, 0f32);
-    for (i, img) in images.iter().enumerate() {
-        let (rgb, lb) = streetscope_detect::preprocess::letterbox_image(img, w, h);
-        let a = cpu.detect_rgb(&rgb, &lb).unwrap();
-        let b = ov.detect_rgb(&rgb, &lb).unwrap();
-        assert_eq!(a.len(), b.len(), "image {i}: {a:?} against {b:?}");
-        for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x.class_id, y.class_id, "image {i}");
-            worst_iou = worst_iou.min(x.bbox.iou(&y.bbox));
-            worst_score = worst_score.max((x.score - y.score).abs());
-        }
-        n += a.len();
-    }
+    let pairs: Vec<_> = images
+        .iter()
+        .map(|img| {
+            let (rgb, lb) = streetscope_detect::preprocess::letterbox_image(img, w, h);
+            (cpu.detect_rgb(&rgb, &lb).unwrap(), ov.detect_rgb(&rgb, &lb).unwrap())
+        })
+        .collect();
+    let (n, worst_iou, worst_score) = common::agreement(pairs.iter().map(|(a, b)| (a.as_slice(), b.as_slice())));
     eprintln!(
         "{} images, {n} detections: lowest IoU {worst_iou:.4}, largest score difference {worst_score:.4}",
         images.len()

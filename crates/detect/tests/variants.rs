@@ -6,6 +6,8 @@
 //! the same values), within rounding on OpenVINO (which fuses the scaling into
 //! the first convolution).
 
+mod common;
+
 use std::path::PathBuf;
 
 use streetscope_contracts::config::Provider;
@@ -99,16 +101,7 @@ fn the_default_model_gives_det_fp16s_detections_on_openvino() {
         assert!(!expected, "set-up installs the OpenVINO build on x86-64");
         return;
     };
-    let (mut n, mut worst_iou, mut worst_score) = (0, 1f32, 0f32);
-    for (i, (a, b)) in pairs.iter().enumerate() {
-        assert_eq!(a.len(), b.len(), "frame {i}: {a:?} against {b:?}");
-        for (x, y) in a.iter().zip(b) {
-            assert_eq!(x.class_id, y.class_id, "frame {i}");
-            worst_iou = worst_iou.min(x.bbox.iou(&y.bbox));
-            worst_score = worst_score.max((x.score - y.score).abs());
-        }
-        n += a.len();
-    }
+    let (n, worst_iou, worst_score) = common::agreement(pairs.iter().map(|(a, b)| (a.as_slice(), b.as_slice())));
     eprintln!(
         "{} frames, {n} detections: lowest IoU {worst_iou:.4}, largest score difference {worst_score:.4}",
         pairs.len()

@@ -80,3 +80,20 @@ pub fn compare(what: &str, rust: &[Detection], py: &[PyDetection]) -> (f32, f32)
     }
     (ds, db)
 }
+
+/// Two detectors' detections of the same images, which must match one to one
+/// (the same count and classes, in order): the number compared, the lowest IoU
+/// of a pair's boxes and the largest difference of their scores.
+pub fn agreement<'a>(pairs: impl IntoIterator<Item = (&'a [Detection], &'a [Detection])>) -> (usize, f32, f32) {
+    let (mut n, mut worst_iou, mut worst_score) = (0, 1f32, 0f32);
+    for (i, (a, b)) in pairs.into_iter().enumerate() {
+        assert_eq!(a.len(), b.len(), "image {i}: {a:?} against {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x.class_id, y.class_id, "image {i}");
+            worst_iou = worst_iou.min(x.bbox.iou(&y.bbox));
+            worst_score = worst_score.max((x.score - y.score).abs());
+        }
+        n += a.len();
+    }
+    (n, worst_iou, worst_score)
+}
