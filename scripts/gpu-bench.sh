@@ -7,14 +7,18 @@
 #
 #   ORT_DYLIB_PATH=/path/to/onnxruntime/capi/libonnxruntime.so.1.31.1 bash scripts/gpu-bench.sh [MODEL]
 #
-# MODEL defaults to the vehicle model; batch sizes above 1 need a model exported
-# with a dynamic batch (Ultralytics: `yolo export format=onnx dynamic=True`).
+# MODEL defaults to the detector's default model (det_u8: uint8 input, its
+# scaling done on the GPU); the CUDA and TensorRT runs are repeated with det_fp16
+# (float input filled on the CPU) to say what the uint8 input is worth there.
+# Batch sizes above 1 need a model exported with a dynamic batch (Ultralytics:
+# `yolo export format=onnx dynamic=True`).
 # Prints one table per measurement; copy them into docs/benchmarks.md with the date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export STREETSCOPE_CACHE=${STREETSCOPE_CACHE:-$HOME/.cache/streetscope}
 BIN=${STREETSCOPE_BIN:-${CARGO_TARGET_DIR:-$STREETSCOPE_CACHE/target}/release/streetscope}
-MODEL=${1:-$STREETSCOPE_CACHE/models/yolo11n_seg_fp16.onnx}
+MODEL=${1:-$STREETSCOPE_CACHE/models/yolo11n_det_u8.onnx}
+FLOAT_MODEL=$STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx
 [ -n "${ORT_DYLIB_PATH:-}" ] || { echo "set ORT_DYLIB_PATH to the GPU build of libonnxruntime" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p streetscope" >&2; exit 1; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
@@ -22,12 +26,18 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 ENGINES=$(mktemp -d)
 trap 'rm -rf "$ENGINES"' EXIT
 run() { echo "== $*"; "$BIN" --log-level info bench detect --model "$MODEL" --frames 200 --repeat 3 "$@"; }
+run_float() { echo "== det_fp16 $*"; "$BIN" --log-level info bench detect --model "$FLOAT_MODEL" --frames 200 --repeat 3 "$@"; }
 
 # CUDA.
 run --providers cuda,cpu
 # TensorRT: the first start builds the engine (cold), the second loads it (cached).
 run --providers tensorrt,cuda,cpu --engine-cache "$ENGINES"
 run --providers tensorrt,cuda,cpu --engine-cache "$ENGINES"
+# The float-input model beside it (its engine is built cold too).
+if [ -f "$FLOAT_MODEL" ] && [ "$FLOAT_MODEL" != "$MODEL" ]; then
+  run_float --providers cuda,cpu
+  run_float --providers tensorrt,cuda,cpu --engine-cache "$ENGINES"
+fi
 # Batch sizes (dynamic-batch models only; the stage falls back to 1 otherwise).
 for b in 1 2 4 8 16; do
   run --providers cuda,cpu --batch "$b" --workers 4
