@@ -20,7 +20,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use streetscope_contracts::config::{OpenVinoConfig, OpenVinoPrecision, Provider};
 use streetscope_contracts::{Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
-use streetscope_detect::{Detector, DetectorOptions, InputBuf};
+use streetscope_detect::{Detector, DetectorOptions, InputBuf, Precision};
 use streetscope_telemetry::StageMeter;
 use streetscope_transport::{channel, FullPolicy, Subscribe};
 
@@ -104,6 +104,10 @@ pub struct DetectBench {
     /// ingest pods' quality).
     #[arg(long, default_value_t = crate::cluster::ingest::DEFAULT_JPEG_QUALITY)]
     quality: u8,
+    /// Frames as raw RGB instead of JPEG: what `streetscope run` passes from
+    /// ingest to the detector in one process (the pods send JPEG over Kafka).
+    #[arg(long)]
+    raw: bool,
     /// TensorRT engine cache folder (default: `engines/` in the cache folder).
     #[arg(long)]
     engine_cache: Option<PathBuf>,
@@ -346,8 +350,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// JPEG frames of the two_way test clip, letterboxed to the model's size.
-fn frames(n: usize, w: u32, h: u32, quality: u8) -> anyhow::Result<Vec<Frame>> {
+/// JPEG frames (RGB frames when `quality` is `None`) of the two_way test clip,
+/// letterboxed to the model's size.
+fn frames(n: usize, w: u32, h: u32, quality: Option<u8>) -> anyhow::Result<Vec<Frame>> {
     // Ingest's own path on the two_way clip (1280x720, 25 fps): decode, the
     // letterbox element, jpegenc (4:2:0) at `quality`, sampled evenly over the
     // clip, so that the stage decodes what it gets from a camera.
@@ -358,7 +363,7 @@ fn frames(n: usize, w: u32, h: u32, quality: u8) -> anyhow::Result<Vec<Frame>> {
     let cam = streetscope_ingest::CameraSource {
         width: w,
         height: h,
-        jpeg_quality: Some(quality),
+        jpeg_quality: quality,
         ..ingest_camera(&clip, rate, false, None)
     };
     let got = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
@@ -573,7 +578,14 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     let mut det = load(&args)?;
     let load_s = load_started.elapsed().as_secs_f64();
     let (w, h) = det.input_size();
-    let frames = frames(args.frames, w, h, args.quality)?;
+    let frames = frames(args.frames, w, h, (!args.raw).then_some(args.quality))?;
+    let what = if args.raw { "RGB".to_owned() } else { format!("JPEG (quality {})", args.quality) };
+    let prep = match (args.raw, det.info().input_precision) {
+        (false, Precision::U8) => "JPEG decode into the tensor",
+        (false, _) => "JPEG decode + tensor fill",
+        (true, Precision::U8) => "copy of the RGB frame",
+        (true, _) => "tensor fill",
+    };
     let opts = StageOptions {
         max_batch: args.batch,
         max_wait: Duration::from_millis(5),
@@ -583,12 +595,11 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     let cores = streetscope_detect::cores::available();
     let threads = DetectorOptions { threads: args.threads, ..DetectorOptions::default() }.intra_threads();
     eprintln!(
-        "model {} on {}, {} JPEG frames of {w}x{h} (quality {}), batch {}, intra-op threads {threads} \
+        "model {} on {}, {} {what} frames of {w}x{h}, batch {}, intra-op threads {threads} \
          (cores: {} in affinity, quota {}), spinning {}, arena {}, workers {}",
         det.info().path,
         det.provider().name(),
         frames.len(),
-        args.quality,
         args.batch,
         cores.affinity,
         cores.quota.map_or("none".to_owned(), |q| format!("{q:.2} CPUs")),
@@ -642,9 +653,10 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         "bare run, ONNX Runtime's Python binding (frames/s)".to_owned(),
         if py_fps.is_empty() { "not run".to_owned() } else { format!("{:.2}", median(py_fps)) },
     ]);
-    t.add_row(vec!["detect stage, JPEG in → detections (frames/s)".to_owned(), format!("{:.2}", median(stage_fps))]);
+    let input = if args.raw { "RGB" } else { "JPEG" };
+    t.add_row(vec![format!("detect stage, {input} in → detections (frames/s)"), format!("{:.2}", median(stage_fps))]);
     t.add_row(vec!["ratio stage / best bare run (median of runs)".to_owned(), format!("{:.3}", median(ratios))]);
-    t.add_row(vec!["preprocess on one thread: JPEG decode + tensor fill (ms/frame)".to_owned(), format!("{pre:.2}")]);
+    t.add_row(vec![format!("preprocess on one thread: {prep} (ms/frame)"), format!("{pre:.2}")]);
     t.add_row(vec!["latency p50, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.5))]);
     t.add_row(vec!["latency p99, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.99))]);
     println!("{t}");
