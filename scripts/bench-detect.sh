@@ -9,7 +9,8 @@
 #    (A B C ... A B C ...) so that the shared machine's noise hits all alike;
 #    medians of rounds.
 # 2. `streetscope bench detect`: the detect stage against the best of its own bare
-#    run and the Python binding's, side by side.
+#    run and the Python binding's, side by side (JPEG frames as the pods get them,
+#    with spinning off and on; then RGB frames as `streetscope run` passes them).
 # The machine's load is printed before and after each part: quote it with the figures.
 set -euo pipefail
 
@@ -35,4 +36,6 @@ log "load $(cut -d' ' -f1-3 /proc/loadavg)"
 log "bench detect (spinning off, the default, then on); load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$CARGO_TARGET_DIR/release/streetscope" bench detect --model "$MODEL" --frames 30 --repeat 5
 "$CARGO_TARGET_DIR/release/streetscope" bench detect --model "$MODEL" --frames 30 --repeat 5 --spin
+log "bench detect on RGB frames (what streetscope run passes in one process); load $(cut -d' ' -f1-3 /proc/loadavg)"
+"$CARGO_TARGET_DIR/release/streetscope" bench detect --model "$MODEL" --frames 30 --repeat 5 --raw
 log "load $(cut -d' ' -f1-3 /proc/loadavg)"
