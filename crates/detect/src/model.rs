@@ -175,6 +175,7 @@ impl Model {
         tracing::info!(
             model = %p,
             head = ?info.head,
+            input = info.input_precision.layout(),
             intra_threads = threads,
             "model loaded on {on} in {:.2} s",
             started.elapsed().as_secs_f64()
