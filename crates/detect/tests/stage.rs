@@ -124,3 +124,56 @@ fn stale_frames_are_shed_and_counted() {
     assert!(out.is_empty());
     assert_eq!(report.shed_stale, 4);
 }
+
+/// Hostile JPEG frames on a float model and on a uint8 one (the default, whose
+/// frames are decoded straight into the tensor): each bad frame is told as
+/// "nothing for it" in its place, the good ones around it are detected, and a
+/// greyscale JPEG of the right size is taken (as RGB).
+#[test]
+fn bad_jpeg_frames_are_skipped_in_place_on_float_and_uint8_models() {
+    let jpeg = |img: image::DynamicImage| {
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+        out
+    };
+    let good = jpeg(image::RgbImage::from_pixel(640, 640, image::Rgb([114, 114, 114])).into());
+    let grey = jpeg(image::GrayImage::from_pixel(640, 640, image::Luma([114])).into());
+    let small = jpeg(image::RgbImage::from_pixel(320, 320, image::Rgb([114, 114, 114])).into());
+    let truncated = good[..good.len() / 3].to_vec();
+    let cases = [
+        (good.clone(), Some(true)),
+        (vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3], Some(false)), // a JPEG's first bytes, then nothing
+        (grey, Some(true)),
+        (small, Some(false)), // 320x320: the model takes 640x640
+        (truncated, None),    // the decoder may fill in what is missing, or refuse: either, in its place
+        (good, Some(true)),
+    ];
+    let models = ["models/yolo11n_seg_fp16.onnx", "models/yolo11n_det_u8.onnx"];
+    for model in models {
+        let path = streetscope_detect::runtime::cache_dir().join(model);
+        assert!(path.is_file(), "{} is missing: run scripts/setup.sh", path.display());
+        let det = Detector::load(&path, DetectorOptions::default()).unwrap();
+        let frames: Vec<Frame> =
+            cases.iter().enumerate().map(|(i, (p, _))| frame("a", i as u64, p.clone(), FrameEncoding::Jpeg)).collect();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let recorder = Recorder::default();
+        rt.block_on(async {
+            let (tx, rx) = channel("frames", frames.len(), FullPolicy::Block);
+            for f in frames {
+                tx.publish_blocking(f).unwrap();
+            }
+            drop(tx);
+            let opts = StageOptions { workers: 2, ..StageOptions::default() };
+            DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, &recorder).await.unwrap();
+        });
+        let told = recorder.0.into_inner().unwrap();
+        eprintln!("{model}: {told:?}");
+        assert_eq!(told.len(), cases.len(), "{model}: {told:?}");
+        for (i, ((_, want), (cam, seq, delivered))) in cases.iter().zip(&told).enumerate() {
+            assert_eq!((cam.as_str(), *seq), ("a", i as u64), "{model}: in input order");
+            if let Some(want) = want {
+                assert_eq!(delivered, want, "{model}: frame {i}");
+            }
+        }
+    }
+}
