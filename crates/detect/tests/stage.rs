@@ -69,6 +69,22 @@ impl Publish<FrameDetections> for &Recorder {
     }
 }
 
+/// What the stage (two workers) tells its output of `frames`, in order.
+fn told(det: Detector, frames: Vec<Frame>) -> Vec<(String, u64, bool)> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let recorder = Recorder::default();
+    rt.block_on(async {
+        let (tx, rx) = channel("frames", frames.len(), FullPolicy::Block);
+        for f in frames {
+            tx.publish_blocking(f).unwrap();
+        }
+        drop(tx);
+        let opts = StageOptions { workers: 2, ..StageOptions::default() };
+        DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, &recorder).await.unwrap();
+    });
+    recorder.0.into_inner().unwrap()
+}
+
 /// A Kafka relay settles a frame's input when it hears of it: every frame the
 /// stage takes comes out as a detection or as "nothing for it", in input order.
 #[test]
@@ -80,18 +96,7 @@ fn every_frame_comes_out_in_order_as_detections_or_as_nothing_for_it() {
         frame("a", 2, grey.clone(), FrameEncoding::Rgb8),
         frame("a", 3, vec![0; 10], FrameEncoding::Rgb8), // wrong size: the last frame fails
     ];
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let recorder = Recorder::default();
-    rt.block_on(async {
-        let (tx, rx) = channel("frames", frames.len(), FullPolicy::Block);
-        for f in frames {
-            tx.publish_blocking(f).unwrap();
-        }
-        drop(tx);
-        let opts = StageOptions { workers: 2, ..StageOptions::default() };
-        DetectStage::with_options(detector(), StageMeter::new("detect"), opts).run(rx, &recorder).await.unwrap();
-    });
-    let told = recorder.0.into_inner().unwrap();
+    let told = told(detector(), frames);
     let a = |seq, delivered| ("a".to_owned(), seq, delivered);
     assert_eq!(told, [a(0, true), a(1, false), a(2, true), a(3, false)]);
 }
@@ -155,18 +160,7 @@ fn bad_jpeg_frames_are_skipped_in_place_on_float_and_uint8_models() {
         let det = Detector::load(&path, DetectorOptions::default()).unwrap();
         let frames: Vec<Frame> =
             cases.iter().enumerate().map(|(i, (p, _))| frame("a", i as u64, p.clone(), FrameEncoding::Jpeg)).collect();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let recorder = Recorder::default();
-        rt.block_on(async {
-            let (tx, rx) = channel("frames", frames.len(), FullPolicy::Block);
-            for f in frames {
-                tx.publish_blocking(f).unwrap();
-            }
-            drop(tx);
-            let opts = StageOptions { workers: 2, ..StageOptions::default() };
-            DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, &recorder).await.unwrap();
-        });
-        let told = recorder.0.into_inner().unwrap();
+        let told = told(det, frames);
         eprintln!("{model}: {told:?}");
         assert_eq!(told.len(), cases.len(), "{model}: {told:?}");
         for (i, ((_, want), (cam, seq, delivered))) in cases.iter().zip(&told).enumerate() {
