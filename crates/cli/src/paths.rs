@@ -26,7 +26,13 @@ pub fn default_model() -> PathBuf {
     if let Some(p) = std::env::var_os("STREETSCOPE_MODEL") {
         return PathBuf::from(p);
     }
-    let models = cache_dir().join("models");
+    default_model_in(&cache_dir().join("models"))
+}
+
+/// The default model among set-up's models in `models`: det_u8, else det_fp16,
+/// else the original (with a warning), else det_u8's path (whose absence the
+/// detector reports, naming set-up).
+fn default_model_in(models: &std::path::Path) -> PathBuf {
     let det = models.join(DEFAULT_MODEL);
     if det.exists() {
         return det;
@@ -41,5 +47,24 @@ pub fn default_model() -> PathBuf {
             older
         }
         None => det,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_model_falls_back_to_what_an_older_set_up_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let touch = |name: &str| std::fs::write(m.join(name), b"").unwrap();
+        assert_eq!(default_model_in(m), m.join(DEFAULT_MODEL), "nothing there: the path set-up makes");
+        touch(ORIGINAL_MODEL);
+        assert_eq!(default_model_in(m), m.join(ORIGINAL_MODEL));
+        touch(PREVIOUS_DEFAULT);
+        assert_eq!(default_model_in(m), m.join(PREVIOUS_DEFAULT));
+        touch(DEFAULT_MODEL);
+        assert_eq!(default_model_in(m), m.join(DEFAULT_MODEL));
     }
 }
