@@ -48,9 +48,7 @@ fn cpu_only_runs_on_the_cpu() {
 fn openvino_runs_the_model_with_the_cpu_providers_detections() {
     use streetscope_detect::runtime;
     let lib = runtime::library_for(&[Provider::Openvino, Provider::Cpu]);
-    let expect_openvino = std::env::var_os("ORT_DYLIB_PATH").is_none()
-        && std::env::consts::ARCH == "x86_64"
-        && std::env::var("STREETSCOPE_OPENVINO").map_or(true, |v| v != "0");
+    let expect_openvino = common::openvino_expected();
     if expect_openvino {
         assert_eq!(lib, runtime::openvino_library(), "set-up installs the OpenVINO build here");
     }
@@ -89,14 +87,7 @@ fn openvino_runs_the_model_with_the_cpu_providers_detections() {
             (cpu.detect_rgb(&rgb, &lb).unwrap(), ov.detect_rgb(&rgb, &lb).unwrap())
         })
         .collect();
-    let (n, worst_iou, worst_score) = common::agreement(pairs.iter().map(|(a, b)| (a.as_slice(), b.as_slice())));
-    eprintln!(
-        "{} images, {n} detections: lowest IoU {worst_iou:.4}, largest score difference {worst_score:.4}",
-        images.len()
-    );
-    assert!(n >= 20, "the images hold vehicles: {n} detections");
-    assert!(worst_iou >= 0.97, "boxes moved: IoU {worst_iou}");
-    assert!(worst_score <= 0.01, "scores moved by {worst_score}");
+    common::assert_within_rounding("images", &pairs, 20);
 }
 
 /// An OpenVINO device that this machine lacks (a configuration written for
