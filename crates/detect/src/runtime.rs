@@ -12,7 +12,9 @@
 //! decides.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use ort::logging::LogLevel;
 
 use streetscope_contracts::config::Provider;
 
@@ -108,9 +110,10 @@ pub fn environment(providers: &[Provider]) -> Result<&'static ort::environment::
         let env = if !wanted.is_file() {
             Err("no such file".to_owned())
         } else {
-            ort::init_from(&wanted)
-                .map_err(|e| e.to_string())
-                .and_then(|b| b.with_name("streetscope").build().map_err(|e| e.to_string()))
+            ort::init_from(&wanted).map_err(|e| e.to_string()).and_then(|b| {
+                let env = b.with_name("streetscope").with_logger(Arc::new(forward_log)).build();
+                env.inspect(|env| env.set_log_level(ort_log_level())).map_err(|e| e.to_string())
+            })
         };
         (wanted.clone(), env)
     });
@@ -124,9 +127,50 @@ pub fn environment(providers: &[Provider]) -> Result<&'static ort::environment::
     env.as_ref().map_err(|reason| DetectError::Runtime { path: path.display().to_string(), reason: reason.clone() })
 }
 
+/// ONNX Runtime's own messages, as `tracing` events of target `ort`. Its
+/// "info" is chatty — the OpenVINO provider writes three lines for every
+/// inference — so it is debug here, and verbose is trace; warnings and errors
+/// keep their level.
+fn forward_log(level: LogLevel, category: &str, id: &str, location: &str, message: &str) {
+    match level {
+        LogLevel::Verbose => tracing::trace!(target: "ort", category, id, location, "{message}"),
+        LogLevel::Info => tracing::debug!(target: "ort", category, id, location, "{message}"),
+        LogLevel::Warning => tracing::warn!(target: "ort", category, id, location, "{message}"),
+        LogLevel::Error | LogLevel::Fatal => tracing::error!(target: "ort", category, id, location, "{message}"),
+    }
+}
+
+/// The least severe of ONNX Runtime's messages that [`forward_log`] would
+/// show (`RUST_LOG=ort=debug` shows its info): the runtime does not even
+/// format the others.
+fn ort_log_level() -> LogLevel {
+    if tracing::enabled!(target: "ort", tracing::Level::TRACE) {
+        LogLevel::Verbose
+    } else if tracing::enabled!(target: "ort", tracing::Level::DEBUG) {
+        LogLevel::Info
+    } else {
+        LogLevel::Warning
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtime_s_info_is_shown_only_when_ort_debug_is_asked_for() {
+        use tracing_subscriber::EnvFilter;
+        let level = |filter: &str| {
+            let subscriber = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).finish();
+            tracing::subscriber::with_default(subscriber, ort_log_level)
+        };
+        // RUST_LOG=info (a pod's usual setting) shows no per-inference lines.
+        assert_eq!(level("info"), LogLevel::Warning);
+        assert_eq!(level("warn"), LogLevel::Warning);
+        assert_eq!(level("info,ort=debug"), LogLevel::Info);
+        assert_eq!(level("ort=trace"), LogLevel::Verbose);
+        assert_eq!(level("debug"), LogLevel::Info);
+    }
 
     #[test]
     fn the_openvino_build_is_loaded_for_detectors_that_name_openvino() {
