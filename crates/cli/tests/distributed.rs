@@ -469,11 +469,42 @@ max_backoff_s = 2
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-        let logs: Vec<String> = self
-            .aggregate
+        // CI shows the head of a failure: what tells most comes first.
+        let summary: Vec<String> = last
             .iter()
-            .chain(&self.detect)
-            .chain(&self.ingest)
+            .map(|(x, v)| {
+                format!(
+                    "{x}: complete={} frames={} counts as expected: {}",
+                    v["complete"],
+                    v["frames"],
+                    counts_of(v["counts"].as_array().unwrap()) == expected.get(x).cloned().unwrap_or_default()
+                )
+            })
+            .collect();
+        let stages: Vec<&Proc> = self.aggregate.iter().chain(&self.detect).chain(&self.ingest).collect();
+        // Each stage's lines about partitions, cameras, recordings' ends and
+        // anything that went wrong, then the tail of its log.
+        const TELLING: [&str; 9] = [
+            "partitions",
+            "camera",
+            "recording",
+            "end of stream",
+            "end-of-stream",
+            "tracks ended",
+            "WARN",
+            "ERROR",
+            "restor",
+        ];
+        let telling: Vec<String> = stages
+            .iter()
+            .map(|p| {
+                let t = p.log_text();
+                let lines: Vec<&str> = t.lines().filter(|l| TELLING.iter().any(|w| l.contains(w))).take(40).collect();
+                format!("--- {} (telling lines) ---\n{}", p.name, lines.join("\n"))
+            })
+            .collect();
+        let logs: Vec<String> = stages
+            .iter()
             .map(|p| {
                 // The heartbeat lines every few seconds would fill the tail: what
                 // happened, and the stage's own view of its cameras, tell more.
@@ -487,7 +518,7 @@ max_backoff_s = 2
                     .and_then(|mut r| r.body_mut().read_to_string().ok())
                     .unwrap_or_else(|| "(no answer)".into());
                 format!(
-                    "--- {} ---\n{}\n/status: {status}",
+                    "--- {} (tail) ---\n{}\n/status: {status}",
                     p.name,
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 )
@@ -495,13 +526,56 @@ max_backoff_s = 2
             .collect();
         let broker = self.broker.log();
         let broker_tail: Vec<&str> = broker.lines().rev().take(40).collect();
-        let logs =
-            [logs, vec![format!("--- broker ---\n{}", broker_tail.into_iter().rev().collect::<Vec<_>>().join("\n"))]]
-                .concat();
         panic!(
-            "counts did not converge.\nexpected: {expected:#?}\nlast counts records: {last:#?}\n{}",
-            logs.join("\n")
+            "counts did not converge in {limit:?}: {}\n--- where the recordings' ends are ---\n{}\n{}\nexpected: {expected:#?}\nlast counts records: {last:#?}\n{}\n--- broker ---\n{}",
+            summary.join("; "),
+            self.ends_on_topics(),
+            telling.join("\n"),
+            logs.join("\n"),
+            broker_tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
         );
+    }
+
+    /// Per topic (frames, detections) and camera: its records, its last one's
+    /// place, and the end-of-stream markers' places (partition@offset) — what
+    /// a run whose counts never completed needs told: was a marker sent, passed
+    /// on, or followed by more of the camera's frames?
+    fn ends_on_topics(&self) -> String {
+        let topics = &self.kafka.topics;
+        let mut out = Vec::new();
+        for topic in [&topics.frames.name, &topics.detections.name] {
+            let rows = match read_log(&self.kafka, topic, None) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    out.push(format!("{topic}: unreadable ({e})"));
+                    continue;
+                }
+            };
+            // camera -> (records, last record's place, markers' places)
+            let mut by: BTreeMap<String, (usize, String, Vec<String>)> = BTreeMap::new();
+            for r in &rows {
+                let place = format!("{}@{}", r.partition, r.offset);
+                if let Some(camera) = r.header(streetscope_contracts::kafka::headers::END_OF_STREAM) {
+                    by.entry(camera).or_default().2.push(place);
+                    continue;
+                }
+                let camera = r.value.as_deref().and_then(|v| {
+                    if *topic == topics.frames.name {
+                        streetscope_contracts::Frame::from_envelope(v).ok().map(|f| f.camera_id.to_string())
+                    } else {
+                        serde_json::from_slice::<Value>(v).ok()?["camera_id"].as_str().map(str::to_owned)
+                    }
+                });
+                let e = by.entry(camera.unwrap_or_else(|| "(unreadable)".into())).or_default();
+                (e.0, e.1) = (e.0 + 1, place);
+            }
+            for (camera, (n, last, markers)) in by {
+                out.push(format!(
+                    "{topic}: {camera}: {n} records, the last at {last}; end-of-stream markers at {markers:?}"
+                ));
+            }
+        }
+        out.join("\n")
     }
 
     /// The crossing events on the events topic, each counted once by its
