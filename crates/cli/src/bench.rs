@@ -519,7 +519,10 @@ impl Drop for PythonBare {
 }
 
 /// Frames per second of the stage, all frames queued at once (throughput).
-async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -> anyhow::Result<(Detector, f64)> {
+/// The stage's frames/s over `frames`, and the milliseconds a frame spent in
+/// the inference thread's `infer` (the model's run and the decoding of its
+/// output): the rest of a frame's cycle is time between runs.
+async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -> anyhow::Result<(Detector, f64, f64)> {
     let (tx, rx) = channel::<Frame>("frames", frames.len(), FullPolicy::Block);
     let (out_tx, mut out_rx) = channel::<FrameDetections>("detections", frames.len(), FullPolicy::Block);
     let start = Instant::now();
@@ -527,7 +530,8 @@ async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -
         tx.publish_blocking(f.clone())?;
     }
     drop(tx);
-    let stage = tokio::spawn(DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, out_tx));
+    let meter = StageMeter::new("detect");
+    let stage = tokio::spawn(DetectStage::with_options(det, meter.clone(), opts).run(rx, out_tx));
     let mut n = 0;
     while out_rx.next().await.is_some() {
         n += 1;
@@ -535,7 +539,8 @@ async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -
     let fps = n as f64 / start.elapsed().as_secs_f64();
     let (det, _) = stage.await??;
     anyhow::ensure!(n == frames.len(), "{} of {} frames came out", n, frames.len());
-    Ok((det, fps))
+    let infer_ms = meter.stats().busy_s * 1e3 / n as f64;
+    Ok((det, fps, infer_ms))
 }
 
 /// The stage's preprocessing of one frame on one thread (what each worker does
@@ -624,11 +629,13 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let (mut bare_fps, mut py_fps, mut stage_fps, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut infer_ms = Vec::new();
     for r in 0..args.repeat {
         let b = bare(&mut det, &frames, args.batch)?;
         let p = python.as_mut().map(|p| p.measure(frames.len())).transpose()?;
-        let (d, s) = rt.block_on(stage_throughput(det, &frames, opts.clone()))?;
+        let (d, s, inf) = rt.block_on(stage_throughput(det, &frames, opts.clone()))?;
         det = d;
+        infer_ms.push(inf);
         let best = p.map_or(b, |p| p.max(b));
         eprintln!(
             "run {}: bare {b:.2} frames/s, Python bare {}, stage {s:.2} frames/s, ratio to the best bare {:.3}",
@@ -648,14 +655,21 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
     t.add_row(vec![format!("model load + warm-up on {} (s)", det_provider), format!("{load_s:.2}")]);
-    t.add_row(vec![format!("bare ONNX Runtime run, {threads} threads (frames/s)"), format!("{:.2}", median(bare_fps))]);
+    let (bare_med, stage_med) = (median(bare_fps), median(stage_fps));
+    t.add_row(vec![format!("bare ONNX Runtime run, {threads} threads (frames/s)"), format!("{bare_med:.2}")]);
     t.add_row(vec![
         "bare run, ONNX Runtime's Python binding (frames/s)".to_owned(),
         if py_fps.is_empty() { "not run".to_owned() } else { format!("{:.2}", median(py_fps)) },
     ]);
     let input = if args.raw { "RGB" } else { "JPEG" };
-    t.add_row(vec![format!("detect stage, {input} in → detections (frames/s)"), format!("{:.2}", median(stage_fps))]);
+    t.add_row(vec![format!("detect stage, {input} in → detections (frames/s)"), format!("{stage_med:.2}")]);
     t.add_row(vec!["ratio stage / best bare run (median of runs)".to_owned(), format!("{:.3}", median(ratios))]);
+    // Where the stage's cycle goes, against the bare run's: the model slower
+    // inside the stage (cores shared with the worker), or time between runs.
+    let (bare_ms, cycle_ms, inf_ms) = (1e3 / bare_med, 1e3 / stage_med, median(infer_ms));
+    t.add_row(vec!["bare run (ms/frame)".to_owned(), format!("{bare_ms:.2}")]);
+    t.add_row(vec!["stage: model run + output decoding (ms/frame)".to_owned(), format!("{inf_ms:.2}")]);
+    t.add_row(vec!["stage: between runs (ms/frame)".to_owned(), format!("{:.2}", (cycle_ms - inf_ms).max(0.0))]);
     t.add_row(vec![format!("preprocess on one thread: {prep} (ms/frame)"), format!("{pre:.2}")]);
     t.add_row(vec!["latency p50, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.5))]);
     t.add_row(vec!["latency p99, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.99))]);

@@ -63,6 +63,37 @@ fn detect_finds_the_bus_on_bus_jpg() {
     assert!(text.contains("1 object") && text.contains("bus"), "{text}");
 }
 
+/// `bench detect`, the detector's benchmark, on a few frames: it runs, every
+/// frame comes out of the stage, and its table says where the stage's cycle
+/// goes (a benchmark nobody runs rots; its numbers are not checked here).
+#[test]
+fn bench_detect_measures_the_stage_against_the_bare_run() {
+    for extra in [&[][..], &["--raw"][..]] {
+        let mut args = vec!["bench", "detect", "--frames", "4", "--repeat", "1", "--no-python"];
+        args.extend_from_slice(extra);
+        let out = streetscope(&args, Duration::from_secs(180));
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "bench detect {extra:?} failed:\n{stderr}");
+        for row in [
+            "bare ONNX Runtime run",
+            "ratio stage / best bare run",
+            "stage: model run + output decoding (ms/frame)",
+            "stage: between runs (ms/frame)",
+            "latency p50",
+        ] {
+            let line = stdout.lines().find(|l| l.contains(row)).unwrap_or_else(|| panic!("no {row:?} row:\n{stdout}"));
+            let value: f64 = line
+                .split('┆')
+                .nth(1)
+                .and_then(|v| v.trim_matches(|c: char| c == '│' || c.is_whitespace()).parse().ok())
+                .unwrap_or_else(|| panic!("no number in {line:?}"));
+            assert!(value.is_finite() && value >= 0.0, "{row}: {value}");
+        }
+        let input = if extra.is_empty() { "JPEG in" } else { "RGB in" };
+        assert!(stdout.contains(input), "the table names its input ({input}):\n{stdout}");
+    }
+}
+
 #[test]
 fn detect_runs_on_a_video_frame_by_frame() {
     let clip = repo().join("test-videos/out/one_bus.mp4");
