@@ -289,6 +289,10 @@ pub fn run_camera_from(
     // Frames out of the appsink.
     let frames = Arc::new(AtomicU64::new(0));
     let sink_gone = Arc::new(AtomicBool::new(false));
+    // The appsink's callback reaches the sink through this slot: a pipeline
+    // left behind by `tear_down` is cut off from it (and from the camera's
+    // queue, whose end the pod waits for) by emptying the slot.
+    let slot: Arc<Mutex<Option<Arc<dyn FrameSink>>>> = Arc::new(Mutex::new(Some(Arc::new(sink))));
     let started_ms = unix_ms(SystemTime::now());
     {
         let camera_id: Arc<str> = Arc::from(cam.camera_id.as_str());
@@ -297,6 +301,7 @@ pub fn run_camera_from(
         let jpeg = cam.jpeg_quality.is_some();
         let frames = frames.clone();
         let sink_gone = sink_gone.clone();
+        let slot = slot.clone();
         let last_frame_ms = last_frame_ms.clone();
         let ntp_times = ntp_times.clone();
         appsink.set_callbacks(
@@ -332,7 +337,8 @@ pub fn run_camera_from(
                         encoding,
                         payload,
                     };
-                    let delivered = sink.push(frame);
+                    let sink = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let delivered = sink.is_some_and(|s| s.push(frame));
                     // Waiting for room downstream is not a stall of the source.
                     last_frame_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
                     if delivered {
@@ -357,7 +363,9 @@ pub fn run_camera_from(
                 _ => None,
             })
             .unwrap_or_else(|| "see the log for GStreamer's reason".into());
-        let _ = pipeline.set_state(gst::State::Null);
+        if !tear_down(&pipeline, &cam.camera_id, TEARDOWN_LIMIT) {
+            slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
         return Err(src_err(format!("the pipeline refused to start: {why}")));
     }
     let mut stopped = false;
@@ -413,7 +421,9 @@ pub fn run_camera_from(
         }
     };
     // Tearing down can take a moment for network sources; never hang here.
-    let _ = pipeline.set_state(gst::State::Null);
+    if !tear_down(&pipeline, &cam.camera_id, TEARDOWN_LIMIT) {
+        slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
     result?;
     let report = CameraReport {
         camera_id: cam.camera_id.clone(),
@@ -425,6 +435,37 @@ pub fn run_camera_from(
         return Err(src_err("the stream ended without a single decodable video frame".into()));
     }
     Ok(report)
+}
+
+/// How long a camera's pipeline may take to stop before it is left behind.
+pub const TEARDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Stops `pipeline` (state NULL), waiting at most `limit`. A network source
+/// can hang in its teardown (a server that never answers, a streaming thread
+/// stuck in a socket); a camera whose old pipeline hangs must still end — a
+/// recording's end-of-stream marker is sent only then — or reconnect, so the
+/// pipeline is then left to stop on a thread of its own, and said so. Returns
+/// whether it stopped within `limit`.
+pub fn tear_down(pipeline: &gst::Pipeline, camera: &str, limit: Duration) -> bool {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let p = pipeline.clone();
+    let spawned = std::thread::Builder::new().name(format!("teardown-{camera}")).spawn(move || {
+        let _ = p.set_state(gst::State::Null);
+        let _ = done_tx.send(());
+    });
+    if spawned.is_err() {
+        // No thread to spare: stop it here, as before.
+        let _ = pipeline.set_state(gst::State::Null);
+        return true;
+    }
+    let stopped = done_rx.recv_timeout(limit).is_ok();
+    if !stopped {
+        tracing::warn!(
+            camera,
+            "the camera's pipeline did not stop within {limit:?}; it is left to stop in the background and the camera goes on"
+        );
+    }
+    stopped
 }
 
 /// Drops every buffer that is not a keyframe on the sink pad of the video decoder

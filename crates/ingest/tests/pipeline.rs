@@ -245,3 +245,46 @@ fn frames_can_be_encoded_as_jpeg() {
     assert!(f.payload.len() < 160 * 160 * 3 / 4, "compressed: {} bytes", f.payload.len());
     assert_eq!(f.letterbox, Letterbox::fit(320, 180, 160, 160));
 }
+
+/// A pipeline whose streaming thread is stuck (here in a pad probe that never
+/// returns until told, as a network source stuck in a socket would be) cannot
+/// reach NULL: `tear_down` gives up after its limit, so the camera can end or
+/// reconnect, and the pipeline stops by itself once its thread is free.
+#[test]
+fn a_pipeline_stuck_in_its_teardown_is_left_behind_within_the_limit() {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use streetscope_ingest::source::tear_down;
+    streetscope_ingest::init().unwrap();
+
+    // A pipeline that stops normally stops within the limit.
+    let fine = gst::parse::launch("videotestsrc ! fakesink").unwrap().downcast::<gst::Pipeline>().unwrap();
+    fine.set_state(gst::State::Playing).unwrap();
+    assert!(tear_down(&fine, "fine", Duration::from_secs(10)));
+    assert_eq!(fine.current_state(), gst::State::Null);
+
+    let stuck = gst::parse::launch("videotestsrc name=src ! fakesink").unwrap().downcast::<gst::Pipeline>().unwrap();
+    let (entered_tx, entered_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let src = stuck.by_name("src").unwrap();
+    src.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let _ = entered_tx.try_send(());
+        // Holds the streaming thread until the test lets it go.
+        let _ = release_rx.lock().unwrap().recv();
+        gst::PadProbeReturn::Remove
+    });
+    stuck.set_state(gst::State::Playing).unwrap();
+    entered_rx.recv_timeout(Duration::from_secs(10)).expect("the streaming thread reached the probe");
+    let started = Instant::now();
+    assert!(!tear_down(&stuck, "stuck", Duration::from_millis(500)), "a stuck pipeline is reported as left behind");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "tear_down returned after {took:?}, not at its limit");
+    // Freed, the pipeline left behind stops by itself.
+    release_tx.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stuck.current_state() != gst::State::Null {
+        assert!(Instant::now() < deadline, "the pipeline left behind never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
