@@ -451,6 +451,9 @@ pub fn tear_down(pipeline: &gst::Pipeline, camera: &str, limit: Duration) -> boo
     let p = pipeline.clone();
     let spawned = std::thread::Builder::new().name(format!("teardown-{camera}")).spawn(move || {
         let _ = p.set_state(gst::State::Null);
+        // This thread's reference goes before the answer, so that nothing
+        // here outlives a pipeline that stopped in time.
+        drop(p);
         let _ = done_tx.send(());
     });
     if spawned.is_err() {
