@@ -33,7 +33,7 @@ use streetscope_transport::kafka::{read_log, Producer, Role};
 const BIN: &str = env!("CARGO_BIN_EXE_streetscope");
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    common::manifest_dir().join("../..")
 }
 
 fn free_port() -> u16 {

@@ -20,7 +20,7 @@ use streetscope_testclips::GroundTruth;
 const BIN: &str = env!("CARGO_BIN_EXE_streetscope");
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    common::manifest_dir().join("../..").canonicalize().unwrap()
 }
 
 fn need(path: &Path) -> &Path {

@@ -6,7 +6,7 @@ mod common;
 use common::rtsp_server_bin;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_streetscope");
 
 fn clip(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../test-videos/out/{name}.mp4"));
+    let p = common::manifest_dir().join(format!("../../test-videos/out/{name}.mp4"));
     assert!(p.exists(), "{} is missing: scripts/setup.sh generates the clips", p.display());
     p
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the binary's integration tests.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ pub fn rtsp_server_bin() -> PathBuf {
 /// The repository's root.
 #[allow(dead_code)] // Each test binary uses what it needs of this module.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    manifest_dir().join("../..").canonicalize().unwrap()
 }
 
 /// Runs the binary in the repository's root with `args`, failing the test if
@@ -49,4 +49,13 @@ pub fn streetscope(args: &[&str], limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// This package's folder as the test runner gives it at run time (cargo and
+/// nextest set `CARGO_MANIFEST_DIR` for each test): a test binary built from
+/// another checkout of the same commit (the build cache is shared) reads this
+/// checkout's files, not the other's.
+#[allow(dead_code)]
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()).into()
 }

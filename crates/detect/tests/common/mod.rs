@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses part of this module.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use streetscope_contracts::Detection;
@@ -22,7 +22,7 @@ pub fn venv_python() -> PathBuf {
 
 /// A script in tools/python.
 pub fn tool(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/python").join(name)
+    manifest_dir().join("../../tools/python").join(name)
 }
 
 /// Runs a script of tools/python with the venv's python; its stdout.
@@ -111,4 +111,9 @@ pub fn openvino_expected() -> bool {
     std::env::var_os("ORT_DYLIB_PATH").is_none()
         && std::env::consts::ARCH == "x86_64"
         && std::env::var("STREETSCOPE_OPENVINO").map_or(true, |v| v != "0")
+}
+
+/// This package's folder as the test runner gives it at run time: a test binary built from another checkout (the build cache is shared) reads this checkout's files.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()).into()
 }
