@@ -293,6 +293,11 @@ pub fn run_camera_from(
     // left behind by `tear_down` is cut off from it (and from the camera's
     // queue, whose end the pod waits for) by emptying the slot.
     let slot: Arc<Mutex<Option<Arc<dyn FrameSink>>>> = Arc::new(Mutex::new(Some(Arc::new(sink))));
+    let stop_pipeline = || {
+        if !tear_down(&pipeline, &cam.camera_id, TEARDOWN_LIMIT) {
+            slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+    };
     let started_ms = unix_ms(SystemTime::now());
     {
         let camera_id: Arc<str> = Arc::from(cam.camera_id.as_str());
@@ -363,9 +368,7 @@ pub fn run_camera_from(
                 _ => None,
             })
             .unwrap_or_else(|| "see the log for GStreamer's reason".into());
-        if !tear_down(&pipeline, &cam.camera_id, TEARDOWN_LIMIT) {
-            slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        }
+        stop_pipeline();
         return Err(src_err(format!("the pipeline refused to start: {why}")));
     }
     let mut stopped = false;
@@ -421,9 +424,7 @@ pub fn run_camera_from(
         }
     };
     // Tearing down can take a moment for network sources; never hang here.
-    if !tear_down(&pipeline, &cam.camera_id, TEARDOWN_LIMIT) {
-        slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-    }
+    stop_pipeline();
     result?;
     let report = CameraReport {
         camera_id: cam.camera_id.clone(),
