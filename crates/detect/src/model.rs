@@ -153,12 +153,18 @@ impl Model {
         }
         let provider = chosen.unwrap_or(Provider::Cpu);
         if provider != opts.providers[0] {
-            tracing::warn!(
-                model = %p,
+            let gpu_here = NVIDIA_DEVICES.iter().any(|d| Path::new(d).exists());
+            let text = format!(
                 "running on {} instead of {}: the preferred providers are not available here",
                 provider.name(),
                 opts.providers[0].name()
             );
+            if fallback_is_news(&opts.providers, provider, gpu_here) {
+                tracing::warn!(model = %p, "{text}");
+            } else {
+                // A machine without a GPU running the default list: the expected case.
+                tracing::info!(model = %p, "{text} (no GPU on this machine)");
+            }
         }
         let session = builder.commit_from_file(path).map_err(|e| merr(e.to_string()))?;
         let info = match probe {
@@ -206,6 +212,18 @@ fn session_builder(
 
 /// Registers the provider that `make` builds if this ONNX Runtime has it; the
 /// reason otherwise. (`make` runs only when the provider is there.)
+/// Device files of an NVIDIA GPU (what the device plugin mounts into a pod
+/// given a GPU).
+const NVIDIA_DEVICES: [&str; 2] = ["/dev/nvidiactl", "/dev/nvidia0"];
+
+/// Whether running on `chosen` rather than the first of `wanted` is worth a
+/// warning: unless every provider passed over is a GPU one and there is no GPU
+/// here (a CPU-only machine with the default list, the expected case), the
+/// operator expected something this machine did not give.
+fn fallback_is_news(wanted: &[Provider], chosen: Provider, gpu_here: bool) -> bool {
+    gpu_here || wanted.iter().take_while(|p| **p != chosen).any(|p| !matches!(p, Provider::Tensorrt | Provider::Cuda))
+}
+
 fn register<E: ExecutionProvider>(make: impl FnOnce() -> E, builder: &mut SessionBuilder) -> Result<(), String> {
     match E::is_available() {
         Ok(true) => make().register(builder).map_err(|e| e.to_string()),
@@ -367,4 +385,25 @@ fn inspect(session: &Session, path: &str, opts: &DetectorOptions) -> Result<Mode
         task,
         dynamic_batch: in_shape[0] < 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Provider::*;
+
+    #[test]
+    fn a_fallback_warns_unless_only_gpu_providers_were_passed_over_on_a_machine_without_a_gpu() {
+        let default = [Tensorrt, Cuda, Openvino, Cpu];
+        // A CPU-only machine with the default list: expected, no warning.
+        assert!(!fallback_is_news(&default, Openvino, false));
+        // The same with a GPU here (a GPU pod whose library or driver is wrong): warned.
+        assert!(fallback_is_news(&default, Openvino, true));
+        assert!(fallback_is_news(&default, Cpu, true));
+        // OpenVINO named and missing (no OpenVINO build): warned, GPU or not.
+        assert!(fallback_is_news(&[Openvino, Cpu], Cpu, false));
+        assert!(fallback_is_news(&default, Cpu, false), "openvino was passed over on the way to cpu");
+        // GPU providers only, then the CPU: no GPU here, expected.
+        assert!(!fallback_is_news(&[Cuda, Cpu], Cpu, false));
+    }
 }
