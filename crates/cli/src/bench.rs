@@ -518,10 +518,10 @@ impl Drop for PythonBare {
     }
 }
 
-/// Frames per second of the stage, all frames queued at once (throughput).
-/// The stage's frames/s over `frames`, and the milliseconds a frame spent in
-/// the inference thread's `infer` (the model's run and the decoding of its
-/// output): the rest of a frame's cycle is time between runs.
+/// Frames per second of the stage, all frames queued at once (throughput), and
+/// the milliseconds a frame spent in the inference thread's `infer` (the
+/// model's run and the decoding of its output): the rest of a frame's cycle is
+/// time between runs.
 async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -> anyhow::Result<(Detector, f64, f64)> {
     let (tx, rx) = channel::<Frame>("frames", frames.len(), FullPolicy::Block);
     let (out_tx, mut out_rx) = channel::<FrameDetections>("detections", frames.len(), FullPolicy::Block);

@@ -210,8 +210,6 @@ fn session_builder(
     Ok(b)
 }
 
-/// Registers the provider that `make` builds if this ONNX Runtime has it; the
-/// reason otherwise. (`make` runs only when the provider is there.)
 /// Device files of an NVIDIA GPU (what the device plugin mounts into a pod
 /// given a GPU).
 const NVIDIA_DEVICES: [&str; 2] = ["/dev/nvidiactl", "/dev/nvidia0"];
@@ -224,6 +222,8 @@ fn fallback_is_news(wanted: &[Provider], chosen: Provider, gpu_here: bool) -> bo
     gpu_here || wanted.iter().take_while(|p| **p != chosen).any(|p| !matches!(p, Provider::Tensorrt | Provider::Cuda))
 }
 
+/// Registers the provider that `make` builds if this ONNX Runtime has it; the
+/// reason otherwise. (`make` runs only when the provider is there.)
 fn register<E: ExecutionProvider>(make: impl FnOnce() -> E, builder: &mut SessionBuilder) -> Result<(), String> {
     match E::is_available() {
         Ok(true) => make().register(builder).map_err(|e| e.to_string()),
