@@ -150,15 +150,26 @@ fn ingest_camera(
     }
 }
 
-/// One camera through ingest: frames out, wall and CPU seconds, and frames decoded.
+/// One camera through ingest: frames out, wall and CPU seconds, frames decoded,
+/// and the frames' payloads' mean size in bytes.
 fn measure_ingest(
     cam: &streetscope_ingest::CameraSource,
-) -> anyhow::Result<(streetscope_ingest::bench::Measured, u64)> {
+) -> anyhow::Result<(streetscope_ingest::bench::Measured, u64, f64)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use streetscope_ingest::bench::{process_cpu_seconds, Measured};
+    let bytes = Arc::new(AtomicU64::new(0));
+    let sink = {
+        let bytes = bytes.clone();
+        move |f: Frame| {
+            bytes.fetch_add(f.payload.len() as u64, Ordering::Relaxed);
+            true
+        }
+    };
     let (t, c) = (Instant::now(), process_cpu_seconds());
-    let report = streetscope_ingest::run_camera(cam, |_f| true, &streetscope_ingest::StopHandle::default())?;
+    let report = streetscope_ingest::run_camera(cam, sink, &streetscope_ingest::StopHandle::default())?;
     let m = Measured { frames: report.frames, wall_s: t.elapsed().as_secs_f64(), cpu_s: process_cpu_seconds() - c };
-    Ok((m, report.decoded))
+    let mean_bytes = bytes.load(Ordering::Relaxed) as f64 / report.frames.max(1) as f64;
+    Ok((m, report.decoded, mean_bytes))
 }
 
 /// The two_way clip re-encoded at 1920x1080, 25 fps, H.264 with a keyframe a
@@ -192,18 +203,18 @@ fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
     }
     let (mut ratio, mut cams_5, mut cams_key, mut bare_core, mut full_core) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut jpeg_core, mut jpeg_ratio) = (Vec::new(), Vec::new());
+    let (mut jpeg_core, mut jpeg_ratio, mut jpeg_bytes) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeat {
         let bare = decode_only(&clip)?;
-        let (full, decoded) = measure_ingest(&ingest_camera(&clip, FPS, false, template))?;
+        let (full, decoded, _) = measure_ingest(&ingest_camera(&clip, FPS, false, template))?;
         let jpeg_cam = streetscope_ingest::CameraSource {
             jpeg_quality: Some(JPEG_QUALITY),
             ..ingest_camera(&clip, FPS, false, template)
         };
-        let (jpeg, _) = measure_ingest(&jpeg_cam)?;
+        let (jpeg, _, jpeg_size) = measure_ingest(&jpeg_cam)?;
         let video_s = decoded as f64 / FPS;
-        let (s5, _) = measure_ingest(&ingest_camera(&clip, 5.0, false, template))?;
-        let (k1, _) = measure_ingest(&ingest_camera(&clip, 1.0, true, template))?;
+        let (s5, _, _) = measure_ingest(&ingest_camera(&clip, 5.0, false, template))?;
+        let (k1, _, _) = measure_ingest(&ingest_camera(&clip, 1.0, true, template))?;
         eprintln!(
             "run {}: bare decode {:.0} frames/CPU-s; ingest at {FPS} fps {:.0} frames/CPU-s (ratio {:.3}), \
              JPEG {:.0} (ratio {:.3}); 5 fps: {:.2} CPU-s for {video_s:.0} s of video; keyframes only (1 fps): {:.2} CPU-s",
@@ -221,6 +232,7 @@ fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
         ratio.push(full.per_core() / bare.per_core());
         jpeg_core.push(jpeg.per_core());
         jpeg_ratio.push(jpeg.per_core() / bare.per_core());
+        jpeg_bytes.push(jpeg_size);
         cams_5.push(video_s / s5.cpu_s);
         cams_key.push(video_s / k1.cpu_s);
     }
@@ -272,6 +284,10 @@ fn bench_ingest(args: IngestBench) -> anyhow::Result<ExitCode> {
     t.add_row(vec![
         "ratio ingest JPEG / bare decode (median of runs)".to_owned(),
         format!("{:.3}", median(jpeg_ratio)),
+    ]);
+    t.add_row(vec![
+        format!("JPEG frame, mean size on the frames topic (kB, quality {JPEG_QUALITY})"),
+        format!("{:.1}", median(jpeg_bytes) / 1000.0),
     ]);
     t.add_row(vec!["cameras per core, sampled to 5 fps".to_owned(), format!("{:.1}", median(cams_5))]);
     t.add_row(vec!["cameras per core, keyframes only (1 fps)".to_owned(), format!("{:.1}", median(cams_key))]);

@@ -25,7 +25,9 @@ pub enum CaptureClock {
 pub enum FrameEncoding {
     /// Packed 8-bit RGB, `width * height * 3` bytes, rows without padding.
     Rgb8,
-    /// A JPEG image.
+    /// A JPEG image (JFIF: full range, BT.601): the whole letterbox, or its
+    /// picture alone (`letterbox.scaled_w` x `scaled_h`, which goes at
+    /// `pad_x`, `pad_y` between black bars).
     Jpeg,
 }
 
@@ -44,7 +46,10 @@ pub struct Frame {
     /// Geometry of the letterbox from the source image to the payload.
     pub letterbox: Letterbox,
     pub encoding: FrameEncoding,
-    /// The image, `letterbox.dst_w` x `letterbox.dst_h`.
+    /// The image: `letterbox.dst_w` x `letterbox.dst_h`, or for a JPEG perhaps
+    /// the picture alone (see [`FrameEncoding::Jpeg`]; ingest's built-in
+    /// templates send that, a third less to carry and to decode for a 16:9
+    /// camera).
     pub payload: Arc<[u8]>,
 }
 

@@ -69,7 +69,7 @@ pub struct KafkaConfig {
     /// JPEG frames do not compress; JSON records do.
     #[serde(default = "default_compression")]
     pub compression: String,
-    /// Largest message, bytes (a 640x640 JPEG is about 60 kB; raw RGB 1.2 MB).
+    /// Largest message, bytes (a JPEG frame is about 50 kB; raw RGB 1.2 MB).
     #[serde(default = "default_message_max_bytes")]
     pub message_max_bytes: u32,
     /// A consumer that sends no heartbeat for this long leaves its group and its

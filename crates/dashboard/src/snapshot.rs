@@ -219,7 +219,7 @@ pub const LINE_COLOUR: Rgb<u8> = Rgb([255, 214, 0]);
 /// Colour of zones.
 pub const ZONE_COLOUR: Rgb<u8> = Rgb([0, 200, 255]);
 
-/// Draws `snap`: the picture cut out of its letterbox, boxes with their class
+/// Draws `snap`: the picture (cut out of its letterbox, if it has one), boxes with their class
 /// and track id, and the camera's counting lines and zones.
 pub fn annotate(snap: &Snapshot, spec: Option<&CameraConfig>) -> Result<RgbImage, SnapshotError> {
     let full = match &snap.picture {
@@ -232,16 +232,20 @@ pub fn annotate(snap: &Snapshot, spec: Option<&CameraConfig>) -> Result<RgbImage
         }
         Picture::Jpeg(bytes) => image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)?.to_rgb8(),
     };
-    let lb = snap.meta.letterbox.unwrap_or(Letterbox {
-        src_w: snap.meta.width,
-        src_h: snap.meta.height,
-        dst_w: full.width(),
-        dst_h: full.height(),
-        scaled_w: full.width(),
-        scaled_h: full.height(),
-        pad_x: 0,
-        pad_y: 0,
-    });
+    // No letterbox said, or a JPEG of the picture alone (ingest's built-in
+    // templates): nothing to cut.
+    let lb = snap.meta.letterbox.filter(|lb| (full.width(), full.height()) != (lb.scaled_w, lb.scaled_h)).unwrap_or(
+        Letterbox {
+            src_w: snap.meta.width,
+            src_h: snap.meta.height,
+            dst_w: full.width(),
+            dst_h: full.height(),
+            scaled_w: full.width(),
+            scaled_h: full.height(),
+            pad_x: 0,
+            pad_y: 0,
+        },
+    );
     let (cw, ch) = (
         lb.scaled_w.min(full.width().saturating_sub(lb.pad_x)),
         lb.scaled_h.min(full.height().saturating_sub(lb.pad_y)),
@@ -379,6 +383,27 @@ mod tests {
         // Drawn once per snapshot.
         let (_, again) = s.drawn("cam", Some(&spec())).unwrap().unwrap();
         assert!(Arc::ptr_eq(&jpeg, &again));
+    }
+
+    #[test]
+    fn jpeg_frames_of_the_letterbox_or_of_its_picture_alone_draw_the_same() {
+        let f = frame(0);
+        let lb = f.letterbox;
+        let whole = RgbImage::from_raw(64, 64, f.payload.to_vec()).unwrap();
+        let picture = image::imageops::crop_imm(&whole, 0, lb.pad_y, lb.scaled_w, lb.scaled_h).to_image();
+        let mut drawn = Vec::new();
+        for img in [whole, picture] {
+            let mut s = SnapshotStore::new(SnapshotPolicy { interval_s: 1.0 });
+            let jpeg = Frame { encoding: FrameEncoding::Jpeg, payload: encode(&img).unwrap().into(), ..frame(0) };
+            s.offer_frame(&jpeg, 10.0);
+            s.offer_detections(&dets(0));
+            let img = annotate(s.latest("cam").unwrap(), Some(&spec())).unwrap();
+            assert_eq!((img.width(), img.height()), (64, 36));
+            assert_eq!(*img.get_pixel(32, 18), LINE_COLOUR);
+            drawn.push(img);
+        }
+        let diff = drawn[0].iter().zip(drawn[1].iter()).map(|(a, b)| u32::from(a.abs_diff(*b))).max().unwrap();
+        assert!(diff <= 24, "the two drawings differ by up to {diff} (JPEG's edges only)");
     }
 
     fn overlay(seq: u64, ids: &[Option<u64>]) -> SnapshotOverlay {

@@ -440,7 +440,8 @@ impl Preprocessor {
         self.buffer_for(1)
     }
 
-    /// Decodes `frame` (RGB8 or JPEG, letterboxed to the model's size) into
+    /// Decodes `frame` (RGB8 or JPEG, letterboxed to the model's size, a JPEG
+    /// perhaps its picture alone) into
     /// `out` (a [`Self::buffer`]) in the model's layout.
     pub fn prepare(&self, frame: &Frame, out: &mut InputBuf) -> Result<(), DetectError> {
         self.prepare_nth(frame, out, 0)
@@ -468,17 +469,17 @@ impl Preprocessor {
                 let dst = v.get_mut(range).expect("a buffer from Preprocessor::buffer_for");
                 match frame.encoding {
                     FrameEncoding::Rgb8 => dst.copy_from_slice(&frame.payload),
-                    FrameEncoding::Jpeg => decode_jpeg(&frame.payload, (w, h), dst).map_err(ferr)?,
+                    FrameEncoding::Jpeg => decode_jpeg(&frame.payload, &frame.letterbox, dst).map_err(ferr)?,
                 }
             }
             InputBuf::F32(v) => {
                 let dst = v.get_mut(range).expect("a buffer from Preprocessor::buffer_for");
                 match frame.encoding {
                     FrameEncoding::Rgb8 => rgb8_to_chw_f32(&frame.payload, dst),
-                    FrameEncoding::Jpeg => RGB_SCRATCH.with(|scratch| {
+                    FrameEncoding::Jpeg => LETTERBOX_SCRATCH.with(|scratch| {
                         let mut rgb = scratch.borrow_mut();
                         rgb.resize(len, 0);
-                        decode_jpeg(&frame.payload, (w, h), &mut rgb).map_err(ferr)?;
+                        decode_jpeg(&frame.payload, &frame.letterbox, &mut rgb).map_err(ferr)?;
                         rgb8_to_chw_f32(&rgb, dst);
                         Ok::<(), DetectError>(())
                     })?,
@@ -490,20 +491,69 @@ impl Preprocessor {
 }
 
 thread_local! {
-    /// Each preprocessing worker's decoded image, for float models (reused: no
-    /// allocation per frame).
-    static RGB_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each preprocessing worker's decoded letterbox, for float models, and
+    /// decoded picture, for pictures whose rows are not the letterbox's
+    /// (reused: no allocation per frame).
+    static LETTERBOX_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PICTURE_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Decodes a JPEG of `(w, h)` into `dst` as packed RGB8 (`w * h * 3` bytes).
-fn decode_jpeg(payload: &[u8], (w, h): (u32, u32), dst: &mut [u8]) -> Result<(), String> {
-    use image::ImageDecoder;
+/// Decodes a frame's JPEG into `dst`, its letterbox as packed RGB8
+/// (`dst_w * dst_h * 3` bytes). The JPEG is the whole letterbox, or its
+/// picture alone (ingest's built-in templates), which is put in its place
+/// between black bars, as the letterbox element draws them: a landscape
+/// picture is decoded straight into its rows, any other through a scratch
+/// buffer.
+fn decode_jpeg(payload: &[u8], lb: &Letterbox, dst: &mut [u8]) -> Result<(), String> {
     let bad = |e: image::ImageError| format!("JPEG payload does not decode: {e}");
     let decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(payload)).map_err(bad)?;
-    let (jw, jh) = decoder.dimensions();
-    if (jw, jh) != (w, h) {
-        return Err(format!("JPEG is {jw}x{jh}, expected {w}x{h}"));
+    let (jw, jh) = image::ImageDecoder::dimensions(&decoder);
+    let (w, h) = (lb.dst_w, lb.dst_h);
+    if (jw, jh) == (w, h) {
+        return read_rgb(decoder, dst);
     }
+    let fits =
+        u64::from(lb.pad_x) + u64::from(jw) <= u64::from(w) && u64::from(lb.pad_y) + u64::from(jh) <= u64::from(h);
+    if (jw, jh) != (lb.scaled_w, lb.scaled_h) || !fits {
+        return Err(format!(
+            "JPEG is {jw}x{jh}: neither the letterbox ({w}x{h}) nor its picture ({}x{})",
+            lb.scaled_w, lb.scaled_h
+        ));
+    }
+    let row = w as usize * 3;
+    let (top, rows) = (lb.pad_y as usize * row, jh as usize * row);
+    if jw == w {
+        read_rgb(decoder, &mut dst[top..top + rows])?;
+    } else {
+        PICTURE_SCRATCH.with(|scratch| {
+            let mut picture = scratch.borrow_mut();
+            let line = jw as usize * 3;
+            picture.resize(line * jh as usize, 0);
+            read_rgb(decoder, &mut picture)?;
+            let left = lb.pad_x as usize * 3;
+            for (i, src) in picture.chunks_exact(line).enumerate() {
+                dst[top + i * row + left..][..line].copy_from_slice(src);
+            }
+            Ok::<(), String>(())
+        })?;
+    }
+    // The bars.
+    dst[..top].fill(0);
+    dst[top + rows..].fill(0);
+    if jw != w {
+        let (left, right) = (lb.pad_x as usize * 3, (lb.pad_x + jw) as usize * 3);
+        for line in dst[top..top + rows].chunks_exact_mut(row) {
+            line[..left].fill(0);
+            line[right..].fill(0);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a decoder's whole image into `dst` as packed RGB8 (`dst` is its size).
+fn read_rgb(decoder: image::codecs::jpeg::JpegDecoder<std::io::Cursor<&[u8]>>, dst: &mut [u8]) -> Result<(), String> {
+    use image::ImageDecoder;
+    let bad = |e: image::ImageError| format!("JPEG payload does not decode: {e}");
     if decoder.color_type() == image::ColorType::Rgb8 {
         decoder.read_image(dst).map_err(bad)
     } else {
@@ -511,5 +561,89 @@ fn decode_jpeg(payload: &[u8], (w, h): (u32, u32), dst: &mut [u8]) -> Result<(),
         let img = image::DynamicImage::from_decoder(decoder).map_err(bad)?.into_rgb8();
         dst.copy_from_slice(img.as_raw());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streetscope_contracts::CaptureClock;
+
+    fn jpeg_of(w: u32, h: u32) -> (Vec<u8>, Vec<u8>) {
+        let img =
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+        let decoded = image::load_from_memory(&jpeg).unwrap().into_rgb8().into_raw();
+        (jpeg, decoded)
+    }
+
+    fn frame(lb: Letterbox, payload: Vec<u8>) -> Frame {
+        Frame {
+            camera_id: "cam".into(),
+            intersection_id: "x".into(),
+            seq: 3,
+            pts_ns: 0,
+            capture_time_ms: 0,
+            clock: CaptureClock::FileStart,
+            letterbox: lb,
+            encoding: FrameEncoding::Jpeg,
+            payload: payload.into(),
+        }
+    }
+
+    /// The letterbox of a decoded picture: black bars, the picture in place.
+    fn letterboxed(lb: &Letterbox, picture: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; (lb.dst_w * lb.dst_h * 3) as usize];
+        let line = lb.scaled_w as usize * 3;
+        for (i, src) in picture.chunks_exact(line).enumerate() {
+            let at = ((lb.pad_y as usize + i) * lb.dst_w as usize + lb.pad_x as usize) * 3;
+            out[at..at + line].copy_from_slice(src);
+        }
+        out
+    }
+
+    #[test]
+    fn a_jpeg_of_the_picture_alone_is_put_in_its_letterbox_between_black_bars() {
+        let u8_pre = Preprocessor { width: 64, height: 64, precision: Precision::U8 };
+        let f32_pre = Preprocessor { precision: Precision::F32, ..u8_pre };
+        // Landscape (rows contiguous), portrait (through the scratch), odd sizes, no bars.
+        for (src_w, src_h) in [(128, 72), (72, 128), (704, 576), (33, 99), (64, 64)] {
+            let lb = Letterbox::fit(src_w, src_h, 64, 64);
+            let (jpeg, picture) = jpeg_of(lb.scaled_w, lb.scaled_h);
+            let want = letterboxed(&lb, &picture);
+            // A reused buffer: whatever the last frame left there is overwritten.
+            let mut buf = InputBuf::U8(vec![7; u8_pre.len() * 2]);
+            u8_pre.prepare_nth(&frame(lb, jpeg.clone()), &mut buf, 1).unwrap();
+            let InputBuf::U8(got) = &buf else { unreachable!() };
+            assert!(got[..u8_pre.len()].iter().all(|&b| b == 7), "{src_w}x{src_h}: another image's place");
+            assert!(got[u8_pre.len()..] == want[..], "{src_w}x{src_h}");
+            let mut floats = f32_pre.buffer();
+            f32_pre.prepare(&frame(lb, jpeg), &mut floats).unwrap();
+            let mut chw = vec![0f32; want.len()];
+            rgb8_to_chw_f32(&want, &mut chw);
+            assert_eq!(floats, InputBuf::F32(chw), "{src_w}x{src_h}, float model");
+        }
+        // The whole letterbox as a JPEG still works (operators' templates, older ingest pods).
+        let lb = Letterbox::fit(128, 72, 64, 64);
+        let (jpeg, whole) = jpeg_of(64, 64);
+        let mut buf = u8_pre.buffer();
+        u8_pre.prepare(&frame(lb, jpeg), &mut buf).unwrap();
+        assert_eq!(buf, InputBuf::U8(whole));
+    }
+
+    #[test]
+    fn a_jpeg_of_another_size_is_refused_naming_both_sizes_it_could_have() {
+        let pre = Preprocessor { width: 64, height: 64, precision: Precision::U8 };
+        let lb = Letterbox::fit(128, 72, 64, 64);
+        let (jpeg, _) = jpeg_of(64, 30);
+        let e = pre.prepare(&frame(lb, jpeg), &mut pre.buffer()).unwrap_err().to_string();
+        assert!(e.contains("JPEG is 64x30: neither the letterbox (64x64) nor its picture (64x36)"), "{e}");
+        assert!(e.contains("cam") && e.contains('3'), "names the frame: {e}");
+        // A letterbox whose picture would not fit in it (a forged record).
+        let forged = Letterbox { pad_y: 40, ..lb };
+        let (jpeg, _) = jpeg_of(64, 36);
+        let e = pre.prepare(&frame(forged, jpeg), &mut pre.buffer()).unwrap_err().to_string();
+        assert!(e.contains("neither the letterbox"), "{e}");
     }
 }

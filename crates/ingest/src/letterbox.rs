@@ -11,12 +11,20 @@
 //! RGB (SIMD, `yuvutils-rs`), in the matrix and range the decoder's caps name.
 //! docs/benchmarks.md has what it costs against `videoconvertscale`.
 //!
+//! I420 out is in JPEG's colours (JFIF: full range, BT.601), whatever the
+//! camera's, because a JPEG decoder reads it so: limited-range BT.709 handed to
+//! `jpegenc` as it is decodes greyer (black at 16, white at 235) and with shifted
+//! hues. With `borders=false` (the built-in templates' JPEG frames) the output is
+//! the scaled picture alone, without its bars: the frame's [`Letterbox`] says
+//! where it goes, and the detector puts it there (a JPEG of 640x360 instead of
+//! 640x640: less to encode, to carry and to decode).
+//!
 //! [`Scaler`] is the pure part, with no GStreamer in it; [`register`] makes the
 //! element known to this process (the built-in templates in `pipelines/` use
 //! it; an operator's template may keep `videoconvertscale` instead).
 
 use streetscope_contracts::Letterbox;
-use yuvutils_rs::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
+use yuvutils_rs::{BufferStoreMut, YuvConversionMode, YuvPlanarImage, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// The element's factory name, as written in pipeline templates.
 pub const ELEMENT: &str = "streetscopeletterbox";
@@ -38,13 +46,29 @@ pub enum Matrix {
     Bt2020,
 }
 
+impl Matrix {
+    fn yuvutils(self) -> YuvStandardMatrix {
+        match self {
+            Matrix::Bt601 => YuvStandardMatrix::Bt601,
+            Matrix::Bt709 => YuvStandardMatrix::Bt709,
+            Matrix::Bt2020 => YuvStandardMatrix::Bt2020,
+        }
+    }
+}
+
 /// The scaler of one stream: letterbox geometry, colour and reused buffers.
 /// Built again when the source size changes.
 #[derive(Debug)]
 pub struct Scaler {
+    /// What is written: the letterbox, or (built with [`Scaler::picture`]) its
+    /// picture alone, a letterbox without bars.
     geometry: Letterbox,
+    /// The source's colour.
     matrix: Matrix,
     full_range: bool,
+    /// The colour the scaled planes are in now: the source's after
+    /// [`Scaler::scale`], JPEG's after [`Scaler::to_jpeg_colours`].
+    planes: (Matrix, bool),
     /// How the luma and the chroma planes are scaled.
     luma: PlaneScaler,
     chroma: PlaneScaler,
@@ -60,14 +84,29 @@ pub struct Scaler {
 }
 
 impl Scaler {
-    /// A scaler from `src_w` x `src_h` I420 to `dst_w` x `dst_h`.
+    /// A scaler from `src_w` x `src_h` I420 to its letterbox of `dst_w` x `dst_h`.
     pub fn new(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32, matrix: Matrix, full_range: bool) -> Self {
-        let geometry = Letterbox::fit(src_w, src_h, dst_w, dst_h);
+        Self::with_geometry(Letterbox::fit(src_w, src_h, dst_w, dst_h), matrix, full_range)
+    }
+
+    /// A scaler from `src_w` x `src_h` I420 to the picture of its letterbox of
+    /// `dst_w` x `dst_h`, without the bars: `scaled_w` x `scaled_h` of
+    /// [`Letterbox::fit`] (not the fit of the source into that size, which
+    /// can round a pixel differently).
+    pub fn picture(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32, matrix: Matrix, full_range: bool) -> Self {
+        let g = Letterbox::fit(src_w, src_h, dst_w, dst_h);
+        let picture = Letterbox { dst_w: g.scaled_w, dst_h: g.scaled_h, pad_x: 0, pad_y: 0, ..g };
+        Self::with_geometry(picture, matrix, full_range)
+    }
+
+    fn with_geometry(geometry: Letterbox, matrix: Matrix, full_range: bool) -> Self {
+        let (src_w, src_h) = (geometry.src_w, geometry.src_h);
         let (cw, ch) = (geometry.scaled_w.div_ceil(2), geometry.scaled_h.div_ceil(2));
         Self {
             geometry,
             matrix,
             full_range,
+            planes: (matrix, full_range),
             luma: PlaneScaler::new(src_w, src_h, geometry.scaled_w, geometry.scaled_h),
             chroma: PlaneScaler::new(src_w.div_ceil(2), src_h.div_ceil(2), cw, ch),
             y: vec![0; (geometry.scaled_w * geometry.scaled_h) as usize],
@@ -102,7 +141,67 @@ impl Scaler {
         for (src, scaler, dst, name) in planes {
             scaler.scale(src, dst, &mut self.row).map_err(|e| format!("scaling the {name} plane: {e}"))?;
         }
+        self.planes = (self.matrix, self.full_range);
         Ok(())
+    }
+
+    /// Converts the scaled picture to JPEG's colours (JFIF: full range,
+    /// BT.601), through RGB (SIMD both ways); nothing to do for a source
+    /// already in them (an MJPEG camera's).
+    pub fn to_jpeg_colours(&mut self) -> Result<(), String> {
+        if self.planes == (Matrix::Bt601, true) {
+            return Ok(());
+        }
+        let g = self.geometry;
+        let row = g.scaled_w as usize * 3;
+        self.rgb.resize(row * g.scaled_h as usize, 0);
+        let mut rgb = std::mem::take(&mut self.rgb);
+        let converted = self.picture_to_rgb(&mut rgb, row).and_then(|()| {
+            let (cw, _) = (g.scaled_w.div_ceil(2), g.scaled_h.div_ceil(2));
+            let mut planar = YuvPlanarImageMut {
+                y_plane: BufferStoreMut::Borrowed(&mut self.y),
+                y_stride: g.scaled_w,
+                u_plane: BufferStoreMut::Borrowed(&mut self.u),
+                u_stride: cw,
+                v_plane: BufferStoreMut::Borrowed(&mut self.v),
+                v_stride: cw,
+                width: g.scaled_w,
+                height: g.scaled_h,
+            };
+            yuvutils_rs::rgb_to_yuv420(
+                &mut planar,
+                &rgb,
+                row as u32,
+                YuvRange::Full,
+                YuvStandardMatrix::Bt601,
+                YuvConversionMode::Balanced,
+            )
+            .map_err(|e| format!("converting to JPEG's colours: {e}"))
+        });
+        self.rgb = rgb;
+        converted?;
+        self.planes = (Matrix::Bt601, true);
+        Ok(())
+    }
+
+    /// The scaled picture as packed RGB into `rgb` (`stride` bytes a row, the
+    /// picture's rows and no more).
+    fn picture_to_rgb(&self, rgb: &mut [u8], stride: usize) -> Result<(), String> {
+        let g = self.geometry;
+        let picture = YuvPlanarImage {
+            y_plane: &self.y,
+            y_stride: g.scaled_w,
+            u_plane: &self.u,
+            u_stride: g.scaled_w.div_ceil(2),
+            v_plane: &self.v,
+            v_stride: g.scaled_w.div_ceil(2),
+            width: g.scaled_w,
+            height: g.scaled_h,
+        };
+        let (matrix, full_range) = self.planes;
+        let range = if full_range { YuvRange::Full } else { YuvRange::Limited };
+        yuvutils_rs::yuv420_to_rgb(&picture, rgb, stride as u32, range, matrix.yuvutils())
+            .map_err(|e| format!("converting to RGB: {e}"))
     }
 
     /// Writes the last scaled picture as packed RGB into `out` (`dst_w` x
@@ -114,49 +213,34 @@ impl Scaler {
             return Err(format!("an RGB buffer of {} bytes (stride {stride}) cannot hold {w}x{h}", out.len()));
         }
         fill_borders(out, stride, 3, &g, 0);
-        let picture = YuvPlanarImage {
-            y_plane: &self.y,
-            y_stride: g.scaled_w,
-            u_plane: &self.u,
-            u_stride: g.scaled_w.div_ceil(2),
-            v_plane: &self.v,
-            v_stride: g.scaled_w.div_ceil(2),
-            width: g.scaled_w,
-            height: g.scaled_h,
-        };
         let at = g.pad_y as usize * stride + g.pad_x as usize * 3;
-        let range = if self.full_range { YuvRange::Full } else { YuvRange::Limited };
-        let matrix = match self.matrix {
-            Matrix::Bt601 => YuvStandardMatrix::Bt601,
-            Matrix::Bt709 => YuvStandardMatrix::Bt709,
-            Matrix::Bt2020 => YuvStandardMatrix::Bt2020,
-        };
-        let convert = |rgb: &mut [u8], stride: usize| {
-            yuvutils_rs::yuv420_to_rgb(&picture, rgb, stride as u32, range, matrix)
-                .map_err(|e| format!("converting to RGB: {e}"))
-        };
         let rows = stride * g.scaled_h as usize;
         if out.len() - at >= rows {
-            return convert(&mut out[at..at + rows], stride);
+            return self.picture_to_rgb(&mut out[at..at + rows], stride);
         }
         // yuvutils converts whole row pairs of the slice it is given: a picture
         // that reaches the buffer's last row with bars beside it goes through
         // a buffer of its own.
         let row = g.scaled_w as usize * 3;
-        self.rgb.resize(row * g.scaled_h as usize, 0);
-        convert(&mut self.rgb, row)?;
-        for (i, line) in self.rgb.chunks_exact(row).enumerate() {
-            out[at + i * stride..at + i * stride + row].copy_from_slice(line);
+        let mut rgb = std::mem::take(&mut self.rgb);
+        rgb.resize(row * g.scaled_h as usize, 0);
+        let converted = self.picture_to_rgb(&mut rgb, row);
+        if converted.is_ok() {
+            for (i, line) in rgb.chunks_exact(row).enumerate() {
+                out[at + i * stride..at + i * stride + row].copy_from_slice(line);
+            }
         }
-        Ok(())
+        self.rgb = rgb;
+        converted
     }
 
     /// Writes the last scaled picture into one plane of an I420 output
-    /// (`plane` 0 is Y, 1 and 2 chroma), borders black.
+    /// (`plane` 0 is Y, 1 and 2 chroma), borders black, in the planes' colours
+    /// now (JPEG's after [`Scaler::to_jpeg_colours`]).
     pub fn write_i420_plane(&self, plane: usize, out: &mut [u8], stride: usize) -> Result<(), String> {
         let g = self.geometry;
         let (src, geometry, black) = match plane {
-            0 => (&self.y, g, if self.full_range { 0 } else { 16 }),
+            0 => (&self.y, g, if self.planes.1 { 0 } else { 16 }),
             1 | 2 => {
                 // The chroma plane's own letterbox: half the size and offsets.
                 let half = Letterbox {
@@ -391,7 +475,7 @@ mod element {
     use gstreamer_video::prelude::*;
     use gstreamer_video::subclass::prelude::*;
 
-    use super::{Matrix, Plane, Scaler};
+    use super::{Letterbox, Matrix, Plane, Scaler};
 
     glib::wrapper! {
         pub struct LetterboxElement(ObjectSubclass<Imp>)
@@ -413,9 +497,32 @@ mod element {
         rgb_out: bool,
     }
 
+    /// The element's properties.
+    #[derive(Debug, Clone, Copy)]
+    struct Settings {
+        /// The letterbox's size; 0 x 0: the size downstream's caps ask for.
+        width: u32,
+        height: u32,
+        /// Whether the output is the whole letterbox (true) or its picture alone.
+        borders: bool,
+    }
+
+    impl Default for Settings {
+        fn default() -> Self {
+            Self { width: 0, height: 0, borders: true }
+        }
+    }
+
+    impl Settings {
+        fn size(&self) -> Option<(u32, u32)> {
+            (self.width > 0 && self.height > 0).then_some((self.width, self.height))
+        }
+    }
+
     #[derive(Debug, Default)]
     pub struct Imp {
         state: Mutex<Option<State>>,
+        settings: Mutex<Settings>,
     }
 
     #[glib::object_subclass]
@@ -425,7 +532,48 @@ mod element {
         type ParentType = gst_video::VideoFilter;
     }
 
-    impl ObjectImpl for Imp {}
+    impl ObjectImpl for Imp {
+        fn properties() -> &'static [glib::ParamSpec] {
+            static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+                let size = |name: &str, blurb: &str| {
+                    glib::ParamSpecUInt::builder(name).blurb(blurb).maximum(i32::MAX as u32).mutable_ready().build()
+                };
+                vec![
+                    size("width", "Width of the letterbox (0: the width downstream's caps ask for)"),
+                    size("height", "Height of the letterbox (0: the height downstream's caps ask for)"),
+                    glib::ParamSpecBoolean::builder("borders")
+                        .blurb(
+                            "Output the whole letterbox, bars included; false: its scaled picture alone \
+                             (needs width and height)",
+                        )
+                        .default_value(true)
+                        .mutable_ready()
+                        .build(),
+                ]
+            });
+            PROPERTIES.as_ref()
+        }
+
+        fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+            let mut settings = self.settings.lock().expect("poisoned");
+            match pspec.name() {
+                "width" => settings.width = value.get().expect("type checked upstream"),
+                "height" => settings.height = value.get().expect("type checked upstream"),
+                "borders" => settings.borders = value.get().expect("type checked upstream"),
+                other => unreachable!("no property {other}"),
+            }
+        }
+
+        fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+            let settings = self.settings.lock().expect("poisoned");
+            match pspec.name() {
+                "width" => settings.width.to_value(),
+                "height" => settings.height.to_value(),
+                "borders" => settings.borders.to_value(),
+                other => unreachable!("no property {other}"),
+            }
+        }
+    }
     impl GstObjectImpl for Imp {}
 
     fn raw_caps(formats: &[gst_video::VideoFormat]) -> gst::Caps {
@@ -438,7 +586,8 @@ mod element {
                 gst::subclass::ElementMetadata::new(
                     "Streetscope letterbox",
                     "Filter/Converter/Video/Scaler",
-                    "Scales I420 to fit the model input, centred with black borders, as RGB or I420",
+                    "Scales I420 to fit the model input, centred with black borders, as RGB or I420 (JPEG's colours), \
+                     or the scaled picture alone",
                     "Streetscope",
                 )
             });
@@ -480,21 +629,58 @@ mod element {
             caps: &gst::Caps,
             filter: Option<&gst::Caps>,
         ) -> Option<gst::Caps> {
-            // Any size to any size; I420 in, RGB or I420 out, square pixels out.
+            // I420 in, RGB or I420 (in JPEG's colours) out, square pixels out.
+            // The output's size: the letterbox's (the properties', or
+            // downstream's choice), or with `borders=false` the picture's,
+            // known once the input's size is.
+            let settings = *self.settings.lock().expect("poisoned");
+            let jpeg_colours = gst_video::VideoColorimetry::new(
+                gst_video::VideoColorRange::Range0_255,
+                gst_video::VideoColorMatrix::Bt601,
+                gst_video::VideoTransferFunction::Unknown,
+                gst_video::VideoColorPrimaries::Unknown,
+            )
+            .to_string();
+            let any = |s: &mut gst::Structure| {
+                s.set("width", gst::IntRange::new(1, i32::MAX));
+                s.set("height", gst::IntRange::new(1, i32::MAX));
+            };
             let mut other = gst::Caps::new_empty();
             {
                 let other = other.get_mut().expect("a new caps is writable");
                 for s in caps.iter() {
                     let mut s = s.to_owned();
-                    s.set("width", gst::IntRange::new(1, i32::MAX));
-                    s.set("height", gst::IntRange::new(1, i32::MAX));
                     s.remove_fields(["colorimetry", "chroma-site", "pixel-aspect-ratio"]);
-                    if direction == gst::PadDirection::Sink {
-                        s.set("format", gst::List::new(["RGB", "I420"]));
-                        s.set("pixel-aspect-ratio", gst::Fraction::new(1, 1));
-                    } else {
+                    if direction == gst::PadDirection::Src {
+                        any(&mut s);
                         s.set("format", "I420");
+                        other.append_structure(s);
+                        continue;
                     }
+                    match settings.size() {
+                        None => any(&mut s),
+                        Some((w, h)) if settings.borders => {
+                            s.set("width", w as i32);
+                            s.set("height", h as i32);
+                        }
+                        Some((w, h)) => match (s.get::<i32>("width"), s.get::<i32>("height")) {
+                            (Ok(sw), Ok(sh)) if sw > 0 && sh > 0 => {
+                                let g = Letterbox::fit(sw as u32, sh as u32, w, h);
+                                s.set("width", g.scaled_w as i32);
+                                s.set("height", g.scaled_h as i32);
+                            }
+                            _ => {
+                                s.set("width", gst::IntRange::new(1, w as i32));
+                                s.set("height", gst::IntRange::new(1, h as i32));
+                            }
+                        },
+                    }
+                    s.set("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+                    let mut rgb = s.clone();
+                    rgb.set("format", "RGB");
+                    s.set("format", "I420");
+                    s.set("colorimetry", &jpeg_colours);
+                    other.append_structure(rgb);
                     other.append_structure(s);
                 }
             }
@@ -543,8 +729,27 @@ mod element {
                 _ => Matrix::Bt601,
             };
             let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
-            let scaler =
-                Scaler::new(in_info.width(), in_info.height(), out_info.width(), out_info.height(), matrix, full_range);
+            let settings = *self.settings.lock().expect("poisoned");
+            let (in_w, in_h, out_w, out_h) = (in_info.width(), in_info.height(), out_info.width(), out_info.height());
+            let scaler = match settings.size() {
+                _ if settings.borders => Scaler::new(in_w, in_h, out_w, out_h, matrix, full_range),
+                Some((w, h)) => Scaler::picture(in_w, in_h, w, h, matrix, full_range),
+                None => {
+                    return Err(gst::loggable_error!(
+                        CAT,
+                        "borders=false needs the letterbox's size: set the width and height properties"
+                    ))
+                }
+            };
+            let g = scaler.geometry();
+            if (g.dst_w, g.dst_h) != (out_w, out_h) {
+                return Err(gst::loggable_error!(
+                    CAT,
+                    "the output is {out_w}x{out_h}, the letterbox's picture of {in_w}x{in_h} is {}x{}",
+                    g.dst_w,
+                    g.dst_h
+                ));
+            }
             let rgb_out = out_info.format() == gst_video::VideoFormat::Rgb;
             gst::debug!(CAT, imp = self, "{incaps} -> {outcaps}: {:?}, full range {full_range}", matrix);
             *self.state.lock().expect("poisoned") = Some(State { scaler, rgb_out });
@@ -559,7 +764,7 @@ mod element {
             let mut guard = self.state.lock().expect("poisoned");
             let state = guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
             let fail = |what: String| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["letterbox: {what}"]);
+                gst::element_imp_error!(self, gst::StreamError::Format, ("letterbox: {}", what));
                 gst::FlowError::Error
             };
             let (w, h) = (inframe.width(), inframe.height());
@@ -576,6 +781,7 @@ mod element {
                 let out = outframe.plane_data_mut(0).map_err(|e| fail(format!("output: {e}")))?;
                 state.scaler.write_rgb(out, strides[0]).map_err(fail)?;
             } else {
+                state.scaler.to_jpeg_colours().map_err(fail)?;
                 for i in 0..3 {
                     let out = outframe.plane_data_mut(i).map_err(|e| fail(format!("output plane {i}: {e}")))?;
                     state.scaler.write_i420_plane(i as usize, out, strides[i as usize]).map_err(fail)?;
@@ -695,6 +901,48 @@ mod tests {
         assert_eq!((oy[0], oy[139 * 640], oy[140 * 640], oy[499 * 640 + 639], oy[500 * 640]), (16, 16, 100, 100, 16));
         assert_eq!((ou[69 * 320], ou[70 * 320], ou[249 * 320], ou[250 * 320]), (128, 90, 90, 128));
         assert_eq!((ov[69 * 320], ov[70 * 320 + 319], ov[250 * 320]), (128, 160, 128));
+    }
+
+    #[test]
+    fn i420_for_jpeg_is_in_jpegs_colours_and_the_picture_alone_has_no_bars() {
+        // Limited-range BT.709 (an HD camera): Y 180 grey, and a colour.
+        for (yuv, matrix) in
+            [([180u8, 128, 128], Matrix::Bt709), ([81, 90, 240], Matrix::Bt709), ([81, 90, 240], Matrix::Bt601)]
+        {
+            let (y, u, v) = flat(1280, 720, yuv);
+            let mut s = Scaler::picture(1280, 720, 640, 640, matrix, false);
+            let g = s.geometry();
+            assert_eq!((g.dst_w, g.dst_h, g.scaled_w, g.scaled_h, g.pad_x, g.pad_y), (640, 360, 640, 360, 0, 0));
+            s.scale(plane(&y, 1280, 1280, 720), plane(&u, 640, 640, 360), plane(&v, 640, 640, 360)).unwrap();
+            let mut want = vec![0u8; 640 * 360 * 3];
+            s.write_rgb(&mut want, 640 * 3).unwrap();
+            s.to_jpeg_colours().unwrap();
+            let (mut oy, mut ou, mut ov) = (vec![1u8; 640 * 360], vec![1u8; 320 * 180], vec![1u8; 320 * 180]);
+            s.write_i420_plane(0, &mut oy, 640).unwrap();
+            s.write_i420_plane(1, &mut ou, 320).unwrap();
+            s.write_i420_plane(2, &mut ov, 320).unwrap();
+            // What a JPEG decoder makes of it (JFIF: full range, BT.601) is the
+            // RGB the source's colours say.
+            let (yf, cb, cr) = (f64::from(oy[1000]), f64::from(ou[500]) - 128.0, f64::from(ov[500]) - 128.0);
+            let decoded = [yf + 1.402 * cr, yf - 0.344_136 * cb - 0.714_136 * cr, yf + 1.772 * cb];
+            for (c, (d, w)) in decoded.iter().zip(&want[..3]).enumerate() {
+                assert!((d - f64::from(*w)).abs() <= 2.0, "{yuv:?} {matrix:?} channel {c}: {d:.1} vs {w}");
+            }
+            assert!(oy.iter().all(|&b| b == oy[0]) && ou.iter().all(|&b| b == ou[0]), "no bars, no change");
+        }
+        // The picture of a size that rounds: the letterbox's, not a fit of its own.
+        let s = Scaler::picture(704, 576, 640, 640, Matrix::Bt601, false);
+        let g = s.geometry();
+        assert_eq!((g.dst_w, g.dst_h, g.pad_x, g.pad_y), (640, 523, 0, 0));
+        assert_eq!((g.dst_w, g.dst_h), (Letterbox::fit(704, 576, 640, 640).scaled_w, 523));
+        // With bars, black is full-range black once in JPEG's colours.
+        let (y, u, v) = flat(960, 540, [100, 90, 160]);
+        let mut s = Scaler::new(960, 540, 640, 640, Matrix::Bt709, false);
+        s.scale(plane(&y, 960, 960, 540), plane(&u, 480, 480, 270), plane(&v, 480, 480, 270)).unwrap();
+        s.to_jpeg_colours().unwrap();
+        let mut oy = vec![1u8; 640 * 640];
+        s.write_i420_plane(0, &mut oy, 640).unwrap();
+        assert_eq!((oy[0], oy[639 * 640]), (0, 0));
     }
 
     #[test]

@@ -206,18 +206,13 @@ pub fn run_camera_from(
         None => std::borrow::Cow::Borrowed(template::for_source(&uri)),
     };
     let device = if uri.to_ascii_lowercase().starts_with("v4l2://") { v4l2_device(&uri) } else { "" };
-    let desc = template::render(
-        &text,
-        &[
-            ("uri", uri.clone()),
-            ("device", device.to_owned()),
-            ("protocols", rtsp_protocols(cam.rtsp_transport).to_owned()),
-            ("width", cam.width.to_string()),
-            ("height", cam.height.to_string()),
-            ("format", if cam.jpeg_quality.is_some() { "I420" } else { "RGB" }.to_owned()),
-            ("encode", cam.jpeg_quality.map(|q| format!("! jpegenc quality={}", q.clamp(1, 100))).unwrap_or_default()),
-        ],
-    );
+    let mut vars = vec![
+        ("uri", uri.clone()),
+        ("device", device.to_owned()),
+        ("protocols", rtsp_protocols(cam.rtsp_transport).to_owned()),
+    ];
+    vars.extend(template::frame_vars(cam.width, cam.height, cam.jpeg_quality));
+    let desc = template::render(&text, &vars);
     let pipeline = gst::parse::launch(&desc)
         .map_err(|e| IngestError::Pipeline {
             camera: cam.camera_id.clone(),
@@ -324,6 +319,11 @@ pub fn run_camera_from(
                         (packed_rgb(buffer, &info).ok_or(gst::FlowError::Error)?, FrameEncoding::Rgb8)
                     };
                     let (sw, sh) = source_size.lock().expect("poisoned").unwrap_or((w, h));
+                    let letterbox = Letterbox::fit(sw, sh, w, h);
+                    if let Err(e) = check_frame_size(caps, &letterbox, encoding) {
+                        gst::element_error!(appsink, gst::StreamError::Format, ("{}", e));
+                        return Err(gst::FlowError::Error);
+                    }
                     let pts_ns = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
                     let ntp = ntp_times.lock().expect("poisoned").iter().find(|(p, _)| *p == pts_ns).map(|(_, ms)| *ms);
                     let (capture_time_ms, clock) = match ntp {
@@ -338,7 +338,7 @@ pub fn run_camera_from(
                         pts_ns,
                         capture_time_ms,
                         clock,
-                        letterbox: Letterbox::fit(sw, sh, w, h),
+                        letterbox,
                         encoding,
                         payload,
                     };
@@ -495,6 +495,33 @@ fn drop_delta_units_before_the_decoder(pipeline: &gst::Pipeline) {
 }
 
 /// Copies a video buffer into packed RGB (rows without padding).
+/// Whether the pipeline's frames are what the frame contract says: RGB of the
+/// letterbox's size, or JPEG of that size or of its picture alone (an
+/// operator's template may write either). A template that scales to another
+/// size would have every frame refused downstream; it is told here, once.
+fn check_frame_size(caps: &gst::CapsRef, letterbox: &Letterbox, encoding: FrameEncoding) -> Result<(), String> {
+    let s = caps.structure(0).ok_or("frames without caps")?;
+    let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) else {
+        return Err(format!("frames of no size ({s})"));
+    };
+    let size = (w.max(0) as u32, h.max(0) as u32);
+    let letterboxed = (letterbox.dst_w, letterbox.dst_h);
+    let picture = (letterbox.scaled_w, letterbox.scaled_h);
+    match encoding {
+        FrameEncoding::Rgb8 if size == letterboxed => Ok(()),
+        FrameEncoding::Jpeg if size == letterboxed || size == picture => Ok(()),
+        FrameEncoding::Rgb8 => Err(format!(
+            "the pipeline's RGB frames are {w}x{h}, the letterbox is {}x{} (raw frames carry the whole letterbox: \
+             borders=true)",
+            letterboxed.0, letterboxed.1
+        )),
+        FrameEncoding::Jpeg => Err(format!(
+            "the pipeline's JPEG frames are {w}x{h}: neither the letterbox ({}x{}) nor its picture ({}x{})",
+            letterboxed.0, letterboxed.1, picture.0, picture.1
+        )),
+    }
+}
+
 fn packed_rgb(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Option<Arc<[u8]>> {
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
     let (w, h) = (info.width() as usize, info.height() as usize);

@@ -18,7 +18,26 @@ pub const MJPEG: &str = include_str!("../../../pipelines/templates/mjpeg.pipelin
 pub const V4L2: &str = include_str!("../../../pipelines/templates/v4l2.pipeline");
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &["uri", "device", "protocols", "width", "height", "format", "encode"];
+pub const PLACEHOLDERS: &[&str] = &["uri", "device", "protocols", "width", "height", "borders", "format", "encode"];
+
+/// The placeholders that say what a camera's frames are: the letterbox's size,
+/// and raw RGB (the whole letterbox) or JPEG of `jpeg_quality` (the scaled
+/// picture alone, in JPEG's colours: full range, BT.601; `videoconvert` does
+/// nothing where they already are, as `streetscopeletterbox`'s I420 is, and
+/// converts an operator's template's limited-range I420, which a JPEG decoder
+/// would read greyer).
+pub fn frame_vars(width: u32, height: u32, jpeg_quality: Option<u8>) -> [(&'static str, String); 5] {
+    let encode = jpeg_quality.map(|q| {
+        format!("! videoconvert ! video/x-raw,format=I420,colorimetry=1:4:0:0 ! jpegenc quality={}", q.clamp(1, 100))
+    });
+    [
+        ("width", width.to_string()),
+        ("height", height.to_string()),
+        ("borders", encode.is_none().to_string()),
+        ("format", if encode.is_some() { "I420" } else { "RGB" }.to_owned()),
+        ("encode", encode.unwrap_or_default()),
+    ]
+}
 
 /// The built-in template for a source (a path or a URL whose scheme was checked).
 pub fn for_source(source: &str) -> &'static str {
@@ -120,39 +139,45 @@ pub fn load(path: &Path) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn vars(format: &str, encode: &str) -> Vec<(&'static str, String)> {
-        vec![
+    fn vars(jpeg_quality: Option<u8>) -> Vec<(&'static str, String)> {
+        let mut v = vec![
             ("uri", "file:///a.mp4".to_owned()),
             ("device", "/dev/video3".to_owned()),
             ("protocols", "tcp".to_owned()),
-            ("width", "640".to_owned()),
-            ("height", "640".to_owned()),
-            ("format", format.to_owned()),
-            ("encode", encode.to_owned()),
-        ]
+        ];
+        v.extend(frame_vars(640, 640, jpeg_quality));
+        v
     }
 
     #[test]
     fn renders_the_uri_template() {
-        let p = render(URI, &vars("RGB", ""));
+        let p = render(URI, &vars(None));
         assert!(p.contains("uri=\"file:///a.mp4\""));
-        assert!(p.contains("format=RGB,width=640,height=640"));
+        assert!(p.contains("streetscopeletterbox name=letterbox width=640 height=640 borders=true"), "{p}");
+        assert!(p.contains("! video/x-raw,format=RGB,pixel-aspect-ratio=1/1 \n"), "{p}");
         assert!(!p.contains('{'), "{p}");
         assert!(!p.contains('#'));
-        let p = render(URI, &vars("I420", "! jpegenc quality=90"));
-        assert!(p.contains("format=I420,width=640,height=640,pixel-aspect-ratio=1/1 ! jpegenc quality=90"), "{p}");
+        let p = render(URI, &vars(Some(90)));
+        assert!(p.contains("width=640 height=640 borders=false"), "{p}");
+        assert!(
+            p.contains(
+                "format=I420,pixel-aspect-ratio=1/1 ! videoconvert ! video/x-raw,format=I420,colorimetry=1:4:0:0 \
+                 ! jpegenc quality=90"
+            ),
+            "{p}"
+        );
     }
 
     #[test]
     fn every_built_in_template_passes_its_checks_and_renders_fully() {
         for t in [URI, RTSP, MJPEG, V4L2] {
             check(t).unwrap();
-            let p = render(t, &vars("RGB", ""));
+            let p = render(t, &vars(None));
             assert!(!p.contains('{') && !p.contains('#'), "{p}");
         }
-        assert!(render(RTSP, &vars("RGB", "")).starts_with("rtspsrc location=\"file:///a.mp4\" protocols=tcp "));
-        assert!(render(MJPEG, &vars("RGB", "")).contains("multipartdemux ! image/jpeg ! jpegdec"));
-        assert!(render(V4L2, &vars("RGB", "")).starts_with("v4l2src device=\"/dev/video3\" "));
+        assert!(render(RTSP, &vars(None)).starts_with("rtspsrc location=\"file:///a.mp4\" protocols=tcp "));
+        assert!(render(MJPEG, &vars(None)).contains("multipartdemux ! image/jpeg ! jpegdec"));
+        assert!(render(V4L2, &vars(None)).starts_with("v4l2src device=\"/dev/video3\" "));
         // The example operator template in pipelines/examples/ is valid too.
         check(include_str!("../../../pipelines/examples/uri-videoconvertscale.pipeline")).unwrap();
     }

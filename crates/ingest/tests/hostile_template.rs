@@ -30,6 +30,7 @@ fn dictionary() -> Dictionary {
         "{protocols}",
         "{width}",
         "{height}",
+        "{borders}",
         "{format}",
         "{encode}",
         "{",
@@ -71,15 +72,13 @@ fn dictionary() -> Dictionary {
 
 /// Values for every placeholder, without braces (as ingest fills them).
 fn vars() -> Vec<(&'static str, String)> {
-    vec![
+    let mut v = vec![
         ("uri", "rtsp://10.0.0.5:554/s1".to_owned()),
         ("device", "/dev/video0".to_owned()),
         ("protocols", "tcp".to_owned()),
-        ("width", "640".to_owned()),
-        ("height", "640".to_owned()),
-        ("format", "RGB".to_owned()),
-        ("encode", "! jpegenc quality=80".to_owned()),
-    ]
+    ];
+    v.extend(template::frame_vars(640, 640, Some(80)));
+    v
 }
 
 #[test]

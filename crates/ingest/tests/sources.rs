@@ -280,3 +280,113 @@ fn the_rust_letterbox_draws_what_videoconvertscale_draws() {
     assert_eq!(jpeg.encoding, streetscope_contracts::FrameEncoding::Jpeg);
     assert_eq!(jpeg.letterbox, Letterbox::fit(1920, 1080, 640, 640));
 }
+
+/// The first frame of a `videotestsrc` pattern of `src` size (limited-range
+/// I420, BT.709 from 720 rows up, as a camera's decoder gives) through the
+/// built-in templates' letterbox line, as RGB or as JPEG of `jpeg` quality.
+fn built_in_style_frame(pattern: &str, src: (u32, u32), dst: u32, jpeg: Option<u8>) -> Frame {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pattern.pipeline");
+    let mut builtin = streetscope_ingest::template::URI.lines().filter(|l| !l.starts_with('#'));
+    let letterbox_line = builtin.find(|l| l.contains("streetscopeletterbox")).unwrap();
+    let caps_line = builtin.find(|l| l.contains("{encode}")).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "videotestsrc is-live=true pattern={pattern} ! video/x-raw,format=I420,width={},height={},framerate=10/1\n\
+             {}\n{}\n! appsink name=sink sync=false max-buffers=2\n",
+            src.0,
+            src.1,
+            letterbox_line.replace("! videoconvert ", ""),
+            caps_line
+        ),
+    )
+    .unwrap();
+    let cam = CameraSource {
+        template: Some(path),
+        width: dst,
+        height: dst,
+        jpeg_quality: jpeg,
+        ..camera("cam-pattern", "rtsp://127.0.0.1:9/unused")
+    };
+    let (r, mut frames) = take_frames(&cam, 1, Duration::from_secs(20));
+    r.unwrap();
+    frames.remove(0)
+}
+
+/// Mean absolute difference of two RGB pictures of the same size.
+fn mean_difference(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| f64::from(x.abs_diff(*y))).sum::<f64>() / a.len() as f64
+}
+
+#[test]
+fn jpeg_frames_are_the_picture_alone_in_the_colours_of_the_rgb_frames() {
+    // HD (BT.709), SD (BT.601), portrait, and a size whose picture has odd rows.
+    for (src, pattern) in
+        [((1280, 720), "smpte75"), ((640, 480), "smpte75"), ((270, 480), "ball"), ((704, 576), "ball")]
+    {
+        let rgb = built_in_style_frame(pattern, src, 320, None);
+        let jpeg = built_in_style_frame(pattern, src, 320, Some(95));
+        let lb = Letterbox::fit(src.0, src.1, 320, 320);
+        assert_eq!((rgb.letterbox, jpeg.letterbox), (lb, lb));
+        assert_eq!(rgb.payload.len(), 320 * 320 * 3, "RGB frames are the whole letterbox");
+        let decoded = image::load_from_memory(&jpeg.payload).unwrap().into_rgb8();
+        assert_eq!((decoded.width(), decoded.height()), (lb.scaled_w, lb.scaled_h), "{src:?}: the picture alone");
+        // The RGB frame's picture, cut from its letterbox.
+        let line = lb.scaled_w as usize * 3;
+        let picture: Vec<u8> = (0..lb.scaled_h as usize)
+            .flat_map(|r| {
+                let at = ((lb.pad_y as usize + r) * 320 + lb.pad_x as usize) * 3;
+                rgb.payload[at..at + line].to_vec()
+            })
+            .collect();
+        // The same colours: black black, white white (a decoder reads JPEG as
+        // full range, BT.601); only JPEG's own loss differs.
+        let mean = mean_difference(decoded.as_raw(), &picture);
+        let channel_mean =
+            |p: &[u8], c: usize| p.iter().skip(c).step_by(3).map(|&v| f64::from(v)).sum::<f64>() / (p.len() / 3) as f64;
+        let shift: Vec<f64> = (0..3).map(|c| channel_mean(decoded.as_raw(), c) - channel_mean(&picture, c)).collect();
+        eprintln!("{src:?} {pattern}: mean difference {mean:.2}, mean shift per channel {shift:.2?}");
+        assert!(mean < 4.0, "{src:?}: mean difference {mean:.2}");
+        assert!(shift.iter().all(|s| s.abs() < 1.5), "{src:?}: colours shifted by {shift:.2?}");
+    }
+    // An operator's template letterboxing with videoconvertscale: its JPEG is
+    // the whole letterbox, and `{encode}` puts it in JPEG's colours too.
+    let reference = "videoconvertscale add-borders=true method=bilinear dither=none chroma-mode=none";
+    let rgb = pattern_frame(reference, "smpte75", (1280, 720), 320, None);
+    let jpeg = pattern_frame(reference, "smpte75", (1280, 720), 320, Some(95));
+    let decoded = image::load_from_memory(&jpeg.payload).unwrap().into_rgb8();
+    assert_eq!((decoded.width(), decoded.height()), (320, 320));
+    // The picture's rows (its bars are videoconvertscale's: limited-range
+    // black, 16, whatever the output's range).
+    let rows = 90 * 320 * 3..(90 + 180) * 320 * 3;
+    let mean = mean_difference(&decoded.as_raw()[rows.clone()], &rgb.payload[rows]);
+    eprintln!("videoconvertscale's JPEG: mean difference {mean:.2}");
+    // (Limited range read as full, as before `{encode}` converted it: 11.6.)
+    assert!(mean < 5.0, "videoconvertscale's JPEG: mean difference {mean:.2}");
+}
+
+#[test]
+fn a_template_whose_frames_are_another_size_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wrong.pipeline");
+    std::fs::write(
+        &path,
+        "videotestsrc is-live=true ! video/x-raw,format=I420,width=400,height=200,framerate=10/1\n\
+           ! streetscopeletterbox name=letterbox width={width} height={height} borders=false\n\
+           ! video/x-raw,format={format},pixel-aspect-ratio=1/1 {encode}\n\
+           ! appsink name=sink sync=false max-buffers=2\n",
+    )
+    .unwrap();
+    let cam = CameraSource { template: Some(path), ..camera("cam-wrong", "rtsp://127.0.0.1:9/unused") };
+    let (r, frames) = take_frames(&cam, 1, Duration::from_secs(20));
+    assert!(frames.is_empty());
+    let e = r.unwrap_err();
+    assert!(
+        e.contains(
+            "the pipeline's RGB frames are 160x80, the letterbox is 160x160 (raw frames carry the whole letterbox"
+        ),
+        "{e}"
+    );
+}
