@@ -227,15 +227,25 @@ fn an_operators_template_replaces_the_built_in_one_and_is_checked() {
 /// The first frame of a `videotestsrc` pattern of `src` size through a template
 /// whose letterbox element is `letterbox`, as RGB (or JPEG with `jpeg`).
 fn pattern_frame(letterbox: &str, pattern: &str, src: (u32, u32), dst: u32, jpeg: Option<u8>) -> Frame {
+    let lines = format!(
+        "! {letterbox} name=letterbox\n\
+         ! video/x-raw,format={{format}},width={{width}},height={{height}},pixel-aspect-ratio=1/1 {{encode}}"
+    );
+    pattern_through(&lines, pattern, src, dst, jpeg)
+}
+
+/// The first frame of a `videotestsrc` pattern of `src` size (limited-range
+/// I420, BT.709 from 720 rows up, as a camera's decoder gives) through `lines`
+/// of a template (between the source and the appsink), as RGB or as JPEG of
+/// `jpeg` quality.
+fn pattern_through(lines: &str, pattern: &str, src: (u32, u32), dst: u32, jpeg: Option<u8>) -> Frame {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pattern.pipeline");
     std::fs::write(
         &path,
         format!(
             "videotestsrc is-live=true pattern={pattern} ! video/x-raw,format=I420,width={},height={},framerate=10/1\n\
-               ! {letterbox} name=letterbox\n\
-               ! video/x-raw,format={{format}},width={{width}},height={{height}},pixel-aspect-ratio=1/1 {{encode}}\n\
-               ! appsink name=sink sync=false max-buffers=2\n",
+             {lines}\n! appsink name=sink sync=false max-buffers=2\n",
             src.0, src.1
         ),
     )
@@ -281,37 +291,15 @@ fn the_rust_letterbox_draws_what_videoconvertscale_draws() {
     assert_eq!(jpeg.letterbox, Letterbox::fit(1920, 1080, 640, 640));
 }
 
-/// The first frame of a `videotestsrc` pattern of `src` size (limited-range
-/// I420, BT.709 from 720 rows up, as a camera's decoder gives) through the
-/// built-in templates' letterbox line, as RGB or as JPEG of `jpeg` quality.
+/// The first frame of a `videotestsrc` pattern of `src` size through the
+/// built-in templates' letterbox and caps lines, as RGB or as JPEG of `jpeg`
+/// quality.
 fn built_in_style_frame(pattern: &str, src: (u32, u32), dst: u32, jpeg: Option<u8>) -> Frame {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pattern.pipeline");
     let mut builtin = streetscope_ingest::template::URI.lines().filter(|l| !l.starts_with('#'));
     let letterbox_line = builtin.find(|l| l.contains("streetscopeletterbox")).unwrap();
     let caps_line = builtin.find(|l| l.contains("{encode}")).unwrap();
-    std::fs::write(
-        &path,
-        format!(
-            "videotestsrc is-live=true pattern={pattern} ! video/x-raw,format=I420,width={},height={},framerate=10/1\n\
-             {}\n{}\n! appsink name=sink sync=false max-buffers=2\n",
-            src.0,
-            src.1,
-            letterbox_line.replace("! videoconvert ", ""),
-            caps_line
-        ),
-    )
-    .unwrap();
-    let cam = CameraSource {
-        template: Some(path),
-        width: dst,
-        height: dst,
-        jpeg_quality: jpeg,
-        ..camera("cam-pattern", "rtsp://127.0.0.1:9/unused")
-    };
-    let (r, mut frames) = take_frames(&cam, 1, Duration::from_secs(20));
-    r.unwrap();
-    frames.remove(0)
+    let lines = format!("{}\n{caps_line}", letterbox_line.replace("! videoconvert ", ""));
+    pattern_through(&lines, pattern, src, dst, jpeg)
 }
 
 /// Mean absolute difference of two RGB pictures of the same size.
