@@ -53,12 +53,13 @@ decoders=(
   "aggregate_snapshot_json|streetscope-aggregate|hostile_snapshot|snapshots_at_restore"
   "pipeline_template|streetscope-ingest|hostile_template|pipeline_templates"
   "camera_snapshot|streetscope-contracts|hostile|camera_snapshot_messages"
+  "frame_jpeg_payload|streetscope-detect|hostile_jpeg|frame_jpeg_payloads"
 )
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streetscope/target}
 if [ -n "${FUZZ_NO_BUILD:-}" ]; then
   # Reuse the newest test binaries already built (e.g. while another build holds cargo's lock).
-  bins=$(for t in hostile hostile_bodies hostile_snapshot hostile_template; do
+  bins=$(for t in hostile hostile_bodies hostile_snapshot hostile_template hostile_jpeg; do
     echo "$t $(ls -t "$CARGO_TARGET_DIR"/release/deps/"$t"-* | grep -v '\.d$' | head -1)"; done)
 else
 echo "building the test binaries (release)" >&2
@@ -66,7 +67,8 @@ bins=$(cargo test --release --no-run --message-format=json \
     -p streetscope-contracts --test hostile \
     -p streetscope-registry --test hostile_bodies \
     -p streetscope-aggregate --test hostile_snapshot \
-    -p streetscope-ingest --test hostile_template 2>/dev/null |
+    -p streetscope-ingest --test hostile_template \
+    -p streetscope-detect --test hostile_jpeg 2>/dev/null |
   python3 -c '
 import json, sys
 for line in sys.stdin:
