@@ -17,6 +17,11 @@
 //!      …    2 intersection id length m (u16), then m bytes of UTF-8
 //!      …    4 payload length p (u32), then p bytes; nothing after it
 //! ```
+//!
+//! The payload: RGB8, `dst_w * dst_h * 3` bytes; or a JPEG of the whole
+//! letterbox (`dst_w` x `dst_h`) or of its picture alone (`scaled_w` x
+//! `scaled_h`, what ingest's built-in templates write), which the detector
+//! puts at `pad_x`, `pad_y` between black bars.
 
 use std::sync::Arc;
 
