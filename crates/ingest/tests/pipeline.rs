@@ -244,6 +244,10 @@ fn frames_can_be_encoded_as_jpeg() {
     assert_eq!(&f.payload[..2], &[0xff, 0xd8], "a JPEG starts with SOI");
     assert!(f.payload.len() < 160 * 160 * 3 / 4, "compressed: {} bytes", f.payload.len());
     assert_eq!(f.letterbox, Letterbox::fit(320, 180, 160, 160));
+    // The letterbox's picture alone, without its bars.
+    let picture = image::load_from_memory(&f.payload).unwrap();
+    assert_eq!((picture.width(), picture.height()), (f.letterbox.scaled_w, f.letterbox.scaled_h));
+    assert_eq!((picture.width(), picture.height()), (160, 90));
 }
 
 /// A pipeline whose streaming thread is stuck (here in a pad probe that never
