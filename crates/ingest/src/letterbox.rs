@@ -157,7 +157,7 @@ impl Scaler {
         self.rgb.resize(row * g.scaled_h as usize, 0);
         let mut rgb = std::mem::take(&mut self.rgb);
         let converted = self.picture_to_rgb(&mut rgb, row).and_then(|()| {
-            let (cw, _) = (g.scaled_w.div_ceil(2), g.scaled_h.div_ceil(2));
+            let cw = g.scaled_w.div_ceil(2);
             let mut planar = YuvPlanarImageMut {
                 y_plane: BufferStoreMut::Borrowed(&mut self.y),
                 y_stride: g.scaled_w,
