@@ -536,14 +536,9 @@ fn ingest_frames(clip: &Path, quality: Option<u8>, template: Option<PathBuf>) ->
     frames
 }
 
-/// Of two frames' detections, how many pair up (IoU ≥ 0.5, the same class),
-/// and the IoUs of those pairs.
-fn pair_up(a: &[streetscope_contracts::Detection], b: &[streetscope_contracts::Detection]) -> (usize, Vec<f32>) {
-    let iou = |p: &streetscope_contracts::BBox, q: &streetscope_contracts::BBox| {
-        let (w, h) = ((p.x2.min(q.x2) - p.x1.max(q.x1)).max(0.0), (p.y2.min(q.y2) - p.y1.max(q.y1)).max(0.0));
-        let inter = w * h;
-        inter / ((p.x2 - p.x1) * (p.y2 - p.y1) + (q.x2 - q.x1) * (q.y2 - q.y1) - inter)
-    };
+/// Of two frames' detections, the IoUs of those that pair up (IoU ≥ 0.5, the
+/// same class).
+fn pair_up(a: &[streetscope_contracts::Detection], b: &[streetscope_contracts::Detection]) -> Vec<f32> {
     let mut taken = vec![false; b.len()];
     let mut ious = Vec::new();
     for d in a {
@@ -551,14 +546,14 @@ fn pair_up(a: &[streetscope_contracts::Detection], b: &[streetscope_contracts::D
             .iter()
             .enumerate()
             .filter(|(j, e)| !taken[*j] && e.class_id == d.class_id)
-            .map(|(j, e)| (j, iou(&d.bbox, &e.bbox)))
+            .map(|(j, e)| (j, d.bbox.iou(&e.bbox)))
             .max_by(|x, y| x.1.total_cmp(&y.1));
         if let Some((j, v)) = best.filter(|(_, v)| *v >= 0.5) {
             taken[j] = true;
             ious.push(v);
         }
     }
-    (ious.len(), ious)
+    ious
 }
 
 /// The ingest pods' JPEG frames (the letterbox's picture alone, in JPEG's
@@ -589,16 +584,15 @@ fn jpeg_frames_show_the_detector_what_rgb_frames_show_it() {
     for (name, template) in [("jpeg", None), ("limited-range jpeg", Some(limited))] {
         let frames = ingest_frames(&clip, Some(85), template);
         assert_eq!(frames.len(), rgb.len(), "{name}");
-        let (mut paired, mut total, mut ious) = (0, 0, Vec::new());
+        let (mut total, mut ious) = (0, Vec::new());
         for (r, j) in rgb.iter().zip(&frames) {
             assert_eq!((r.seq, r.letterbox), (j.seq, j.letterbox));
             let a = det.detect_frame(r).unwrap().detections;
             let b = det.detect_frame(j).unwrap().detections;
-            let (n, v) = pair_up(&a, &b);
-            paired += n;
+            ious.extend(pair_up(&a, &b));
             total += a.len().max(b.len());
-            ious.extend(v);
         }
+        let paired = ious.len();
         let share = paired as f64 / total.max(1) as f64;
         let mean_iou = ious.iter().map(|&v| f64::from(v)).sum::<f64>() / ious.len().max(1) as f64;
         let kb = frames.iter().map(|f| f.payload.len()).sum::<usize>() as f64 / frames.len() as f64 / 1000.0;

@@ -219,8 +219,8 @@ pub const LINE_COLOUR: Rgb<u8> = Rgb([255, 214, 0]);
 /// Colour of zones.
 pub const ZONE_COLOUR: Rgb<u8> = Rgb([0, 200, 255]);
 
-/// Draws `snap`: the picture (cut out of its letterbox, if it has one), boxes with their class
-/// and track id, and the camera's counting lines and zones.
+/// Draws `snap`: the picture (cut out of its letterbox, if it has one), boxes
+/// with their class and track id, and the camera's counting lines and zones.
 pub fn annotate(snap: &Snapshot, spec: Option<&CameraConfig>) -> Result<RgbImage, SnapshotError> {
     let full = match &snap.picture {
         Picture::Rgb { data, width, height } => {

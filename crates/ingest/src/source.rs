@@ -494,7 +494,6 @@ fn drop_delta_units_before_the_decoder(pipeline: &gst::Pipeline) {
     });
 }
 
-/// Copies a video buffer into packed RGB (rows without padding).
 /// Whether the pipeline's frames are what the frame contract says: RGB of the
 /// letterbox's size, or JPEG of that size or of its picture alone (an
 /// operator's template may write either). A template that scales to another
@@ -522,6 +521,7 @@ fn check_frame_size(caps: &gst::CapsRef, letterbox: &Letterbox, encoding: FrameE
     }
 }
 
+/// Copies a video buffer into packed RGB (rows without padding).
 fn packed_rgb(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Option<Arc<[u8]>> {
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
     let (w, h) = (info.width() as usize, info.height() as usize);
