@@ -100,9 +100,12 @@ OV_DIR=$CACHE/onnxruntime-openvino/onnxruntime/capi
 # the set-up model by scripts/model-variants.sh --default (idempotent: returns at
 # once when it is there and current).
 MODEL=$CACHE/models/yolo11n_det_u8.onnx
+# det_u8 with a dynamic batch, for GPU pools that batch across cameras
+# (detector.max_batch above 1; docs/operations.md "Batches on a GPU").
+BATCH_MODEL=$CACHE/models/yolo11n_det_u8_batch.onnx
 [ -f "$CACHE/models/yolo11n_seg_fp16.onnx" ] && scripts/model-variants.sh --default >&2
 ASSET=$CACHE/assets/bus.jpg
-for f in "$BIN" "$ORT" "${OV_LIBS[@]/#/$OV_DIR/}" "$MODEL" "$ASSET"; do
+for f in "$BIN" "$ORT" "${OV_LIBS[@]/#/$OV_DIR/}" "$MODEL" "$BATCH_MODEL" "$ASSET"; do
   [ -f "$f" ] || { echo "missing $f: run scripts/setup.sh first" >&2; exit 1; }
 done
 CTX=$IMAGES/context
@@ -115,7 +118,7 @@ ln -f "$ORT" "$CTX/lib/libonnxruntime.so.$ORT_VERSION" 2>/dev/null || cp "$ORT" 
 for f in "${OV_LIBS[@]}"; do
   ln -f "$OV_DIR/$f" "$CTX/lib/openvino/$f" 2>/dev/null || cp "$OV_DIR/$f" "$CTX/lib/openvino/$f"
 done
-cp "$MODEL" "$CTX/models/"
+cp "$MODEL" "$BATCH_MODEL" "$CTX/models/"
 cp "$ASSET" "$CTX/assets/"
 
 # 3. The image, from the real Dockerfile, unless one was built from exactly

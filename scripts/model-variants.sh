@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the CPU variants of the detector's model (tools/python/model_variants.py:
 # det_fp16 = boxes and classes only, det_u8 = det_fp16 taking the decoded bytes,
-# det_fp32, det_int8, det_int8_mixed, fp32), checks each
+# det_u8_batch = det_u8 with a dynamic batch (GPU detectors that batch), det_fp32, det_int8, det_int8_mixed, fp32), checks each
 # against the original on the test clips and times them side by side. Nothing
 # is committed: the variants live in
 #   $STREETSCOPE_CACHE/models/variants/<key>/
@@ -11,17 +11,17 @@
 #
 #   scripts/model-variants.sh [MODEL]            # make (if needed) and print the folder
 #   scripts/model-variants.sh --check [MODEL]    # and compare + time every variant
-#   scripts/model-variants.sh --default [MODEL]  # det_fp16 and det_u8 alone, installed; det_u8
-#                                                # is the detector's default model; prints its path
+#   scripts/model-variants.sh --default [MODEL]  # det_fp16, det_u8 and det_u8_batch alone, installed;
+#                                                # det_u8 is the detector's default model; prints its path
 #   scripts/model-variants.sh --int8 [MODEL]     # det_int8_mixed alone (the CPU variant:
 #                                                # backbone, neck and box branch INT8, class
 #                                                # branch float; about 4 minutes once), installed
 #                                                # as models/yolo11n_det_int8_mixed.onnx; prints its path
 #
 # --default is what scripts/setup.sh runs: it needs only the reference tools'
-# Python (onnx), makes det_fp16 and det_u8 into the keyed folder when that folder
-# lacks them, and copies them to $STREETSCOPE_CACHE/models/yolo11n_det_fp16.onnx and
-# yolo11n_det_u8.onnx, the path the detector loads by default
+# Python (onnx), makes det_fp16, det_u8 and det_u8_batch into the keyed folder when
+# that folder lacks them, and copies them to $STREETSCOPE_CACHE/models/yolo11n_<name>.onnx;
+# yolo11n_det_u8.onnx is the path the detector loads by default
 # (crates/cli/src/paths.rs); the original stays where
 # set-up put it (models/yolo11n_seg_fp16.onnx), selectable with --model.
 #
@@ -50,9 +50,10 @@ KEY=$(cat "$MODEL" tools/python/model_variants.py tools/python/yolo_ref.py | sha
 OUT=$STREETSCOPE_CACHE/models/variants/$KEY
 
 if [ "$MODE" = default ]; then
-  # det_fp16 (boxes and classes) and det_u8 (det_fp16 taking the decoded bytes),
-  # each installed as models/yolo11n_<name>.onnx.
-  for v in det_fp16 det_u8; do
+  # det_fp16 (boxes and classes), det_u8 (det_fp16 taking the decoded bytes) and
+  # det_u8_batch (det_u8 with a dynamic batch, for GPU pools that batch across
+  # cameras), each installed as models/yolo11n_<name>.onnx.
+  for v in det_fp16 det_u8 det_u8_batch; do
     if [ ! -f "$OUT/$v.onnx" ]; then
       log "making $v of $MODEL in $OUT"
       "$(scripts/python-env.sh)" tools/python/model_variants.py make --only "$v" --model "$MODEL" --out "$OUT" >&2

@@ -151,6 +151,9 @@ def test_the_image_and_the_chart_name_the_model_the_image_carries(rootfs):
     shipped = path / chart.lstrip("/")
     assert shipped.is_file(), sorted(p.name for p in (path / "opt/streetscope/models").iterdir())
     assert shipped.read_bytes() == (CACHE / "models/yolo11n_det_u8.onnx").read_bytes()
+    # Beside it, the same model with a dynamic batch, for GPU pools that batch.
+    batch = path / "opt/streetscope/models/yolo11n_det_u8_batch.onnx"
+    assert batch.read_bytes() == (CACHE / "models/yolo11n_det_u8_batch.onnx").read_bytes()
 
 
 @needs_image

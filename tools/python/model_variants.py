@@ -6,8 +6,8 @@
     python tools/python/model_variants.py counts --model M --model V [--fps 2.5 --fps 5 --fps 10]
     python tools/python/model_variants.py speed --model M [--model M2 ...] --threads 2
 
-`make` writes (`--only det_fp16` or `--only det_u8`: that one alone, what
-set-up makes; `--only det_int8_mixed`: det_fp32 and that one), from an
+`make` writes (`--only det_fp16`, `det_u8` or `det_u8_batch`: that one alone,
+what set-up makes; `--only det_int8_mixed`: det_fp32 and that one), from an
 Ultralytics YOLO export (here an fp16 segmentation model whose input and
 outputs are float32 with casts inside):
 
@@ -23,6 +23,8 @@ outputs are float32 with casts inside):
   Transpose): the same computation on the same values, moved from the
   detector's preprocessing into the runtime (where OpenVINO fuses it into the
   first convolution's input) — the detector's default model.
+- `det_u8_batch.onnx`: det_u8 with a symbolic batch, for GPU detectors that
+  batch frames across cameras (`detector.max_batch`); see batch_dynamic().
 - `det_fp32.onnx`: the same cut of fp32.onnx.
 - `det_int8.onnx`: det_fp32 quantised to INT8 (QDQ, per channel, static,
   calibrated on frames of the test clips) with onnxruntime.quantization,
@@ -198,6 +200,47 @@ def u8_input(model):
     return model
 
 
+def batch_dynamic(model):
+    """The model with a symbolic batch ("batch") where its export fixed 1, so
+    that a GPU detector can run frames of several cameras at once: every
+    Reshape's target shape takes its first dimension from its input (0, as
+    Ultralytics' `dynamic=True` exports write it) instead of a constant 1,
+    and the input's and outputs' first dimension is "batch". The same
+    computation per image (batch 1 gives the same bytes out; a batch of n the
+    n images' outputs up to the runtime's summation order). On OpenVINO (CPU)
+    such a graph runs 14-18 % slower at batch 1 than the static one
+    (docs/benchmarks.md), so CPU detectors keep det_u8."""
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    made = {}
+    for node in g.node:
+        if node.op_type != "Reshape":
+            continue
+        shape = node.input[1]
+        if shape not in made:
+            if shape not in inits:
+                raise SystemExit(f"{node.name}: its target shape is computed, not a constant")
+            a = numpy_helper.to_array(inits[shape]).copy()
+            if a[0] != 1:
+                raise SystemExit(f"{node.name}: target shape {a.tolist()} does not start with the batch of 1")
+            a[0] = 0
+            made[shape] = shape + "_batch"
+            g.initializer.append(numpy_helper.from_array(a.astype(np.int64), made[shape]))
+        node.input[1] = made[shape]
+    for v in list(g.input) + list(g.output):
+        dim = v.type.tensor_type.shape.dim[0]
+        if dim.dim_value not in (0, 1):
+            raise SystemExit(f"{v.name}: batch of {dim.dim_value}")
+        dim.ClearField("dim_value")
+        dim.dim_param = "batch"
+    used = {i for n in g.node for i in n.input}
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    del g.value_info[:]
+    return onnx.shape_inference.infer_shapes(model)
+
+
 def feed(sess, x):
     """The session's input from a float32 NCHW frame in [0, 1] made from uint8
     pixels: for a uint8 model the pixels again, NHWC (exact)."""
@@ -231,7 +274,7 @@ def make(args):
         save(det, det_path)
         quantize(det_path, os.path.join(args.out, "det_int8_mixed.onnx"), args.clips, **RECIPES["det_int8_mixed"])
         return
-    if args.only in ("det_fp16", "det_u8"):
+    if args.only in ("det_fp16", "det_u8", "det_u8_batch"):
         # What set-up makes: needs onnx alone (no OpenCV, no calibration frames).
         det16 = detect_only(onnx.load(args.model))
         onnx.checker.check_model(det16)
@@ -240,7 +283,12 @@ def make(args):
         else:
             det_u8 = u8_input(det16)
             onnx.checker.check_model(det_u8, full_check=True)
-            save(det_u8, os.path.join(args.out, "det_u8.onnx"))
+            if args.only == "det_u8":
+                save(det_u8, os.path.join(args.out, "det_u8.onnx"))
+            else:
+                batch = batch_dynamic(det_u8)
+                onnx.checker.check_model(batch, full_check=True)
+                save(batch, os.path.join(args.out, "det_u8_batch.onnx"))
         return
     src = onnx.load(args.model)
     fp32 = to_fp32(src)
@@ -252,6 +300,9 @@ def make(args):
     det_u8 = u8_input(det16)
     onnx.checker.check_model(det_u8, full_check=True)
     save(det_u8, os.path.join(args.out, "det_u8.onnx"))
+    batch = batch_dynamic(onnx.load(os.path.join(args.out, "det_u8.onnx")))
+    onnx.checker.check_model(batch, full_check=True)
+    save(batch, os.path.join(args.out, "det_u8_batch.onnx"))
     det = detect_only(onnx.load(os.path.join(args.out, "fp32.onnx")))
     onnx.checker.check_model(det)
     det_path = os.path.join(args.out, "det_fp32.onnx")
@@ -565,7 +616,7 @@ def main():
     m.add_argument("--out", required=True)
     m.add_argument("--clips", nargs="+", default=default_clips)
     m.add_argument("--no-int8", action="store_true")
-    m.add_argument("--only", choices=["det_fp16", "det_u8", "det_int8_mixed"], help="make this variant alone (det_fp16, det_u8: what set-up makes)")
+    m.add_argument("--only", choices=["det_fp16", "det_u8", "det_u8_batch", "det_int8_mixed"], help="make this variant alone (det_fp16, det_u8, det_u8_batch: what set-up makes)")
     q = sub.add_parser("quant")
     q.add_argument("--model", required=True, help="det_fp32.onnx")
     q.add_argument("--out", required=True)

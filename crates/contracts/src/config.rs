@@ -238,7 +238,11 @@ pub struct DetectorConfig {
     #[serde(default)]
     pub intra_op_spinning: bool,
     /// Largest batch of frames (across cameras) run through the model at once.
-    /// Batches above 1 need a model exported with a dynamic batch.
+    /// Batches above 1 need a model with a dynamic batch: set-up and the
+    /// images carry the default model with one,
+    /// `models/yolo11n_det_u8_batch.onnx` (for GPUs; on a CPU it runs slower
+    /// than the default, at any batch), and Ultralytics exports one with
+    /// `dynamic=True`.
     #[serde(default = "default_one")]
     pub max_batch: u32,
     /// Longest time a frame waits for others to fill a batch, in milliseconds.

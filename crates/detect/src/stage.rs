@@ -12,6 +12,7 @@
 //! and applies back-pressure to the input.
 
 use std::collections::BTreeMap;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use streetscope_contracts::{CaptureClock, Frame, FrameDetections, Letterbox};
@@ -59,6 +60,8 @@ pub struct DetectReport {
     pub failed: u64,
     /// Frames skipped as stale under overload.
     pub shed_stale: u64,
+    /// Model runs (each of up to `max_batch` frames).
+    pub runs: u64,
 }
 
 /// Runs a [`Detector`] over a stream of frames.
@@ -92,7 +95,8 @@ impl DetectStage {
     pub fn with_options(detector: Detector, meter: StageMeter, mut opts: StageOptions) -> Self {
         if opts.max_batch > 1 && !detector.dynamic_batch() {
             tracing::warn!(
-                "detector.max_batch = {} but the model {} has a fixed batch of 1: running one frame at a time",
+                "detector.max_batch = {} but the model {} has a fixed batch of 1: running one frame at a time \
+                 (set-up's and the images' models/yolo11n_det_u8_batch.onnx is the default model with a dynamic batch)",
                 opts.max_batch,
                 detector.info().path
             );
@@ -120,7 +124,9 @@ impl DetectStage {
             free_tx.try_send(pre.buffer()).expect("pool sized for it");
         }
         let (jobs_tx, jobs_rx) = async_channel::bounded::<(u64, Frame, Instant)>(opts.workers * 2);
-        let (prepared_tx, prepared_rx) = async_channel::bounded::<Prepared>(pool_size);
+        // Thread to thread: the inference thread waits for a batch to fill
+        // with a timeout, which a std channel gives without polling.
+        let (prepared_tx, prepared_rx) = std::sync::mpsc::sync_channel::<Prepared>(pool_size);
         let (results_tx, results_rx) = async_channel::bounded::<Outcome>(64);
 
         let workers: Vec<_> = (0..opts.workers)
@@ -178,14 +184,14 @@ fn preprocess_worker(
     pre: Preprocessor,
     jobs: async_channel::Receiver<(u64, Frame, Instant)>,
     free: async_channel::Receiver<InputBuf>,
-    prepared: async_channel::Sender<Prepared>,
+    prepared: std::sync::mpsc::SyncSender<Prepared>,
 ) {
     // Take a buffer before a job: the worker holding the oldest job then always
     // has a buffer, so later jobs finishing first can never starve it.
     while let Ok(mut buf) = free.recv_blocking() {
         let Ok((index, frame, received)) = jobs.recv_blocking() else { return };
         let tensor = pre.prepare(&frame, &mut buf).map(|()| buf);
-        if prepared.send_blocking(Prepared { index, frame, received, tensor }).is_err() {
+        if prepared.send(Prepared { index, frame, received, tensor }).is_err() {
             return;
         }
     }
@@ -195,7 +201,7 @@ fn inference_loop(
     mut detector: Detector,
     meter: StageMeter,
     opts: StageOptions,
-    prepared: async_channel::Receiver<Prepared>,
+    prepared: std::sync::mpsc::Receiver<Prepared>,
     free: async_channel::Sender<InputBuf>,
     results: async_channel::Sender<Outcome>,
 ) -> (Detector, DetectReport) {
@@ -223,18 +229,18 @@ fn inference_loop(
                 break;
             }
             let got = match deadline {
-                None => prepared.recv_blocking().ok(),
+                None => prepared.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     None => break,
-                    Some(left) => recv_timeout(&prepared, left),
+                    Some(left) => prepared.recv_timeout(left),
                 },
             };
             match got {
-                Some(p) => {
+                Ok(p) => {
                     pending.insert(p.index, p);
                 }
-                None if deadline.is_some() && !prepared.is_closed() => break,
-                None => closed = prepared.is_closed() || deadline.is_none(),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => closed = true,
             }
         }
         if batch.is_empty() {
@@ -283,6 +289,7 @@ fn inference_loop(
             detector.infer(batch_input.as_input(), &letterboxes)
         };
         let took = started.elapsed();
+        report.runs += 1;
         meter.add_busy(took.as_nanos() as u64);
         metrics::observe_inference(detector.provider().name(), run.len(), took.as_secs_f64());
         spans::inference(run.iter().map(|(f, _)| (&*f.camera_id, f.seq)), detector.provider().name(), took);
@@ -325,23 +332,6 @@ fn age(frame: &Frame, received: Instant) -> Duration {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
             Duration::from_millis(now_ms.saturating_sub(frame.capture_time_ms).max(0) as u64)
-        }
-    }
-}
-
-/// Receives with a timeout on a thread that is not an async task.
-fn recv_timeout<T>(rx: &async_channel::Receiver<T>, timeout: Duration) -> Option<T> {
-    let until = Instant::now() + timeout;
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Some(v),
-            Err(async_channel::TryRecvError::Closed) => return None,
-            Err(async_channel::TryRecvError::Empty) => {
-                if Instant::now() >= until {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
         }
     }
 }

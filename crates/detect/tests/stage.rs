@@ -1,4 +1,5 @@
-//! The detect stage with the real model: order across workers, shedding, bad frames.
+//! The detect stage with the real model: order across workers, shedding, bad
+//! frames, batches across cameras.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +34,14 @@ fn frame(camera: &str, seq: u64, payload: Vec<u8>, encoding: FrameEncoding) -> F
 }
 
 fn run(frames: Vec<Frame>, opts: StageOptions) -> (Vec<FrameDetections>, streetscope_detect::stage::DetectReport) {
+    run_on(detector(), frames, opts)
+}
+
+fn run_on(
+    det: Detector,
+    frames: Vec<Frame>,
+    opts: StageOptions,
+) -> (Vec<FrameDetections>, streetscope_detect::stage::DetectReport) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async move {
         let (tx, rx) = channel("frames", frames.len().max(1), FullPolicy::Block);
@@ -41,8 +50,7 @@ fn run(frames: Vec<Frame>, opts: StageOptions) -> (Vec<FrameDetections>, streets
             tx.publish_blocking(f).unwrap();
         }
         drop(tx);
-        let stage =
-            tokio::spawn(DetectStage::with_options(detector(), StageMeter::new("detect"), opts).run(rx, out_tx));
+        let stage = tokio::spawn(DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, out_tx));
         let mut out = Vec::new();
         while let Some(d) = out_rx.next().await {
             out.push(d);
@@ -170,4 +178,96 @@ fn bad_jpeg_frames_are_skipped_in_place_on_float_and_uint8_models() {
             }
         }
     }
+}
+
+fn cached_model(name: &str) -> Detector {
+    let path = streetscope_detect::runtime::cache_dir().join("models").join(name);
+    assert!(path.is_file(), "{} is missing: run scripts/setup.sh", path.display());
+    Detector::load(&path, DetectorOptions::default()).unwrap()
+}
+
+/// Pictures with a bus in them, each a camera: bus.jpg, mirrored, and two
+/// crops of it, letterboxed to 640x640 (four letterboxes).
+fn cameras() -> Vec<(String, Vec<u8>, Letterbox)> {
+    let bus = streetscope_detect::runtime::cache_dir().join("assets/bus.jpg");
+    let img = image::open(&bus).unwrap_or_else(|e| panic!("{}: {e}: run scripts/setup.sh", bus.display())).into_rgb8();
+    let (w, h) = img.dimensions();
+    let pictures = [
+        img.clone(),
+        image::imageops::flip_horizontal(&img),
+        image::imageops::crop_imm(&img, 0, 0, w / 2, h).to_image(),
+        image::imageops::crop_imm(&img, w / 2, h / 4, w / 2, h * 3 / 4).to_image(),
+    ];
+    pictures
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (rgb, lb) = streetscope_detect::preprocess::letterbox_image(p, 640, 640);
+            (format!("cam-{i}"), rgb, lb)
+        })
+        .collect()
+}
+
+fn frames_of(cameras: &[(String, Vec<u8>, Letterbox)], rounds: u64) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    for seq in 0..rounds {
+        for (camera, rgb, lb) in cameras {
+            frames.push(Frame { letterbox: *lb, ..frame(camera, seq, rgb.clone(), FrameEncoding::Rgb8) });
+        }
+    }
+    frames
+}
+
+/// A GPU pool's configuration (`max_batch` 4) on the set-up's batch model:
+/// frames of four cameras run four at a time, come out in input order, and
+/// carry the detections each frame gets alone on the default model.
+#[test]
+fn frames_of_several_cameras_run_in_batches_with_the_detections_each_gets_alone() {
+    let cams = cameras();
+    let frames = frames_of(&cams, 3);
+    let opts = StageOptions { max_batch: 4, max_wait: Duration::from_secs(5), workers: 2, shed_stale_after: None };
+    let (batched, report) = run_on(cached_model("yolo11n_det_u8_batch.onnx"), frames.clone(), opts);
+    assert_eq!(report.runs, 3, "12 frames in batches of 4: {report:?}");
+    let (alone, report) = run_on(cached_model("yolo11n_det_u8.onnx"), frames, StageOptions::default());
+    assert_eq!(report.runs, 12);
+    assert_eq!(batched.len(), alone.len());
+    let mut boxes = 0;
+    for (b, a) in batched.iter().zip(&alone) {
+        assert_eq!((&b.camera_id, b.seq), (&a.camera_id, a.seq), "input order");
+        assert_eq!(b.detections.len(), a.detections.len(), "{} frame {}: {b:?} / {a:?}", b.camera_id, b.seq);
+        for (db, da) in b.detections.iter().zip(&a.detections) {
+            assert_eq!(db.class_id, da.class_id, "{} frame {}", b.camera_id, b.seq);
+            assert!(db.bbox.iou(&da.bbox) > 0.99, "{} frame {}: {db:?} / {da:?}", b.camera_id, b.seq);
+            assert!((db.score - da.score).abs() < 0.01, "{} frame {}: {db:?} / {da:?}", b.camera_id, b.seq);
+            boxes += 1;
+        }
+    }
+    assert!(alone.iter().all(|a| !a.detections.is_empty()), "the bus is in every picture: {boxes} boxes");
+}
+
+/// A batch that does not fill runs when `max_wait` has passed since its first
+/// frame, not before, and not never (the input stays open).
+#[test]
+fn a_batch_that_does_not_fill_runs_after_max_wait() {
+    let max_wait = Duration::from_millis(400);
+    let cams = cameras();
+    let frames = frames_of(&cams[..1], 1);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async move {
+        let (tx, rx) = channel("frames", 4, FullPolicy::Block);
+        let (out_tx, mut out_rx) = channel("detections", 4, FullPolicy::Block);
+        let opts = StageOptions { max_batch: 4, max_wait, workers: 1, shed_stale_after: None };
+        let det = cached_model("yolo11n_det_u8_batch.onnx");
+        let stage = tokio::spawn(DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, out_tx));
+        let sent = std::time::Instant::now();
+        tx.publish(frames[0].clone()).await.unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(30), out_rx.next()).await.expect("no output").unwrap();
+        let took = sent.elapsed();
+        assert_eq!((&*out.camera_id, out.seq), ("cam-0", 0));
+        assert!(took >= max_wait, "ran after {took:?}, before max_wait");
+        assert!(took < max_wait + Duration::from_secs(10), "ran after {took:?}");
+        drop(tx);
+        let (_, report) = stage.await.unwrap().unwrap();
+        assert_eq!(report.runs, 1);
+    });
 }
