@@ -435,6 +435,22 @@ def test_config_change_rolls_only_the_pods_it_concerns(chart):
     assert changed == {"city-streetscope-detector-gpu"}
 
 
+def test_cpu_pools_run_openvino_first(chart):
+    """The CPU image carries ONNX Runtime's OpenVINO build, 1.17-1.27x its CPU
+    provider on x86-64: the shipped examples' CPU pools name it first, and the
+    schema takes it (it once allowed only tensorrt, cuda and cpu)."""
+    for name in ("small-city", "large-city"):
+        for p in example(f"{name}.yaml").get("detector", {}).get("pools", []):
+            if p["image"] == "cpu":
+                assert p["providers"][0] == "openvino", (name, p)
+    docs = render(chart, merged(BASE, {"detector": {"pools": [dict(POOL, name="c", image="cpu", providers=["openvino", "cpu"], gpuResource="")]}}))
+    dep = by_name(docs, "Deployment", "city-streetscope-detector-c")
+    assert config_of(docs, dep["spec"]["template"]["spec"])["detector"]["providers"] == ["openvino", "cpu"]
+    with pytest.raises(helm.HelmError) as err:
+        chart.render(merged(BASE, {"detector": {"pools": [dict(POOL, providers=["openvin0"])]}}), name="city", namespace="streetscope")
+    assert "providers" in str(err.value), err.value
+
+
 # --- bad values are refused, with a message that says what to do ------------
 
 POOL = {"name": "g", "image": "gpu", "providers": ["cuda"], "gpuResource": "nvidia.com/gpu", "gpuCount": 1, "minReplicaCount": 1, "maxReplicaCount": 4, "resources": {"requests": {"cpu": "1"}}}
