@@ -418,9 +418,32 @@ def test_engine_cache_wiring(case):
         mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "engines")
         assert mount["subPath"] == key and mount["readOnly"] is True
         assert config_of(docs, pod)["detector"]["tensorrt"]["engine_cache_dir"] == mount["mountPath"]
-        wmount = next(m for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] if m["name"] == "engines")
+        wpod = job["spec"]["template"]["spec"]
+        wmount = next(m for m in wpod["containers"][0]["volumeMounts"] if m["name"] == "engines")
         assert wmount["subPath"] == key and not wmount.get("readOnly")
         assert pod["initContainers"][0]["name"] == "wait-engine"
+        # The warm-up builds with the pool's own configuration: the same model,
+        # providers, TensorRT settings and cache directory as its detectors.
+        assert "streetscope detect --config /etc/streetscope/cluster.toml" in wpod["containers"][0]["args"][0]
+        assert config_of(docs, wpod) == config_of(docs, pod)
+        assert wmount["mountPath"] == mount["mountPath"]
+
+
+def test_engine_key_follows_the_engine_settings(chart):
+    """An engine built for other TensorRT settings (precision, batch profile)
+    does not load: new settings are a new key, hence a new warm-up Job."""
+    gpu = {"engineCache": {"enabled": True}, "detector": {"pools": [dict(POOL, gpuProduct="NVIDIA-L4")]}}
+
+    def key(values):
+        (job,) = [j for j in kind(render(chart, merged(BASE, gpu, values)), "Job") if "warmup" in j["metadata"]["name"]]
+        return job["metadata"]["annotations"]["streetscope.io/engine-key"], job["metadata"]["name"]
+
+    plain = key({})
+    assert plain[0].startswith("yolo11n_det_u8_nvidia-l4_trt"), plain
+    assert key({"config": {"detector": {"confidence": 0.4}}}) == plain
+    for change in ({"max_batch": 8, "opt_batch": 8}, {"fp16": True}):
+        other = key({"config": {"detector": {"tensorrt": change}}})
+        assert other[0] != plain[0] and other[1] != plain[1], (change, plain, other)
 
 
 def test_config_change_rolls_only_the_pods_it_concerns(chart):

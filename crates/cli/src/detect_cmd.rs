@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use streetscope_contracts::config::{OpenVinoConfig, OpenVinoPrecision, Provider};
+use streetscope_contracts::config::{DetectorConfig, OpenVinoConfig, OpenVinoPrecision, Provider};
 use streetscope_contracts::Detection;
 use streetscope_detect::preprocess::letterbox_image;
 use streetscope_detect::{Detector, DetectorOptions};
@@ -35,18 +35,25 @@ pub struct DetectArgs {
     /// frames in flight, commit and leave the group, in seconds.
     #[arg(long, env = "STREETSCOPE_STOP_TIMEOUT", default_value_t = crate::cluster::DEFAULT_STOP_TIMEOUT_S)]
     pub stop_timeout: f64,
+    /// Take the detector's settings from this cluster configuration's
+    /// `[detector]` (model, providers, thresholds, OpenVINO, TensorRT's engine
+    /// cache and batch profile), as its detector pods run them; flags given
+    /// here override them. The TensorRT engine cache's warm-up Job runs this,
+    /// so that it builds the very engine the pool's detectors load.
+    #[arg(long, conflicts_with = "cluster")]
+    pub config: Option<PathBuf>,
     /// Frames per second to sample from videos.
     #[arg(long, default_value_t = 5.0)]
     pub fps: f64,
     /// The ONNX model (default: the set-up script's vehicle model, or $STREETSCOPE_MODEL).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Minimum class score.
-    #[arg(long, default_value_t = 0.25)]
-    pub conf: f32,
-    /// NMS IoU threshold.
-    #[arg(long, default_value_t = 0.7)]
-    pub iou: f32,
+    /// Minimum class score [default: 0.25, or --config's].
+    #[arg(long)]
+    pub conf: Option<f32>,
+    /// NMS IoU threshold [default: 0.7, or --config's].
+    #[arg(long)]
+    pub iou: Option<f32>,
     /// Suppress overlapping boxes only within a class (Ultralytics' default).
     #[arg(long)]
     pub class_aware_nms: bool,
@@ -57,9 +64,10 @@ pub struct DetectArgs {
     #[arg(long, value_delimiter = ',')]
     pub providers: Option<Vec<Provider>>,
     /// The OpenVINO provider's precision on the CPU: f32 (the CPU provider's
-    /// detections) or bf16 (faster on CPUs with bfloat16 units; check counts).
-    #[arg(long, default_value = "f32")]
-    pub openvino_precision: OpenVinoPrecision,
+    /// detections) or bf16 (faster on CPUs with bfloat16 units; check counts)
+    /// [default: f32, or --config's].
+    #[arg(long)]
+    pub openvino_precision: Option<OpenVinoPrecision>,
     /// Write annotated images: a file for one image, a folder for several.
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -117,16 +125,24 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let (videos, stills): (Vec<&String>, Vec<&String>) = args.sources.iter().partition(|s| is_video(s));
     let stills: Vec<PathBuf> = stills.into_iter().map(PathBuf::from).collect();
     let images = if stills.is_empty() { Vec::new() } else { collect_images(&stills)? };
-    let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
-    let opts = DetectorOptions {
-        confidence: args.conf,
-        iou: args.iou,
-        class_agnostic: !args.class_aware_nms,
-        class_names: args.class_names.clone(),
-        providers: args.providers.clone().unwrap_or_else(|| DetectorOptions::default().providers),
-        openvino: OpenVinoConfig { precision: args.openvino_precision, ..OpenVinoConfig::default() },
-        ..DetectorOptions::default()
+    let base = match &args.config {
+        Some(path) => crate::cluster::read_cluster_config(path)?.detector,
+        None => DetectorConfig::default(),
     };
+    let model = args.model.clone().or_else(|| base.model.clone()).unwrap_or_else(crate::paths::default_model);
+    let mut opts = DetectorOptions::from_config(&base);
+    opts.confidence = args.conf.unwrap_or(opts.confidence);
+    opts.iou = args.iou.unwrap_or(opts.iou);
+    opts.class_agnostic &= !args.class_aware_nms;
+    if let Some(names) = &args.class_names {
+        opts.class_names = Some(names.clone());
+    }
+    if let Some(providers) = &args.providers {
+        opts.providers = providers.clone();
+    }
+    if let Some(precision) = args.openvino_precision {
+        opts.openvino = OpenVinoConfig { precision, ..opts.openvino };
+    }
     let mut detector = Detector::load(&model, opts)?;
     let (w, h) = detector.input_size();
     let mut failed = 0;

@@ -63,6 +63,38 @@ fn detect_finds_the_bus_on_bus_jpg() {
     assert!(text.contains("1 object") && text.contains("bus"), "{text}");
 }
 
+/// `detect --config`: a pool's `[detector]` (model, providers, thresholds) as
+/// its detector pods run it, flags over it. The TensorRT warm-up Job builds its
+/// engine this way.
+#[test]
+fn detect_takes_the_detector_settings_of_a_cluster_configuration() {
+    let bus = cache().join("assets/bus.jpg");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cluster.toml");
+    let model = cache().join("models/yolo11n_det_u8_batch.onnx");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[kafka]\nbrokers = \"127.0.0.1:9\"\n\n[detector]\nmodel = \"{}\"\nproviders = [\"cpu\"]\nconfidence = 0.99\n",
+            need(&model).display()
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["detect", "--config", cfg.to_str().unwrap(), need(&bus).to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = streetscope(&args, Duration::from_secs(60));
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{stderr}");
+        (stdout.into_owned(), stderr.into_owned())
+    };
+    let (stdout, stderr) = run(&[]);
+    assert!(stderr.contains("yolo11n_det_u8_batch.onnx") && stderr.contains("model loaded on cpu"), "{stderr}");
+    assert!(stdout.contains("0 objects"), "confidence 0.99 from the file: {stdout}");
+    let (stdout, _) = run(&["--conf", "0.25"]);
+    assert!(stdout.contains("1 object") && stdout.contains("bus"), "--conf over the file: {stdout}");
+}
+
 /// `bench detect`, the detector's benchmark, on a few frames: it runs, every
 /// frame comes out of the stage, and its table says where the stage's cycle
 /// goes (a benchmark nobody runs rots; its numbers are not checked here).

@@ -169,12 +169,17 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- end }}
 {{ end -}}
 
-{{/* Engine cache key of a GPU pool: model x GPU type x TensorRT x ONNX Runtime. */}}
+{{/* Engine cache key of a GPU pool: model x GPU type x TensorRT x ONNX Runtime x
+the engine's settings (config.detector.tensorrt: precision, batch profile,
+workspace; and the input size): an engine built for other settings does not
+load, so new settings are a new key, a new directory and a new warm-up Job. */}}
 {{- define "streetscope.engineKey" -}}
 {{- $ := .ctx -}}
 {{- $model := base $.Values.detector.model | trimSuffix ".onnx" -}}
 {{- $gpu := required (printf "detector.pools[%s].gpuProduct is required with engineCache.enabled (the GPU model is part of the engine cache key)" .pool.name) .pool.gpuProduct -}}
-{{- printf "%s_%s_trt%s_ort%s" $model $gpu $.Values.gpuImage.tensorrtVersion $.Values.gpuImage.onnxruntimeVersion | lower | replace "/" "-" | replace " " "-" -}}
+{{- $d := default dict $.Values.config.detector -}}
+{{- $settings := dict "tensorrt" (omit (default dict $d.tensorrt) "engine_cache_dir") "input_size" $d.input_size -}}
+{{- printf "%s_%s_trt%s_ort%s_%s" $model $gpu $.Values.gpuImage.tensorrtVersion $.Values.gpuImage.onnxruntimeVersion (toJson $settings | sha256sum | trunc 8) | lower | replace "/" "-" | replace " " "-" -}}
 {{- end -}}
 
 {{/* Pod-level settings shared by every pod. */}}
