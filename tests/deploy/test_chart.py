@@ -474,6 +474,31 @@ def test_cpu_pools_run_openvino_first(chart):
     assert "providers" in str(err.value), err.value
 
 
+def test_a_gpu_pool_batches_on_its_own_model_beside_a_cpu_pool(chart):
+    """Pools of one release with their own model and [detector] settings: the
+    GPU pool batches on the dynamic-batch model, the CPU pool keeps the default
+    model at batch 1, and the GPU pool's engine is keyed by its own model and
+    TensorRT profile."""
+    gpu = dict(POOL, name="gpu", gpuProduct="NVIDIA-L4", model="/opt/streetscope/models/yolo11n_det_u8_batch.onnx",
+               config={"max_batch": 8, "max_wait_ms": 10, "tensorrt": {"opt_batch": 8, "max_batch": 8}})
+    cpu = dict(POOL, name="cpu", image="cpu", providers=["openvino", "cpu"], gpuResource="")
+    values = merged(BASE, {"engineCache": {"enabled": True}, "config": {"detector": {"confidence": 0.3}},
+                           "detector": {"pools": [gpu, cpu]}})
+    docs = render(chart, values)
+    cfg = {p: config_of(docs, by_name(docs, "Deployment", f"city-streetscope-detector-{p}")["spec"]["template"]["spec"])["detector"]
+           for p in ("gpu", "cpu")}
+    assert cfg["gpu"]["model"] == gpu["model"] and cfg["gpu"]["max_batch"] == 8 and cfg["gpu"]["max_wait_ms"] == 10
+    assert cfg["gpu"]["tensorrt"]["max_batch"] == 8 and cfg["gpu"]["confidence"] == 0.3
+    assert cfg["cpu"]["model"] == "/opt/streetscope/models/yolo11n_det_u8.onnx" and "max_batch" not in cfg["cpu"]
+    assert cfg["cpu"]["providers"] == ["openvino", "cpu"] and cfg["cpu"]["confidence"] == 0.3
+    (job,) = [j for j in kind(docs, "Job") if "warmup" in j["metadata"]["name"]]
+    assert job["metadata"]["annotations"]["streetscope.io/engine-key"].startswith("yolo11n_det_u8_batch_nvidia-l4_")
+    assert config_of(docs, job["spec"]["template"]["spec"])["detector"] == cfg["gpu"]
+    with pytest.raises(helm.HelmError) as err:
+        chart.render(merged(BASE, {"detector": {"pools": [dict(POOL, config={"model": "/m.onnx"})]}}), name="city", namespace="streetscope")
+    assert "detector.pools[g].config.model: set detector.pools[g].model instead" in str(err.value)
+
+
 # --- bad values are refused, with a message that says what to do ------------
 
 POOL = {"name": "g", "image": "gpu", "providers": ["cuda"], "gpuResource": "nvidia.com/gpu", "gpuCount": 1, "minReplicaCount": 1, "maxReplicaCount": 4, "resources": {"requests": {"cpu": "1"}}}

@@ -143,9 +143,10 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- end -}}
 {{- $_ := set $kafka "topics" $topics }}
 {{ include "streetscope.toml.table" (dict "path" "kafka" "data" $kafka) }}
-{{- $detector := deepCopy $.Values.config.detector -}}
+{{- $detector := deepCopy (default dict $.Values.config.detector) -}}
 {{- with .pool -}}
-{{- $_ := set $detector "model" $.Values.detector.model -}}
+{{- $detector = include "streetscope.poolDetector" (dict "ctx" $ "pool" .) | fromJson -}}
+{{- $_ := set $detector "model" (include "streetscope.poolModel" (dict "ctx" $ "pool" .)) -}}
 {{- $_ := set $detector "providers" .providers -}}
 {{- $_ := set $detector "threads" $.Values.detector.threads -}}
 {{- if and $.Values.engineCache.enabled (eq .image "gpu") -}}
@@ -169,15 +170,32 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- end }}
 {{ end -}}
 
+{{/* A detector pool's model: (dict "ctx" $ "pool" P): its own, else detector.model. */}}
+{{- define "streetscope.poolModel" -}}
+{{- default .ctx.Values.detector.model .pool.model -}}
+{{- end -}}
+
+{{/* A detector pool's [detector] settings as JSON: config.detector with the
+pool's config over it. Its model and providers are the pool's own keys. */}}
+{{- define "streetscope.poolDetector" -}}
+{{- $own := deepCopy (default dict .pool.config) -}}
+{{- range $k := list "model" "providers" -}}
+{{- if hasKey $own $k -}}
+{{- fail (printf "detector.pools[%s].config.%s: set detector.pools[%s].%s instead" $.pool.name $k $.pool.name $k) -}}
+{{- end -}}
+{{- end -}}
+{{- mergeOverwrite (deepCopy (default dict .ctx.Values.config.detector)) $own | toJson -}}
+{{- end -}}
+
 {{/* Engine cache key of a GPU pool: model x GPU type x TensorRT x ONNX Runtime x
 the engine's settings (config.detector.tensorrt: precision, batch profile,
 workspace; and the input size): an engine built for other settings does not
 load, so new settings are a new key, a new directory and a new warm-up Job. */}}
 {{- define "streetscope.engineKey" -}}
 {{- $ := .ctx -}}
-{{- $model := base $.Values.detector.model | trimSuffix ".onnx" -}}
+{{- $model := base (include "streetscope.poolModel" .) | trimSuffix ".onnx" -}}
 {{- $gpu := required (printf "detector.pools[%s].gpuProduct is required with engineCache.enabled (the GPU model is part of the engine cache key)" .pool.name) .pool.gpuProduct -}}
-{{- $d := default dict $.Values.config.detector -}}
+{{- $d := include "streetscope.poolDetector" . | fromJson -}}
 {{- $settings := dict "tensorrt" (omit (default dict $d.tensorrt) "engine_cache_dir") "input_size" $d.input_size -}}
 {{- printf "%s_%s_trt%s_ort%s_%s" $model $gpu $.Values.gpuImage.tensorrtVersion $.Values.gpuImage.onnxruntimeVersion (toJson $settings | sha256sum | trunc 8) | lower | replace "/" "-" | replace " " "-" -}}
 {{- end -}}
