@@ -480,7 +480,7 @@ def test_a_gpu_pool_batches_on_its_own_model_beside_a_cpu_pool(chart):
     model at batch 1, and the GPU pool's engine is keyed by its own model and
     TensorRT profile."""
     gpu = dict(POOL, name="gpu", gpuProduct="NVIDIA-L4", model="/opt/streetscope/models/yolo11n_det_u8_batch.onnx",
-               config={"max_batch": 8, "max_wait_ms": 10, "tensorrt": {"opt_batch": 8, "max_batch": 8}})
+               config={"max_batch": 8, "max_wait_ms": 10, "threads": 4, "tensorrt": {"opt_batch": 8, "max_batch": 8}})
     cpu = dict(POOL, name="cpu", image="cpu", providers=["openvino", "cpu"], gpuResource="")
     values = merged(BASE, {"engineCache": {"enabled": True}, "config": {"detector": {"confidence": 0.3}},
                            "detector": {"pools": [gpu, cpu]}})
@@ -488,7 +488,8 @@ def test_a_gpu_pool_batches_on_its_own_model_beside_a_cpu_pool(chart):
     cfg = {p: config_of(docs, by_name(docs, "Deployment", f"city-streetscope-detector-{p}")["spec"]["template"]["spec"])["detector"]
            for p in ("gpu", "cpu")}
     assert cfg["gpu"]["model"] == gpu["model"] and cfg["gpu"]["max_batch"] == 8 and cfg["gpu"]["max_wait_ms"] == 10
-    assert cfg["gpu"]["tensorrt"]["max_batch"] == 8 and cfg["gpu"]["confidence"] == 0.3
+    assert cfg["gpu"]["tensorrt"]["max_batch"] == 8 and cfg["gpu"]["confidence"] == 0.3 and cfg["gpu"]["threads"] == 4
+    assert cfg["cpu"]["threads"] == 0, "detector.threads, the chart's default, where the pool says nothing"
     assert cfg["cpu"]["model"] == "/opt/streetscope/models/yolo11n_det_u8.onnx" and "max_batch" not in cfg["cpu"]
     assert cfg["cpu"]["providers"] == ["openvino", "cpu"] and cfg["cpu"]["confidence"] == 0.3
     (job,) = [j for j in kind(docs, "Job") if "warmup" in j["metadata"]["name"]]

@@ -148,7 +148,9 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- $detector = include "streetscope.poolDetector" (dict "ctx" $ "pool" .) | fromJson -}}
 {{- $_ := set $detector "model" (include "streetscope.poolModel" (dict "ctx" $ "pool" .)) -}}
 {{- $_ := set $detector "providers" .providers -}}
+{{- if not (hasKey (default dict .config) "threads") -}}
 {{- $_ := set $detector "threads" $.Values.detector.threads -}}
+{{- end -}}
 {{- if and $.Values.engineCache.enabled (eq .image "gpu") -}}
 {{- $trt := deepCopy (default dict $detector.tensorrt) -}}
 {{- $_ := set $trt "engine_cache_dir" "/var/cache/streetscope/engines" -}}
