@@ -441,7 +441,7 @@ def test_engine_key_follows_the_engine_settings(chart):
     plain = key({})
     assert plain[0].startswith("yolo11n_det_u8_nvidia-l4_trt"), plain
     assert key({"config": {"detector": {"confidence": 0.4}}}) == plain
-    for change in ({"max_batch": 8, "opt_batch": 8}, {"fp16": True}):
+    for change in ({"max_batch": 8, "opt_batch": 8}, {"fp16": False}):
         other = key({"config": {"detector": {"tensorrt": change}}})
         assert other[0] != plain[0] and other[1] != plain[1], (change, plain, other)
 
