@@ -143,7 +143,7 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- end -}}
 {{- $_ := set $kafka "topics" $topics }}
 {{ include "streetscope.toml.table" (dict "path" "kafka" "data" $kafka) }}
-{{- $detector := deepCopy (default dict $.Values.config.detector) -}}
+{{- $detector := dict -}}
 {{- with .pool -}}
 {{- $detector = include "streetscope.poolDetector" (dict "ctx" $ "pool" .) | fromJson -}}
 {{- $_ := set $detector "model" (include "streetscope.poolModel" (dict "ctx" $ "pool" .)) -}}
@@ -158,7 +158,7 @@ trigger renders from: kafka.groups.detect and kafka.topics.frames.name.
 {{- end -}}
 {{- end }}
 {{- /* Only detectors read [detector]: the other stages' file leaves it out, so a detector setting rolls the detectors alone. */ -}}
-{{- if and .pool $detector }}
+{{- if .pool }}
 {{ include "streetscope.toml.table" (dict "path" "detector" "data" $detector) }}
 {{- end }}
 {{- /* Every other section of config.* as it is: the schema (streetscope schema) admits exactly the cluster configuration's sections. */ -}}
