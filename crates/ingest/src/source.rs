@@ -472,6 +472,22 @@ pub fn tear_down(pipeline: &gst::Pipeline, camera: &str, limit: Duration) -> boo
     stopped
 }
 
+/// Hands the memory that the allocator holds free back to the system. A
+/// camera's pipeline frees ten to twenty MiB when it is torn down (its
+/// decoder's frames, its queues, its threads' buffers), and glibc's malloc
+/// keeps what it cannot return from the top of its heaps: without this an
+/// ingest pod whose cameras reconnect grew by some 20 MiB in six minutes of the
+/// soak test while its heap in use stayed under 28 MiB (heaptrack). Called
+/// after each run of a camera; a no-op elsewhere than glibc.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists under its locks.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Drops every buffer that is not a keyframe on the sink pad of the video decoder
 /// that `uridecodebin` plugs in (avdec_h264's `skip-frame` property has no effect
 /// on GStreamer 1.22, so the buffers never reach it).

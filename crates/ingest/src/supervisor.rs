@@ -286,6 +286,8 @@ pub fn supervise(
             }
         };
         let result = run_camera_from(cam, handed.load(Ordering::Relaxed), run_sink, stop);
+        // The run's pipeline is gone: give its memory back before the next.
+        crate::source::release_freed_memory();
         total.frames = handed.load(Ordering::Relaxed);
         let streamed = match first_frame_ms.load(Ordering::Relaxed) {
             0 => Duration::ZERO,
