@@ -97,9 +97,21 @@ fn config_reference(schema: &Value) -> String {
         ("(top level)", None),
         ("[[cameras]]", Some("CameraConfig")),
         ("[[cameras.lines]]", Some("CountingLine")),
+        ("[[cameras.zones]]", Some("ZoneConfig")),
+        ("[cameras.calibration]", Some("CalibrationConfig")),
+        ("[ingest]", Some("IngestConfig")),
         ("[detector]", Some("DetectorConfig")),
+        ("[detector.openvino]", Some("OpenVinoConfig")),
+        ("[detector.cuda]", Some("CudaConfig")),
+        ("[detector.tensorrt]", Some("TensorRtConfig")),
         ("[tracker]", Some("TrackerConfig")),
+        ("[analytics]", Some("AnalyticsConfig")),
+        ("[[analytics.approaches]]", Some("ApproachConfig")),
+        ("[analytics.speed]", Some("SpeedConfig")),
+        ("[analytics.alerts]", Some("AlertsConfig")),
         ("[output]", Some("OutputConfig")),
+        ("[status] and [dashboard]", Some("HttpServerConfig")),
+        ("[status.tls] and [dashboard.tls]", Some("TlsFiles")),
     ];
     md += &sections_reference(schema, &sections);
     md

@@ -153,7 +153,10 @@ pub struct IngestConfig {
     #[serde(default = "default_backoff_jitter")]
     pub backoff_jitter: f64,
     /// A connection that streamed this many seconds was healthy: the next failure
-    /// starts the backoff over.
+    /// starts the backoff over. So was one whose stream ended normally (end of
+    /// stream, not an error) after giving frames, however soon: a camera that
+    /// ends its sessions every few seconds is reconnected after
+    /// `initial_backoff_ms` each time.
     #[serde(default = "default_healthy_after_s")]
     pub healthy_after_s: f64,
 }

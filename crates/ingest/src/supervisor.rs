@@ -53,7 +53,8 @@ pub struct RestartPolicy {
     /// Fraction of each delay, in [0, 1], that is randomly taken off it.
     pub jitter: f64,
     /// A run that streamed for this long was healthy: the next failure starts
-    /// over from `initial_backoff`.
+    /// over from `initial_backoff`. So was a run whose stream ended normally
+    /// (end of stream, not an error) after giving frames.
     pub healthy_after: Duration,
     /// Give up (state `Failed`) after this many consecutive failed attempts;
     /// `None` retries forever, which is what a city's cameras need.
@@ -293,6 +294,11 @@ pub fn supervise(
             0 => Duration::ZERO,
             ms => run_start.elapsed().saturating_sub(Duration::from_millis(ms)),
         };
+        // A stream that ended normally (not an error) after giving frames was a
+        // whole session, however short: a camera or server that ends its
+        // sessions every 20 s is reconnected at once each time, where backing
+        // off (to 30 s) would have lost more than half its video.
+        let ended_after_frames = result.is_ok() && first_frame_ms.load(Ordering::Relaxed) != 0;
         let error = match result {
             Ok(report) => {
                 total.decoded += report.decoded;
@@ -317,7 +323,7 @@ pub fn supervise(
             }
         };
         status.lock().last_error = Some(error.clone());
-        if streamed >= policy.healthy_after {
+        if streamed >= policy.healthy_after || ended_after_frames {
             attempt = 0;
         }
         attempt += 1;

@@ -394,10 +394,24 @@ fn a_served_file_that_ends_is_reconnected_and_played_again() {
     streetscope_ingest::clipwriter::write_mp4(&clip, fmt, (0..25u8).map(|i| vec![i * 8; 320 * 180 * 3])).unwrap();
     let server = Server::start(&["--file", clip.to_str().unwrap()]);
     let frames = Collected::default();
-    let sup = SupervisedCamera::spawn(camera("cam-clip", &server.url), quick(), frames.sink()).unwrap();
-    let replayed = wait_for(Duration::from_secs(20), || sup.status().snapshot().reconnects >= 2 && frames.len() >= 8);
+    // Sessions of a second, far from healthy_after (30 s): each one that ended
+    // normally after its frames starts the backoff over all the same.
+    let policy = RestartPolicy { max_backoff: Duration::from_secs(8), ..quick() };
+    assert_eq!(policy.healthy_after, Duration::from_secs(30));
+    let sup = SupervisedCamera::spawn(camera("cam-clip", &server.url), policy, frames.sink()).unwrap();
+    let mut attempts = Vec::new();
+    let replayed = wait_for(Duration::from_secs(20), || {
+        let s = sup.status().snapshot();
+        if let CameraState::BackingOff { attempt, .. } = s.state {
+            if attempts.last() != Some(&(s.reconnects, attempt)) {
+                attempts.push((s.reconnects, attempt));
+            }
+        }
+        s.reconnects >= 4 && frames.len() >= 16
+    });
     let s = sup.status().snapshot();
-    assert!(replayed, "{s:?}");
+    assert!(replayed, "{s:?}; backoffs {attempts:?}");
+    assert!(!attempts.is_empty() && attempts.iter().all(|&(_, a)| a == 1), "{attempts:?}");
     assert!(s.last_error.as_deref().unwrap().ends_with("/test: the stream ended"), "{s:?}");
     let r = sup.shutdown().unwrap();
     let seqs = frames.seqs();
