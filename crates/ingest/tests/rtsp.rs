@@ -270,6 +270,18 @@ fn a_camera_reconnects_after_its_server_restarts_and_another_loses_nothing() {
     );
 }
 
+/// The camera's status, noting in `attempts` each backoff it is in (as
+/// reconnections so far and the attempt's number) the first time it is seen.
+fn status_noting_backoff(sup: &SupervisedCamera, attempts: &mut Vec<(u64, u32)>) -> streetscope_ingest::CameraStatus {
+    let s = sup.status().snapshot();
+    if let CameraState::BackingOff { attempt, .. } = s.state {
+        if attempts.last() != Some(&(s.reconnects, attempt)) {
+            attempts.push((s.reconnects, attempt));
+        }
+    }
+    s
+}
+
 fn cam_b_status(frames: &Collected, reported: u64) -> String {
     let seqs = frames.seqs();
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "camera b's sequence has a gap");
@@ -366,12 +378,7 @@ fn a_stream_that_stalls_mid_session_is_torn_down_and_resumes_its_sequence() {
     let sup = SupervisedCamera::spawn(cam, policy, frames.sink()).unwrap();
     let mut attempts = Vec::new();
     let came_back = wait_for(Duration::from_secs(30), || {
-        let s = sup.status().snapshot();
-        if let CameraState::BackingOff { attempt, .. } = s.state {
-            if attempts.last() != Some(&(s.reconnects, attempt)) {
-                attempts.push((s.reconnects, attempt));
-            }
-        }
+        let s = status_noting_backoff(&sup, &mut attempts);
         s.reconnects >= 2 && s.state == CameraState::Streaming
     });
     let s = sup.status().snapshot();
@@ -401,12 +408,7 @@ fn a_served_file_that_ends_is_reconnected_and_played_again() {
     let sup = SupervisedCamera::spawn(camera("cam-clip", &server.url), policy, frames.sink()).unwrap();
     let mut attempts = Vec::new();
     let replayed = wait_for(Duration::from_secs(20), || {
-        let s = sup.status().snapshot();
-        if let CameraState::BackingOff { attempt, .. } = s.state {
-            if attempts.last() != Some(&(s.reconnects, attempt)) {
-                attempts.push((s.reconnects, attempt));
-            }
-        }
+        let s = status_noting_backoff(&sup, &mut attempts);
         s.reconnects >= 4 && frames.len() >= 16
     });
     let s = sup.status().snapshot();
