@@ -3,8 +3,8 @@
 # (sequence ids, 5 frames/s) through one ingest, one detector and one
 # aggregator pod for MINUTES (default 10), sampling every stage's resident
 # memory and the detectors' consumer lag every 5 s. Fails if a stage's memory
-# grows more than 5 % after warm-up (a third of the run: the median of its second
-# half against the first half's), the lag grows without
+# grows more than 5 % after warm-up (a third of the run; its Theil-Sen trend over
+# the rest against its median), the lag grows without
 # bound, a camera stops being counted, or anything reaches the dead-letter
 # topic; prints the figures either way. CI runs the same test for 90 s.
 #
