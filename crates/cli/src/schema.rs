@@ -150,7 +150,8 @@ fn sections_reference(schema: &Value, sections: &[(&str, Option<&str>)]) -> Stri
             Some(d) => &schema["$defs"][d],
             None => schema,
         };
-        md += &format!("\n## `{title}`\n\n");
+        // "[a] and [b]": one table for two sections, each set as code.
+        md += &format!("\n## `{}`\n\n", title.replace(" and ", "` and `"));
         if let Some(d) = node["description"].as_str() {
             md += &format!("{}\n\n", one_line(d));
         }
