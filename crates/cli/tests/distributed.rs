@@ -1435,8 +1435,9 @@ fn a_soak_keeps_every_stage_s_memory_flat() {
     // reconnect (the torn-down pipeline's memory given back) and peaks while
     // the new pipeline starts. Earlier measures read those swings as growth
     // (the peaks of each half, +6 % on one reconnect; the floors, -10.6 % on
-    // one dip, a failure had it fallen in the other half), or missed a creep (the medians of the halves: +2.8 % on a 360 s run
-    // whose ingest pod crept 92 -> 114 MiB, which this reads as +8.4 %).
+    // one dip, a failure had it fallen in the other half), or missed a creep
+    // (the medians of the halves: +2.8 % on a 360 s run whose ingest pod crept
+    // 92 -> 114 MiB, which this reads as +8.4 %).
     let after: Vec<_> = samples.iter().filter(|(t, ..)| *t >= warm).collect();
     assert!(after.len() >= 4, "too few samples: {samples:?}");
     let names = ["ingest", "detect", "aggregate"];
