@@ -1,7 +1,7 @@
 """Bare `session.run` of ONNX Runtime's Python binding on one prepared input:
 the limit that `streetscope bench detect` compares the detect stage with.
 
-    python tools/python/ort_bare.py --model M --threads 2 [--input x.f32] [--serve]
+    python tools/python/ort_bare.py --model M --threads 2 [--streams S] [--input x.f32] [--serve]
 
 The session is configured as a Python user would (`InferenceSession` with
 `intra_op_num_threads`, everything else default) unless options say otherwise.
@@ -9,6 +9,11 @@ The input is the raw prepared image of batch 1 in --input, as the detector
 prepares it for the model: little-endian float32 NCHW for float models (converted
 to float16 once for fp16 models), the letterboxed RGB bytes (NHWC) for uint8
 models; without it, a grey image.
+
+With --streams S, S sessions of --threads threads each run at once, each on
+its own Python thread (the binding releases the GIL while a session runs), and
+the frames/s are of all of them together (OpenVINO's thread pinning is turned
+off then: pinned, every session's threads go to the same cores).
 
 Without --serve: --runs timed runs after --warmup, prints one JSON line
 {"runs": n, "seconds": s, "ms_median": m, "fps": f}.
@@ -21,6 +26,7 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
 
 import numpy as np
@@ -51,7 +57,10 @@ def session(args):
         # configured as the detector configures it (threads, device, precision).
         opts = {"device_type": args.device, "num_of_threads": str(args.threads or 0)}
         if args.device.startswith("CPU"):
-            opts["load_config"] = json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": args.precision}})
+            cpu = {"INFERENCE_PRECISION_HINT": args.precision}
+            if args.streams > 1:
+                cpu["ENABLE_CPU_PINNING"] = "NO"
+            opts["load_config"] = json.dumps({"CPU": cpu})
         return ort.InferenceSession(args.model, so, providers=[("OpenVINOExecutionProvider", opts)])
     return ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
 
@@ -70,12 +79,14 @@ def main():
                    help="openvino: the onnxruntime-openvino wheel must come first on PYTHONPATH")
     p.add_argument("--device", default="CPU", help="OpenVINO device")
     p.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="OpenVINO CPU precision")
+    p.add_argument("--streams", type=int, default=1, help="sessions running at once, each on its own thread")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--serve", action="store_true")
     args = p.parse_args()
 
-    sess = session(args)
+    sessions = [session(args) for _ in range(max(1, args.streams))]
+    sess = sessions[0]
     inp = sess.get_inputs()[0]
     if inp.type == "tensor(uint8)":
         # [batch, height, width, 3]: the letterboxed RGB image, scaled inside the graph.
@@ -95,16 +106,31 @@ def main():
     if inp.type == "tensor(float16)":
         x = x.astype(np.float16)
     feed = {inp.name: x}
-    for _ in range(args.warmup):
-        sess.run(None, feed)
+    for s in sessions:
+        for _ in range(args.warmup):
+            s.run(None, feed)
+
+    def runs_of(s, n, times):
+        for _ in range(n):
+            t = time.perf_counter()
+            s.run(None, feed)
+            times.append(time.perf_counter() - t)
 
     def timed(n):
         times = []
-        for _ in range(n):
+        if len(sessions) == 1:
+            runs_of(sess, n, times)
+            total = sum(times)
+        else:
+            # n runs shared among the sessions, all at once; frames/s of the whole.
+            share = [n // len(sessions) + (i < n % len(sessions)) for i in range(len(sessions))]
+            threads = [threading.Thread(target=runs_of, args=(s, k, times)) for s, k in zip(sessions, share)]
             t = time.perf_counter()
-            sess.run(None, feed)
-            times.append(time.perf_counter() - t)
-        total = sum(times)
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            total = time.perf_counter() - t
         return {"runs": n, "seconds": total, "ms_median": statistics.median(times) * 1e3, "fps": n / total}
 
     if not args.serve:

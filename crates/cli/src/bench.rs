@@ -3,11 +3,13 @@
 //!
 //! `bench detect` compares the detect stage (JPEG frames in, detections out:
 //! decode, convert, infer, decode outputs, NMS, with preprocessing overlapped and
-//! batching) with the limit: bare ONNX Runtime `run` on a prepared tensor of the
-//! same model, threads and batch, configured as fast as the runtime allows —
-//! the detector's own session, and ONNX Runtime's Python binding (same library
-//! version, model, input and threads) run as a second process, whichever is
-//! faster. Runs alternate between the kinds and the medians are reported.
+//! batching, and on a CPU several runs of the model at once) with the limit:
+//! bare ONNX Runtime `run` on a prepared tensor of the same model and batch,
+//! configured as fast as the runtime allows — one session on all the cores,
+//! and as many sessions at once as the stage runs, each with its share, both
+//! in this process and in ONNX Runtime's Python binding (same library version,
+//! model and input) run as other processes; the best of them in each round.
+//! Runs alternate between the kinds and the medians are reported.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,10 +81,16 @@ pub struct DetectBench {
     /// Frames per model run (needs a model with a dynamic batch above 1).
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// ONNX Runtime intra-op threads (0: the detector's default, the cores this
-    /// process may use).
+    /// ONNX Runtime intra-op threads of each run (0: the detector's default,
+    /// the cores this process may use divided among the runs).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Runs of the model at once in the stage (`detector.streams`; 0: the
+    /// detector's default, on a CPU the cores this process may use, at most
+    /// 4). The bare sides are measured both as one session on all the cores
+    /// and as this many at once; the limit is the best of them.
+    #[arg(long, default_value_t = 0)]
+    streams: usize,
     /// Let ONNX Runtime's intra-op threads spin (`detector.intra_op_spinning`;
     /// off by default).
     #[arg(long)]
@@ -90,7 +98,7 @@ pub struct DetectBench {
     /// Turn off ONNX Runtime's CPU memory arena (what ort does by default).
     #[arg(long)]
     no_arena: bool,
-    /// Do not run ONNX Runtime's Python binding as the second bare side (it needs
+    /// Do not run ONNX Runtime's Python binding as bare sides too (it needs
     /// the venv of scripts/python-env.sh).
     #[arg(long)]
     no_python: bool,
@@ -413,9 +421,23 @@ fn openvino_config(args: &DetectBench) -> OpenVinoConfig {
     OpenVinoConfig { precision: args.openvino_precision, ..OpenVinoConfig::default() }
 }
 
-fn load(args: &DetectBench) -> anyhow::Result<Detector> {
+/// One session on all the cores (the bare run as a user would start it), and
+/// the stage's runs of the model ([`Detector::load_streams`]), all warmed up.
+fn load(args: &DetectBench) -> anyhow::Result<(Detector, Vec<Detector>)> {
     let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
+    let opts = detector_options(args);
+    let mut alone = Detector::load(&model, opts.clone())?;
+    alone.warm_up()?;
+    let mut runs = Detector::load_streams(&model, opts)?;
+    for d in &mut runs {
+        d.warm_up()?;
+    }
+    Ok((alone, runs))
+}
+
+fn detector_options(args: &DetectBench) -> DetectorOptions {
     let mut opts = DetectorOptions {
+        streams: args.streams,
         threads: args.threads,
         intra_op_spinning: args.spin,
         cpu_arena: !args.no_arena,
@@ -426,24 +448,51 @@ fn load(args: &DetectBench) -> anyhow::Result<Detector> {
     opts.tensorrt.engine_cache_dir = args.engine_cache.clone();
     opts.tensorrt.max_batch = args.batch as u32;
     opts.tensorrt.opt_batch = args.batch as u32;
-    let mut d = Detector::load(&model, opts)?;
-    d.warm_up()?;
-    Ok(d)
+    opts
+}
+
+/// Frames per second of bare `session.run` on several sessions at once, each
+/// on its own thread with its share of the frames.
+fn bare_at_once(dets: &mut [Detector], frames: &[Frame], batch: usize) -> anyhow::Result<f64> {
+    if let [det] = dets {
+        return bare(det, frames, batch);
+    }
+    let n = dets.len();
+    let start = Instant::now();
+    let counted = std::thread::scope(|s| {
+        let handles: Vec<_> = dets
+            .iter_mut()
+            .enumerate()
+            .map(|(i, det)| {
+                let share: Vec<Frame> = frames.iter().skip(i).step_by(n).cloned().collect();
+                s.spawn(move || bare_runs(det, &share, batch))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a bare run panicked")).sum::<anyhow::Result<usize>>()
+    })?;
+    Ok(counted as f64 / start.elapsed().as_secs_f64())
 }
 
 /// Frames per second of bare `session.run` on one prepared batch.
 fn bare(det: &mut Detector, frames: &[Frame], batch: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let n = bare_runs(det, frames, batch)?;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Runs the model bare on one prepared batch as many times as `frames` fill;
+/// the frames run.
+fn bare_runs(det: &mut Detector, frames: &[Frame], batch: usize) -> anyhow::Result<usize> {
     let pre = det.preprocessor();
     let mut input = pre.buffer_for(batch);
     for i in 0..batch {
         pre.prepare_nth(&frames[i % frames.len()], &mut input, i)?;
     }
     let runs = frames.len().div_ceil(batch);
-    let start = Instant::now();
     for _ in 0..runs {
         det.run_bare(input.as_input(), batch)?;
     }
-    Ok((runs * batch) as f64 / start.elapsed().as_secs_f64())
+    Ok(runs * batch)
 }
 
 /// ONNX Runtime's Python binding running the same model on the same prepared
@@ -456,7 +505,13 @@ struct PythonBare {
 }
 
 impl PythonBare {
-    fn start(det: &Detector, frame: &Frame, threads: usize, ov: &OpenVinoConfig) -> anyhow::Result<PythonBare> {
+    fn start(
+        det: &Detector,
+        frame: &Frame,
+        threads: usize,
+        streams: usize,
+        ov: &OpenVinoConfig,
+    ) -> anyhow::Result<PythonBare> {
         use std::io::{BufRead, Write};
         let python = crate::paths::cache_dir().join("venv").join("bin").join("python");
         anyhow::ensure!(python.is_file(), "{} is missing: run scripts/python-env.sh", python.display());
@@ -484,7 +539,7 @@ impl PythonBare {
         cmd.arg(&script)
             .arg("--model")
             .arg(&det.info().path)
-            .args(["--threads", &threads.to_string(), "--serve", "--input"])
+            .args(["--threads", &threads.to_string(), "--streams", &streams.to_string(), "--serve", "--input"])
             .arg(input.path());
         if det.provider() == Provider::Openvino {
             // The same OpenVINO build's Python binding, configured as the detector is.
@@ -508,7 +563,7 @@ impl PythonBare {
             serde_json::from_str(&line).with_context(|| format!("ort_bare.py said {line:?}"))?;
         anyhow::ensure!(ready["ready"] == true, "ort_bare.py said {line:?}");
         eprintln!(
-            "second bare side: ONNX Runtime {} Python binding on {}, {threads} threads, input {}",
+            "bare side: ONNX Runtime {} Python binding on {}, {streams} session(s) of {threads} threads, input {}",
             ready["onnxruntime"].as_str().unwrap_or("?"),
             ready["providers"][0].as_str().unwrap_or("?"),
             ready["input"].as_str().unwrap_or("?")
@@ -535,10 +590,14 @@ impl Drop for PythonBare {
 }
 
 /// Frames per second of the stage, all frames queued at once (throughput), and
-/// the milliseconds a frame spent in the inference thread's `infer` (the
-/// model's run and the decoding of its output): the rest of a frame's cycle is
-/// time between runs.
-async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -> anyhow::Result<(Detector, f64, f64)> {
+/// the milliseconds a frame during which a run of the model was running (its
+/// `infer`: the model and the decoding of its output): the rest of a frame's
+/// cycle is time when none was.
+async fn stage_throughput(
+    det: Vec<Detector>,
+    frames: &[Frame],
+    opts: StageOptions,
+) -> anyhow::Result<(Vec<Detector>, f64, f64)> {
     let (tx, rx) = channel::<Frame>("frames", frames.len(), FullPolicy::Block);
     let (out_tx, mut out_rx) = channel::<FrameDetections>("detections", frames.len(), FullPolicy::Block);
     let start = Instant::now();
@@ -547,7 +606,7 @@ async fn stage_throughput(det: Detector, frames: &[Frame], opts: StageOptions) -
     }
     drop(tx);
     let meter = StageMeter::new("detect");
-    let stage = tokio::spawn(DetectStage::with_options(det, meter.clone(), opts).run(rx, out_tx));
+    let stage = tokio::spawn(DetectStage::with_streams(det, meter.clone(), opts).run(rx, out_tx));
     let mut n = 0;
     while out_rx.next().await.is_some() {
         n += 1;
@@ -576,10 +635,14 @@ fn preprocess_cost(det: &Detector, frames: &[Frame]) -> anyhow::Result<f64> {
 }
 
 /// Per-frame latency of the stage with one frame in flight (ms, sorted).
-async fn stage_latency(det: Detector, frames: &[Frame], opts: StageOptions) -> anyhow::Result<(Detector, Vec<f64>)> {
+async fn stage_latency(
+    det: Vec<Detector>,
+    frames: &[Frame],
+    opts: StageOptions,
+) -> anyhow::Result<(Vec<Detector>, Vec<f64>)> {
     let (tx, rx) = channel::<Frame>("frames", 1, FullPolicy::Block);
     let (out_tx, mut out_rx) = channel::<FrameDetections>("detections", 1, FullPolicy::Block);
-    let stage = tokio::spawn(DetectStage::with_options(det, StageMeter::new("detect"), opts).run(rx, out_tx));
+    let stage = tokio::spawn(DetectStage::with_streams(det, StageMeter::new("detect"), opts).run(rx, out_tx));
     let mut lat = Vec::with_capacity(frames.len());
     for f in frames {
         let t = Instant::now();
@@ -596,8 +659,9 @@ async fn stage_latency(det: Detector, frames: &[Frame], opts: StageOptions) -> a
 fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     // For TensorRT this is the engine build (empty cache) or load (cached engine).
     let load_started = Instant::now();
-    let mut det = load(&args)?;
+    let (mut det, mut runs) = load(&args)?;
     let load_s = load_started.elapsed().as_secs_f64();
+    let streams = runs.len();
     let (w, h) = det.input_size();
     let frames = frames(args.frames, w, h, (!args.raw).then_some(args.quality))?;
     let what = if args.raw { "RGB".to_owned() } else { format!("JPEG (quality {})", args.quality) };
@@ -614,10 +678,12 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         shed_stale_after: None,
     };
     let cores = streetscope_detect::cores::available();
-    let threads = DetectorOptions { threads: args.threads, ..DetectorOptions::default() }.intra_threads();
+    let dopts = detector_options(&args);
+    let (threads, run_threads) = (dopts.intra_threads(), dopts.intra_threads_for(streams));
     eprintln!(
-        "model {} on {}, {} {what} frames of {w}x{h}, batch {}, intra-op threads {threads} \
-         (cores: {} in affinity, quota {}), spinning {}, arena {}, workers {}",
+        "model {} on {}, {} {what} frames of {w}x{h}, batch {}, the stage's runs at once {streams} of {run_threads} \
+         intra-op threads, one session alone {threads} (cores: {} in affinity, quota {}), spinning {}, arena {}, \
+         workers {}",
         det.info().path,
         det.provider().name(),
         frames.len(),
@@ -629,63 +695,90 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         args.workers
     );
     let det_provider = det.provider().name();
-    // The Python binding of the same build runs the CPU and OpenVINO providers: a
-    // second bare side there.
-    let mut python = match (args.no_python, det.provider(), args.batch) {
+    // The Python binding of the same build runs the CPU and OpenVINO providers:
+    // more bare sides there, one session alone and the stage's runs at once.
+    let python = |sessions: usize, threads: usize| match (args.no_python, det.provider(), args.batch) {
         (false, Provider::Cpu | Provider::Openvino, 1) => {
-            match PythonBare::start(&det, &frames[0], threads, &openvino_config(&args)) {
+            match PythonBare::start(&det, &frames[0], threads, sessions, &openvino_config(&args)) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    eprintln!("warning: no Python bare side ({e:#}); the limit is this process's bare run only");
+                    eprintln!("warning: no Python bare side ({e:#}); the limit is this process's bare runs only");
                     None
                 }
             }
         }
         _ => None,
     };
+    let mut python_alone = python(1, threads);
+    let mut python_at_once = if streams > 1 { python(streams, run_threads) } else { None };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let (mut bare_fps, mut py_fps, mut stage_fps, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut infer_ms = Vec::new();
+    // Per kind of bare run, its frames/s in each round.
+    let mut bares: Vec<(String, Vec<f64>)> =
+        vec![(format!("bare ONNX Runtime run, one session of {threads} threads"), vec![])];
+    if streams > 1 {
+        bares.push((format!("bare ONNX Runtime runs, {streams} sessions of {run_threads} at once"), vec![]));
+    }
+    if python_alone.is_some() {
+        bares.push((format!("bare run, ONNX Runtime's Python binding, one session of {threads}"), vec![]));
+    }
+    if python_at_once.is_some() {
+        bares.push((format!("bare runs, Python binding, {streams} sessions of {run_threads} at once"), vec![]));
+    }
+    let (mut stage_fps, mut ratios, mut infer_ms) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeat {
-        let b = bare(&mut det, &frames, args.batch)?;
-        let p = python.as_mut().map(|p| p.measure(frames.len())).transpose()?;
-        let (d, s, inf) = rt.block_on(stage_throughput(det, &frames, opts.clone()))?;
-        det = d;
+        let mut round = vec![bare(&mut det, &frames, args.batch)?];
+        if streams > 1 {
+            round.push(bare_at_once(&mut runs, &frames, args.batch)?);
+        }
+        for p in [&mut python_alone, &mut python_at_once].into_iter().flatten() {
+            round.push(p.measure(frames.len())?);
+        }
+        let (d, s, inf) = rt.block_on(stage_throughput(runs, &frames, opts.clone()))?;
+        runs = d;
         infer_ms.push(inf);
-        let best = p.map_or(b, |p| p.max(b));
+        let best = round.iter().copied().fold(0.0, f64::max);
         eprintln!(
-            "run {}: bare {b:.2} frames/s, Python bare {}, stage {s:.2} frames/s, ratio to the best bare {:.3}",
+            "run {}: bare {} frames/s; stage {s:.2} frames/s, ratio to the best bare {:.3}",
             r + 1,
-            p.map_or("-".to_owned(), |p| format!("{p:.2} frames/s")),
+            round.iter().map(|f| format!("{f:.2}")).collect::<Vec<_>>().join(" / "),
             s / best
         );
-        bare_fps.push(b);
-        py_fps.extend(p);
+        for ((_, all), f) in bares.iter_mut().zip(round) {
+            all.push(f);
+        }
         stage_fps.push(s);
         ratios.push(s / best);
     }
-    drop(python);
-    let (d, lat) = rt.block_on(stage_latency(det, &frames, opts.clone()))?;
-    let pre = preprocess_cost(&d, &frames)?;
-    drop(d);
+    drop((python_alone, python_at_once));
+    let (runs, lat) = rt.block_on(stage_latency(runs, &frames, opts.clone()))?;
+    let pre = preprocess_cost(&runs[0], &frames)?;
+    drop((runs, det));
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
     t.add_row(vec![format!("model load + warm-up on {} (s)", det_provider), format!("{load_s:.2}")]);
-    let (bare_med, stage_med) = (median(bare_fps), median(stage_fps));
-    t.add_row(vec![format!("bare ONNX Runtime run, {threads} threads (frames/s)"), format!("{bare_med:.2}")]);
-    t.add_row(vec![
-        "bare run, ONNX Runtime's Python binding (frames/s)".to_owned(),
-        if py_fps.is_empty() { "not run".to_owned() } else { format!("{:.2}", median(py_fps)) },
-    ]);
+    let mut best_bare = 0.0f64;
+    for (name, all) in bares {
+        let m = median(all);
+        best_bare = best_bare.max(m);
+        t.add_row(vec![format!("{name} (frames/s)"), format!("{m:.2}")]);
+    }
+    let stage_med = median(stage_fps);
     let input = if args.raw { "RGB" } else { "JPEG" };
-    t.add_row(vec![format!("detect stage, {input} in → detections (frames/s)"), format!("{stage_med:.2}")]);
+    t.add_row(vec![
+        format!("detect stage, {input} in → detections, {streams} run(s) at once (frames/s)"),
+        format!("{stage_med:.2}"),
+    ]);
     t.add_row(vec!["ratio stage / best bare run (median of runs)".to_owned(), format!("{:.3}", median(ratios))]);
-    // Where the stage's cycle goes, against the bare run's: the model slower
-    // inside the stage (cores shared with the worker), or time between runs.
-    let (bare_ms, cycle_ms, inf_ms) = (1e3 / bare_med, 1e3 / stage_med, median(infer_ms));
-    t.add_row(vec!["bare run (ms/frame)".to_owned(), format!("{bare_ms:.2}")]);
-    t.add_row(vec!["stage: model run + output decoding (ms/frame)".to_owned(), format!("{inf_ms:.2}")]);
-    t.add_row(vec!["stage: between runs (ms/frame)".to_owned(), format!("{:.2}", (cycle_ms - inf_ms).max(0.0))]);
+    // Where the stage's cycle goes, against the best bare run's: the model
+    // slower inside the stage (cores shared with the worker), or time between
+    // runs (with several runs at once, the time none is running).
+    let (bare_ms, cycle_ms, inf_ms) = (1e3 / best_bare, 1e3 / stage_med, median(infer_ms));
+    t.add_row(vec!["best bare run (ms/frame)".to_owned(), format!("{bare_ms:.2}")]);
+    t.add_row(vec!["stage: model running + output decoding (ms/frame)".to_owned(), format!("{inf_ms:.2}")]);
+    t.add_row(vec![
+        "stage: no run of the model running (ms/frame)".to_owned(),
+        format!("{:.2}", (cycle_ms - inf_ms).max(0.0)),
+    ]);
     t.add_row(vec![format!("preprocess on one thread: {prep} (ms/frame)"), format!("{pre:.2}")]);
     t.add_row(vec!["latency p50, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.5))]);
     t.add_row(vec!["latency p99, one frame in flight (ms)".to_owned(), format!("{:.1}", percentile(&lat, 0.99))]);

@@ -138,32 +138,49 @@ fn load_config(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     Ok(cfg)
 }
 
+/// The runs of the model a `[detector]` section asks for
+/// ([`Detector::load_streams`]), each warmed up.
+pub(crate) fn load_detectors(
+    model: &std::path::Path,
+    cfg: &streetscope_contracts::config::DetectorConfig,
+) -> anyhow::Result<Vec<Detector>> {
+    let mut detectors = Detector::load_streams(model, DetectorOptions::from_config(cfg))?;
+    let mut warm = 0.0;
+    for d in &mut detectors {
+        warm += d.warm_up()?;
+    }
+    tracing::info!(
+        "detector ready on {}, {} run(s) of the model at once (warm-up {warm:.2} s)",
+        detectors[0].provider().name(),
+        detectors.len()
+    );
+    Ok(detectors)
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(&args)?;
     let model = cfg.detector.model.clone().unwrap_or_else(crate::paths::default_model);
-    let mut detector = Detector::load(&model, DetectorOptions::from_config(&cfg.detector))?;
-    let warm = detector.warm_up()?;
-    tracing::info!("detector ready on {} (warm-up {warm:.2} s)", detector.provider().name());
+    let detectors = load_detectors(&model, &cfg.detector)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("streetscope")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_pipeline(cfg, detector, args.status_addr, args.ui, args.config.clone(), args.stop_timeout))
+    rt.block_on(run_pipeline(cfg, detectors, args.status_addr, args.ui, args.config.clone(), args.stop_timeout))
 }
 
 async fn run_pipeline(
     cfg: PipelineConfig,
-    detector: Detector,
+    detectors: Vec<Detector>,
     status_addr: Option<std::net::SocketAddr>,
     ui_addr: Option<std::net::SocketAddr>,
     config_path: Option<PathBuf>,
     stop_timeout_s: f64,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let (w, h) = detector.input_size();
-    let info = detector.info();
+    let (w, h) = detectors[0].input_size();
+    let info = detectors[0].info();
     eprintln!("model {} ({:?}, input {w}x{h}, classes: {})", info.path, info.head, info.names.join(", "));
     let out_path = cfg.output.path().to_path_buf();
     // Each record reaches the file as it happens (written whole, then flushed):
@@ -263,7 +280,7 @@ async fn run_pipeline(
     drop((ingest_changes, aggregate_changes));
     let stage_opts = StageOptions::from_config(&cfg.detector);
     let detect = tokio::spawn(
-        DetectStage::with_options(detector, meters[1].clone(), stage_opts)
+        DetectStage::with_streams(detectors, meters[1].clone(), stage_opts)
             .run(crate::dashboard_cmd::Tap::new(frames_rx, &ui), dets_tx),
     );
     let (aggregate_tx, aggregate_rx) = channel::<StageInput>("aggregate input", 64, FullPolicy::Block);
@@ -332,9 +349,9 @@ async fn run_pipeline(
     if let Some(w) = watcher {
         w.abort();
     }
-    let (detector, detect_report) = detect.await.context("the detect stage panicked")??;
+    let (detectors, detect_report) = detect.await.context("the detect stage panicked")??;
     let aggregator = aggregate.await.context("the aggregate stage panicked")??;
-    tracing::debug!("detector on {} finished", detector.provider().name());
+    tracing::debug!("detector ({} run(s)) on {} finished", detectors.len(), detectors[0].provider().name());
 
     let wall_s = started.elapsed().as_secs_f64();
     let stages: Vec<StageThroughput> = meters

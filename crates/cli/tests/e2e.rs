@@ -109,8 +109,8 @@ fn bench_detect_measures_the_stage_against_the_bare_run() {
         for row in [
             "bare ONNX Runtime run",
             "ratio stage / best bare run",
-            "stage: model run + output decoding (ms/frame)",
-            "stage: between runs (ms/frame)",
+            "stage: model running + output decoding (ms/frame)",
+            "stage: no run of the model running (ms/frame)",
             "latency p50",
         ] {
             let line = stdout.lines().find(|l| l.contains(row)).unwrap_or_else(|| panic!("no {row:?} row:\n{stdout}"));

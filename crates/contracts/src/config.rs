@@ -222,10 +222,23 @@ pub struct DetectorConfig {
     /// (for models exported with a dynamic size). Must match a fixed-size model.
     #[serde(default)]
     pub input_size: Option<[u32; 2]>,
-    /// Threads ONNX Runtime uses inside an operator. 0 (the default): the cores
-    /// this process may use, i.e. the CPUs of its scheduling affinity capped by
-    /// its cgroup CPU quota rounded down (a pod's `limits.cpu`, cgroup v2
-    /// `cpu.max` or v1 `cpu.cfs_quota_us`), not the host's cores.
+    /// Runs of the model at once, each on its own copy of the model (its own
+    /// session) and its own threads, each on a batch of its own. 0 (the
+    /// default): on a CPU (ONNX Runtime's CPU provider, OpenVINO on the `CPU`
+    /// device) the cores this process may use, at most 4; on a GPU 1. On two
+    /// cores two single-thread runs gave 1.0-1.2x the frames/s of one run on
+    /// both cores with OpenVINO (never less) and 1.4-1.6x with the CPU
+    /// provider, and the JPEG decode then costs only its own time
+    /// (docs/benchmarks.md); a frame takes one core's time, about twice as long.
+    /// Each run holds the model's memory (about 55 MB for the default model on
+    /// OpenVINO, 100 MB on the CPU provider). 1: one run on all the cores.
+    #[serde(default)]
+    pub streams: usize,
+    /// Threads ONNX Runtime uses inside an operator, in each run (`streams`).
+    /// 0 (the default): the cores this process may use divided among the runs
+    /// (at least 1) — the CPUs of its scheduling affinity capped by its cgroup
+    /// CPU quota rounded down (a pod's `limits.cpu`, cgroup v2 `cpu.max` or v1
+    /// `cpu.cfs_quota_us`), not the host's cores.
     #[serde(default)]
     pub threads: usize,
     /// Whether ONNX Runtime's intra-op threads spin (busy-wait) for work
@@ -1012,6 +1025,7 @@ impl Default for DetectorConfig {
             class_agnostic_nms: true,
             class_names: None,
             input_size: None,
+            streams: 0,
             threads: 0,
             intra_op_spinning: false,
             max_batch: 1,
@@ -1127,6 +1141,9 @@ impl PipelineConfig {
                     "width and height: multiples of 32 in [32, 4096]",
                 );
             }
+        }
+        if d.streams > 64 {
+            bad("detector.streams".into(), d.streams.to_string(), "at most 64 (0: as many as the cores, at most 4)");
         }
         if !(1..=64).contains(&d.max_batch) {
             bad("detector.max_batch".into(), d.max_batch.to_string(), "must be in [1, 64]");
@@ -1372,6 +1389,18 @@ mod tests {
         let text = format!("{GOOD}\n[detector]\nproviders = [\"gpu\"]\n");
         let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
         assert!(err.contains("gpu"), "{err}");
+    }
+
+    #[test]
+    fn runs_of_the_model_at_once_default_to_the_cores_and_are_checked() {
+        let cfg = PipelineConfig::from_toml_str(GOOD, "x", None).unwrap();
+        assert_eq!((cfg.detector.streams, cfg.detector.threads), (0, 0), "both chosen from the cores");
+        let text = format!("{GOOD}\n[detector]\nstreams = 2\nthreads = 1\n");
+        let d = PipelineConfig::from_toml_str(&text, "x", None).unwrap().detector;
+        assert_eq!((d.streams, d.threads), (2, 1));
+        let text = format!("{GOOD}\n[detector]\nstreams = 65\n");
+        let err = PipelineConfig::from_toml_str(&text, "x", None).unwrap_err().to_string();
+        assert!(err.contains("detector.streams = 65: at most 64"), "{err}");
     }
 
     #[test]

@@ -27,8 +27,12 @@ pub struct DetectorOptions {
     pub class_agnostic: bool,
     /// At most this many detections per image.
     pub max_detections: usize,
-    /// Intra-op threads of ONNX Runtime (0: the cores this process may use, see
-    /// [`crate::cores`]).
+    /// Runs of the model at once, each on its own session (0: on a CPU the
+    /// cores this process may use, at most [`MAX_AUTO_STREAMS`]; on a GPU 1).
+    /// [`Detector::load_streams`] loads them.
+    pub streams: usize,
+    /// Intra-op threads of ONNX Runtime in each run (0: the cores this process
+    /// may use, see [`crate::cores`], divided among the runs).
     pub threads: usize,
     /// Whether ONNX Runtime's intra-op threads spin while waiting for work
     /// (`detector.intra_op_spinning`: off unless the detector has its cores to itself).
@@ -54,6 +58,7 @@ impl DetectorOptions {
             iou: cfg.iou,
             class_agnostic: cfg.class_agnostic_nms,
             max_detections: 300,
+            streams: cfg.streams,
             threads: cfg.threads,
             intra_op_spinning: cfg.intra_op_spinning,
             cpu_arena: true,
@@ -67,14 +72,36 @@ impl DetectorOptions {
     }
 }
 
+/// At most this many runs of the model at once unless `streams` says more:
+/// each holds the model's memory, and beyond 2 cores what more runs are worth
+/// is not measured.
+pub const MAX_AUTO_STREAMS: usize = 4;
+
 impl DetectorOptions {
-    /// The intra-op threads the session gets: `threads`, or when 0 the cores this
-    /// process may use (affinity capped by its cgroup CPU quota).
+    /// Runs of the model at once when it runs on a CPU: `streams`, or when 0
+    /// the cores this process may use (affinity capped by its cgroup CPU
+    /// quota), at most [`MAX_AUTO_STREAMS`].
+    pub fn cpu_streams(&self) -> usize {
+        match self.streams {
+            0 => crate::cores::available().cores.clamp(1, MAX_AUTO_STREAMS),
+            n => n,
+        }
+    }
+
+    /// The intra-op threads of a session that runs alone: `threads`, or when 0
+    /// the cores this process may use.
     pub fn intra_threads(&self) -> usize {
+        self.intra_threads_for(1)
+    }
+
+    /// The intra-op threads of each of `runs` sessions running at once:
+    /// `threads`, or when 0 the cores this process may use divided among them
+    /// (at least 1).
+    pub fn intra_threads_for(&self, runs: usize) -> usize {
         if self.threads > 0 {
             self.threads
         } else {
-            crate::cores::available().cores
+            (crate::cores::available().cores / runs.max(1)).max(1)
         }
     }
 }
@@ -180,11 +207,71 @@ pub struct Detector {
 impl Detector {
     /// Loads the model at `path`.
     pub fn load(path: &Path, opts: DetectorOptions) -> Result<Detector, DetectError> {
-        let model = Model::load(path, &opts)?;
+        Self::load_run(path, opts, 1)
+    }
+
+    /// Loads `path` as one of `runs` sessions that will run at once.
+    fn load_run(path: &Path, opts: DetectorOptions, runs: usize) -> Result<Detector, DetectError> {
+        let model = Model::load(path, &opts, runs)?;
         let names = model.info.names.iter().map(|n| Arc::from(n.as_str())).collect();
         let (h, w) = model.info.input_hw;
         let input = Preprocessor { width: w, height: h, precision: model.info.input_precision }.buffer();
         Ok(Detector { model, opts, names, input, input_f16: Vec::new() })
+    }
+
+    /// Loads the runs of the model that `opts` asks for ([`DetectorOptions::streams`]):
+    /// one session each, all on the same provider. On a CPU (ONNX Runtime's CPU
+    /// provider, OpenVINO's `CPU` device) [`DetectorOptions::cpu_streams`] of
+    /// them; elsewhere `streams`, or 1 when it is 0 (a GPU takes several frames
+    /// at once by batches).
+    pub fn load_streams(path: &Path, opts: DetectorOptions) -> Result<Vec<Detector>, DetectError> {
+        // Which provider takes the model is known once a session is made: the
+        // first is made with a CPU run's share of the cores. On a GPU that share
+        // is only ONNX Runtime's pool for operators no GPU provider takes (none
+        // of a YOLO model's), so it is kept rather than loaded again.
+        let cpu_streams = opts.cpu_streams();
+        let first = Detector::load_run(path, opts.clone(), cpu_streams)?;
+        let streams = match (first.runs_on_cpu(), opts.streams) {
+            (true, _) => cpu_streams,
+            (false, 0) => 1,
+            (false, n) => n,
+        };
+        let mut all = Vec::with_capacity(streams);
+        all.push(first);
+        for _ in 1..streams {
+            let next = Detector::load_run(path, opts.clone(), streams)?;
+            if next.provider() != all[0].provider() {
+                return Err(DetectError::Model {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "run {} of {streams} loaded on {}, the first on {}",
+                        all.len() + 1,
+                        next.provider().name(),
+                        all[0].provider().name()
+                    ),
+                });
+            }
+            all.push(next);
+        }
+        if streams > 1 {
+            tracing::info!(
+                model = %path.display(),
+                intra_threads = opts.intra_threads_for(streams),
+                "{streams} runs of the model at once on {}",
+                all[0].provider().name()
+            );
+        }
+        Ok(all)
+    }
+
+    /// Whether the model runs on the CPU's cores (ONNX Runtime's CPU provider,
+    /// OpenVINO on its `CPU` device), not on a GPU.
+    pub fn runs_on_cpu(&self) -> bool {
+        match self.model.provider {
+            Provider::Cpu => true,
+            Provider::Openvino => self.opts.openvino.device.starts_with("CPU"),
+            Provider::Cuda | Provider::Tensorrt => false,
+        }
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -630,6 +717,19 @@ mod tests {
         let mut buf = u8_pre.buffer();
         u8_pre.prepare(&frame(lb, jpeg), &mut buf).unwrap();
         assert_eq!(buf, InputBuf::U8(whole));
+    }
+
+    #[test]
+    fn runs_at_once_share_the_cores_unless_told_otherwise() {
+        let cores = crate::cores::available().cores;
+        let auto = DetectorOptions::default();
+        assert_eq!(auto.cpu_streams(), cores.clamp(1, MAX_AUTO_STREAMS));
+        assert_eq!(auto.intra_threads(), cores, "a session alone has all the cores");
+        assert_eq!(auto.intra_threads_for(auto.cpu_streams()), (cores / auto.cpu_streams()).max(1));
+        assert_eq!(auto.intra_threads_for(cores * 2), 1, "at least one thread each");
+        let told = DetectorOptions { streams: 6, threads: 3, ..DetectorOptions::default() };
+        assert_eq!(told.cpu_streams(), 6, "streams as configured, above the automatic cap");
+        assert_eq!((told.intra_threads(), told.intra_threads_for(6)), (3, 3), "threads as configured");
     }
 
     #[test]

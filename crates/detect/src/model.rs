@@ -102,14 +102,15 @@ fn precision(t: &ValueType) -> Option<Precision> {
 impl Model {
     /// Loads `path` with the execution providers of `opts`, in order, falling back
     /// past any that this ONNX Runtime lacks or that fails to start.
-    pub fn load(path: &Path, opts: &DetectorOptions) -> Result<Model, DetectError> {
+    /// `runs` sessions of it run at once: each gets its share of the cores.
+    pub fn load(path: &Path, opts: &DetectorOptions, runs: usize) -> Result<Model, DetectError> {
         let env = crate::runtime::environment(&opts.providers)?;
         let p = path.display().to_string();
         let merr = |reason: String| DetectError::Model { path: p.clone(), reason };
         if !path.is_file() {
             return Err(merr("no such file (scripts/setup.sh fetches the default model)".into()));
         }
-        let threads = opts.intra_threads();
+        let threads = opts.intra_threads_for(runs);
         let new_builder = || -> Result<SessionBuilder, DetectError> {
             session_builder(env, opts, threads).map_err(|e| merr(e.to_string()))
         };
@@ -133,7 +134,7 @@ impl Model {
                     register(|| ep::CUDA::default().with_device_id(opts.cuda.device_id as i32), &mut builder)
                 }
                 // OpenVINO checks its device here: one that is not there is skipped.
-                (Provider::Openvino, _) => register(|| openvino(opts, threads), &mut builder),
+                (Provider::Openvino, _) => register(|| openvino(opts, threads, runs), &mut builder),
                 // ort's CPU provider turns ONNX Runtime's memory arena off unless asked;
                 // the Python binding (and the C API by default) keep it on. Without it every
                 // intermediate tensor is a malloc/free: 1.3x slower on the vehicle model.
@@ -242,15 +243,23 @@ fn register<E: ExecutionProvider>(make: impl FnOnce() -> E, builder: &mut Sessio
 }
 
 /// The OpenVINO provider on the configured device, with the session's thread
-/// count (the cores this process may use) and precision.
-fn openvino(opts: &DetectorOptions, threads: usize) -> ep::OpenVINO {
+/// count (its share of the cores this process may use, one of `runs`) and
+/// precision.
+fn openvino(opts: &DetectorOptions, threads: usize, runs: usize) -> ep::OpenVINO {
     let o = &opts.openvino;
     let hint = o.precision.name();
     let ov = ep::OpenVINO::default().with_device_type(&o.device).with_num_threads(threads);
     if o.device.starts_with("CPU") {
         // The provider's own `precision` option knows FP32, FP16 and ACCURACY; bf16
         // is the CPU plugin's inference precision hint, so both go that way.
-        ov.with_arbitrary_config("load_config", format!(r#"{{"CPU":{{"INFERENCE_PRECISION_HINT":"{hint}"}}}}"#))
+        // The CPU plugin pins its threads to cores, counting from the first for
+        // each session: several runs at once would all share one core (two
+        // single-thread runs gave 30 frames/s together against 60 unpinned).
+        let pinning = if runs > 1 { r#","ENABLE_CPU_PINNING":"NO""# } else { "" };
+        ov.with_arbitrary_config(
+            "load_config",
+            format!(r#"{{"CPU":{{"INFERENCE_PRECISION_HINT":"{hint}"{pinning}}}}}"#),
+        )
     } else {
         ov
     }

@@ -266,3 +266,68 @@ fn a_batch_that_does_not_fill_runs_after_max_wait() {
         assert_eq!(report.runs, 1);
     });
 }
+
+/// Several runs of the model at once (`detector.streams`, the default on a
+/// CPU with more than one core): each takes the next frame when free and they
+/// finish out of order, yet every frame comes out in input order — bad ones
+/// told in their place — with the detections it gets from a single run.
+#[test]
+fn several_runs_at_once_keep_the_input_order_and_each_frame_s_detections() {
+    let path = streetscope_detect::runtime::cache_dir().join("models/yolo11n_det_u8.onnx");
+    let runs = Detector::load_streams(&path, DetectorOptions { streams: 3, ..DetectorOptions::default() }).unwrap();
+    assert_eq!(runs.len(), 3, "streams = 3 on {}", runs[0].provider().name());
+    let cams = cameras();
+    let mut frames = frames_of(&cams, 4);
+    frames.insert(3, frame("cam-9", 0, vec![1, 2, 3], FrameEncoding::Jpeg)); // not a JPEG
+    frames.insert(10, frame("cam-9", 1, vec![0; 10], FrameEncoding::Rgb8)); // wrong size
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let recorder = Recorder::default();
+    let (mut out, report) = rt.block_on(async {
+        let (tx, rx) = channel("frames", frames.len(), FullPolicy::Block);
+        let (out_tx, mut out_rx) = channel("detections", frames.len(), FullPolicy::Block);
+        for f in frames.clone() {
+            tx.publish_blocking(f).unwrap();
+        }
+        drop(tx);
+        let opts = StageOptions { workers: 2, ..StageOptions::default() };
+        let stage = DetectStage::with_streams(runs, StageMeter::new("detect"), opts);
+        let (back, report) = stage.run(rx, out_tx).await.unwrap();
+        assert_eq!(back.len(), 3, "every run is given back");
+        let mut out = Vec::new();
+        while let Some(d) = out_rx.next().await {
+            out.push(d);
+        }
+        (out, report)
+    });
+    assert_eq!(report.runs, 16, "{report:?}");
+    assert_eq!(report.failed, 2, "{report:?}");
+    // Told in order, the bad frames in their places.
+    let told = {
+        let (tx, rx) = channel("frames", frames.len(), FullPolicy::Block);
+        for f in frames.clone() {
+            tx.publish_blocking(f).unwrap();
+        }
+        drop(tx);
+        let runs = Detector::load_streams(&path, DetectorOptions { streams: 2, ..DetectorOptions::default() }).unwrap();
+        rt.block_on(
+            DetectStage::with_streams(runs, StageMeter::new("detect"), StageOptions::default()).run(rx, &recorder),
+        )
+        .unwrap();
+        recorder.0.into_inner().unwrap()
+    };
+    let expected: Vec<(String, u64, bool)> =
+        frames.iter().map(|f| (f.camera_id.to_string(), f.seq, &*f.camera_id != "cam-9")).collect();
+    assert_eq!(told, expected);
+    // The same detections as one run alone.
+    let (alone, _) = run_on(cached_model("yolo11n_det_u8.onnx"), frames, StageOptions::default());
+    assert_eq!(out.len(), 16);
+    assert_eq!(out.len(), alone.len());
+    for (b, a) in out.drain(..).zip(&alone) {
+        assert_eq!((&b.camera_id, b.seq), (&a.camera_id, a.seq), "input order");
+        assert_eq!(b.detections.len(), a.detections.len(), "{} frame {}: {b:?} / {a:?}", b.camera_id, b.seq);
+        for (db, da) in b.detections.iter().zip(&a.detections) {
+            assert_eq!(db.class_id, da.class_id, "{} frame {}", b.camera_id, b.seq);
+            assert!(db.bbox.iou(&da.bbox) > 0.99, "{} frame {}: {db:?} / {da:?}", b.camera_id, b.seq);
+        }
+    }
+}

@@ -27,7 +27,7 @@ use streetscope_contracts::kafka::{headers, EndOfStream};
 use streetscope_contracts::trace::TRACEPARENT;
 use streetscope_contracts::{Frame, FrameDetections};
 use streetscope_detect::stage::{DetectStage, StageOptions};
-use streetscope_detect::{Detector, DetectorOptions};
+use streetscope_detect::Detector;
 use streetscope_telemetry::{spans, StageMeter};
 use streetscope_transport::kafka::{
     header, payload, Assignment, DeadLetters, GroupConsumer, LagProbe, OwnedMessage, Producer, Role,
@@ -107,14 +107,12 @@ impl Codec for FramesToDetections {
 pub fn detect_stage(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.load()?;
     let model = cfg.detector.model.clone().unwrap_or_else(crate::paths::default_model);
-    let mut detector = Detector::load(&model, DetectorOptions::from_config(&cfg.detector))?;
-    let warm = detector.warm_up()?;
-    tracing::info!("detector ready on {} (warm-up {warm:.2} s)", detector.provider().name());
+    let detectors = crate::run::load_detectors(&model, &cfg.detector)?;
     let _spans = streetscope_telemetry::spans::init_from_env("streetscope-detect");
-    super::runtime("streetscope-detect")?.block_on(run(args, cfg, detector))
+    super::runtime("streetscope-detect")?.block_on(run(args, cfg, detectors))
 }
 
-async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyhow::Result<ExitCode> {
+async fn run(args: &ClusterArgs, cfg: ClusterConfig, detectors: Vec<Detector>) -> anyhow::Result<ExitCode> {
     let k = &cfg.kafka;
     let consumer = Arc::new(GroupConsumer::new(k, &k.groups.detect, &[&k.topics.frames.name])?);
     let lag = LagProbe::new(k, &k.groups.detect, &[&k.topics.frames.name])?;
@@ -135,7 +133,7 @@ async fn run(args: &ClusterArgs, cfg: ClusterConfig, detector: Detector) -> anyh
     let (frames, detections, control) =
         relay(consumer, producer.clone(), dlq, &k.topics.detections.name, codec, on_rebalance);
     // The same stage, the same call as `streetscope run`; only the ends differ.
-    let stage = DetectStage::with_options(detector, meter.clone(), StageOptions::from_config(&cfg.detector));
+    let stage = DetectStage::with_streams(detectors, meter.clone(), StageOptions::from_config(&cfg.detector));
     let mut stage = tokio::spawn(stage.run(frames, detections));
 
     let progress = tokio::spawn(async move {
