@@ -164,7 +164,8 @@ def render_test_chart(brokers: str) -> tuple[dict, str, str]:
         },
         "detector": {
             "model": str(MODEL),
-            # One inference thread per detector: on two cores a second replica adds capacity.
+            # One inference thread per detector (with one run of the model, the
+            # pool's `streams` below): on two cores a second replica adds capacity.
             "threads": 1,
             "autoscaling": {
                 "lagThreshold": 20,
@@ -185,6 +186,7 @@ def render_test_chart(brokers: str) -> tuple[dict, str, str]:
                     "maxReplicaCount": 2,
                     "resources": {"requests": {"cpu": "1"}},
                     "tolerations": [],
+                    "config": {"streams": 1},
                 }
             ],
         },
@@ -331,7 +333,7 @@ def run_scaled(dir: Path, procs: Procs) -> None:
     group, topic = meta["consumerGroup"], meta["topic"]
     # The wiring this test relies on (and the chart tests assert).
     assert (group, topic, meta["bootstrapServers"]) == (det_cfg["kafka"]["groups"]["detect"], det_cfg["kafka"]["topics"]["frames"]["name"], brokers)
-    assert det_cfg["detector"]["threads"] == 1
+    assert (det_cfg["detector"]["threads"], det_cfg["detector"]["streams"]) == (1, 1)
     partitions = det_cfg["kafka"]["topics"]["frames"]["partitions"]
 
     r = subprocess.run([str(BIN), "topics", "create", "--cluster", str(dir / "cluster.toml")], capture_output=True, text=True, timeout=120)
