@@ -33,6 +33,9 @@ run_float() { echo "== det_fp16 $*"; "$BIN" --log-level info bench detect --mode
 
 # CUDA.
 run --providers cuda,cpu
+# Two sessions at once on the GPU (detector.streams = 2; a GPU runs one by
+# default): does a second run fill the GPU's gaps at batch 1?
+run --providers cuda,cpu --streams 2
 # TensorRT: the first start builds the engine (cold), the second loads it (cached).
 run --providers tensorrt,cuda,cpu --engine-cache "$ENGINES"
 run --providers tensorrt,cuda,cpu --engine-cache "$ENGINES"
