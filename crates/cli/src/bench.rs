@@ -421,22 +421,43 @@ fn openvino_config(args: &DetectBench) -> OpenVinoConfig {
     OpenVinoConfig { precision: args.openvino_precision, ..OpenVinoConfig::default() }
 }
 
-/// One session on all the cores (the bare run as a user would start it), and
-/// the stage's runs of the model ([`Detector::load_streams`]), all warmed up;
-/// and the seconds the first took to load and warm up (for TensorRT the
-/// engine's build with an empty cache: the others load it from the cache).
-fn load(args: &DetectBench) -> anyhow::Result<(Detector, Vec<Detector>, f64)> {
+/// What `bench detect` runs, all warmed up.
+struct Loaded {
+    /// One session on all the cores: the bare run as a user would start it.
+    alone: Detector,
+    /// The stage's runs of the model ([`Detector::load_streams`]).
+    runs: Vec<Detector>,
+    /// Where the stage runs one session on a CPU of several cores: the
+    /// sessions the detector runs there by default, for the bare side of
+    /// several at once (the best bare configuration is not the stage's to
+    /// choose). Empty otherwise.
+    bare_at_once: Vec<Detector>,
+    /// Seconds the first session took to load and warm up (for TensorRT the
+    /// engine's build with an empty cache: the others load it from the cache).
+    load_s: f64,
+}
+
+fn load(args: &DetectBench) -> anyhow::Result<Loaded> {
     let model = args.model.clone().unwrap_or_else(crate::paths::default_model);
     let opts = detector_options(args);
     let started = Instant::now();
     let mut alone = Detector::load(&model, opts.clone())?;
     alone.warm_up()?;
     let load_s = started.elapsed().as_secs_f64();
-    let mut runs = Detector::load_streams(&model, opts)?;
-    for d in &mut runs {
-        d.warm_up()?;
-    }
-    Ok((alone, runs, load_s))
+    let warm = |mut dets: Vec<Detector>| -> anyhow::Result<Vec<Detector>> {
+        for d in &mut dets {
+            d.warm_up()?;
+        }
+        Ok(dets)
+    };
+    let runs = warm(Detector::load_streams(&model, opts.clone())?)?;
+    let auto = DetectorOptions { streams: 0, threads: 0, ..opts };
+    let bare_at_once = if runs.len() == 1 && runs[0].runs_on_cpu() && auto.cpu_streams() > 1 {
+        warm(Detector::load_streams(&model, auto)?)?
+    } else {
+        Vec::new()
+    };
+    Ok(Loaded { alone, runs, bare_at_once, load_s })
 }
 
 fn detector_options(args: &DetectBench) -> DetectorOptions {
@@ -662,8 +683,14 @@ async fn stage_latency(
 
 fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     // For TensorRT this is the engine build (empty cache) or load (cached engine).
-    let (mut det, mut runs, load_s) = load(&args)?;
+    let Loaded { alone: mut det, mut runs, bare_at_once: mut extra, load_s } = load(&args)?;
     let streams = runs.len();
+    // The bare side of several sessions at once: the stage's, or the default's.
+    let (at_once, at_once_threads) = if streams > 1 {
+        (streams, detector_options(&args).intra_threads_for(streams))
+    } else {
+        (extra.len(), DetectorOptions::default().intra_threads_for(extra.len()))
+    };
     let (w, h) = det.input_size();
     let frames = frames(args.frames, w, h, (!args.raw).then_some(args.quality))?;
     let what = if args.raw { "RGB".to_owned() } else { format!("JPEG (quality {})", args.quality) };
@@ -712,25 +739,26 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let mut python_alone = python(1, threads);
-    let mut python_at_once = if streams > 1 { python(streams, run_threads) } else { None };
+    let mut python_at_once = if at_once > 1 { python(at_once, at_once_threads) } else { None };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     // Per kind of bare run, its frames/s in each round.
     let mut bares: Vec<(String, Vec<f64>)> =
         vec![(format!("bare ONNX Runtime run, one session of {threads} threads"), vec![])];
-    if streams > 1 {
-        bares.push((format!("bare ONNX Runtime runs, {streams} sessions of {run_threads} at once"), vec![]));
+    if at_once > 1 {
+        bares.push((format!("bare ONNX Runtime runs, {at_once} sessions of {at_once_threads} at once"), vec![]));
     }
     if python_alone.is_some() {
         bares.push((format!("bare run, ONNX Runtime's Python binding, one session of {threads}"), vec![]));
     }
     if python_at_once.is_some() {
-        bares.push((format!("bare runs, Python binding, {streams} sessions of {run_threads} at once"), vec![]));
+        bares.push((format!("bare runs, Python binding, {at_once} sessions of {at_once_threads} at once"), vec![]));
     }
     let (mut stage_fps, mut ratios, mut infer_ms) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeat {
         let mut round = vec![bare(&mut det, &frames, args.batch)?];
-        if streams > 1 {
-            round.push(bare_at_once(&mut runs, &frames, args.batch)?);
+        if at_once > 1 {
+            let sessions = if streams > 1 { &mut runs } else { &mut extra };
+            round.push(bare_at_once(sessions, &frames, args.batch)?);
         }
         for p in [&mut python_alone, &mut python_at_once].into_iter().flatten() {
             round.push(p.measure(frames.len())?);
@@ -754,7 +782,7 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     drop((python_alone, python_at_once));
     let (runs, lat) = rt.block_on(stage_latency(runs, &frames, opts.clone()))?;
     let pre = preprocess_cost(&runs[0], &frames)?;
-    drop((runs, det));
+    drop((runs, det, extra));
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["measure", "median"]);
     t.add_row(vec![format!("model load + warm-up on {}, the first session (s)", det_provider), format!("{load_s:.2}")]);
