@@ -685,9 +685,11 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
     // For TensorRT this is the engine build (empty cache) or load (cached engine).
     let Loaded { alone: mut det, mut runs, bare_at_once: mut extra, load_s } = load(&args)?;
     let streams = runs.len();
+    let dopts = detector_options(&args);
+    let (threads, run_threads) = (dopts.intra_threads(), dopts.intra_threads_for(streams));
     // The bare side of several sessions at once: the stage's, or the default's.
     let (at_once, at_once_threads) = if streams > 1 {
-        (streams, detector_options(&args).intra_threads_for(streams))
+        (streams, run_threads)
     } else {
         (extra.len(), DetectorOptions::default().intra_threads_for(extra.len()))
     };
@@ -707,8 +709,6 @@ fn bench_detect(args: DetectBench) -> anyhow::Result<ExitCode> {
         shed_stale_after: None,
     };
     let cores = streetscope_detect::cores::available();
-    let dopts = detector_options(&args);
-    let (threads, run_threads) = (dopts.intra_threads(), dopts.intra_threads_for(streams));
     eprintln!(
         "model {} on {}, {} {what} frames of {w}x{h}, batch {}, the stage's runs at once {streams} of {run_threads} \
          intra-op threads, one session alone {threads} (cores: {} in affinity, quota {}), spinning {}, arena {}, \

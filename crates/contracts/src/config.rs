@@ -425,6 +425,14 @@ impl Default for OpenVinoConfig {
     }
 }
 
+impl OpenVinoConfig {
+    /// Whether the device is the CPU (`CPU`, or a `CPU`-led name such as
+    /// `CPU.0`): the model then runs on the process's cores.
+    pub fn on_cpu(&self) -> bool {
+        self.device.starts_with("CPU")
+    }
+}
+
 fn default_openvino_device() -> String {
     "CPU".to_owned()
 }

@@ -269,7 +269,7 @@ impl Detector {
     pub fn runs_on_cpu(&self) -> bool {
         match self.model.provider {
             Provider::Cpu => true,
-            Provider::Openvino => self.opts.openvino.device.starts_with("CPU"),
+            Provider::Openvino => self.opts.openvino.on_cpu(),
             Provider::Cuda | Provider::Tensorrt => false,
         }
     }

@@ -249,7 +249,7 @@ fn openvino(opts: &DetectorOptions, threads: usize, runs: usize) -> ep::OpenVINO
     let o = &opts.openvino;
     let hint = o.precision.name();
     let ov = ep::OpenVINO::default().with_device_type(&o.device).with_num_threads(threads);
-    if o.device.starts_with("CPU") {
+    if o.on_cpu() {
         // The provider's own `precision` option knows FP32, FP16 and ACCURACY; bf16
         // is the CPU plugin's inference precision hint, so both go that way.
         // The CPU plugin pins its threads to cores, counting from the first for
