@@ -309,8 +309,10 @@ mod readiness_tests {
                 break;
             }
             // Until the server has seen the held connection close: refused,
-            // with a 429 while a refusal's answer is free, else reset.
-            assert!(text.starts_with("HTTP/1.1 429") || text.contains("reset"), "{text}");
+            // with a 429 while a refusal's answer is free, else closed unanswered
+            // — reset if the request had reached the server, an empty answer if
+            // the server closed first.
+            assert!(text.starts_with("HTTP/1.1 429") || text.contains("reset") || text.is_empty(), "{text:?}");
             assert!(start.elapsed() < Duration::from_secs(5), "the held slot never came free");
             std::thread::sleep(Duration::from_millis(50));
         }
